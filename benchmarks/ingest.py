@@ -1,0 +1,203 @@
+"""Ingest throughput: records/s through the batch API vs a raw SQLAlchemy Core bulk insert.
+
+For each store (SQLite file; PostgreSQL when --postgres-url is given) the script starts a real
+``llmscope serve`` process, posts N records in batches over loopback from C concurrent clients,
+then, into a fresh copy of the same database, inserts the very same rows with a plain Core
+``insert()`` executemany (the store's own limit). Target: >= 10,000 records/s on SQLite and
+>= 50% of the raw rate.
+
+    python benchmarks/ingest.py --records 50000 \
+        --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from llmscope.db import make_engine, upgrade
+from llmscope.db.models import Base, Record
+from llmscope.schema import RecordIn, record_row
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
+QUESTIONS = [
+    "How do I reset my password?",
+    "Why was my card declined at the store yesterday?",
+    "Can I change the delivery address of an order that already shipped?",
+    "What are your opening hours on public holidays?",
+    "The app crashes when I upload a photo, what can I do?",
+]
+
+
+def make_records(n: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        q = QUESTIONS[i % len(QUESTIONS)]
+        out.append(
+            {
+                "id": f"bench-{i}-{uuid.uuid4().hex[:8]}",
+                "timestamp": f"2026-11-{1 + i % 20:02d}T{i % 24:02d}:00:00Z",
+                "endpoint": "chat",
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "messages": [
+                    {"role": "system", "content": "You are a helpful support assistant."},
+                    {"role": "user", "content": f"{q} (ticket {i})"},
+                ],
+                "response": "Here is what you can do: open Settings, then follow the steps. " * 3,
+                "template": {"name": "support", "version": "3", "variables": {"question": q}},
+                "input_tokens": 40 + i % 50,
+                "output_tokens": 60 + i % 80,
+                "latency_ms": 300.0 + i % 700,
+                "ttft_ms": 80.0,
+                "user_id": f"user-{i % 500}",
+                "session_id": f"session-{i % 2000}",
+                "tags": {"env": "prod", "team": "support"},
+            }
+        )
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fresh_database(kind: str, pg_url: str | None, workdir: Path) -> tuple[str, Any]:
+    """A new empty, migrated database; returns its URL and a cleanup function."""
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / f'{uuid.uuid4().hex}.db'}"
+        cleanup = lambda: None  # noqa: E731
+    else:
+        assert pg_url
+        name = f"llmscope_bench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+
+        def cleanup() -> None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url, cleanup
+
+
+def bench_api(url: str, records: list[dict[str, Any]], batch: int, clients: int) -> float:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmscope", "serve", "--port", str(port), "--database-url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start")
+            time.sleep(0.1)
+        bodies = [
+            json.dumps({"records": records[i : i + batch]}).encode()
+            for i in range(0, len(records), batch)
+        ]
+        errors: list[str] = []
+
+        def worker(mine: list[bytes]) -> None:
+            with httpx.Client(base_url=base, timeout=120) as http:
+                for body in mine:
+                    r = http.post(
+                        "/api/v1/records",
+                        content=body,
+                        headers={"content-type": "application/json"},
+                    )
+                    if r.status_code != 201:
+                        errors.append(f"{r.status_code} {r.text[:200]}")
+
+        threads = [
+            threading.Thread(target=worker, args=(bodies[k::clients],)) for k in range(clients)
+        ]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        if errors:
+            raise RuntimeError(f"{len(errors)} failed batches, first: {errors[0]}")
+        with make_engine(url).connect() as conn:
+            stored = conn.scalar(text("SELECT count(*) FROM records"))
+        if stored != len(records):
+            raise RuntimeError(f"stored {stored} of {len(records)} acknowledged records")
+        return len(records) / elapsed
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def bench_raw(url: str, records: list[dict[str, Any]], batch: int) -> float:
+    # Rows exactly as the API would store them, converted outside the timed part.
+    rows = [record_row(RecordIn.model_validate(r)) for r in records]
+    engine = make_engine(url)
+    table = Base.metadata.tables[Record.__tablename__]
+    start = time.perf_counter()
+    for i in range(0, len(rows), batch):
+        with engine.begin() as conn:
+            conn.execute(insert(table), rows[i : i + batch])
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return len(rows) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--postgres-url", default=os.environ.get("LLMSCOPE_TEST_DATABASE_URL"))
+    args = parser.parse_args()
+
+    records = make_records(args.records)
+    kinds = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
+    print(
+        f"{args.records} records, batches of {args.batch}, {args.clients} clients, "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"{'store':<12}{'API rec/s':>12}{'raw rec/s':>12}{'API/raw':>10}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in kinds:
+            api_url, api_cleanup = fresh_database(kind, args.postgres_url, Path(tmp))
+            raw_url, raw_cleanup = fresh_database(kind, args.postgres_url, Path(tmp))
+            try:
+                api = bench_api(api_url, records, args.batch, args.clients)
+                raw = bench_raw(raw_url, records, args.batch)
+            finally:
+                api_cleanup()
+                raw_cleanup()
+            print(f"{kind:<12}{api:>12,.0f}{raw:>12,.0f}{api / raw:>10.0%}")
+
+
+if __name__ == "__main__":
+    main()

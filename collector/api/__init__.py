@@ -1,0 +1,1 @@
+"""The collector's HTTP API: one router module per resource under ``routes/``."""

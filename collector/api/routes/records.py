@@ -1,0 +1,212 @@
+"""Records and their feedback: ingest, read one, list with filters, attach feedback."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from llmscope.collector.api.deps import SessionDep, SettingsDep
+from llmscope.collector.redaction import redact_row
+from llmscope.collector.store import add_feedback, insert_records
+from llmscope.db.models import Feedback, Record
+from llmscope.schema import FeedbackIn, FeedbackOut, RecordBatch, RecordIn, RecordOut, record_row
+from pydantic import BaseModel, Discriminator, Field, Tag
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+router = APIRouter(prefix="/api/v1/records", tags=["records"])
+
+
+def _ingest_kind(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "records" in value else "record"
+
+
+IngestBody = Annotated[
+    Annotated[RecordBatch, Tag("batch")] | Annotated[RecordIn, Tag("record")],
+    Discriminator(_ingest_kind),
+]
+
+
+class IngestResult(BaseModel):
+    ids: list[str] = Field(description="The stored ids, in the order the records were sent.")
+
+
+class RecordPage(BaseModel):
+    records: list[RecordOut]
+    next_cursor: str | None
+
+
+class FeedbackCreated(BaseModel):
+    id: int
+    record_id: str
+
+
+@router.post("", status_code=201, response_model=IngestResult)
+def ingest_records(body: IngestBody, session: SessionDep, settings: SettingsDep) -> IngestResult:
+    """Store one record, or a batch of records all together; 201 means committed."""
+    records = body.records if isinstance(body, RecordBatch) else [body]
+    if not records:
+        raise HTTPException(422, "records: a batch needs at least one record")
+    if len(records) > settings.max_batch_records:
+        raise HTTPException(
+            422, f"records: a batch holds at most {settings.max_batch_records} records"
+        )
+    rows = [record_row(record) for record in records]
+    if settings.redact_pii:
+        rows = [redact_row(row) for row in rows]
+    insert_records(session, rows)
+    session.commit()
+    return IngestResult(ids=[row["id"] for row in rows])
+
+
+@router.get("/{record_id}", response_model=RecordOut)
+def get_record(record_id: str, session: SessionDep) -> RecordOut:
+    """One record with its feedback history."""
+    record = session.get(Record, record_id)
+    if record is None:
+        raise HTTPException(404, f"no record with id {record_id!r}")
+    events = session.scalars(
+        select(Feedback)
+        .where(Feedback.record_id == record_id)
+        .order_by(Feedback.created_at, Feedback.id)
+    ).all()
+    return record_out(record, list(events))
+
+
+@router.get("", response_model=RecordPage)
+def list_records(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    endpoint: str | None = None,
+    model: str | None = None,
+    template: Annotated[str | None, Query(description="NAME or NAME@VERSION")] = None,
+    since: Annotated[datetime | None, Query(description="RFC 3339, inclusive")] = None,
+    until: Annotated[datetime | None, Query(description="RFC 3339, exclusive")] = None,
+) -> RecordPage:
+    """Records, newest first, with filters and cursor pagination."""
+    query = select(Record)
+    if endpoint is not None:
+        query = query.where(Record.endpoint == endpoint)
+    if model is not None:
+        query = query.where(Record.model == model)
+    if template is not None:
+        name, _, version = template.partition("@")
+        query = query.where(Record.template_name == name)
+        if version:
+            query = query.where(Record.template_version == version)
+    if since is not None:
+        query = query.where(Record.timestamp >= since)
+    if until is not None:
+        query = query.where(Record.timestamp < until)
+    if cursor is not None:
+        after_ts, after_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Record.timestamp < after_ts,
+                and_(Record.timestamp == after_ts, Record.id < after_id),
+            )
+        )
+    rows = session.scalars(
+        query.order_by(Record.timestamp.desc(), Record.id.desc()).limit(limit + 1)
+    ).all()
+    page = list(rows[:limit])
+    feedback = _feedback_for(session, [r.id for r in page])
+    next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+    return RecordPage(
+        records=[record_out(r, feedback.get(r.id, [])) for r in page], next_cursor=next_cursor
+    )
+
+
+@router.post("/{record_id}/feedback", status_code=201, response_model=FeedbackCreated)
+def post_feedback(record_id: str, body: FeedbackIn, session: SessionDep) -> FeedbackCreated:
+    """Attach feedback to a record (by record id or by the span id of a traced call)."""
+    event = add_feedback(session, record_id, body)
+    if event is None:
+        raise HTTPException(404, f"no record with id {record_id!r}")
+    session.commit()
+    return FeedbackCreated(id=event.id, record_id=event.record_id)
+
+
+def _feedback_for(session: Session, ids: list[str]) -> dict[str, list[Feedback]]:
+    grouped: dict[str, list[Feedback]] = {}
+    if not ids:
+        return grouped
+    events = session.scalars(
+        select(Feedback)
+        .where(Feedback.record_id.in_(ids))
+        .order_by(Feedback.created_at, Feedback.id)
+    ).all()
+    for event in events:
+        grouped.setdefault(event.record_id, []).append(event)
+    return grouped
+
+
+def _encode_cursor(record: Record) -> str:
+    raw = json.dumps([record.timestamp.isoformat(), record.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, record_id = json.loads(raw)
+        return datetime.fromisoformat(stamp), str(record_id)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, "cursor: not a cursor this API gave out") from exc
+
+
+def feedback_out(event: Feedback) -> FeedbackOut:
+    value: str | float = event.thumb if event.thumb is not None else (event.score or 0.0)
+    return FeedbackOut(
+        id=event.id,
+        record_id=event.record_id,
+        created_at=event.created_at,
+        value=value,
+        tags=list(event.tags or []),
+        comment=event.comment,
+        source=event.source,
+    )
+
+
+def record_out(record: Record, events: list[Feedback]) -> RecordOut:
+    history = [feedback_out(e) for e in events]
+    template = None
+    if record.template_name is not None:
+        template = {
+            "name": record.template_name,
+            "version": record.template_version,
+            "text": record.template_text,
+            "variables": record.template_variables,
+        }
+    return RecordOut(
+        id=record.id,
+        timestamp=record.timestamp,
+        received_at=record.received_at,
+        source=record.source,
+        endpoint=record.endpoint,
+        provider=record.provider,
+        model=record.model,
+        prompt=record.prompt,
+        messages=record.messages,
+        response=record.response,
+        template=template,
+        input_tokens=record.input_tokens,
+        output_tokens=record.output_tokens,
+        latency_ms=record.latency_ms,
+        ttft_ms=record.ttft_ms,
+        status=record.status,
+        error=record.error,
+        user_id=record.user_id,
+        session_id=record.session_id,
+        tags=record.tags,
+        trace_id=record.trace_id,
+        span_id=record.span_id,
+        internal=record.internal,
+        feedback=history,
+        latest_feedback=history[-1] if history else None,
+    )

@@ -1,0 +1,53 @@
+"""The collector's FastAPI application: wires settings, the store and the routers together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from llmscope import __version__
+from llmscope.collector.api.errors import install_error_handlers
+from llmscope.collector.api.limits import BodySizeLimit
+from llmscope.collector.api.routes import health, records
+from llmscope.config import Settings, get_settings
+from llmscope.db import make_engine, make_sessionmaker
+
+log = logging.getLogger("llmscope.collector")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The collector app for ``settings``; the store must already be migrated."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info(
+            "collector started version=%s store=%s", __version__, engine.url.get_backend_name()
+        )
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="llmscope collector",
+        version=__version__,
+        description="Records every LLM call and its feedback.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(records.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (one app per worker process), settings from env."""
+    return create_app(Settings())

@@ -1,0 +1,45 @@
+"""``llmscope serve``: the collector (ingest, feedback, OTLP and, with a config, the gateway)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from llmscope.cli import UsageError, add_database_url, prepare_store, settings_from
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    serve = subparsers.add_parser("serve", help="run the collector")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=5000, help="port to bind (default 5000)")
+    serve.add_argument("--config", metavar="YAML", help="gateway config (MLflow AI Gateway YAML)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    add_database_url(serve)
+    serve.set_defaults(handler=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port: {args.port} is not a port number")
+    if args.workers < 1:
+        raise UsageError("--workers: must be at least 1")
+    if args.config:
+        config = Path(args.config)
+        if not config.is_file():
+            raise UsageError(f"--config: no such file: {args.config}")
+        os.environ["LLMSCOPE_GATEWAY_CONFIG"] = str(config.resolve())
+    settings = settings_from(args)
+    prepare_store(settings)
+    uvicorn.run(
+        "llmscope.collector.app:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=False,
+    )
+    return 0

@@ -1,0 +1,118 @@
+"""The ``llmscope`` command: one console script, one subcommand per job.
+
+Each package registers its own subcommands (``register(subparsers)`` in its ``cli`` module) so
+this file only assembles them. Bad arguments exit 2 with one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from llmscope.config import Settings
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+# Modules that add subcommands; each defines register(subparsers) and imports lazily.
+COMMAND_MODULES = ("llmscope.collector.cli",)
+
+
+class UsageError(Exception):
+    """A bad argument: reported on one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def add_database_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="SQLAlchemy URL of the store (default: $LLMSCOPE_DATABASE_URL, else embedded SQLite)",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with ``--database-url`` applied and checked."""
+    url = getattr(args, "database_url", None)
+    if url:
+        os.environ["LLMSCOPE_DATABASE_URL"] = url  # worker processes inherit it
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise UsageError(" ".join(first[:3])) from exc
+    try:
+        backend = make_url(settings.database_url).get_backend_name()
+    except ArgumentError as exc:
+        raise UsageError(f"--database-url: not a database URL: {settings.database_url!r}") from exc
+    if backend not in {"sqlite", "postgresql"}:
+        raise UsageError(f"--database-url: unsupported database {backend!r} (sqlite, postgresql)")
+    return settings
+
+
+def prepare_store(settings: Settings) -> None:
+    """Create or migrate the store's tables; a store that does not answer is a one-line error."""
+    from llmscope.db import make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        raise CommandError(f"cannot open the store {engine.url!r}: {reason}") from exc
+    finally:
+        engine.dispose()
+
+
+class CommandError(Exception):
+    """The command could not do its work (exit status 1, one line)."""
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    prepare_store(settings)
+    print(f"store is at the newest schema: {make_url(settings.database_url)!r}")
+    return 0
+
+
+def build_parser() -> Parser:
+    from llmscope import __version__
+
+    parser = Parser(prog="llmscope", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"llmscope {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    subparsers.required = True
+
+    db = subparsers.add_parser("db", help="manage the store's schema")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=Parser)
+    db_sub.required = True
+    up = db_sub.add_parser("upgrade", help="apply schema migrations (also done on start)")
+    add_database_url(up)
+    up.set_defaults(handler=_db_upgrade)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"llmscope {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"llmscope {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

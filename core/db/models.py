@@ -1,0 +1,248 @@
+"""The store's schema: every table llmscope has, for the collector, the analysis and the dashboard.
+
+The collector writes ``records`` and ``feedback``; the analysis reads them and writes
+``embeddings``, ``analysis_runs``, ``run_clusters``, ``run_assignments``, ``summaries`` and
+``alerts``; the dashboard only reads. Alembic migrations in ``migrations/`` create these tables;
+change a table here and add a migration beside it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# JSONB on PostgreSQL, JSON (text) on SQLite: the same Python values either way.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes in, timezone-aware UTC datetimes out, on every backend.
+
+    SQLite has no time zones, so values are stored as naive UTC and re-tagged on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Record(Base):
+    """One LLM call: what was asked, what came back, and how it went."""
+
+    __tablename__ = "records"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    source: Mapped[str] = mapped_column(String(16), default="api")  # api|gateway|otlp|sdk
+    endpoint: Mapped[str | None] = mapped_column(String(256))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(256))
+    prompt: Mapped[str | None] = mapped_column(Text)
+    messages: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    response: Mapped[str | None] = mapped_column(Text)
+    template_name: Mapped[str | None] = mapped_column(String(256))
+    template_version: Mapped[str | None] = mapped_column(String(64))
+    template_text: Mapped[str | None] = mapped_column(Text)
+    template_variables: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="ok")
+    error: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    session_id: Mapped[str | None] = mapped_column(String(256))
+    tags: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+    span_id: Mapped[str | None] = mapped_column(String(16))
+    # Calls llmscope makes itself (cluster summaries): recorded, never analysed.
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_records_timestamp", "timestamp"),
+        Index("ix_records_endpoint_timestamp", "endpoint", "timestamp"),
+        Index("ix_records_model_timestamp", "model", "timestamp"),
+        Index("ix_records_template_timestamp", "template_name", "template_version", "timestamp"),
+        Index("ix_records_span_id", "span_id"),
+        Index("ix_records_session_id", "session_id"),
+    )
+
+
+class Feedback(Base):
+    """One feedback event on a record. A record's feedback is a history; the latest counts."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("records.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # "up" / "down" for thumbs; None when the user gave a number only.
+    thumb: Mapped[str | None] = mapped_column(String(8))
+    score: Mapped[float | None] = mapped_column(Float)
+    tags: Mapped[list[str] | None] = mapped_column(JSONType)
+    comment: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(64), default="user")
+
+    __table_args__ = (Index("ix_feedback_record_created", "record_id", "created_at", "id"),)
+
+
+class Embedding(Base):
+    """A cached embedding: each distinct text is embedded once per model, across runs."""
+
+    __tablename__ = "embeddings"
+
+    model: Mapped[str] = mapped_column(String(256), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AnalysisRun(Base):
+    """One analysis run; ``report`` is the contract's run report, as served by the API."""
+
+    __tablename__ = "analysis_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    baseline_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    baseline_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    current_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    current_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    report: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    __table_args__ = (Index("ix_analysis_runs_created", "created_at"),)
+
+
+class RunCluster(Base):
+    """A cluster of one run, with what is needed to match it to clusters of other runs."""
+
+    __tablename__ = "run_clusters"
+
+    run_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("analysis_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    cluster_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Identity that survives re-clustering: inherited from the best-matching earlier cluster.
+    stable_key: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    centroid: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32 embedding centroid
+    keywords: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+    __table_args__ = (Index("ix_run_clusters_stable_key", "stable_key"),)
+
+
+class RunAssignment(Base):
+    """Which cluster a record fell in during a run, in which window, and where on the map."""
+
+    __tablename__ = "run_assignments"
+
+    run_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("analysis_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    record_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(Integer)  # -1 = noise / unclustered
+    window: Mapped[str] = mapped_column(String(16))  # baseline|current
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_run_assignments_run_cluster", "run_id", "cluster_id"),
+        Index("ix_run_assignments_record", "record_id"),
+    )
+
+
+class Summary(Base):
+    """A cluster summary cached by the cluster's content, so unchanged clusters cost nothing."""
+
+    __tablename__ = "summaries"
+
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generated_by: Mapped[str] = mapped_column(String(256))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Alert(Base):
+    """An alert raised by a run, and how its delivery went."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))  # drift|hotspot|new_cluster|global_drift
+    cluster_id: Mapped[int | None] = mapped_column(Integer)
+    stable_key: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    # suppressed (cooldown) | sent | failed | logged (no destination configured)
+    delivery_status: Mapped[str] = mapped_column(String(16), default="logged")
+    delivery: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+    __table_args__ = (
+        Index("ix_alerts_created", "created_at"),
+        Index("ix_alerts_key_kind", "stable_key", "kind", "created_at"),
+    )
+
+
+class ApiKey(Base):
+    """An API key: only its hash is stored; the key itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))  # ingest|read|admin
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
