@@ -100,10 +100,23 @@ def fresh_database(kind: str, pg_url: str | None, workdir: Path) -> tuple[str, A
     return url, cleanup
 
 
-def bench_api(url: str, records: list[dict[str, Any]], batch: int, clients: int) -> float:
+def bench_api(
+    url: str, records: list[dict[str, Any]], batch: int, clients: int, workers: int
+) -> float:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmscope", "serve", "--port", str(port), "--database-url", url],
+        [
+            sys.executable,
+            "-m",
+            "llmscope",
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            url,
+            "--workers",
+            str(workers),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -176,6 +189,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="collector worker processes")
     parser.add_argument("--postgres-url", default=os.environ.get("LLMSCOPE_TEST_DATABASE_URL"))
     args = parser.parse_args()
 
@@ -191,7 +205,7 @@ def main() -> None:
             api_url, api_cleanup = fresh_database(kind, args.postgres_url, Path(tmp))
             raw_url, raw_cleanup = fresh_database(kind, args.postgres_url, Path(tmp))
             try:
-                api = bench_api(api_url, records, args.batch, args.clients)
+                api = bench_api(api_url, records, args.batch, args.clients, args.workers)
                 raw = bench_raw(raw_url, records, args.batch)
             finally:
                 api_cleanup()

