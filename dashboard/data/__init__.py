@@ -1,0 +1,59 @@
+"""The dashboard's read queries: pure functions of an engine and a view's filters.
+
+They return plain dicts and dataclasses (no Dash in here), so each is tested on a seeded store.
+"""
+
+from llmscope.dashboard.data.clusters import (
+    EXPORT_COLUMNS,
+    MAP_LIMIT,
+    MapPoints,
+    cluster_counts,
+    cluster_records,
+    cluster_values,
+    export_rows,
+    find_cluster,
+    map_points,
+    share_by_day,
+    sorted_clusters,
+)
+from llmscope.dashboard.data.common import Filters, bucket_unit, record_text, snippet
+from llmscope.dashboard.data.overview import (
+    RunInfo,
+    StoreStatus,
+    breakdown,
+    filter_options,
+    latest_alerts,
+    list_runs,
+    run_report,
+    store_status,
+    traffic,
+)
+from llmscope.dashboard.data.records import record_detail
+
+__all__ = [
+    "EXPORT_COLUMNS",
+    "MAP_LIMIT",
+    "Filters",
+    "MapPoints",
+    "RunInfo",
+    "StoreStatus",
+    "breakdown",
+    "bucket_unit",
+    "cluster_counts",
+    "cluster_records",
+    "cluster_values",
+    "export_rows",
+    "filter_options",
+    "find_cluster",
+    "latest_alerts",
+    "list_runs",
+    "map_points",
+    "record_detail",
+    "record_text",
+    "run_report",
+    "share_by_day",
+    "snippet",
+    "sorted_clusters",
+    "store_status",
+    "traffic",
+]

@@ -1,0 +1,262 @@
+"""Reads for the clusters views: the run's clusters, its 2-D map, and one cluster's records.
+
+Per-cluster figures (drift, hotspot lift, thumbs-down rate, latency, tokens, templates, summary)
+come from the run's stored report as they are; the store is only asked for which records fall
+where, how many per cluster match the filters, and the points of the map.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from llmscope.dashboard.data.common import (
+    LATEST_FEEDBACK,
+    THUMB,
+    Filters,
+    parse_bucket,
+    record_text,
+    snippet,
+    time_bucket,
+    with_feedback,
+)
+from llmscope.db.models import Record, RunAssignment
+from sqlalchemy import Engine, Text, case, cast, func, select
+
+MAP_LIMIT = 20_000
+SORT_KEYS = {
+    "drift": lambda c: (c.get("drift") or {}).get("score") or 0.0,
+    "hotspot": lambda c: (c.get("hotspot") or {}).get("lift") or 0.0,
+    "size": lambda c: c.get("size") or 0,
+    "down_rate": lambda c: (c.get("feedback") or {}).get("down_rate") or 0.0,
+}
+
+
+def sorted_clusters(report: dict[str, Any], sort: str = "drift") -> list[dict[str, Any]]:
+    """The report's clusters, largest ``sort`` value first (flagged ones first within ties)."""
+    key = SORT_KEYS[sort]
+    return sorted(report.get("clusters") or [], key=lambda c: (-key(c), c.get("id", 0)))
+
+
+def find_cluster(report: dict[str, Any], cluster_id: int) -> dict[str, Any] | None:
+    return next((c for c in report.get("clusters") or [] if c.get("id") == cluster_id), None)
+
+
+def _joined(columns: list[Any], run_id: str, filters: Filters) -> Any:
+    stmt = (
+        select(*columns)
+        .select_from(RunAssignment)
+        .join(Record, Record.id == RunAssignment.record_id)
+    )
+    return with_feedback(stmt).where(RunAssignment.run_id == run_id, *filters.conditions())
+
+
+def cluster_counts(engine: Engine, run_id: str, filters: Filters) -> dict[int, int]:
+    """How many of the run's records in each cluster (-1 = noise) match ``filters``."""
+    stmt = _joined([RunAssignment.cluster_id, func.count()], run_id, filters).group_by(
+        RunAssignment.cluster_id
+    )
+    with engine.connect() as conn:
+        return {int(cid): int(n) for cid, n in conn.execute(stmt)}
+
+
+@dataclass(frozen=True)
+class MapPoints:
+    """The points drawn on the map; ``total`` matched, ``len(points)`` drawn (every k-th)."""
+
+    total: int
+    points: list[dict[str, Any]]
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.points) < self.total
+
+
+def map_points(
+    engine: Engine, run_id: str, filters: Filters, *, total: int, limit: int = MAP_LIMIT
+) -> MapPoints:
+    """The run's map points matching ``filters``: all of them up to ``limit``, else every k-th
+    record by id (a stable sample, so the picture does not change between reloads)."""
+    columns = [
+        RunAssignment.record_id.label("record_id"),
+        RunAssignment.cluster_id.label("cluster_id"),
+        RunAssignment.window.label("window"),
+        RunAssignment.x.label("x"),
+        RunAssignment.y.label("y"),
+        THUMB.label("thumb"),
+        func.substr(func.coalesce(Record.prompt, cast(Record.messages, Text)), 1, 400).label(
+            "text"
+        ),
+    ]
+    stride = max(1, math.ceil(total / limit))
+    with engine.connect() as conn:
+        if stride == 1:
+            rows = conn.execute(_joined(columns, run_id, filters)).all()
+        else:
+            rank = func.row_number().over(order_by=RunAssignment.record_id).label("rn")
+            ranked = _joined([*columns, rank], run_id, filters).subquery("ranked")
+            rows = conn.execute(
+                select(*[ranked.c[c.key] for c in columns]).where((ranked.c.rn - 1) % stride == 0)
+            ).all()
+    points = [
+        {
+            "record_id": r.record_id,
+            "cluster_id": int(r.cluster_id),
+            "window": r.window,
+            "x": r.x,
+            "y": r.y,
+            "thumb": r.thumb,
+            "text": snippet(r.text, 100),
+        }
+        for r in rows
+    ]
+    return MapPoints(total=max(total, len(points)), points=points)
+
+
+def share_by_day(engine: Engine, run_id: str, cluster_id: int) -> list[dict[str, Any]]:
+    """Per day and window of the run: records analysed and how many fell in ``cluster_id``."""
+    with engine.connect() as conn:
+        day = time_bucket(conn.dialect.name, "day")
+        rows = conn.execute(
+            select(
+                day.label("day"),
+                RunAssignment.window,
+                func.count().label("total"),
+                func.sum(case((RunAssignment.cluster_id == cluster_id, 1), else_=0)).label("n"),
+            )
+            .select_from(RunAssignment)
+            .join(Record, Record.id == RunAssignment.record_id)
+            .where(RunAssignment.run_id == run_id)
+            .group_by(day, RunAssignment.window)
+            .order_by(day)
+        ).all()
+    return [
+        {"day": parse_bucket(r.day), "window": r.window, "total": int(r.total), "n": int(r.n)}
+        for r in rows
+    ]
+
+
+def cluster_values(
+    engine: Engine, run_id: str, cluster_id: int, limit: int = MAP_LIMIT
+) -> dict[str, list[float]]:
+    """The cluster's raw latencies and token counts, for distribution charts (at most ``limit``
+    of each, newest first)."""
+    stmt = (
+        select(Record.latency_ms, Record.input_tokens, Record.output_tokens)
+        .select_from(RunAssignment)
+        .join(Record, Record.id == RunAssignment.record_id)
+        .where(RunAssignment.run_id == run_id, RunAssignment.cluster_id == cluster_id)
+        .order_by(Record.timestamp.desc())
+        .limit(limit)
+    )
+    out: dict[str, list[float]] = {"latency_ms": [], "input_tokens": [], "output_tokens": []}
+    with engine.connect() as conn:
+        for latency, tin, tout in conn.execute(stmt):
+            if latency is not None:
+                out["latency_ms"].append(float(latency))
+            if tin is not None:
+                out["input_tokens"].append(float(tin))
+            if tout is not None:
+                out["output_tokens"].append(float(tout))
+    return out
+
+
+_RECORD_COLUMNS = [
+    Record.id,
+    Record.timestamp,
+    Record.endpoint,
+    Record.model,
+    Record.template_name,
+    Record.template_version,
+    Record.prompt,
+    Record.messages,
+    Record.response,
+    Record.input_tokens,
+    Record.output_tokens,
+    Record.latency_ms,
+    Record.status,
+    RunAssignment.window,
+    THUMB.label("thumb"),
+    LATEST_FEEDBACK.comment.label("comment"),
+]
+
+
+def _record_dict(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    data["text"] = record_text(data.pop("prompt"), data.pop("messages"))
+    return data
+
+
+def cluster_records(
+    engine: Engine,
+    run_id: str,
+    cluster_id: int,
+    filters: Filters,
+    *,
+    first: list[str] | None = None,
+    limit: int = 12,
+) -> list[dict[str, Any]]:
+    """Records of the cluster matching ``filters``: those in ``first`` (the report's examples)
+    in that order, then the newest others, ``limit`` in all."""
+    base = _joined(_RECORD_COLUMNS, run_id, filters).where(RunAssignment.cluster_id == cluster_id)
+    first = list(first or [])[:limit]
+    with engine.connect() as conn:
+        chosen = {r.id: r for r in conn.execute(base.where(Record.id.in_(first)))} if first else {}
+        rest = conn.execute(
+            base.where(Record.id.not_in(list(chosen)) if chosen else Record.id.is_not(None))
+            .order_by(Record.timestamp.desc(), Record.id)
+            .limit(limit - len(chosen))
+        ).all()
+    ordered = [chosen[i] for i in first if i in chosen] + list(rest)
+    return [_record_dict(r) for r in ordered]
+
+
+EXPORT_COLUMNS = (
+    "record_id",
+    "timestamp",
+    "window",
+    "cluster_id",
+    "endpoint",
+    "model",
+    "template",
+    "prompt",
+    "response",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "status",
+    "feedback",
+    "feedback_comment",
+)
+
+
+def export_rows(engine: Engine, run_id: str, cluster_id: int) -> Iterator[list[Any]]:
+    """Every record of the cluster, oldest first, as rows of ``EXPORT_COLUMNS`` (streamed)."""
+    stmt = (
+        _joined(_RECORD_COLUMNS, run_id, Filters())
+        .where(RunAssignment.cluster_id == cluster_id)
+        .order_by(Record.timestamp, Record.id)
+    )
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=1000).execute(stmt)
+        for r in result:
+            template = f"{r.template_name}@{r.template_version or '-'}" if r.template_name else ""
+            yield [
+                r.id,
+                r.timestamp.isoformat(),
+                r.window,
+                cluster_id,
+                r.endpoint or "",
+                r.model or "",
+                template,
+                record_text(r.prompt, r.messages),
+                r.response or "",
+                r.input_tokens,
+                r.output_tokens,
+                r.latency_ms,
+                r.status,
+                r.thumb or "",
+                r.comment or "",
+            ]

@@ -1,0 +1,182 @@
+"""What every read query shares: the filters, the latest feedback per record, time buckets.
+
+The dashboard never computes statistics itself: these helpers only filter, count and bucket in
+SQL (and pick nearest-rank percentiles with window functions, the same on SQLite and
+PostgreSQL), so a page's cost is one round trip per chart whatever the store's size.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from llmscope.dashboard.state import ViewState
+from llmscope.db.models import Feedback, Record
+from sqlalchemy import ColumnElement, Select, String, and_, case, func, literal, select
+from sqlalchemy.orm import aliased
+
+# The newest feedback event of each record (ids grow with time: the latest event counts).
+LATEST = (
+    select(Feedback.record_id.label("record_id"), func.max(Feedback.id).label("feedback_id"))
+    .group_by(Feedback.record_id)
+    .subquery("latest_feedback")
+)
+LATEST_FEEDBACK = aliased(Feedback, name="latest_event")
+THUMB = LATEST_FEEDBACK.thumb
+
+TEMPLATE_KEY = (
+    func.coalesce(Record.template_name, "(none)")
+    + literal("@", String)
+    + func.coalesce(Record.template_version, "-")
+)
+GROUP_COLUMNS: dict[str, Any] = {
+    "endpoint": Record.endpoint,
+    "model": Record.model,
+    "template": TEMPLATE_KEY,
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which records a view covers; ``until`` is exclusive."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    template: str | None = None  # "name@version"
+    feedback: str | None = None  # down|up|rated|unrated
+
+    @classmethod
+    def from_state(
+        cls, state: ViewState, since: datetime | None = None, until: datetime | None = None
+    ) -> Filters:
+        return cls(
+            since=state.since or since,
+            until=state.until or until,
+            endpoint=state.endpoint,
+            model=state.model,
+            template=state.template,
+            feedback=state.feedback,
+        )
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = [Record.internal.is_(False)]
+        if self.since is not None:
+            out.append(Record.timestamp >= self.since)
+        if self.until is not None:
+            out.append(Record.timestamp < self.until)
+        if self.endpoint:
+            out.append(Record.endpoint == self.endpoint)
+        if self.model:
+            out.append(Record.model == self.model)
+        if self.template:
+            name, _, version = self.template.rpartition("@")
+            if not name:  # no "@": a template name without a version
+                out.append(Record.template_name == version)
+            else:
+                out.append(Record.template_name == name)
+                out.append(
+                    Record.template_version.is_(None)
+                    if version in ("", "-")
+                    else Record.template_version == version
+                )
+        if self.feedback == "down":
+            out.append(THUMB == "down")
+        elif self.feedback == "up":
+            out.append(THUMB == "up")
+        elif self.feedback == "rated":
+            out.append(THUMB.is_not(None))
+        elif self.feedback == "unrated":
+            out.append(THUMB.is_(None))
+        return out
+
+
+def with_feedback(stmt: Select[Any], record_id: Any = Record.id) -> Select[Any]:
+    """``stmt`` joined to each record's latest feedback event (``THUMB`` becomes usable)."""
+    return stmt.outerjoin(LATEST, LATEST.c.record_id == record_id).outerjoin(
+        LATEST_FEEDBACK, LATEST_FEEDBACK.id == LATEST.c.feedback_id
+    )
+
+
+def time_bucket(dialect: str, unit: str, column: Any = Record.timestamp) -> Any:
+    """``column`` truncated to the ``unit`` (hour|day) as ISO text, in UTC, on either backend."""
+    if dialect == "postgresql":
+        return func.to_char(
+            func.date_trunc(unit, func.timezone("UTC", column)), 'YYYY-MM-DD"T"HH24:00:00'
+        )
+    fmt = "%Y-%m-%dT%H:00:00" if unit == "hour" else "%Y-%m-%dT00:00:00"
+    return func.strftime(fmt, column)
+
+
+def bucket_unit(since: datetime | None, until: datetime | None) -> str:
+    """Hourly points for up to two weeks, daily beyond: a chart of at most a few hundred points."""
+    if since is None or until is None:
+        return "day"
+    return "hour" if (until - since).total_seconds() <= 14 * 86400 else "day"
+
+
+def percentile_columns(
+    value: Any, keys: list[Any], conditions: list[ColumnElement[bool]], *, feedback: bool
+) -> Select[Any]:
+    """Per ``keys`` group: nearest-rank p50 and p95 of ``value`` (the smallest value whose rank
+    reaches p·n), chosen by the database with window functions."""
+    rank = func.row_number().over(partition_by=keys, order_by=value)
+    total = func.count().over(partition_by=keys)
+    inner_stmt = select(
+        *[k.label(f"k{i}") for i, k in enumerate(keys)],
+        value.label("v"),
+        rank.label("rn"),
+        total.label("n"),
+    ).select_from(Record)
+    if feedback:
+        inner_stmt = with_feedback(inner_stmt)
+    inner = inner_stmt.where(value.is_not(None), *conditions).subquery("ranked")
+    key_cols = [inner.c[f"k{i}"] for i in range(len(keys))]
+    return select(
+        *key_cols,
+        func.min(case((inner.c.rn >= 0.5 * inner.c.n, inner.c.v))).label("p50"),
+        func.min(case((inner.c.rn >= 0.95 * inner.c.n, inner.c.v))).label("p95"),
+    ).group_by(*key_cols)
+
+
+def parse_bucket(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+_CONTENT = re.compile(r'"content":\s*"((?:[^"\\]|\\.)*)')
+
+
+def snippet(text: str | None, limit: int = 140) -> str:
+    """A one-line preview of a prompt; chat messages (JSON) preview their last message."""
+    if not text:
+        return ""
+    if text.startswith("["):
+        found = _CONTENT.findall(text)
+        if found:
+            try:
+                text = json.loads(f'"{found[-1]}"')
+            except ValueError:
+                text = found[-1]
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def record_text(prompt: str | None, messages: list[dict[str, Any]] | None) -> str:
+    """What the user asked: the prompt, or the chat messages as ``role: content`` lines."""
+    if prompt:
+        return prompt
+    lines = []
+    for message in messages or []:
+        content = message.get("content")
+        if isinstance(content, list):  # multi-part content: keep the text parts
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        lines.append(f"{message.get('role', '?')}: {content or ''}")
+    return "\n".join(lines)
+
+
+def and_all(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    return and_(*conditions) if conditions else literal(True)

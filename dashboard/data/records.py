@@ -1,0 +1,50 @@
+"""Reads for the record view: one whole record, its feedback history and its clusters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment
+from sqlalchemy import Engine, select
+
+
+def record_detail(engine: Engine, record_id: str) -> dict[str, Any] | None:
+    """The record ``record_id`` with ``feedback`` (oldest first; the last one counts) and
+    ``clusters`` (its cluster in each of the newest runs); None if there is no such record."""
+    with engine.connect() as conn:
+        row = conn.execute(select(Record).where(Record.id == record_id)).first()
+        if row is None:
+            return None
+        record = {c.key: getattr(row, c.key) for c in Record.__table__.columns}
+        record["feedback"] = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(
+                    Feedback.id,
+                    Feedback.created_at,
+                    Feedback.thumb,
+                    Feedback.score,
+                    Feedback.tags,
+                    Feedback.comment,
+                    Feedback.source,
+                )
+                .where(Feedback.record_id == record_id)
+                .order_by(Feedback.created_at, Feedback.id)
+            )
+        ]
+        record["clusters"] = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(
+                    RunAssignment.run_id,
+                    RunAssignment.cluster_id,
+                    RunAssignment.window,
+                    AnalysisRun.created_at,
+                )
+                .join(AnalysisRun, AnalysisRun.id == RunAssignment.run_id)
+                .where(RunAssignment.record_id == record_id)
+                .order_by(AnalysisRun.created_at.desc())
+                .limit(20)
+            )
+        ]
+    return record

@@ -1,0 +1,521 @@
+"""Seeded stores for the dashboard: records, feedback, analysis runs, clusters and alerts.
+
+Rows are written straight through SQLAlchemy in the shapes the collector and the analysis job
+write (the run report exactly as the contract gives it), so the dashboard can be tested and
+benchmarked without running either. Everything is deterministic for a given ``seed``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from llmscope.db.models import (
+    Alert,
+    AnalysisRun,
+    Feedback,
+    Record,
+    RunAssignment,
+    RunCluster,
+)
+from sqlalchemy import Engine, insert
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+XSS_PROMPT = (
+    "<script>window.__llmscope_xss = 1; alert('xss')</script>"
+    '<img src=x onerror="window.__llmscope_xss = 2"> Why does the CSV export fail?'
+)
+XSS_RECORD_ID = "rec-xss"
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One kind of question users ask: it becomes one cluster of the seeded run."""
+
+    key: str
+    questions: tuple[str, ...]
+    answer: str
+    keywords: tuple[str, ...]
+    center: tuple[float, float]
+    baseline_weight: float  # share of baseline traffic
+    current_weight: float  # share of current traffic
+    down_prob: float
+    latency_ms: float
+    template: tuple[str, str]
+    endpoint: str
+    model: str
+    drift_kind: str
+    title: str
+
+
+TOPICS: tuple[Topic, ...] = (
+    Topic(
+        "password",
+        (
+            "How do I reset my password?",
+            "I forgot my password and the reset e-mail never arrives",
+            "Can I change my password from the mobile app?",
+        ),
+        "Open Settings, then Security, then choose Reset password.",
+        ("password", "reset", "email", "login"),
+        (-4.0, 2.0),
+        0.40,
+        0.30,
+        0.08,
+        380.0,
+        ("support", "2"),
+        "support-chat",
+        "gpt-4o-mini",
+        "stable",
+        "Password resets",
+    ),
+    Topic(
+        "refund",
+        (
+            "How long does a refund take to reach my card?",
+            "I was charged twice, can I get a refund?",
+            "Where do I see the status of my refund?",
+        ),
+        "Refunds reach your card within 5 to 10 business days.",
+        ("refund", "charged", "card", "billing"),
+        (3.5, 3.0),
+        0.20,
+        0.25,
+        0.15,
+        520.0,
+        ("billing", "1"),
+        "billing-chat",
+        "gpt-4o",
+        "grew",
+        "Refund timing and double charges",
+    ),
+    Topic(
+        "shipping",
+        (
+            "Where is my parcel? The tracking page shows nothing",
+            "Can I change the delivery address of an order that shipped?",
+            "My order says delivered but I never received it",
+        ),
+        "You can follow your parcel on the tracking page with the number from your e-mail.",
+        ("parcel", "tracking", "delivery", "order"),
+        (0.5, -4.0),
+        0.35,
+        0.10,
+        0.10,
+        450.0,
+        ("support", "2"),
+        "support-chat",
+        "gpt-4o-mini",
+        "shrank",
+        "Parcel tracking",
+    ),
+    Topic(
+        "export",
+        (
+            "The CSV export of my invoices fails with error 500",
+            "Exporting reports to CSV gives an empty file since the update",
+            "Why does the invoice export time out?",
+        ),
+        "Exports are available under Reports, then Export, then CSV.",
+        ("export", "csv", "invoice", "error"),
+        (4.0, -2.0),
+        0.0,
+        0.30,
+        0.70,
+        1450.0,
+        ("support", "3"),
+        "support-chat",
+        "gpt-4o-mini",
+        "new",
+        "CSV export failures after the update",
+    ),
+)
+
+
+@dataclass
+class SeededStore:
+    """What a seeded store holds, for tests to look up without re-querying."""
+
+    run_id: str
+    old_run_id: str | None
+    record_ids: list[str]
+    cluster_of: dict[str, int]
+    report: dict[str, Any]
+    problem_cluster: int
+    feedback_count: int = 0
+    clusters: dict[int, list[str]] = field(default_factory=dict)
+
+
+def _record_row(
+    rng: random.Random, i: int, topic: Topic, when: datetime, *, chat: bool
+) -> dict[str, Any]:
+    question = rng.choice(topic.questions)
+    name, version = topic.template
+    text = f"{question} (order {1000 + i})"
+    latency = max(40.0, rng.gauss(topic.latency_ms, topic.latency_ms * 0.25))
+    return {
+        "id": f"rec-{i:06d}",
+        "timestamp": when,
+        "received_at": when,
+        "source": "gateway" if chat else "api",
+        "endpoint": topic.endpoint,
+        "provider": "openai",
+        "model": topic.model,
+        "prompt": None if chat else text,
+        "messages": (
+            [
+                {"role": "system", "content": "You are a helpful support assistant."},
+                {"role": "user", "content": text},
+            ]
+            if chat
+            else None
+        ),
+        "response": topic.answer,
+        "template_name": name,
+        "template_version": version,
+        "template_text": "Answer the customer's question politely: {{question}}",
+        "template_variables": {"question": text},
+        "input_tokens": 20 + len(text) // 4 + rng.randint(0, 8),
+        "output_tokens": 15 + rng.randint(0, 40),
+        "latency_ms": round(latency, 1),
+        "ttft_ms": round(latency * 0.2, 1),
+        "status": "error" if rng.random() < 0.01 else "ok",
+        "error": None,
+        "user_id": f"user-{rng.randint(1, 400)}",
+        "session_id": f"session-{rng.randint(1, 2000)}",
+        "tags": {"team": topic.key},
+        "trace_id": None,
+        "span_id": None,
+        "internal": False,
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _pick(rng: random.Random, weights: list[float]) -> int:
+    return rng.choices(range(len(weights)), weights=weights)[0]
+
+
+def seed_store(
+    engine: Engine,
+    *,
+    records: int = 400,
+    seed: int = 7,
+    now: datetime = NOW,
+    with_run: bool = True,
+    old_run: bool = True,
+    summarised_by_llm: bool = True,
+) -> SeededStore:
+    """Fill an empty, migrated store with ``records`` calls and (optionally) analysis runs.
+
+    Baseline is the 7 days before the last day, current the last day; the ``export`` topic only
+    appears in the current window and draws most thumbs-down (the problem cluster). About 10%
+    of records are noise (cluster -1).
+    """
+    rng = random.Random(seed)
+    baseline = (now - timedelta(days=8), now - timedelta(days=1))
+    current = (now - timedelta(days=1), now)
+    rows: list[dict[str, Any]] = []
+    assignments: list[dict[str, Any]] = []
+    feedback: list[dict[str, Any]] = []
+    cluster_of: dict[str, int] = {}
+    window_of: dict[str, str] = {}
+    run_id = f"run-{now:%Y%m%d}-b"
+    for i in range(records):
+        window = "current" if rng.random() < 0.35 else "baseline"
+        start, end = baseline if window == "baseline" else current
+        when = start + (end - start) * rng.random()
+        weights = [t.baseline_weight if window == "baseline" else t.current_weight for t in TOPICS]
+        cluster = _pick(rng, weights)
+        topic = TOPICS[cluster]
+        row = _record_row(rng, i, topic, when, chat=i % 3 == 0)
+        rows.append(row)
+        noise = rng.random() < 0.1
+        cluster_id = -1 if noise else cluster
+        cluster_of[row["id"]] = cluster_id
+        window_of[row["id"]] = window
+        cx, cy = (0.0, 0.0) if noise else topic.center
+        spread = 3.0 if noise else 0.8
+        assignments.append(
+            {
+                "run_id": run_id,
+                "record_id": row["id"],
+                "cluster_id": cluster_id,
+                "window": window,
+                "x": round(rng.gauss(cx, spread), 4),
+                "y": round(rng.gauss(cy, spread), 4),
+            }
+        )
+        if rng.random() < 0.3:
+            thumb = "down" if rng.random() < topic.down_prob else "up"
+            at = when + timedelta(minutes=2)
+            if rng.random() < 0.1:  # changed their mind: the latest event counts
+                other = "up" if thumb == "down" else "down"
+                feedback.append(_feedback_row(row["id"], other, at - timedelta(minutes=1)))
+            feedback.append(_feedback_row(row["id"], thumb, at))
+
+    # The record every escaping test looks at: a script in the prompt, in the problem cluster.
+    problem = next(i for i, t in enumerate(TOPICS) if t.key == "export")
+    if records:
+        xss = _record_row(rng, records, TOPICS[problem], now - timedelta(hours=2), chat=False)
+        xss.update(id=XSS_RECORD_ID, prompt=XSS_PROMPT, response="<b>bold?</b> Try again later.")
+        rows.append(xss)
+        cluster_of[XSS_RECORD_ID] = problem
+        window_of[XSS_RECORD_ID] = "current"
+        assignments.append(
+            {
+                "run_id": run_id,
+                "record_id": XSS_RECORD_ID,
+                "cluster_id": problem,
+                "window": "current",
+                "x": TOPICS[problem].center[0],
+                "y": TOPICS[problem].center[1],
+            }
+        )
+        feedback.append(_feedback_row(XSS_RECORD_ID, "up", now - timedelta(hours=2, minutes=-1)))
+        down = _feedback_row(XSS_RECORD_ID, "down", now - timedelta(hours=1))
+        down.update(tags=["incorrect"], comment="<i>still</i> broken")
+        feedback.append(down)
+
+    report = _report(
+        run_id, now, baseline, current, rows, cluster_of, window_of, feedback, summarised_by_llm
+    )
+    with engine.begin() as conn:
+        for chunk in range(0, len(rows), 5000):
+            conn.execute(insert(Record), rows[chunk : chunk + 5000])
+        if feedback:
+            conn.execute(insert(Feedback), feedback)
+    old_run_id = None
+    if with_run:
+        old_run_id = _write_runs(
+            engine, run_id, now, baseline, current, report, assignments, old_run=old_run
+        )
+    clusters: dict[int, list[str]] = {}
+    for rid, cid in cluster_of.items():
+        clusters.setdefault(cid, []).append(rid)
+    return SeededStore(
+        run_id=run_id,
+        old_run_id=old_run_id,
+        record_ids=[r["id"] for r in rows],
+        cluster_of=cluster_of,
+        report=report,
+        problem_cluster=problem,
+        feedback_count=len(feedback),
+        clusters=clusters,
+    )
+
+
+def _feedback_row(record_id: str, thumb: str, at: datetime) -> dict[str, Any]:
+    return {
+        "record_id": record_id,
+        "created_at": at,
+        "thumb": thumb,
+        "score": 1.0 if thumb == "up" else 0.0,
+        "tags": ["incorrect"] if thumb == "down" else [],
+        "comment": None,
+        "source": "user",
+    }
+
+
+def _report(
+    run_id: str,
+    now: datetime,
+    baseline: tuple[datetime, datetime],
+    current: tuple[datetime, datetime],
+    rows: list[dict[str, Any]],
+    cluster_of: dict[str, int],
+    window_of: dict[str, str],
+    feedback: list[dict[str, Any]],
+    summarised_by_llm: bool,
+) -> dict[str, Any]:
+    """The contract's run report for the seeded data (the figures the analysis would store)."""
+    latest: dict[str, str] = {}
+    for event in sorted(feedback, key=lambda f: f["created_at"]):
+        latest[event["record_id"]] = event["thumb"]
+    by_id = {r["id"]: r for r in rows}
+    n_base = sum(1 for w in window_of.values() if w == "baseline")
+    n_cur = len(window_of) - n_base
+    clusters = []
+    for cid, topic in enumerate(TOPICS):
+        members = [rid for rid, c in cluster_of.items() if c == cid]
+        base = [rid for rid in members if window_of[rid] == "baseline"]
+        cur = [rid for rid in members if window_of[rid] == "current"]
+        rated = [rid for rid in members if rid in latest]
+        down = [rid for rid in rated if latest[rid] == "down"]
+        lat = [by_id[rid]["latency_ms"] for rid in members]
+        templates: dict[str, int] = {}
+        for rid in members:
+            key = f"{by_id[rid]['template_name']}@{by_id[rid]['template_version']}"
+            templates[key] = templates.get(key, 0) + 1
+        is_problem = topic.key == "export"
+        generated_by = "llm:gpt-4o-mini" if summarised_by_llm and cid % 2 else "extractive"
+        clusters.append(
+            {
+                "id": cid,
+                "size": len(members),
+                "baseline_count": len(base),
+                "current_count": len(cur),
+                "baseline_share": round(len(base) / n_base, 4) if n_base else 0.0,
+                "current_share": round(len(cur) / n_cur, 4) if n_cur else 0.0,
+                "keywords": list(topic.keywords),
+                "examples": ([XSS_RECORD_ID] if is_problem else []) + members[:4],
+                "drift": {
+                    "kind": topic.drift_kind,
+                    "score": {"stable": 0.4, "grew": 3.1, "shrank": 4.2, "new": 9.7}[
+                        topic.drift_kind
+                    ],
+                    "p_value": 0.41 if topic.drift_kind == "stable" else 0.0004,
+                    "q_value": 0.52 if topic.drift_kind == "stable" else 0.0011,
+                    "flagged": topic.drift_kind != "stable",
+                },
+                "feedback": {
+                    "rated": len(rated),
+                    "down": len(down),
+                    "down_rate": round(len(down) / len(rated), 4) if rated else None,
+                },
+                "hotspot": {
+                    "lift": 4.6 if is_problem else round(0.6 + 0.2 * cid, 2),
+                    "p_value": 0.0002 if is_problem else 0.35,
+                    "q_value": 0.0008 if is_problem else 0.47,
+                    "flagged": is_problem,
+                },
+                "latency_ms": {"p50": _percentile(lat, 0.5), "p95": _percentile(lat, 0.95)},
+                "tokens": {
+                    "input_p50": _percentile([by_id[r]["input_tokens"] for r in members], 0.5),
+                    "output_p50": _percentile([by_id[r]["output_tokens"] for r in members], 0.5),
+                },
+                "templates": templates,
+                "summary": {
+                    "title": topic.title,
+                    "text": f"Users ask about {', '.join(topic.keywords[:3])}.",
+                    "root_cause": (
+                        "Template support@3 points users at a Reports menu that no longer exists."
+                        if is_problem
+                        else ""
+                    ),
+                    "suggested_fix": (
+                        "Roll back to support@2 or document the new export page."
+                        if is_problem
+                        else ""
+                    ),
+                    "generated_by": generated_by,
+                },
+            }
+        )
+    problem = next(c for c in clusters if TOPICS[c["id"]].key == "export")
+    return {
+        "run_id": run_id,
+        "created_at": now.isoformat().replace("+00:00", "Z"),
+        "baseline": {"start": _iso(baseline[0]), "end": _iso(baseline[1]), "records": n_base},
+        "current": {"start": _iso(current[0]), "end": _iso(current[1]), "records": n_cur},
+        "global_drift": {
+            "statistic": 0.31,
+            "p_value": 0.0001,
+            "flagged": True,
+            "method": "energy distance permutation test",
+        },
+        "clusters": clusters,
+        "alerts": [
+            {
+                "kind": "new_cluster",
+                "cluster_id": problem["id"],
+                "message": f"New cluster: {problem['summary']['title']}",
+            },
+            {
+                "kind": "hotspot",
+                "cluster_id": problem["id"],
+                "message": f"Thumbs-down hotspot: {problem['summary']['title']} "
+                f"({problem['feedback']['down']}/{problem['feedback']['rated']} down)",
+            },
+        ],
+    }
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _write_runs(
+    engine: Engine,
+    run_id: str,
+    now: datetime,
+    baseline: tuple[datetime, datetime],
+    current: tuple[datetime, datetime],
+    report: dict[str, Any],
+    assignments: list[dict[str, Any]],
+    *,
+    old_run: bool,
+) -> str | None:
+    old_id = f"run-{now:%Y%m%d}-a" if old_run else None
+    with engine.begin() as conn:
+        if old_id:
+            # An earlier, smaller run over the same windows: enough for the run selector.
+            old_report = {**report, "run_id": old_id, "clusters": report["clusters"][:2]}
+            old_report["alerts"] = []
+            _insert_run(conn, old_id, now - timedelta(hours=6), baseline, current, old_report)
+            old_rows = [
+                {**a, "run_id": old_id}
+                for a in assignments[: max(1, len(assignments) // 10)]
+                if a["cluster_id"] in (-1, 0, 1)
+            ]
+            if old_rows:
+                conn.execute(insert(RunAssignment), old_rows)
+        _insert_run(conn, run_id, now, baseline, current, report)
+        for chunk in range(0, len(assignments), 5000):
+            conn.execute(insert(RunAssignment), assignments[chunk : chunk + 5000])
+        for i, alert in enumerate(report["alerts"]):
+            conn.execute(
+                insert(Alert).values(
+                    run_id=run_id,
+                    created_at=now + timedelta(seconds=i),
+                    kind=alert["kind"],
+                    cluster_id=alert["cluster_id"],
+                    stable_key=f"key-{alert['cluster_id']}",
+                    message=alert["message"],
+                    delivery_status="sent" if i == 0 else "logged",
+                    delivery=None,
+                )
+            )
+    return old_id
+
+
+def _insert_run(
+    conn: Any,
+    run_id: str,
+    created: datetime,
+    baseline: tuple[datetime, datetime],
+    current: tuple[datetime, datetime],
+    report: dict[str, Any],
+) -> None:
+    conn.execute(
+        insert(AnalysisRun).values(
+            id=run_id,
+            created_at=created,
+            baseline_start=baseline[0],
+            baseline_end=baseline[1],
+            current_start=current[0],
+            current_end=current[1],
+            params={"min_cluster_size": 10},
+            report=report,
+        )
+    )
+    for cluster in report["clusters"]:
+        conn.execute(
+            insert(RunCluster).values(
+                run_id=run_id,
+                cluster_id=cluster["id"],
+                stable_key=f"key-{cluster['id']}",
+                size=cluster["size"],
+                centroid=None,
+                keywords=cluster["keywords"],
+                stats={k: cluster[k] for k in ("drift", "hotspot", "feedback")},
+                summary=cluster["summary"],
+            )
+        )
