@@ -11,6 +11,7 @@ from llmscope import __version__
 from llmscope.collector.api.errors import install_error_handlers
 from llmscope.collector.api.limits import BodySizeLimit
 from llmscope.collector.api.routes import health, records
+from llmscope.collector.otlp import receiver as otlp_receiver
 from llmscope.config import Settings, get_settings
 from llmscope.db import make_engine, make_sessionmaker
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(records.router)
+    app.include_router(otlp_receiver.router)
     return app
 
 

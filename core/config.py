@@ -57,6 +57,23 @@ class Settings(BaseSettings):
     max_batch_records: int = Field(
         default=1000, gt=0, description="Most records in one POST /api/v1/records batch."
     )
+    otlp_max_concurrent_writes: int = Field(
+        default=4,
+        gt=0,
+        description="OTLP exports written to the store at once per collector process; past "
+        "that, POST /v1/traces answers 429 with Retry-After.",
+    )
+
+    # --- Python SDK (in the instrumented app) ------------------------------------------------
+    collector_url: str = Field(
+        default="http://127.0.0.1:5000",
+        description="Base URL of the collector that llmscope.sdk (records, feedback) and its "
+        "OpenTelemetry helper (traces) send to.",
+    )
+    collector_api_key: str | None = Field(
+        default=None,
+        description="Bearer key llmscope.sdk sends to the collector, when keys are in use.",
+    )
 
     # --- content safety ----------------------------------------------------------------------
     redact_pii: bool = Field(

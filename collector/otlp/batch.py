@@ -1,0 +1,95 @@
+"""One export request to what gets written: record rows, feedback, and the spans left out.
+
+Every span is judged alone: a span whose attributes break their convention is rejected (and
+named in ``partial_success``) while the rest of its batch is stored; a span that is not an LLM
+call (an agent step, a tool, an HTTP request) is skipped, counted but not stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmscope.collector.otlp.attributes import BadAttribute, attributes_of
+from llmscope.collector.otlp.feedback import TraceFeedback, feedback_of
+from llmscope.collector.otlp.mapping import record_id_for, span_ids, span_record
+from llmscope.collector.redaction import redact_row
+from llmscope.schema import record_row
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from pydantic import ValidationError
+
+_ERRORS_SHOWN = 5
+
+
+@dataclass
+class ExportBatch:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    feedback: list[TraceFeedback] = field(default_factory=list)
+    spans: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def error_message(self) -> str:
+        """The ``partial_success.error_message``: the first few rejected spans and why."""
+        text = "; ".join(self.errors[:_ERRORS_SHOWN])
+        if len(self.errors) > _ERRORS_SHOWN:
+            text += f"; and {len(self.errors) - _ERRORS_SHOWN} more"
+        return text
+
+
+def _validation_text(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:3]:
+        location = ".".join(str(part) for part in error["loc"]) or "record"
+        problems.append(f"{location}: {error['msg']}")
+    return ", ".join(problems)
+
+
+def _service_name(request_resource: Any) -> str | None:
+    try:
+        name = attributes_of(request_resource.attributes).text("service.name")
+    except BadAttribute:
+        return None
+    return name[:256] if name else None
+
+
+def map_export(request: ExportTraceServiceRequest, *, redact: bool) -> ExportBatch:
+    """The rows and feedback of ``request``; records use ``source="otlp"``."""
+    batch = ExportBatch()
+    seen: set[str] = set()
+    for resource_spans in request.resource_spans:
+        service = _service_name(resource_spans.resource)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                batch.spans += 1
+                ids = span_ids(span)
+                try:
+                    attrs = attributes_of(span.attributes)
+                    record = span_record(span, attrs, service)
+                    # Feedback on a span that is no call belongs to the call it evaluates.
+                    target = ids.span_id if record or not ids.parent_span_id else ids.parent_span_id
+                    items = feedback_of(
+                        span,
+                        attrs,
+                        record_id=record_id_for(ids.trace_id, target),
+                        span_id=target,
+                    )
+                except BadAttribute as exc:
+                    batch.rejected += 1
+                    batch.errors.append(f"span {ids.span_id or '?'}: {exc}")
+                    continue
+                except ValidationError as exc:
+                    batch.rejected += 1
+                    batch.errors.append(f"span {ids.span_id or '?'}: {_validation_text(exc)}")
+                    continue
+                batch.feedback.extend(items)
+                if record is None:
+                    batch.skipped += 1
+                    continue
+                row = record_row(record, source="otlp")
+                if row["id"] in seen:
+                    continue  # the same span twice in one export is one record
+                seen.add(row["id"])
+                batch.rows.append(redact_row(row) if redact else row)
+    return batch

@@ -1,0 +1,132 @@
+"""``POST /v1/traces``: the OTLP/HTTP trace receiver.
+
+The export is decoded and mapped in a worker thread, then written synchronously, in one
+transaction, before the answer: a 200 means the records and feedback are committed, and a
+retried export stores nothing twice (record ids come from trace and span ids). At most
+``otlp_max_concurrent_writes`` exports write at once; past that the receiver answers 429 with
+``Retry-After`` (the OTLP exporters retry 429, 502, 503 and 504), and 503 when the store is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Request, Response
+from llmscope.collector.api.limits import BodyTooLarge
+from llmscope.collector.otlp import wire
+from llmscope.collector.otlp.batch import ExportBatch, map_export
+from llmscope.collector.otlp.feedback import store_feedback
+from llmscope.collector.store import insert_records
+from llmscope.config import Settings
+from llmscope.db import session_scope
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+log = logging.getLogger("llmscope.collector.otlp")
+router = APIRouter(tags=["otlp"])
+
+# How long an export waits for a free writer before it is told to come back later.
+_SLOT_WAIT_SECONDS = 0.5
+_RETRY_AFTER_SECONDS = "2"
+
+
+class WriterSaturated(Exception):
+    pass
+
+
+class WriteGate:
+    """Bounds how many exports write to the store at once (per collector process)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self._semaphore = asyncio.Semaphore(capacity)
+
+    @asynccontextmanager
+    async def slot(self, wait: float = _SLOT_WAIT_SECONDS) -> AsyncIterator[None]:
+        try:
+            await asyncio.wait_for(self._semaphore.acquire(), timeout=wait)
+        except TimeoutError:
+            raise WriterSaturated from None
+        self.in_use += 1
+        try:
+            yield
+        finally:
+            self.in_use -= 1
+            self._semaphore.release()
+
+
+def write_gate(request: Request) -> WriteGate:
+    """The app's gate, made on first use (one event loop per process, so no race)."""
+    gate: WriteGate | None = getattr(request.app.state, "otlp_gate", None)
+    if gate is None:
+        settings: Settings = request.app.state.settings
+        gate = WriteGate(settings.otlp_max_concurrent_writes)
+        request.app.state.otlp_gate = gate
+    return gate
+
+
+def _decode(
+    body: bytes, content_encoding: str | None, encoding: wire.Encoding, settings: Settings
+) -> ExportBatch:
+    data = wire.decompress(body, content_encoding, settings.max_body_bytes)
+    message = wire.parse_request(data, encoding)
+    return map_export(message, redact=settings.redact_pii)
+
+
+def _write(factory: sessionmaker[Session], batch: ExportBatch) -> int:
+    with session_scope(factory) as session:
+        insert_records(session, batch.rows)
+        return store_feedback(session, batch.feedback)
+
+
+def _error(encoding: wire.Encoding, status: int, message: str, retry: bool = False) -> Response:
+    return Response(
+        content=wire.error_body(encoding, status, message),
+        status_code=status,
+        media_type=wire.CONTENT_TYPES[encoding],
+        headers={"Retry-After": _RETRY_AFTER_SECONDS} if retry else None,
+    )
+
+
+@router.post("/v1/traces", response_class=Response)
+async def export_traces(request: Request) -> Response:
+    """Take an OTLP/HTTP trace export; spans of LLM calls become records."""
+    settings: Settings = request.app.state.settings
+    try:
+        encoding = wire.encoding_of(request.headers.get("content-type"))
+    except wire.WireError as exc:
+        return _error("json", exc.status, exc.message)
+    try:
+        body = await request.body()
+        batch = await run_in_threadpool(
+            _decode, body, request.headers.get("content-encoding"), encoding, settings
+        )
+    except BodyTooLarge as exc:
+        return _error(encoding, 413, str(exc.detail))
+    except wire.WireError as exc:
+        return _error(encoding, exc.status, exc.message)
+    try:
+        async with write_gate(request).slot():
+            feedback = await run_in_threadpool(_write, request.app.state.sessionmaker, batch)
+    except WriterSaturated:
+        return _error(encoding, 429, "the writer is saturated; retry later", retry=True)
+    except OperationalError:
+        log.warning("otlp export not stored: the store is unavailable", exc_info=True)
+        return _error(encoding, 503, "the store is unavailable; retry later", retry=True)
+    log.info(
+        "otlp export spans=%d records=%d skipped=%d rejected=%d feedback=%d",
+        batch.spans,
+        len(batch.rows),
+        batch.skipped,
+        batch.rejected,
+        feedback,
+    )
+    return Response(
+        content=wire.export_response(encoding, batch.rejected, batch.error_message()),
+        media_type=wire.CONTENT_TYPES[encoding],
+    )
