@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from llmscope import __version__
+from llmscope.collector.api.auth import ApiKeyAuth
 from llmscope.collector.api.errors import install_error_handlers
 from llmscope.collector.api.limits import BodySizeLimit
 from llmscope.collector.api.routes import health, records
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Outermost: an unauthenticated call is refused before its body is read.
+    app.add_middleware(ApiKeyAuth, sessionmaker=app.state.sessionmaker)
     app.include_router(health.router)
     app.include_router(records.router)
     app.include_router(otlp_receiver.router)

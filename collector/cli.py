@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from pathlib import Path
 
@@ -15,6 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     serve.add_argument("--port", type=int, default=5000, help="port to bind (default 5000)")
     serve.add_argument("--config", metavar="YAML", help="gateway config (MLflow AI Gateway YAML)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback address while no API key exists (anyone can read and write)",
+    )
     add_database_url(serve)
     serve.set_defaults(handler=serve_command)
 
@@ -32,7 +38,19 @@ def serve_command(args: argparse.Namespace) -> int:
             raise UsageError(f"--config: no such file: {args.config}")
         os.environ["LLMSCOPE_GATEWAY_CONFIG"] = str(config.resolve())
     settings = settings_from(args)
+    if settings.gateway_config:
+        from llmscope.collector.gateway.config import ConfigError, load_config
+
+        try:
+            load_config(settings.gateway_config)
+        except ConfigError as exc:
+            raise UsageError(f"--config: {exc}") from None
     prepare_store(settings)
+    if not is_loopback(args.host) and not args.insecure and not _keys_exist(settings.database_url):
+        raise UsageError(
+            f"--host {args.host}: refusing to serve beyond this machine with no API key; "
+            "create one with `llmscope keys create --name NAME` or pass --insecure"
+        )
     uvicorn.run(
         "llmscope.collector.app:create_app_from_env",
         factory=True,
@@ -43,3 +61,24 @@ def serve_command(args: argparse.Namespace) -> int:
         access_log=False,
     )
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _keys_exist(database_url: str) -> bool:
+    from llmscope.db import make_engine, make_sessionmaker
+    from llmscope.keys import any_keys
+
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return any_keys(session)
+    finally:
+        engine.dispose()

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 # Modules that add subcommands; each defines register(subparsers) and imports lazily.
-COMMAND_MODULES = ("llmscope.collector.cli",)
+COMMAND_MODULES = ("llmscope.collector.cli", "llmscope.keys_cli")
 
 
 class UsageError(Exception):

@@ -1,0 +1,117 @@
+"""API-key authentication for every route of the collector (ingest, reads, OTLP, gateway).
+
+Until the first key is created the API is open (for a laptop on loopback; ``llmscope serve``
+refuses a non-loopback address without keys unless ``--insecure``). Once any key exists, every
+call but ``/health`` and the API docs needs ``Authorization: Bearer KEY``: 401 without a live
+key, 403 when the key's scope does not cover the call. The scope a call needs follows from its
+method and path, so routes added later are covered without touching them.
+
+Verified keys are cached for ``CACHE_SECONDS``: a revoked key stops working within that time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from llmscope.keys import allows, any_keys, verify_key
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+CACHE_SECONDS = 2.0
+OPEN_PATHS = {"/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
+_INGEST_POSTS = re.compile(
+    r"^/api/v1/records(/[^/]+/feedback)?/?$"
+    r"|^/v1/(traces|chat/completions|completions|embeddings)/?$"
+    r"|^/(endpoints|gateway)/[^/]+/invocations/?$"
+)
+
+
+def needed_scope(method: str, path: str) -> str:
+    """``ingest`` for calls that record LLM traffic, ``read`` for reads, else ``admin``."""
+    if method == "POST" and _INGEST_POSTS.match(path):
+        return "ingest"
+    if method in {"GET", "HEAD"}:
+        return "read"
+    return "admin"
+
+
+class ApiKeyAuth:
+    """ASGI middleware enforcing API keys once any exists."""
+
+    def __init__(self, app: ASGIApp, sessionmaker: sessionmaker[Session]) -> None:
+        self.app = app
+        self.sessionmaker = sessionmaker
+        self._keys_exist = False
+        self._keys_checked_at = 0.0
+        self._verified: dict[str, tuple[str | None, float]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if not await self._auth_required():
+            await self.app(scope, receive, send)
+            return
+        token = _bearer(scope)
+        if token is None:
+            await _deny(send, 401, "an API key is required: Authorization: Bearer KEY")
+            return
+        key_scope = await self._verify(token)
+        if key_scope is None:
+            await _deny(send, 401, "the API key is not valid (unknown or revoked)")
+            return
+        needed = needed_scope(scope["method"], scope["path"])
+        if not allows(key_scope, needed):
+            await _deny(send, 403, f"this key has scope {key_scope!r}; the call needs {needed!r}")
+            return
+        await self.app(scope, receive, send)
+
+    async def _auth_required(self) -> bool:
+        # Keys only ever start to exist, so a True answer is kept for good.
+        now = time.monotonic()
+        if not self._keys_exist and now - self._keys_checked_at > CACHE_SECONDS:
+            self._keys_exist = await run_in_threadpool(self._query_any_keys)
+            self._keys_checked_at = now
+        return self._keys_exist
+
+    def _query_any_keys(self) -> bool:
+        with self.sessionmaker() as session:
+            return any_keys(session)
+
+    async def _verify(self, token: str) -> str | None:
+        now = time.monotonic()
+        cached = self._verified.get(token)
+        if cached is not None and now - cached[1] < CACHE_SECONDS:
+            return cached[0]
+        scope = await run_in_threadpool(self._query_verify, token)
+        if len(self._verified) > 10_000:  # bounded: garbage tokens must not grow memory
+            self._verified.clear()
+        self._verified[token] = (scope, now)
+        return scope
+
+    def _query_verify(self, token: str) -> str | None:
+        with self.sessionmaker() as session:
+            scope = verify_key(session, token)
+            session.commit()  # last_used_at
+            return scope
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or []:
+        if name == b"authorization":
+            kind, _, token = value.decode("latin-1").partition(" ")
+            if kind.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+async def _deny(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"message": message, "detail": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="llmscope"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
