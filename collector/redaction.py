@@ -46,6 +46,10 @@ def _card(match: re.Match[str]) -> str:
 
 
 def _phone(match: re.Match[str]) -> str:
+    text, (start, end) = match.string, match.span()
+    # part of a longer run of digit groups (an order or card-like number): not a phone
+    if re.match(r"[ .-]?\d", text[end : end + 2]) or re.search(r"\d[ .-]?$", text[:start]):
+        return match.group()
     digits = re.sub(r"\D", "", match.group())
     return MASKS["phone"] if 9 <= len(digits) <= 15 else match.group()
 

@@ -1,0 +1,75 @@
+"""PII masking: what must be masked is, and near-misses (order numbers, dates) are not."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmscope.collector.redaction import luhn_ok, redact_row, redact_text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("write to jane.doe+billing@example.co.uk please", "write to [EMAIL] please"),
+        ("card 4111 1111 1111 1111 was declined", "card [CARD] was declined"),
+        ("card 4111-1111-1111-1111.", "card [CARD]."),
+        ("amex 378282246310005 ok", "amex [CARD] ok"),
+        ("call +44 20 7946 0958 today", "call [PHONE] today"),
+        ("call (415) 555-2671 now", "call [PHONE] now"),
+        ("my key is sk-proj-abcdefghijklmnopqrstuvwx123", "my key is [SECRET]"),
+        ("anthropic sk-ant-api03-abcdefghijklmnopqrst", "anthropic [SECRET]"),
+        ("Authorization: Bearer abcdefghijklmnop1234567890", "Authorization: [SECRET]"),
+        ("token ghp_abcdefghijklmnopqrstuvwxyz0123456789", "token [SECRET]"),
+        ("aws AKIAIOSFODNN7EXAMPLE here", "aws [SECRET] here"),
+        (
+            "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
+            "jwt [SECRET]",
+        ),
+    ],
+)
+def test_sensitive_values_are_masked(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 4111 1111 1111 1112 has shipped",  # 16 digits, fails the Luhn check
+        "order number 1234567890123 is late",  # 13 digits, fails Luhn
+        "invoice 2026-11-21 for 3 items",
+        "version 1.2.3 released",
+        "room 101, floor 3",
+        "price 1299.99 EUR",
+        "the answer is 42",
+        "skip-this-word is not a key",
+        "contact us at support (at) example dot com",
+    ],
+)
+def test_near_misses_are_left_alone(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_luhn() -> None:
+    assert luhn_ok("4111111111111111")
+    assert luhn_ok("79927398713")
+    assert not luhn_ok("4111111111111112")
+    assert not luhn_ok("79927398710")
+
+
+def test_row_content_fields_are_masked_recursively() -> None:
+    row = {
+        "id": "r1",
+        "model": "gpt-4o-mini",
+        "prompt": "I am bob@example.com",
+        "messages": [{"role": "user", "content": "card 4111111111111111"}],
+        "response": None,
+        "template_variables": {"email": "bob@example.com", "n": 3},
+        "tags": {"contact": "bob@example.com"},
+    }
+    out = redact_row(row)
+    assert out["prompt"] == "I am [EMAIL]"
+    assert out["messages"] == [{"role": "user", "content": "card [CARD]"}]
+    assert out["template_variables"] == {"email": "[EMAIL]", "n": 3}
+    assert out["tags"] == {"contact": "[EMAIL]"}
+    assert out["model"] == "gpt-4o-mini" and out["id"] == "r1"
+    assert row["prompt"] == "I am bob@example.com"  # the input is not modified
