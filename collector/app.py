@@ -11,7 +11,7 @@ from llmscope import __version__
 from llmscope.collector.api.auth import ApiKeyAuth
 from llmscope.collector.api.errors import install_error_handlers
 from llmscope.collector.api.limits import BodySizeLimit
-from llmscope.collector.api.routes import health, records
+from llmscope.collector.api.routes import alerts, health, records
 from llmscope.collector.otlp import receiver as otlp_receiver
 from llmscope.config import Settings, get_settings
 from llmscope.db import make_engine, make_sessionmaker
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ApiKeyAuth, sessionmaker=app.state.sessionmaker)
     app.include_router(health.router)
     app.include_router(records.router)
+    app.include_router(alerts.router)
     app.include_router(otlp_receiver.router)
     return app
 

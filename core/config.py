@@ -14,6 +14,8 @@ import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ALERT_RULES = ("drift", "new_cluster", "hotspot", "global_drift")
+
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("llmscope", appauthor=False))
@@ -116,6 +118,69 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8050",
         description="Public URL of the dashboard, used for links in alerts.",
     )
+    summary_max_clusters: int = Field(
+        default=10,
+        ge=0,
+        description="Most clusters per run sent to the summary LLM: flagged ones first (drift "
+        "or hotspot), then the largest. The others get an extractive summary.",
+    )
+    summary_largest_clusters: int = Field(
+        default=3,
+        ge=0,
+        description="How many of the largest clusters are summarised by the LLM even when "
+        "nothing flags them (within summary_max_clusters).",
+    )
+    summary_max_tokens_per_run: int = Field(
+        default=40_000,
+        ge=0,
+        description="Token budget of one run's summary calls (prompt + answer, estimated "
+        "before each call); past it, summaries are extractive.",
+    )
+    summary_max_output_tokens: int = Field(
+        default=600, gt=0, description="max_tokens asked of the summary LLM per cluster."
+    )
+    summary_timeout_s: float = Field(
+        default=60.0, gt=0, description="Timeout of one summary LLM call, in seconds."
+    )
+    cluster_match_threshold: float = Field(
+        default=0.85,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity of centroids above which a cluster is 'the same "
+        "cluster' as one of the previous run (and keeps its stable key).",
+    )
+    alert_rules: str = Field(
+        default="drift,new_cluster,hotspot,global_drift",
+        description="Comma-separated alert rules that are on: drift (a cluster's share "
+        "change is flagged), new_cluster (a flagged new cluster), hotspot (a flagged "
+        "thumbs-down hotspot), global_drift (the global two-sample test is flagged).",
+    )
+    alert_cooldown_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="The same cluster (stable key) and alert kind is not alerted again "
+        "within this many hours.",
+    )
+    alert_delivery_attempts: int = Field(
+        default=3, ge=1, description="Tries per alert and destination before it is 'failed'."
+    )
+    alert_delivery_backoff_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Wait before the first retry of a delivery; doubled on each further retry.",
+    )
+    alert_delivery_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of one alert delivery request, in seconds."
+    )
+
+    @field_validator("alert_rules")
+    @classmethod
+    def _known_alert_rules(cls, value: str) -> str:
+        rules = [rule.strip() for rule in value.split(",") if rule.strip()]
+        unknown = sorted(set(rules) - set(ALERT_RULES))
+        if unknown:
+            raise ValueError(f"unknown alert rule(s) {unknown}; known: {list(ALERT_RULES)}")
+        return ",".join(rules)
 
     @field_validator("embed_field")
     @classmethod

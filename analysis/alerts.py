@@ -1,0 +1,273 @@
+"""Alerts: which findings of a run deserve a person's attention, and getting them delivered.
+
+Rules (all on by default, ``Settings.alert_rules``), each reading only the run report's
+``flagged`` verdicts, so an alert is exactly as trustworthy as the statistics behind it:
+
+- ``drift``: a cluster's share change is flagged (grew, shrank or vanished);
+- ``new_cluster``: a cluster flagged with drift kind ``new``;
+- ``hotspot``: a cluster flagged as a thumbs-down hotspot;
+- ``global_drift``: the global two-sample test is flagged (no cluster).
+
+Each alert is stored in ``alerts``, logged, listed in the report's ``alerts`` and POSTed to the
+generic webhook (``kind, cluster_id, message, run_id, dashboard_url``) and to the Slack
+incoming webhook (``{"text": ...}``). Cooldown: an alert whose cluster (its cross-run
+``stable_key``) and kind were alerted within ``Settings.alert_cooldown_hours`` is stored as
+``suppressed`` and sent nowhere. An alert that reached no destination at all (``failed``) does
+not start a cooldown, so the next run tries again. Deliveries are retried with exponential
+backoff; a failed delivery is recorded in the alert's row and never fails the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from llmscope.analysis.matching import match_clusters
+from llmscope.config import Settings
+from llmscope.db.models import Alert, AnalysisRun, RunCluster
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+__all__ = ["AlertCandidate", "alert_candidates", "deliver", "dashboard_link", "raise_alerts"]
+
+log = logging.getLogger("llmscope.analysis.alerts")
+
+GLOBAL_KEY = "global"
+# Statuses that count as "alerted" for the cooldown: someone was (or could have been) told.
+COOLDOWN_STATUSES = ("sent", "partial", "logged")
+
+
+@dataclass(frozen=True)
+class AlertCandidate:
+    kind: str
+    cluster_id: int | None
+    message: str
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * float(value):.1f}%" if isinstance(value, int | float) else "n/a"
+
+
+def _q(section: dict[str, Any]) -> str:
+    q = section.get("q_value", section.get("p_value"))
+    return f"q={float(q):.2g}" if isinstance(q, int | float) else "q=n/a"
+
+
+def _label(cluster: dict[str, Any]) -> str:
+    title = (cluster.get("summary") or {}).get("title")
+    if not title:
+        title = ", ".join(str(k) for k in (cluster.get("keywords") or [])[:3])
+    return f'cluster {cluster["id"]} "{title}"' if title else f"cluster {cluster['id']}"
+
+
+def alert_candidates(report: dict[str, Any], rules: set[str]) -> list[AlertCandidate]:
+    """The alerts the rules raise for a run report (before any cooldown)."""
+    found: list[AlertCandidate] = []
+    global_drift = report.get("global_drift") or {}
+    if "global_drift" in rules and global_drift.get("flagged"):
+        p = global_drift.get("p_value")
+        p_text = f"p={float(p):.2g}" if isinstance(p, int | float) else "p=n/a"
+        found.append(
+            AlertCandidate(
+                "global_drift",
+                None,
+                "Traffic in the current window differs from the baseline "
+                f"({global_drift.get('method', 'two-sample test')}, {p_text}).",
+            )
+        )
+    for cluster in report.get("clusters") or []:
+        if int(cluster.get("id", -1)) < 0:
+            continue
+        cid = int(cluster["id"])
+        drift = cluster.get("drift") or {}
+        shares = f"{_pct(cluster.get('baseline_share'))} -> {_pct(cluster.get('current_share'))}"
+        if drift.get("flagged"):
+            if drift.get("kind") == "new":
+                if "new_cluster" in rules:
+                    found.append(
+                        AlertCandidate(
+                            "new_cluster",
+                            cid,
+                            f"New {_label(cluster)}: {cluster.get('current_count', 0)} requests "
+                            f"in the current window, share {shares} ({_q(drift)}).",
+                        )
+                    )
+            elif "drift" in rules:
+                found.append(
+                    AlertCandidate(
+                        "drift",
+                        cid,
+                        f"{_label(cluster).capitalize()} {drift.get('kind', 'changed')}: share "
+                        f"of traffic {shares} ({_q(drift)}).",
+                    )
+                )
+        hotspot = cluster.get("hotspot") or {}
+        if "hotspot" in rules and hotspot.get("flagged"):
+            feedback = cluster.get("feedback") or {}
+            lift = hotspot.get("lift")
+            lift_text = f", {float(lift):.1f}x the rest" if isinstance(lift, int | float) else ""
+            found.append(
+                AlertCandidate(
+                    "hotspot",
+                    cid,
+                    f"Thumbs-down hotspot in {_label(cluster)}: {feedback.get('down', 0)} of "
+                    f"{feedback.get('rated', 0)} rated answers thumbs-down "
+                    f"({_pct(feedback.get('down_rate'))}{lift_text}; {_q(hotspot)}).",
+                )
+            )
+    return found
+
+
+def dashboard_link(dashboard_url: str, run_id: str, cluster_id: int | None) -> str:
+    base = dashboard_url.rstrip("/")
+    if cluster_id is None:
+        return f"{base}/?run={run_id}"
+    return f"{base}/clusters/{cluster_id}?run={run_id}"
+
+
+def deliver(
+    client: httpx.Client, url: str, payload: dict[str, Any], attempts: int, backoff_s: float
+) -> dict[str, Any]:
+    """POST ``payload`` as JSON, retrying transport errors, 429 and 5xx with backoff."""
+    error = ""
+    for attempt in range(1, attempts + 1):
+        if attempt > 1:
+            time.sleep(backoff_s * 2 ** (attempt - 2))
+        try:
+            response = client.post(url, json=payload)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            continue
+        if response.is_success:
+            return {"status": "sent", "attempts": attempt, "http_status": response.status_code}
+        error = f"HTTP {response.status_code}: {response.text[:200]}"
+        if response.status_code != 429 and response.status_code < 500:
+            # The receiver refused this payload; sending it again will not help.
+            return {"status": "failed", "attempts": attempt, "error": error}
+    return {"status": "failed", "attempts": attempts, "error": error}
+
+
+def _in_cooldown(session: Session, key: str, kind: str, since: datetime) -> bool:
+    hit = session.scalar(
+        select(Alert.id)
+        .where(
+            Alert.stable_key == key,
+            Alert.kind == kind,
+            Alert.created_at >= since,
+            Alert.delivery_status.in_(COOLDOWN_STATUSES),
+        )
+        .limit(1)
+    )
+    return hit is not None
+
+
+def _overall(results: dict[str, dict[str, Any]]) -> str:
+    if not results:
+        return "logged"
+    sent = [r["status"] == "sent" for r in results.values()]
+    return "sent" if all(sent) else "partial" if any(sent) else "failed"
+
+
+def raise_alerts(session: Session, run_id: str, settings: Settings) -> list[Alert]:
+    """Store, deliver and list the run's alerts; returns the rows (suppressed ones too).
+
+    The caller commits. Delivery problems are recorded, never raised.
+    """
+    run = session.get(AnalysisRun, run_id)
+    if run is None:
+        raise LookupError(f"no analysis run {run_id!r}")
+    keys = dict(
+        session.execute(
+            select(RunCluster.cluster_id, RunCluster.stable_key).where(RunCluster.run_id == run_id)
+        ).all()
+    )
+    if any(key is None for cid, key in keys.items() if cid >= 0):
+        match_clusters(session, run_id, settings.cluster_match_threshold)
+        keys = dict(
+            session.execute(
+                select(RunCluster.cluster_id, RunCluster.stable_key).where(
+                    RunCluster.run_id == run_id
+                )
+            ).all()
+        )
+    report = copy.deepcopy(run.report or {})
+    rules = set(settings.alert_rules.split(","))
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=settings.alert_cooldown_hours)
+    destinations = {
+        name: url
+        for name, url in (
+            ("webhook", settings.alert_webhook_url),
+            ("slack", settings.alert_slack_webhook_url),
+        )
+        if url
+    }
+    rows: list[Alert] = []
+    with httpx.Client(timeout=settings.alert_delivery_timeout_s) as client:
+        for candidate in alert_candidates(report, rules):
+            cid = candidate.cluster_id
+            key = GLOBAL_KEY if cid is None else keys.get(cid) or f"{run_id}:{cid}"
+            row = Alert(
+                run_id=run_id,
+                created_at=now,
+                kind=candidate.kind,
+                cluster_id=cid,
+                stable_key=key,
+                message=candidate.message,
+            )
+            if settings.alert_cooldown_hours > 0 and _in_cooldown(
+                session, key, candidate.kind, since
+            ):
+                row.delivery_status = "suppressed"
+                row.delivery = {"reason": f"cooldown of {settings.alert_cooldown_hours:g} h"}
+                log.info("alert suppressed kind=%s cluster=%s run=%s", candidate.kind, cid, run_id)
+            else:
+                link = dashboard_link(settings.dashboard_url, run_id, cid)
+                payloads = {
+                    "webhook": {
+                        "kind": candidate.kind,
+                        "cluster_id": cid,
+                        "message": candidate.message,
+                        "run_id": run_id,
+                        "dashboard_url": link,
+                        "stable_key": key,
+                    },
+                    "slack": {"text": f"*llmscope {candidate.kind}*: {candidate.message} <{link}>"},
+                }
+                results = {
+                    name: deliver(
+                        client,
+                        url,
+                        payloads[name],
+                        settings.alert_delivery_attempts,
+                        settings.alert_delivery_backoff_s,
+                    )
+                    for name, url in destinations.items()
+                }
+                row.delivery_status = _overall(results)
+                row.delivery = results
+                log.warning(
+                    "alert kind=%s cluster=%s run=%s delivery=%s message=%s",
+                    candidate.kind,
+                    cid,
+                    run_id,
+                    row.delivery_status,
+                    candidate.message,
+                )
+            session.add(row)
+            # Flushed one by one so a later candidate's cooldown sees this one.
+            session.flush()
+            rows.append(row)
+    report["alerts"] = [
+        {"kind": r.kind, "cluster_id": r.cluster_id, "message": r.message}
+        for r in rows
+        if r.delivery_status != "suppressed"
+    ]
+    run.report = report
+    session.flush()
+    return rows
