@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
 from llmscope.db import make_engine, upgrade
 from llmscope.db.models import Base, Record
 from llmscope.schema import RecordIn, record_row
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
 
 QUESTIONS = [
     "How do I reset my password?",

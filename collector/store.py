@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmscope.db.models import Feedback, Record
-from llmscope.schema import FeedbackIn
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from llmscope.db.models import Feedback, Record
+from llmscope.schema import FeedbackIn
 
 
 def insert_records(session: Session, rows: Sequence[dict[str, Any]]) -> None:

@@ -13,9 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from llmscope.config import Settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from llmscope.config import Settings
 
 # Modules that add subcommands; each defines register(subparsers) and imports lazily.
 COMMAND_MODULES = ("llmscope.collector.cli", "llmscope.keys_cli")

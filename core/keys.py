@@ -14,10 +14,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from llmscope.db.models import ApiKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+from llmscope.db.models import ApiKey
 
 SCOPES = ("ingest", "read", "admin")
 KEY_PREFIX = "lsk_"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from llmscope.cli import UsageError, add_database_url, prepare_store, settings_from
 from llmscope.db import make_engine, make_sessionmaker, session_scope
 from llmscope.keys import SCOPES, KeyError_, create_key, list_keys, revoke_key
-from sqlalchemy.orm import Session, sessionmaker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -26,9 +26,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from pydantic import ValidationError
+
 from llmscope.config import Settings
 from llmscope.schema import FeedbackIn, RecordIn
-from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
 from llmscope.db.models import Base
-from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
 
 PG_URL = os.environ.get("LLMSCOPE_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from llmscope.db import make_engine
 from sqlalchemy import inspect
+
+from llmscope.db import make_engine
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

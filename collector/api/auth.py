@@ -15,10 +15,11 @@ import json
 import re
 import time
 
-from llmscope.keys import allows, any_keys, verify_key
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from llmscope.keys import allows, any_keys, verify_key
 
 CACHE_SECONDS = 2.0
 OPEN_PATHS = {"/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}

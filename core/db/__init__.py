@@ -7,10 +7,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from llmscope.db.models import Base
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from llmscope.db.models import Base
 
 __all__ = ["Base", "make_engine", "make_sessionmaker", "session_scope", "upgrade", "ping"]
 

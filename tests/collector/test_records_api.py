@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
 from llmscope.collector import create_app
 from llmscope.config import Settings
 from llmscope.db.models import Feedback, Record
-from sqlalchemy import Engine
-
 from tests.conftest import count_rows
 from tests.factories import feedback, record
 

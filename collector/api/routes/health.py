@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from llmscope.db import ping
 from sqlalchemy.exc import SQLAlchemyError
+
+from llmscope.db import ping
 
 router = APIRouter(tags=["health"])
 

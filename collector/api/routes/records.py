@@ -9,14 +9,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Discriminator, Field, Tag
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
 from llmscope.collector.api.deps import SessionDep, SettingsDep
 from llmscope.collector.redaction import redact_row
 from llmscope.collector.store import add_feedback, insert_records
 from llmscope.db.models import Feedback, Record
 from llmscope.schema import FeedbackIn, FeedbackOut, RecordBatch, RecordIn, RecordOut, record_row
-from pydantic import BaseModel, Discriminator, Field, Tag
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
 
 router = APIRouter(prefix="/api/v1/records", tags=["records"])
 

@@ -1,6 +1,7 @@
 """Alembic environment: runs on the connection llmscope hands over (see llmscope.db.upgrade)."""
 
 from alembic import context
+
 from llmscope.db.models import Base
 
 connection = context.config.attributes.get("connection")
