@@ -1,0 +1,220 @@
+"""The gateway's YAML: MLflow AI Gateway's schema plus llmscope's ``prompts:`` and options.
+
+MLflow's ``endpoints:`` (or the older ``routes:``) each have a ``name``, an ``endpoint_type``
+(or ``route_type``), ``model: {provider, name, config}`` and an optional
+``limit: {calls, renewal_period}``. Secrets in ``model.config`` are ``$ENV_VAR`` references
+(or literal values), resolved when the file is loaded. llmscope adds per-endpoint options
+(``log_content``, ``timeout_seconds``, ``max_retries``) and a top-level ``prompts:`` list of
+named, versioned templates with ``{{variable}}`` placeholders.
+
+:func:`load_config` raises :class:`ConfigError` with one line naming the endpoint and field;
+nothing in the message ever contains a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENDPOINT_TYPES = ("llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings")
+EndpointType = Literal["llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings"]
+RENEWAL_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+# Keys each provider's ``model.config`` accepts; the ones holding secrets are marked.
+PROVIDER_KEYS: dict[str, dict[str, bool]] = {
+    "openai": {
+        "openai_api_key": True,
+        "openai_api_base": False,
+        "openai_api_type": False,
+        "openai_api_version": False,
+        "openai_deployment_name": False,
+        "openai_organization": False,
+    },
+    "anthropic": {
+        "anthropic_api_key": True,
+        "anthropic_version": False,
+        "anthropic_api_base": False,
+    },
+    "offline": {"latency_ms": False, "embedding_dim": False},
+}
+REQUIRED_KEYS = {"openai": ("openai_api_key",), "anthropic": ("anthropic_api_key",)}
+UNSUPPORTED = {("anthropic", "llm/v1/embeddings")}
+_ENV_REF = re.compile(r"^\$(?:\{(\w+)\}|(\w+))$")
+
+
+class ConfigError(ValueError):
+    """An invalid gateway config: the message is one line naming the endpoint and field."""
+
+
+class Limit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    calls: int = Field(gt=0)
+    renewal_period: Literal["second", "minute", "hour", "day"] = "minute"
+    key: str | None = None  # MLflow accepts it; llmscope limits per endpoint
+
+    @property
+    def period_seconds(self) -> int:
+        return RENEWAL_SECONDS[self.renewal_period]
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    provider: Literal["openai", "anthropic", "offline"]
+    name: str = Field(min_length=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class Endpoint(BaseModel):
+    """One endpoint: where calls go, and how llmscope records them."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    endpoint_type: EndpointType
+    model: ModelSpec
+    limit: Limit | None = None
+    log_content: bool = True
+    timeout_seconds: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _route_type_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "route_type" in data:
+            data = dict(data)
+            data.setdefault("endpoint_type", data.pop("route_type"))
+            data.pop("route_type", None)
+        return data
+
+
+class Prompt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    version: str = Field(default="1", max_length=64)
+    text: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_as_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("version"), int | float):
+            data = {**data, "version": str(data["version"])}
+        return data
+
+
+class GatewayConfig(BaseModel):
+    """A loaded, validated config; ``model.config`` holds resolved keys: never show it."""
+
+    endpoints: list[Endpoint]
+    prompts: list[Prompt] = Field(default_factory=list)
+
+    def endpoint(self, name: str) -> Endpoint | None:
+        return next((e for e in self.endpoints if e.name == name), None)
+
+    def prompt(self, name: str, version: str | None) -> Prompt | None:
+        """The prompt ``name`` at ``version``; without a version, the last one listed."""
+        found = [p for p in self.prompts if p.name == name]
+        if version is not None:
+            found = [p for p in found if p.version == str(version)]
+        return found[-1] if found else None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    # Only the location and the message: pydantic's input_value could be a secret.
+    loc = ".".join(str(p) for p in error.get("loc", ()))
+    msg = error.get("msg", "invalid")
+    if error.get("type") == "extra_forbidden":
+        msg = "unknown field"
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _resolve_secret(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: must be a string or a $ENV_VAR reference")
+    match = _ENV_REF.match(value.strip())
+    if match is None:
+        return value
+    var = match.group(1) or match.group(2)
+    resolved = os.environ.get(var)
+    if not resolved:
+        raise ConfigError(f"{where}: environment variable {var} is not set")
+    return resolved
+
+
+def _check_provider(endpoint: Endpoint, where: str) -> None:
+    provider = endpoint.model.provider
+    allowed = PROVIDER_KEYS[provider]
+    for key in endpoint.model.config:
+        if key not in allowed:
+            raise ConfigError(f"{where}: model.config.{key}: unknown field for {provider}")
+    for key in REQUIRED_KEYS.get(provider, ()):
+        if key not in endpoint.model.config:
+            raise ConfigError(f"{where}: model.config.{key}: field required for {provider}")
+    if (provider, endpoint.endpoint_type) in UNSUPPORTED:
+        raise ConfigError(
+            f"{where}: endpoint_type: {provider} does not support {endpoint.endpoint_type}"
+        )
+    for key, is_secret in allowed.items():
+        if is_secret and key in endpoint.model.config:
+            endpoint.model.config[key] = _resolve_secret(
+                endpoint.model.config[key], f"{where}: model.config.{key}"
+            )
+    for key in ("latency_ms", "embedding_dim"):
+        value = endpoint.model.config.get(key)
+        if value is not None and (not isinstance(value, int | float) or value < 0):
+            raise ConfigError(f"{where}: model.config.{key}: must be a non-negative number")
+
+
+def parse_config(data: Any) -> GatewayConfig:
+    """Validate a parsed YAML document; raise ConfigError naming the endpoint and field."""
+    if not isinstance(data, dict):
+        raise ConfigError("the gateway config must be a mapping with an 'endpoints:' list")
+    unknown = set(data) - {"endpoints", "routes", "prompts"}
+    if unknown:
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown top-level field")
+    raw = data.get("endpoints")
+    if raw is None:
+        raw = data.get("routes")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("endpoints: a non-empty list of endpoints is required")
+    endpoints: list[Endpoint] = []
+    for index, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, dict) else None
+        where = f"endpoint {name!r}" if isinstance(name, str) else f"endpoints[{index}]"
+        try:
+            endpoint = Endpoint.model_validate(item)
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: {_describe(exc.errors()[0])}") from None
+        _check_provider(endpoint, where)
+        if any(e.name == endpoint.name for e in endpoints):
+            raise ConfigError(f"{where}: name: more than one endpoint has this name")
+        endpoints.append(endpoint)
+    prompts: list[Prompt] = []
+    for index, item in enumerate(data.get("prompts") or []):
+        try:
+            prompts.append(Prompt.model_validate(item))
+        except ValidationError as exc:
+            raise ConfigError(f"prompts[{index}]: {_describe(exc.errors()[0])}") from None
+    return GatewayConfig(endpoints=endpoints, prompts=prompts)
+
+
+def load_config(path: Path | str) -> GatewayConfig:
+    """Read and validate the gateway YAML at ``path``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read gateway config {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"gateway config {path} is not valid YAML{where}") from None
+    return parse_config(data)

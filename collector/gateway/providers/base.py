@@ -1,0 +1,198 @@
+"""What every provider shares: the unified (OpenAI-shaped) interface, errors and retries.
+
+A provider takes request bodies in the OpenAI wire format (which is also MLflow >= 2.9's
+unified schema) and answers in it: a response dict, or for streams an async iterator of
+``chat.completion.chunk`` / ``text_completion`` chunk dicts. Errors are :class:`ProviderError`
+carrying the status and body the client should see, scrubbed of the provider's keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from llmscope.collector.gateway.config import Endpoint
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_WAIT = 30.0  # a longer Retry-After is handed to the client instead of waited out
+
+
+class ProviderError(Exception):
+    """A failed provider call: what the client gets back (status, JSON body, headers)."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        body = self.body
+        if isinstance(body, dict):
+            inner = body.get("error", body.get("detail", body))
+            if isinstance(inner, dict):
+                inner = inner.get("message", inner)
+            return f"{self.status}: {inner}"
+        return f"{self.status}: {body}"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number of seconds or an HTTP date; None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Provider:
+    """Base class: a provider for one endpoint, sharing the gateway's pooled HTTP client."""
+
+    name = "base"
+    offline = False
+
+    def __init__(self, endpoint: Endpoint, http: httpx.AsyncClient) -> None:
+        self.endpoint = endpoint
+        self.model = endpoint.model.name
+        self.config = endpoint.model.config
+        self.http = http
+        self.timeout = httpx.Timeout(
+            endpoint.timeout_seconds, connect=min(10.0, endpoint.timeout_seconds)
+        )
+
+    # --- the unified interface (subclasses override what they support) --------------------
+    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported("chat")
+
+    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        raise self._unsupported("streaming chat")
+
+    async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported("completions")
+
+    async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        raise self._unsupported("streaming completions")
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported("embeddings")
+
+    # --- helpers --------------------------------------------------------------------------
+    def _unsupported(self, what: str) -> ProviderError:
+        return ProviderError(
+            400,
+            {
+                "error": {
+                    "message": f"{self.name} does not support {what}",
+                    "type": "invalid_request_error",
+                }
+            },
+        )
+
+    def secrets(self) -> list[str]:
+        """Values that must never leave the gateway (keys from the config)."""
+        return [v for k, v in self.config.items() if k.endswith("_api_key") and isinstance(v, str)]
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets():
+            if secret:
+                text = text.replace(secret, "[REDACTED]")
+        return text
+
+    def _error_from(self, response: httpx.Response, content: bytes) -> ProviderError:
+        text = self.scrub(content.decode("utf-8", "replace"))
+        try:
+            body: Any = json.loads(text)
+        except ValueError:
+            body = {
+                "error": {
+                    "message": text[:2000] or response.reason_phrase,
+                    "type": "provider_error",
+                }
+            }
+        headers = {}
+        if "retry-after" in response.headers:
+            headers["Retry-After"] = response.headers["retry-after"]
+        return ProviderError(response.status_code, body, headers)
+
+    def _transport_error(self, exc: httpx.TransportError) -> ProviderError:
+        status = 504 if isinstance(exc, httpx.TimeoutException) else 502
+        # The exception text names the URL at most; the keys travel in headers only.
+        message = self.scrub(f"{self.name} provider unreachable: {type(exc).__name__}")
+        return ProviderError(status, {"error": {"message": message, "type": "provider_error"}})
+
+    async def send(
+        self, url: str, payload: dict[str, Any], headers: dict[str, str], *, stream: bool = False
+    ) -> httpx.Response:
+        """POST with retries on 429/5xx and connection failures, honouring ``Retry-After``.
+
+        Returns a successful response (still open when ``stream``); raises ProviderError.
+        """
+        attempt = 0
+        while True:
+            request = self.http.build_request(
+                "POST", url, json=payload, headers=headers, timeout=self.timeout
+            )
+            try:
+                response = await self.http.send(request, stream=stream)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt >= self.endpoint.max_retries:
+                    raise self._transport_error(exc) from None
+                await asyncio.sleep(self._backoff(attempt, None))
+                attempt += 1
+                continue
+            except httpx.TransportError as exc:
+                raise self._transport_error(exc) from None
+            if response.status_code < 400:
+                return response
+            content = await response.aread()
+            await response.aclose()
+            error = self._error_from(response, content)
+            wait = self._backoff(attempt, response.headers.get("retry-after"))
+            retryable = response.status_code in RETRY_STATUSES and wait <= MAX_RETRY_WAIT
+            if not retryable or attempt >= self.endpoint.max_retries:
+                raise error
+            await asyncio.sleep(wait)
+            attempt += 1
+
+    @staticmethod
+    def _backoff(attempt: int, retry_after: str | None) -> float:
+        told = retry_after_seconds(retry_after)
+        if told is not None:
+            return told
+        return 0.25 * (2**attempt) * (0.5 + random.random())
+
+    async def sse_data(self, response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
+        """``(event, parsed data)`` pairs from an SSE response, until ``[DONE]``; closes it."""
+        event = ""
+        try:
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    try:
+                        yield event, json.loads(data)
+                    except ValueError:
+                        continue  # keep-alive comments and the like
+                elif not line:
+                    event = ""
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from None
+        finally:
+            await response.aclose()

@@ -1,0 +1,83 @@
+"""The ``openai`` provider: OpenAI and any OpenAI-compatible server (vLLM, Ollama, Azure).
+
+``openai_api_base`` points it elsewhere; ``openai_api_type: azure`` (or ``azuread``) uses Azure
+OpenAI's deployment URLs with ``openai_deployment_name`` and ``openai_api_version``. Bodies pass
+through as they are, with ``model`` set to the endpoint's model; streams ask for the final usage
+chunk (``stream_options.include_usage``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from llmscope.collector.gateway.config import Endpoint
+from llmscope.collector.gateway.providers.base import Provider
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+
+    def __init__(self, endpoint: Endpoint, http: httpx.AsyncClient) -> None:
+        super().__init__(endpoint, http)
+        self.api_type = str(self.config.get("openai_api_type") or "openai").lower()
+        default_base = "https://api.openai.com/v1"
+        self.base = str(self.config.get("openai_api_base") or default_base).rstrip("/")
+        key = str(self.config["openai_api_key"])
+        if self.api_type == "azure":
+            self.headers = {"api-key": key}
+        else:
+            self.headers = {"Authorization": f"Bearer {key}"}
+        if self.config.get("openai_organization"):
+            self.headers["OpenAI-Organization"] = str(self.config["openai_organization"])
+
+    def _url(self, path: str) -> str:
+        if self.api_type in {"azure", "azuread"}:
+            deployment = self.config.get("openai_deployment_name") or self.model
+            version = self.config.get("openai_api_version") or "2024-06-01"
+            return f"{self.base}/openai/deployments/{deployment}/{path}?api-version={version}"
+        return f"{self.base}/{path}"
+
+    def _payload(self, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+        payload = {**body, "model": self.model}
+        if stream:
+            payload["stream"] = True
+            payload["stream_options"] = {
+                **(body.get("stream_options") or {}),
+                "include_usage": True,
+            }
+        else:
+            payload.pop("stream", None)
+            payload.pop("stream_options", None)
+        return payload
+
+    async def _json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.send(self._url(path), self._payload(body, stream=False), self.headers)
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        payload = self._payload(body, stream=True)
+        response = await self.send(self._url(path), payload, self.headers, stream=True)
+        return self._chunks(response)
+
+    async def _chunks(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+        async for _event, data in self.sse_data(response):
+            if isinstance(data, dict):
+                yield data
+
+    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._json("chat/completions", body)
+
+    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        return await self._stream("chat/completions", body)
+
+    async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._json("completions", body)
+
+    async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        return await self._stream("completions", body)
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._json("embeddings", body)

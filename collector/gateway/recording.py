@@ -1,0 +1,118 @@
+"""What the gateway records about a call: one ``records`` row built from a :class:`Call`.
+
+The row has ``llmscope.schema.record_row``'s column names and ``source="gateway"``. With
+``log_content: false`` on the endpoint only metadata is kept (no prompt, messages, response or
+template text/variables). Offline calls carry ``provider: offline`` and the tag
+``llmscope.offline: "true"``. Strings are cut to their column sizes, so one odd call can never
+make a batch fail in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from llmscope.collector.gateway.extension import CallMeta
+from llmscope.collector.redaction import redact_row
+
+OFFLINE_TAG = "llmscope.offline"
+_LIMITS = {"endpoint": 256, "provider": 64, "model": 256, "user_id": 256, "session_id": 256}
+
+
+@dataclass
+class Call:
+    """One gateway call, filled in as it goes."""
+
+    endpoint: str
+    kind: str  # chat | completions | embeddings
+    body: dict[str, Any]
+    meta: CallMeta
+    provider: str | None = None
+    model: str | None = None
+    log_content: bool = True
+    offline: bool = False
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.perf_counter)
+    response: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    ttft_ms: float | None = None
+    status: str = "ok"
+    error: str | None = None
+
+    def take_usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            self.input_tokens = prompt if isinstance(prompt, int) else self.input_tokens
+            self.output_tokens = completion if isinstance(completion, int) else self.output_tokens
+            if self.kind == "embeddings" and self.output_tokens is None:
+                self.output_tokens = 0
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def fail(self, message: str) -> None:
+        self.status = "error"
+        self.error = message[:4000]
+
+    def row(self, *, redact: bool = False) -> dict[str, Any]:
+        """The ``records`` row for this call (latency measured up to now)."""
+        latency_ms = self.elapsed_ms()
+        tags = dict(self.meta.tags)
+        if self.offline:
+            tags[OFFLINE_TAG] = "true"
+        prompt, messages = _inputs(self.kind, self.body)
+        row: dict[str, Any] = {
+            "id": self.id,
+            "timestamp": self.started_at,
+            "received_at": datetime.now(UTC),
+            "source": "gateway",
+            "endpoint": self.endpoint,
+            "provider": self.provider,
+            "model": self.model,
+            "prompt": prompt,
+            "messages": messages,
+            "response": self.response,
+            "template_name": self.meta.template,
+            "template_version": self.meta.version,
+            "template_text": self.meta.template_text,
+            "template_variables": self.meta.variables,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "latency_ms": round(latency_ms, 3),
+            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 3),
+            "status": self.status,
+            "error": self.error,
+            "user_id": self.meta.user_id,
+            "session_id": self.meta.session_id,
+            "tags": tags or None,
+            "trace_id": None,
+            "span_id": None,
+            "internal": self.meta.internal,
+        }
+        for name, limit in _LIMITS.items():
+            if isinstance(row[name], str):
+                row[name] = row[name][:limit]
+        if not self.log_content:
+            for name in ("prompt", "messages", "response", "template_text", "template_variables"):
+                row[name] = None
+        return redact_row(row) if redact else row
+
+
+def _inputs(kind: str, body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]] | None]:
+    if kind == "chat":
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            return None, [m for m in messages if isinstance(m, dict)]
+        return None, None
+    raw = body.get("prompt") if kind == "completions" else body.get("input", body.get("text"))
+    if raw is None or isinstance(raw, str):
+        return raw, None
+    if isinstance(raw, list) and all(isinstance(t, str) for t in raw):
+        return "\n".join(raw), None
+    return json.dumps(raw), None  # token arrays: kept, as text
