@@ -27,11 +27,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from llmscope.analysis.matching import match_clusters
 from llmscope.config import Settings
 from llmscope.db.models import Alert, AnalysisRun, RunCluster
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 __all__ = ["AlertCandidate", "alert_candidates", "deliver", "dashboard_link", "raise_alerts"]
 

@@ -18,10 +18,11 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
-from llmscope.db.models import AnalysisRun, RunCluster
 from scipy.optimize import linear_sum_assignment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from llmscope.db.models import AnalysisRun, RunCluster
 
 __all__ = ["DEFAULT_THRESHOLD", "Match", "match_centroids", "match_clusters", "new_stable_key"]
 

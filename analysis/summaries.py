@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from llmscope.analysis.prompts import (
     SUMMARY_PROMPT_VERSION,
     ClusterBrief,
@@ -32,8 +35,6 @@ from llmscope.analysis.prompts import (
 )
 from llmscope.config import Settings
 from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment, RunCluster, Summary
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 __all__ = ["summarize_run", "parse_summary", "extractive_summary", "SummaryError"]
 

@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment, RunCluster
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+
+from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment, RunCluster
 
 _ids = itertools.count()
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

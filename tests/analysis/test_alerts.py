@@ -7,13 +7,14 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from llmscope.analysis.alerts import raise_alerts
-from llmscope.collector import create_app
-from llmscope.config import Settings
-from llmscope.db.models import Alert, AnalysisRun
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from llmscope.analysis.alerts import raise_alerts
+from llmscope.analysis.followup import finish_run
+from llmscope.collector import create_app
+from llmscope.config import Settings
+from llmscope.db.models import Alert, AnalysisRun, RunCluster
 from tests.analysis.http_fakes import Receiver, webhook_receiver
 from tests.analysis.seeding import NOW, ClusterSeed, Down, seed_run, unit
 from tests.conftest import free_port
@@ -201,3 +202,37 @@ def test_alert_history_api(settings: Settings, engine: Engine) -> None:
         assert client.get("/api/v1/alerts", params={"cursor": "x"}).status_code == 400
     with Session(engine) as session:
         assert len(session.scalars(select(Alert)).all()) == 4
+
+
+def test_finish_run_matches_summarises_and_alerts_in_order(
+    settings: Settings, engine: Engine, receiver: Receiver
+) -> None:
+    run_id = seed_run(engine, problem_clusters(), run_id="run-followup")
+    with Session(engine) as session:
+        assert finish_run(session, run_id, alert_settings(settings, receiver)) == []
+    with Session(engine) as session:
+        report = session.get(AnalysisRun, run_id).report  # type: ignore[union-attr]
+        keys = {r.cluster_id: r.stable_key for r in session.scalars(select(RunCluster))}
+    assert all(key and key.startswith("c-") for key in keys.values())
+    assert all(c["summary"]["generated_by"] == "extractive" for c in report["clusters"])
+    # The alert names the cluster by its summary's title, and is keyed by its stable key.
+    hook = next(h for h in receiver.received["/hook"] if h["kind"] == "hotspot")
+    assert 'cluster 0 "refund / charge"' in hook["message"]
+    assert hook["stable_key"] == keys[0]
+    assert len(report["alerts"]) == 3
+
+
+def test_finish_run_survives_a_failing_step(settings: Settings, engine: Engine) -> None:
+    run_id = seed_run(engine, problem_clusters()[:1], run_id="run-broken")
+    with Session(engine) as session:
+        run = session.get(AnalysisRun, run_id)
+        assert run is not None
+        run.report = {**run.report, "clusters": [{"id": "not-a-number"}]}
+        session.commit()
+    with Session(engine) as session:
+        failed = finish_run(session, run_id, settings)
+    assert failed == ["summaries", "alerts"]
+    with Session(engine) as session:
+        # Matching still happened and the run is intact.
+        assert session.get(AnalysisRun, run_id) is not None
+        assert session.scalars(select(RunCluster.stable_key)).one().startswith("c-")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from llmscope.analysis.matching import match_centroids, match_clusters
-from llmscope.db.models import RunCluster
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from llmscope.analysis.matching import match_centroids, match_clusters
+from llmscope.db.models import RunCluster
 from tests.analysis.seeding import NOW, ClusterSeed, seed_run, unit
 
 

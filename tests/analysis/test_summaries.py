@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from llmscope.analysis.summaries import SummaryError, parse_summary, summarize_run
-from llmscope.config import Settings
-from llmscope.db.models import AnalysisRun, RunCluster, Summary
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from llmscope.analysis.summaries import SummaryError, parse_summary, summarize_run
+from llmscope.config import Settings
+from llmscope.db.models import AnalysisRun, RunCluster, Summary
 from tests.analysis.http_fakes import fake_llm, good, missing_keys, prose, slow
 from tests.analysis.seeding import ClusterSeed, Down, seed_run, unit
 from tests.conftest import count_rows, free_port

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from llmscope.collector.api.deps import SessionDep
-from llmscope.db.models import Alert
 from pydantic import BaseModel
 from sqlalchemy import select
+
+from llmscope.collector.api.deps import SessionDep
+from llmscope.db.models import Alert
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
