@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode
 
 COLORS = ("cluster", "window", "feedback")
 SORTS = ("drift", "hotspot", "size", "down_rate")
-GROUPINGS = ("endpoint", "model", "template")
+GROUPINGS = ("none", "endpoint", "model", "template")
 FEEDBACK = ("down", "up", "rated", "unrated")
 
 # query-string name -> dataclass field name (``from`` is a Python keyword)
@@ -40,7 +40,7 @@ class ViewState:
     feedback: str | None = None
     color: str = "cluster"
     sort: str = "drift"
-    by: str = "endpoint"
+    by: str = "none"  # overview: split the charts by endpoint|model|template
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     def params(self, **changes: Any) -> dict[str, str]:

@@ -26,6 +26,7 @@ from llmscope.dashboard.data.overview import (
     list_runs,
     run_report,
     store_status,
+    totals,
     traffic,
 )
 from llmscope.dashboard.data.records import record_detail
@@ -55,5 +56,6 @@ __all__ = [
     "snippet",
     "sorted_clusters",
     "store_status",
+    "totals",
     "traffic",
 ]

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine, Text, case, cast, func, select
+
 from llmscope.dashboard.data.common import (
     LATEST_FEEDBACK,
     THUMB,
@@ -23,7 +25,6 @@ from llmscope.dashboard.data.common import (
     with_feedback,
 )
 from llmscope.db.models import Record, RunAssignment
-from sqlalchemy import Engine, Text, case, cast, func, select
 
 MAP_LIMIT = 20_000
 SORT_KEYS = {

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from llmscope.dashboard.state import ViewState
-from llmscope.db.models import Feedback, Record
 from sqlalchemy import ColumnElement, Select, String, and_, case, func, literal, select
 from sqlalchemy.orm import aliased
+
+from llmscope.dashboard.state import ViewState
+from llmscope.db.models import Feedback, Record
 
 # The newest feedback event of each record (ids grow with time: the latest event counts).
 LATEST = (
@@ -113,10 +114,10 @@ def time_bucket(dialect: str, unit: str, column: Any = Record.timestamp) -> Any:
 
 
 def bucket_unit(since: datetime | None, until: datetime | None) -> str:
-    """Hourly points for up to two weeks, daily beyond: a chart of at most a few hundred points."""
+    """Hourly points for up to three days, daily beyond: enough calls per point to read."""
     if since is None or until is None:
         return "day"
-    return "hour" if (until - since).total_seconds() <= 14 * 86400 else "day"
+    return "hour" if (until - since).total_seconds() <= 3 * 86400 else "day"
 
 
 def percentile_columns(

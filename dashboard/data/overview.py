@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Engine, case, func, or_, select
+
 from llmscope.dashboard.data.common import (
     GROUP_COLUMNS,
     TEMPLATE_KEY,
@@ -17,7 +19,6 @@ from llmscope.dashboard.data.common import (
     with_feedback,
 )
 from llmscope.db.models import Alert, AnalysisRun, Record
-from sqlalchemy import Engine, case, func, or_, select
 
 
 @dataclass(frozen=True)
@@ -243,3 +244,24 @@ def latest_alerts(engine: Engine, limit: int = 8) -> list[dict[str, Any]]:
             .limit(limit)
         ).all()
     return [dict(row._mapping) for row in rows]
+
+
+def totals(engine: Engine, filters: Filters) -> dict[str, Any]:
+    """The same figures as ``breakdown`` for all matching records together."""
+    with engine.connect() as conn:
+        row = conn.execute(_counts([], filters)).one()
+        pct = conn.execute(
+            percentile_columns(
+                Record.latency_ms, [], filters.conditions(), feedback=filters.feedback is not None
+            )
+        ).first()
+    return {
+        "calls": int(row.calls or 0),
+        "errors": int(row.errors or 0),
+        "rated": int(row.rated or 0),
+        "down": int(row.down or 0),
+        "input_tokens": int(row.input_tokens or 0),
+        "output_tokens": int(row.output_tokens or 0),
+        "p50": pct.p50 if pct else None,
+        "p95": pct.p95 if pct else None,
+    }

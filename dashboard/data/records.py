@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment
 from sqlalchemy import Engine, select
+
+from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment
 
 
 def record_detail(engine: Engine, record_id: str) -> dict[str, Any] | None:

@@ -1,0 +1,247 @@
+"""Plotly figures drawn from what the read queries return (no numbers are made here).
+
+Hover text is HTML-escaped: Plotly renders a few tags in hover labels, and record text must be
+shown as typed.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+from collections import defaultdict
+from typing import Any
+
+import plotly.graph_objects as go
+
+PALETTE = (
+    "#4C78A8",
+    "#F58518",
+    "#54A24B",
+    "#E45756",
+    "#72B7B2",
+    "#B279A2",
+    "#FF9DA6",
+    "#9D755D",
+    "#EECA3B",
+    "#BAB0AC",
+)
+NOISE = "#C9CED6"
+WINDOW_COLORS = {"baseline": "#8DA0CB", "current": "#F58518"}
+FEEDBACK_COLORS = {"down": "#D62728", "up": "#2CA02C", None: "#C9CED6"}
+FEEDBACK_NAMES = {"down": "thumbs-down", "up": "thumbs-up", None: "unrated"}
+
+
+def _layout(fig: go.Figure, title: str | None = None, **extra: Any) -> go.Figure:
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0, "font": {"size": 14}} if title else None,
+        margin={"l": 48, "r": 12, "t": 36 if title else 12, "b": 36},
+        legend={"orientation": "h", "y": -0.18, "x": 0},
+        hovermode="x unified",
+        font={"family": "Inter, system-ui, sans-serif", "size": 12},
+        **extra,
+    )
+    return fig
+
+
+def _series(rows: list[dict[str, Any]]) -> dict[Any, list[dict[str, Any]]]:
+    grouped: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["group"]].append(row)
+    return grouped
+
+
+def _name(group: Any) -> str:
+    return "all" if group is None else str(group)
+
+
+def traffic_figures(rows: list[dict[str, Any]], split: bool) -> dict[str, go.Figure]:
+    """Calls, thumbs-down rate, latency p50/p95 and tokens over time, one line per group."""
+    calls, down, latency, tokens = go.Figure(), go.Figure(), go.Figure(), go.Figure()
+    for i, (group, series) in enumerate(_series(rows).items()):
+        color = PALETTE[i % len(PALETTE)]
+        x = [r["bucket"] for r in series]
+        name = _name(group) if split else "calls"
+        calls.add_trace(
+            go.Scatter(
+                x=x,
+                y=[r["calls"] for r in series],
+                name=name,
+                line={"color": color},
+                mode="lines+markers",
+            )
+        )
+        rated = [r for r in series if r["rated"]]
+        down.add_trace(
+            go.Scatter(
+                x=[r["bucket"] for r in rated],
+                y=[r["down"] / r["rated"] for r in rated],
+                customdata=[[r["down"], r["rated"]] for r in rated],
+                hovertemplate="%{y:.0%} (%{customdata[0]} of %{customdata[1]} rated)",
+                name=_name(group) if split else "thumbs-down rate",
+                line={"color": color},
+                mode="lines+markers",
+                marker={"size": 4},
+            )
+        )
+        for label, key, dash in (("p50", "p50", "solid"), ("p95", "p95", "dot")):
+            latency.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=[r[key] for r in series],
+                    name=f"{_name(group)} {label}" if split else label,
+                    line={
+                        "color": color if split else PALETTE[0 if key == "p50" else 3],
+                        "dash": dash,
+                    },
+                    mode="lines+markers",
+                )
+            )
+        if split:
+            tokens.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=[r["input_tokens"] + r["output_tokens"] for r in series],
+                    name=_name(group),
+                    line={"color": color},
+                    mode="lines+markers",
+                )
+            )
+        else:
+            tokens.add_trace(
+                go.Bar(
+                    x=x,
+                    y=[r["input_tokens"] for r in series],
+                    name="input",
+                    marker_color=PALETTE[0],
+                )
+            )
+            tokens.add_trace(
+                go.Bar(
+                    x=x,
+                    y=[r["output_tokens"] for r in series],
+                    name="output",
+                    marker_color=PALETTE[1],
+                )
+            )
+    _layout(calls, "Calls")
+    _layout(
+        down,
+        "Thumbs-down rate (of rated calls)",
+        yaxis={"tickformat": ".0%", "rangemode": "tozero"},
+    )
+    _layout(latency, "Latency p50 / p95 (ms)", yaxis={"rangemode": "tozero"})
+    _layout(tokens, "Tokens" + (" (input + output)" if split else ""), barmode="stack")
+    return {"calls": calls, "down": down, "latency": latency, "tokens": tokens}
+
+
+def cluster_map(points: list[dict[str, Any]], color: str, titles: dict[int, str]) -> dict[str, Any]:
+    """The 2-D map as one WebGL trace per colour group (a plain dict: 20k points need no
+    validation pass)."""
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for p in points:
+        key = (
+            p["cluster_id"]
+            if color == "cluster"
+            else p["window"]
+            if color == "window"
+            else p["thumb"]
+        )
+        groups[key].append(p)
+
+    def order(key: Any) -> tuple[int, str]:
+        if color == "cluster":
+            return (1 if key == -1 else 0, f"{key:06d}" if key >= 0 else "")
+        return (0, str(key))
+
+    traces = []
+    for key in sorted(groups, key=order):
+        pts = groups[key]
+        if color == "cluster":
+            name = "noise" if key == -1 else f"{key}: {titles.get(key, '')}"[:40]
+            marker_color = NOISE if key == -1 else PALETTE[key % len(PALETTE)]
+        elif color == "window":
+            name, marker_color = str(key), WINDOW_COLORS.get(key, NOISE)
+        else:
+            name, marker_color = FEEDBACK_NAMES.get(key, str(key)), FEEDBACK_COLORS.get(key, NOISE)
+        traces.append(
+            {
+                "type": "scattergl",
+                "mode": "markers",
+                "name": name,
+                "x": [p["x"] for p in pts],
+                "y": [p["y"] for p in pts],
+                "customdata": [p["record_id"] for p in pts],
+                "text": [_hover(p) for p in pts],
+                "hovertemplate": "%{text}<extra></extra>",
+                "marker": {"size": 5, "color": marker_color, "opacity": 0.75},
+            }
+        )
+    return {
+        "data": traces,
+        "layout": {
+            "template": "plotly_white",
+            "margin": {"l": 8, "r": 8, "t": 40, "b": 8},
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+            "hovermode": "closest",
+            "dragmode": "pan",
+            "uirevision": color,
+        },
+    }
+
+
+def _hover(point: dict[str, Any]) -> str:
+    cluster = "noise" if point["cluster_id"] == -1 else f"cluster {point['cluster_id']}"
+    thumb = point["thumb"] or "unrated"
+    return (
+        f"<b>{htmllib.escape(point['record_id'])}</b> · {cluster} · {point['window']} · {thumb}"
+        f"<br>{htmllib.escape(point['text'])}"
+    )
+
+
+def share_figure(rows: list[dict[str, Any]], baseline_share: Any, current_share: Any) -> go.Figure:
+    """The cluster's share of each day's analysed records, by window, with the report's
+    per-window shares as reference lines."""
+    fig = go.Figure()
+    for window in ("baseline", "current"):
+        series = [r for r in rows if r["window"] == window]
+        fig.add_trace(
+            go.Bar(
+                x=[r["day"] for r in series],
+                y=[r["n"] / r["total"] if r["total"] else 0 for r in series],
+                customdata=[[r["n"], r["total"]] for r in series],
+                hovertemplate="%{y:.1%} (%{customdata[0]} of %{customdata[1]})",
+                name=f"{window} (daily share)",
+                marker_color=WINDOW_COLORS[window],
+            )
+        )
+    for window, value in (("baseline", baseline_share), ("current", current_share)):
+        if value is not None:
+            fig.add_hline(
+                y=float(value),
+                line_dash="dot",
+                line_color=WINDOW_COLORS[window],
+                annotation_text=f"{window} share {float(value):.1%}",
+                annotation_position="top left",
+            )
+    return _layout(fig, None, yaxis={"tickformat": ".0%", "rangemode": "tozero"})
+
+
+def distribution_figure(
+    values: dict[str, list[float]], keys: tuple[str, ...], title: str
+) -> go.Figure:
+    fig = go.Figure()
+    for i, key in enumerate(keys):
+        fig.add_trace(
+            go.Histogram(
+                x=values.get(key, []),
+                name=key.replace("_", " "),
+                marker_color=PALETTE[i],
+                opacity=0.75,
+                nbinsx=30,
+            )
+        )
+    _layout(fig, title, barmode="overlay")
+    fig.update_layout(hovermode="closest")
+    return fig

@@ -1,0 +1,38 @@
+"""``llmscope dashboard``: serve the Dash dashboard over the store (read only)."""
+
+from __future__ import annotations
+
+import argparse
+
+from llmscope.cli import UsageError, add_database_url, prepare_store, settings_from
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    dashboard = subparsers.add_parser("dashboard", help="run the dashboard")
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
+    dashboard.add_argument("--port", type=int, default=8050, help="port to bind (default 8050)")
+    add_database_url(dashboard)
+    dashboard.set_defaults(handler=dashboard_command)
+
+
+def dashboard_command(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from llmscope.dashboard.app import create_app
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port: {args.port} is not a port number")
+    settings = settings_from(args)
+    # The dashboard only reads, but a brand-new store needs its tables to show its empty state.
+    prepare_store(settings)
+    app = create_app(settings)
+    # A threaded WSGI server: pages render in parallel while a big map is being drawn.
+    server = make_server(args.host, args.port, app.server, threaded=True)
+    print(f"llmscope dashboard on http://{args.host}:{server.server_port}/", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,1 @@
+"""The dashboard's pages: each module renders one path from the engine and the view state."""

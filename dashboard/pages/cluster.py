@@ -1,0 +1,302 @@
+"""One cluster (``/clusters/<id>``): its summary and who wrote it, keywords, share over time,
+thumbs-down rate as the report gives it, latency and token distributions, template versions,
+example records, and a CSV export of all its records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import dcc, html
+from sqlalchemy import Engine
+
+from llmscope.dashboard import charts, data
+from llmscope.dashboard.components import (
+    FEEDBACK_LABELS,
+    badge,
+    card,
+    fmt_int,
+    fmt_num,
+    fmt_p,
+    fmt_pct,
+    fmt_time,
+    graph,
+    no_run,
+    page,
+    problems_banner,
+    stat,
+    summary_author,
+    text_block,
+    thumb_badge,
+)
+from llmscope.dashboard.state import ViewState
+
+
+def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
+    found = data.run_report(engine, state.run)
+    if found is None:
+        return page(f"Cluster {cluster_id}", no_run(data.store_status(engine).records))
+    run, report = found
+    cluster = data.find_cluster(report, cluster_id)
+    back = dcc.Link("← All clusters", href=state.href("/clusters"), className="back-link")
+    if cluster is None:
+        return page(
+            f"Cluster {cluster_id}",
+            back,
+            card(html.P(f"Run {run.id} has no cluster {cluster_id}."), title="Not found"),
+        )
+    summary = cluster.get("summary") or {}
+    title = summary.get("title") or f"Cluster {cluster_id}"
+    export = ViewState(run=run.id).href(f"/export/clusters/{cluster_id}.csv")
+    records = data.cluster_records(
+        engine,
+        run.id,
+        cluster_id,
+        data.Filters(feedback=state.feedback),
+        first=cluster.get("examples") or [],
+    )
+    values = data.cluster_values(engine, run.id, cluster_id)
+    return page(
+        title,
+        *[
+            c
+            for c in (
+                back,
+                problems_banner(state),
+                _summary(cluster, summary),
+                _stats(cluster),
+                html.Div(
+                    [
+                        card(
+                            graph(
+                                charts.share_figure(
+                                    data.share_by_day(engine, run.id, cluster_id),
+                                    cluster.get("baseline_share"),
+                                    cluster.get("current_share"),
+                                )
+                            ),
+                            title="Share of each day's records",
+                        ),
+                        card(_templates(cluster), title="Template versions"),
+                    ],
+                    className="grid-2-1",
+                ),
+                html.Div(
+                    [
+                        card(
+                            graph(
+                                charts.distribution_figure(values, ("latency_ms",), "Latency (ms)")
+                            )
+                        ),
+                        card(
+                            graph(
+                                charts.distribution_figure(
+                                    values, ("input_tokens", "output_tokens"), "Tokens per call"
+                                )
+                            )
+                        ),
+                    ],
+                    className="grid-2",
+                ),
+                card(
+                    _feedback_filter(state),
+                    _records(records, state),
+                    title="Example records",
+                    className="records-card",
+                ),
+            )
+            if c is not None
+        ],
+        actions=html.A(
+            f"⬇ Download CSV ({fmt_int(cluster.get('size'))} records)",
+            href=export,
+            download=f"cluster-{cluster_id}-{run.id}.csv",
+            className="button",
+            id="export-link",
+        ),
+        subtitle=[
+            html.Span(f"Cluster {cluster_id} of run "),
+            html.Code(run.id),
+            html.Span(f" · created {fmt_time(run.created_at)}"),
+        ],
+    )
+
+
+def _summary(cluster: dict[str, Any], summary: dict[str, Any]) -> html.Section:
+    parts: list[Any] = [
+        html.Div(
+            [
+                html.Span("Summary written by ", className="muted"),
+                html.Strong(summary_author(summary.get("generated_by")), id="summary-author"),
+            ],
+            className="summary-author",
+        ),
+        html.P(summary.get("text") or "No summary stored for this cluster.", className="summary"),
+    ]
+    for label, key in (("Likely root cause", "root_cause"), ("Suggested fix", "suggested_fix")):
+        if summary.get(key):
+            parts.append(
+                html.Div(
+                    [html.Strong(f"{label}: "), html.Span(summary[key])], className="summary-line"
+                )
+            )
+    parts.append(
+        html.Div(
+            [badge(k, "keyword") for k in cluster.get("keywords") or []],
+            className="keywords-row",
+            id="cluster-keywords",
+        )
+    )
+    return card(*parts, title="Summary")
+
+
+def _stats(c: dict[str, Any]) -> html.Div:
+    drift, hotspot = c.get("drift") or {}, c.get("hotspot") or {}
+    fb, lat, tok = c.get("feedback") or {}, c.get("latency_ms") or {}, c.get("tokens") or {}
+    down_rate = fb.get("down_rate")
+    return html.Div(
+        [
+            stat(
+                "Size",
+                fmt_int(c.get("size")),
+                f"{fmt_int(c.get('baseline_count'))} baseline · "
+                f"{fmt_int(c.get('current_count'))} current",
+            ),
+            stat(
+                "Share",
+                f"{fmt_pct(c.get('baseline_share'))} → {fmt_pct(c.get('current_share'))}",
+                "baseline → current",
+            ),
+            stat(
+                "Drift",
+                [
+                    drift.get("kind", "–"),
+                    " ",
+                    badge("flagged", "bad")
+                    if drift.get("flagged")
+                    else badge("not flagged", "neutral"),
+                ],
+                f"score {fmt_num(drift.get('score'), 2)} · p={fmt_p(drift.get('p_value'))} · "
+                f"q={fmt_p(drift.get('q_value'))}",
+                tone="bad" if drift.get("flagged") else "",
+            ),
+            stat(
+                "Thumbs-down",
+                fmt_pct(down_rate),
+                f"{fmt_int(fb.get('down'))} down of {fmt_int(fb.get('rated'))} rated"
+                + (" (few ratings: read with care)" if (fb.get("rated") or 0) < 20 else ""),
+                tone="bad" if hotspot.get("flagged") else "",
+            ),
+            stat(
+                "Hotspot lift",
+                f"×{fmt_num(hotspot.get('lift'), 2)}",
+                [
+                    f"p={fmt_p(hotspot.get('p_value'))} · q={fmt_p(hotspot.get('q_value'))} ",
+                    badge("flagged", "bad")
+                    if hotspot.get("flagged")
+                    else badge("not flagged", "neutral"),
+                ],
+                tone="bad" if hotspot.get("flagged") else "",
+            ),
+            stat(
+                "Latency",
+                f"{fmt_num(lat.get('p50'), 0)} ms",
+                f"p95 {fmt_num(lat.get('p95'), 0)} ms",
+            ),
+            stat(
+                "Tokens (p50)",
+                f"{fmt_num(tok.get('input_p50'), 0)} in",
+                f"{fmt_num(tok.get('output_p50'), 0)} out",
+            ),
+        ],
+        className="stats",
+        id="cluster-stats",
+    )
+
+
+def _templates(c: dict[str, Any]) -> Any:
+    templates = c.get("templates") or {}
+    if not templates:
+        return html.P("No templates recorded for these calls.", className="muted")
+    size = sum(templates.values()) or 1
+    rows = [
+        html.Tr(
+            [
+                html.Td(html.Code(name)),
+                html.Td(fmt_int(n), className="num"),
+                html.Td(fmt_pct(n / size), className="num"),
+            ]
+        )
+        for name, n in sorted(templates.items(), key=lambda kv: -kv[1])
+    ]
+    return html.Table(
+        [
+            html.Thead(
+                html.Tr([html.Th("template@version"), html.Th("calls"), html.Th("of cluster")])
+            ),
+            html.Tbody(rows),
+        ],
+        className="table",
+    )
+
+
+def _feedback_filter(state: ViewState) -> html.Div:
+    return html.Div(
+        [
+            html.Label("Show", className="control-label"),
+            dcc.RadioItems(
+                id={"type": "view", "key": "feedback"},
+                options=[{"label": "examples first, then newest", "value": ""}]
+                + [{"label": v, "value": k} for k, v in FEEDBACK_LABELS.items()],
+                value=state.feedback or "",
+                inline=True,
+                className="radio",
+            ),
+        ],
+        className="control-group",
+    )
+
+
+def _records(records: list[dict[str, Any]], state: ViewState) -> Any:
+    if not records:
+        return html.P("No records of this cluster match.", className="muted")
+    items = []
+    for r in records:
+        href = state.href(f"/records/{r['id']}", feedback=None)
+        template = (
+            f"{r['template_name']}@{r['template_version'] or '-'}"
+            if r["template_name"]
+            else "no template"
+        )
+        items.append(
+            html.Article(
+                [
+                    html.Div(
+                        [
+                            dcc.Link(r["id"], href=href, className="record-link"),
+                            html.Span(
+                                f"{fmt_time(r['timestamp'])} · {r['window']} · "
+                                f"{r['endpoint'] or '–'} · {r['model'] or '–'} · {template}",
+                                className="muted small",
+                            ),
+                            thumb_badge(r["thumb"]),
+                        ],
+                        className="record-head",
+                    ),
+                    html.Div([html.Div("Prompt", className="field-label"), text_block(r["text"])]),
+                    html.Div(
+                        [html.Div("Response", className="field-label"), text_block(r["response"])]
+                    ),
+                    html.Div(
+                        [
+                            html.Span("Feedback comment: ", className="muted"),
+                            html.Span(r["comment"]),
+                        ],
+                        className="small",
+                    )
+                    if r["comment"]
+                    else None,
+                ],
+                className="record",
+            )
+        )
+    return html.Div(items, className="records", id="cluster-records")

@@ -1,0 +1,253 @@
+"""The clusters page (``/clusters``): the run's 2-D map and its clusters, sortable by drift,
+hotspot lift, size and thumbs-down rate, filtered by time, endpoint, model, template, feedback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import dcc, html
+from sqlalchemy import Engine
+
+from llmscope.dashboard import charts, data
+from llmscope.dashboard.components import (
+    badge,
+    card,
+    filter_bar,
+    fmt_int,
+    fmt_num,
+    fmt_p,
+    fmt_pct,
+    fmt_time,
+    graph,
+    no_records,
+    no_run,
+    page,
+    problems_banner,
+    run_selector,
+    summary_author,
+)
+from llmscope.dashboard.state import ViewState
+
+COLOR_LABELS = {"cluster": "cluster", "window": "window", "feedback": "feedback"}
+SORT_LABELS = {
+    "drift": "drift",
+    "hotspot": "hotspot lift",
+    "size": "size",
+    "down_rate": "down rate",
+}
+DRIFT_TONES = {
+    "new": "info",
+    "grew": "warn",
+    "shrank": "warn",
+    "vanished": "warn",
+    "stable": "neutral",
+}
+
+
+def render(engine: Engine, state: ViewState) -> html.Div:
+    status = data.store_status(engine)
+    if status.records == 0:
+        return page("Clusters", no_records())
+    found = data.run_report(engine, state.run)
+    if found is None:
+        note = (
+            html.Div(f"No analysis run {state.run!r}.", className="notice notice-warn")
+            if state.run
+            else None
+        )
+        return page("Clusters", *[n for n in (note, no_run(status.records)) if n is not None])
+    run, report = found
+    runs = data.list_runs(engine)
+    filters = data.Filters.from_state(state)
+    counts = data.cluster_counts(engine, run.id, filters)
+    total = sum(counts.values())
+    points = data.map_points(engine, run.id, filters, total=total)
+    clusters = data.sorted_clusters(report, state.sort)
+    titles = {
+        c["id"]: (c.get("summary") or {}).get("title") or ", ".join(c.get("keywords", [])[:3])
+        for c in clusters
+    }
+
+    color = html.Div(
+        [
+            html.Label("Colour by", className="control-label"),
+            dcc.RadioItems(
+                id={"type": "view", "key": "color"},
+                options=[{"label": v, "value": k} for k, v in COLOR_LABELS.items()],
+                value=state.color,
+                inline=True,
+                className="radio",
+            ),
+        ],
+        className="control-group",
+    )
+    if points.sampled:
+        caption = (
+            f"Showing {len(points.points):,} of {points.total:,} matching records "
+            f"(every {-(-points.total // data.MAP_LIMIT)}th record by id): the map is "
+            "sampled above 20,000 points."
+        )
+    else:
+        caption = f"Showing all {points.total:,} matching records."
+    map_section = card(
+        graph(charts.cluster_map(points.points, state.color, titles), "cluster-map", height=520)
+        if points.points
+        else html.P("No records match these filters.", className="muted"),
+        html.P(
+            [caption, " Hover a point to read it; click it to open the record."],
+            className="footnote",
+            id="map-caption",
+        ),
+        title="Map of what people ask",
+    )
+    return page(
+        "Clusters",
+        *[
+            c
+            for c in (
+                problems_banner(state),
+                filter_bar(state, data.filter_options(engine), extra=[color]),
+                map_section,
+                card(
+                    _table(clusters, counts, state, filtered=_is_filtered(filters)),
+                    title=f"{len(clusters)} clusters",
+                    className="table-card",
+                ),
+            )
+            if c is not None
+        ],
+        actions=run_selector(runs, state.run),
+        subtitle=f"Run {run.id} · baseline {fmt_time(run.baseline_start)} → "
+        f"{fmt_time(run.baseline_end)} · current {fmt_time(run.current_start)} → "
+        f"{fmt_time(run.current_end)}",
+    )
+
+
+def _is_filtered(filters: data.Filters) -> bool:
+    return any(
+        (
+            filters.since,
+            filters.until,
+            filters.endpoint,
+            filters.model,
+            filters.template,
+            filters.feedback,
+        )
+    )
+
+
+def _sort_header(label: str, key: str, state: ViewState) -> html.Th:
+    active = state.sort == key
+    return html.Th(
+        dcc.Link(
+            f"{label} {'▼' if active else ''}".strip(),
+            href=state.href("/clusters", sort=key),
+            className="sort-link active" if active else "sort-link",
+        ),
+        className="num sortable",
+    )
+
+
+def _table(
+    clusters: list[dict[str, Any]], counts: dict[int, int], state: ViewState, *, filtered: bool
+) -> Any:
+    if not clusters:
+        return html.P(
+            "This run found no clusters (too few records, or all noise).", className="muted"
+        )
+    head = [
+        html.Th("cluster"),
+        html.Th("keywords"),
+        _sort_header("size", "size", state),
+        *([html.Th("in filter", className="num")] if filtered else []),
+        html.Th("share baseline → current", className="num"),
+        _sort_header("drift", "drift", state),
+        _sort_header("hotspot lift", "hotspot", state),
+        _sort_header("thumbs-down", "down_rate", state),
+        html.Th("summary by"),
+    ]
+    rows = []
+    for c in clusters:
+        drift, hotspot = c.get("drift") or {}, c.get("hotspot") or {}
+        fb = c.get("feedback") or {}
+        summary = c.get("summary") or {}
+        title = summary.get("title") or f"Cluster {c['id']}"
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(
+                        dcc.Link(
+                            [html.Span(f"#{c['id']} ", className="muted"), title],
+                            href=state.href(f"/clusters/{c['id']}", sort="drift", color="cluster"),
+                            className="cluster-link",
+                        )
+                    ),
+                    html.Td(", ".join(c.get("keywords") or []), className="keywords"),
+                    html.Td(fmt_int(c.get("size")), className="num"),
+                    *(
+                        [html.Td(fmt_int(counts.get(c["id"], 0)), className="num")]
+                        if filtered
+                        else []
+                    ),
+                    html.Td(
+                        f"{fmt_pct(c.get('baseline_share'))} → {fmt_pct(c.get('current_share'))}",
+                        className="num",
+                    ),
+                    html.Td(
+                        [
+                            badge(
+                                drift.get("kind", "?"),
+                                "bad"
+                                if drift.get("flagged")
+                                else DRIFT_TONES.get(drift.get("kind"), "neutral"),
+                            ),
+                            html.Span(f" {fmt_num(drift.get('score'), 2)}"),
+                            html.Div(f"q={fmt_p(drift.get('q_value'))}", className="muted small"),
+                        ],
+                        className="num",
+                    ),
+                    html.Td(
+                        [
+                            badge("hotspot", "bad") if hotspot.get("flagged") else None,
+                            html.Span(f" ×{fmt_num(hotspot.get('lift'), 2)}"),
+                            html.Div(f"q={fmt_p(hotspot.get('q_value'))}", className="muted small"),
+                        ],
+                        className="num",
+                    ),
+                    html.Td(
+                        [
+                            fmt_pct(fb.get("down_rate")),
+                            html.Div(
+                                f"{fmt_int(fb.get('down'))}/{fmt_int(fb.get('rated'))} rated",
+                                className="muted small",
+                            ),
+                        ],
+                        className="num",
+                    ),
+                    html.Td(
+                        summary_author(summary.get("generated_by")).split(" (")[0]
+                        if not (summary.get("generated_by") or "").startswith("llm:")
+                        else summary_author(summary.get("generated_by")),
+                        className="small",
+                    ),
+                ],
+                className="flagged" if drift.get("flagged") or hotspot.get("flagged") else "",
+            )
+        )
+    noise = counts.get(-1)
+    foot = html.P(
+        f"Noise (records in no cluster): {fmt_int(noise)} matching records."
+        if noise is not None
+        else "",
+        className="footnote",
+    )
+    return html.Div(
+        [
+            html.Table(
+                [html.Thead(html.Tr(head)), html.Tbody(rows)],
+                className="table clusters-table",
+                id="clusters-table",
+            ),
+            foot,
+        ]
+    )

@@ -1,0 +1,255 @@
+"""The overview (``/``): traffic, thumbs-down rate, latency and tokens over time, the same by
+endpoint, model and template version, the latest alerts, and which analysis run is shown."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from dash import dcc, html
+from sqlalchemy import Engine
+
+from llmscope.dashboard import charts, data
+from llmscope.dashboard.components import (
+    badge,
+    card,
+    filter_bar,
+    fmt_int,
+    fmt_num,
+    fmt_pct,
+    fmt_time,
+    graph,
+    no_records,
+    no_run,
+    page,
+    problems_banner,
+    run_selector,
+    stat,
+)
+from llmscope.dashboard.state import ViewState
+
+SPLITS = {"none": "nothing", "endpoint": "endpoint", "model": "model", "template": "template"}
+
+
+def render(engine: Engine, state: ViewState) -> html.Div:
+    status = data.store_status(engine)
+    if status.records == 0:
+        return page("Overview", no_records())
+    found = data.run_report(engine, state.run)
+    runs = data.list_runs(engine)
+    run, report = found if found else (None, {})
+    # Default range: the run's baseline and current windows, else the last week of traffic.
+    if run is not None:
+        since, until = run.baseline_start, run.current_end
+    else:
+        assert status.last is not None
+        until = status.last + timedelta(seconds=1)
+        since = until - timedelta(days=7)
+    filters = data.Filters.from_state(state, since, until)
+    unit = data.bucket_unit(filters.since, filters.until)
+    split = state.by if state.by != "none" else None
+    rows = data.traffic(engine, filters, unit=unit, by=split)
+    figures = charts.traffic_figures(rows, split is not None)
+    total = data.totals(engine, filters)
+    options = data.filter_options(engine)
+
+    header_actions = run_selector(runs, state.run if run else None) if runs else None
+    children: list[Any] = [problems_banner(state)]
+    if state.run and found is None:
+        children.append(
+            html.Div(
+                f"No analysis run {state.run!r}: showing traffic only.",
+                className="notice notice-warn",
+            )
+        )
+    children += [
+        _run_card(run, report, state) if run else no_run(status.records),
+        _filters(state, options),
+        html.Div(
+            [
+                stat("Calls", fmt_int(total["calls"]), f"{fmt_int(total['errors'])} errors"),
+                stat(
+                    "Thumbs-down rate",
+                    fmt_pct(total["down"] / total["rated"]) if total["rated"] else "–",
+                    f"{fmt_int(total['down'])} down of {fmt_int(total['rated'])} rated",
+                    tone="bad" if total["rated"] and total["down"] / total["rated"] > 0.2 else "",
+                ),
+                stat(
+                    "Latency p50",
+                    f"{fmt_num(total['p50'], 0)} ms",
+                    f"p95 {fmt_num(total['p95'], 0)} ms",
+                ),
+                stat(
+                    "Tokens",
+                    fmt_int(total["input_tokens"] + total["output_tokens"]),
+                    f"{fmt_int(total['input_tokens'])} in · {fmt_int(total['output_tokens'])} out",
+                ),
+            ],
+            className="stats",
+        ),
+        html.Div(
+            [
+                card(graph(figures["calls"], "chart-calls")),
+                card(graph(figures["down"], "chart-down")),
+                card(graph(figures["latency"], "chart-latency")),
+                card(graph(figures["tokens"], "chart-tokens")),
+            ],
+            className="grid-2",
+        ),
+        html.P(
+            f"{'Hourly' if unit == 'hour' else 'Daily'} buckets from {fmt_time(filters.since)} "
+            f"to {fmt_time(filters.until)}. Latency percentiles are nearest-rank, per bucket; "
+            "the thumbs-down rate counts each rated call's latest feedback.",
+            className="footnote",
+        ),
+        html.Div(
+            [
+                card(
+                    _breakdown_table(data.breakdown(engine, filters, by=by), state, by),
+                    title=f"By {label}",
+                )
+                for by, label in (
+                    ("endpoint", "endpoint"),
+                    ("model", "model"),
+                    ("template", "template version"),
+                )
+            ],
+            className="grid-3",
+        ),
+        card(_alerts(data.latest_alerts(engine), state), title="Latest alerts"),
+    ]
+    return page(
+        "Overview",
+        *[c for c in children if c is not None],
+        actions=header_actions,
+        subtitle=f"{status.records:,} records from {fmt_time(status.first)} to "
+        f"{fmt_time(status.last)}",
+    )
+
+
+def _filters(state: ViewState, options: dict[str, list[str]]) -> html.Div:
+    split = html.Div(
+        [
+            html.Label("Split charts by", className="control-label"),
+            dcc.RadioItems(
+                id={"type": "view", "key": "by"},
+                options=[{"label": v, "value": k} for k, v in SPLITS.items()],
+                value=state.by,
+                inline=True,
+                className="radio",
+            ),
+        ],
+        className="control-group",
+    )
+    return filter_bar(state, options, feedback=False, extra=[split])
+
+
+def _run_card(run: data.RunInfo, report: dict[str, Any], state: ViewState) -> html.Section:
+    clusters = report.get("clusters") or []
+    flagged = [
+        c
+        for c in clusters
+        if (c.get("drift") or {}).get("flagged") or (c.get("hotspot") or {}).get("flagged")
+    ]
+    drift = report.get("global_drift") or {}
+    baseline, current = report.get("baseline") or {}, report.get("current") or {}
+    return card(
+        html.Div(
+            [
+                stat("Run", html.Code(run.id), f"created {fmt_time(run.created_at)}"),
+                stat(
+                    "Baseline",
+                    f"{fmt_int(baseline.get('records'))} records",
+                    f"{fmt_time(run.baseline_start)} → {fmt_time(run.baseline_end)}",
+                ),
+                stat(
+                    "Current",
+                    f"{fmt_int(current.get('records'))} records",
+                    f"{fmt_time(run.current_start)} → {fmt_time(run.current_end)}",
+                ),
+                stat(
+                    "Clusters",
+                    fmt_int(len(clusters)),
+                    f"{len(flagged)} flagged",
+                    tone="bad" if flagged else "",
+                ),
+                stat(
+                    "Global drift",
+                    "flagged" if drift.get("flagged") else "not flagged",
+                    f"{drift.get('method', '')} p={drift.get('p_value', '–')}",
+                    tone="bad" if drift.get("flagged") else "",
+                ),
+            ],
+            className="stats stats-compact",
+        ),
+        dcc.Link(
+            "Open the clusters of this run →", href=state.href("/clusters"), className="button-link"
+        ),
+        title="Analysis run shown",
+    )
+
+
+def _breakdown_table(rows: list[dict[str, Any]], state: ViewState, by: str) -> html.Table:
+    head = html.Tr(
+        [
+            html.Th(by),
+            html.Th("calls"),
+            html.Th("down rate"),
+            html.Th("p50 / p95 ms"),
+            html.Th("tokens"),
+        ]
+    )
+    body = []
+    for r in rows[:12]:
+        value = r["group"]
+        label = dcc.Link(str(value), href=state.href("/", **{by: value})) if value else "(none)"
+        body.append(
+            html.Tr(
+                [
+                    html.Td(label),
+                    html.Td(fmt_int(r["calls"]), className="num"),
+                    html.Td(
+                        f"{fmt_pct(r['down'] / r['rated'])} ({r['down']}/{r['rated']})"
+                        if r["rated"]
+                        else "–",
+                        className="num",
+                    ),
+                    html.Td(f"{fmt_num(r['p50'], 0)} / {fmt_num(r['p95'], 0)}", className="num"),
+                    html.Td(fmt_int(r["input_tokens"] + r["output_tokens"]), className="num"),
+                ]
+            )
+        )
+    return html.Table([html.Thead(head), html.Tbody(body)], className="table")
+
+
+KIND_TONES = {"hotspot": "bad", "drift": "warn", "new_cluster": "info", "global_drift": "warn"}
+
+
+def _alerts(alerts: list[dict[str, Any]], state: ViewState) -> Any:
+    if not alerts:
+        return html.P(
+            "No alerts yet. Analysis runs raise them for drifting clusters, new "
+            "clusters and thumbs-down hotspots.",
+            className="muted",
+        )
+    items = []
+    for a in alerts:
+        target: Any = a["message"]
+        if a["cluster_id"] is not None:
+            target = dcc.Link(
+                a["message"], href=ViewState(run=a["run_id"]).href(f"/clusters/{a['cluster_id']}")
+            )
+        items.append(
+            html.Li(
+                [
+                    badge(a["kind"].replace("_", " "), KIND_TONES.get(a["kind"], "neutral")),
+                    html.Span(target, className="alert-message"),
+                    html.Span(
+                        f"{fmt_time(a['created_at'])} · {a['delivery_status']}",
+                        className="muted alert-meta",
+                    ),
+                ],
+                className="alert-item",
+            )
+        )
+    return html.Ul(items, className="alert-list")

@@ -1,0 +1,183 @@
+"""One record (``/records/<id>``): everything stored about the call, its template and
+variables, its clusters in recent runs, and its feedback history (the newest event counts)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dash import dcc, html
+from sqlalchemy import Engine
+
+from llmscope.dashboard import data
+from llmscope.dashboard.components import (
+    badge,
+    card,
+    fmt_int,
+    fmt_num,
+    fmt_time,
+    page,
+    text_block,
+    thumb_badge,
+)
+from llmscope.dashboard.state import ViewState
+
+
+def render(engine: Engine, state: ViewState, record_id: str) -> html.Div:
+    record = data.record_detail(engine, record_id)
+    back = dcc.Link("← Clusters", href=state.href("/clusters"), className="back-link")
+    if record is None:
+        return page(
+            "Record not found",
+            back,
+            card(html.P(["No record with id ", html.Code(record_id), " is stored."])),
+        )
+    latest = record["feedback"][-1] if record["feedback"] else None
+    return page(
+        "Record",
+        back,
+        card(_meta(record), title="Call"),
+        card(*_conversation(record), title="Prompt and response"),
+        card(_template(record), title="Template"),
+        html.Div(
+            [
+                card(_feedback(record["feedback"]), title="Feedback history"),
+                card(_clusters(record["clusters"], state), title="Clusters"),
+            ],
+            className="grid-2",
+        ),
+        subtitle=[
+            html.Code(record["id"], id="record-id"),
+            " ",
+            thumb_badge(latest["thumb"] if latest else None),
+        ],
+    )
+
+
+def _meta(r: dict[str, Any]) -> html.Dl:
+    tokens = f"{fmt_int(r['input_tokens'])} in · {fmt_int(r['output_tokens'])} out"
+    pairs: list[tuple[str, Any]] = [
+        ("time", fmt_time(r["timestamp"])),
+        ("received", fmt_time(r["received_at"])),
+        ("source", r["source"]),
+        ("endpoint", r["endpoint"]),
+        ("provider", r["provider"]),
+        ("model", r["model"]),
+        ("status", badge(r["status"], "bad" if r["status"] == "error" else "good")),
+        (
+            "latency",
+            f"{fmt_num(r['latency_ms'], 1)} ms (first token {fmt_num(r['ttft_ms'], 1)} ms)",
+        ),
+        ("tokens", tokens),
+        ("user", r["user_id"]),
+        ("session", r["session_id"]),
+        ("trace / span", f"{r['trace_id'] or '–'} / {r['span_id'] or '–'}"),
+        ("tags", ", ".join(f"{k}={v}" for k, v in (r["tags"] or {}).items()) or None),
+        ("internal", "yes (a call llmscope made itself)" if r["internal"] else None),
+    ]
+    items: list[Any] = []
+    for label, value in pairs:
+        if value is None or value == "":
+            continue
+        items += [html.Dt(label), html.Dd(value)]
+    if r["error"]:
+        items += [html.Dt("error"), html.Dd(text_block(r["error"], "error-text"))]
+    return html.Dl(items, className="meta")
+
+
+def _conversation(r: dict[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    if r["prompt"] is not None:
+        out.append(
+            html.Div(
+                [html.Div("Prompt", className="field-label"), text_block(r["prompt"], "prompt")],
+                id="record-prompt",
+            )
+        )
+    for i, message in enumerate(r["messages"] or []):
+        content = message.get("content")
+        if not isinstance(content, str):
+            content = json.dumps(content, indent=2, ensure_ascii=False)
+        out.append(
+            html.Div(
+                [
+                    html.Div(f"{message.get('role', '?')}", className="field-label"),
+                    text_block(content, "message"),
+                ],
+                id=f"record-message-{i}",
+            )
+        )
+    out.append(
+        html.Div(
+            [html.Div("Response", className="field-label"), text_block(r["response"], "response")],
+            id="record-response",
+        )
+    )
+    return out
+
+
+def _template(r: dict[str, Any]) -> Any:
+    if not r["template_name"]:
+        return html.P("This call was not rendered from a template.", className="muted")
+    return html.Div(
+        [
+            html.Div([html.Code(f"{r['template_name']}@{r['template_version'] or '-'}")]),
+            html.Div("Text", className="field-label"),
+            text_block(r["template_text"]),
+            html.Div("Variables", className="field-label"),
+            text_block(json.dumps(r["template_variables"] or {}, indent=2, ensure_ascii=False)),
+        ]
+    )
+
+
+def _feedback(events: list[dict[str, Any]]) -> Any:
+    if not events:
+        return html.P("No feedback on this call.", className="muted")
+    rows = []
+    for i, e in enumerate(events):
+        value: Any = thumb_badge(e["thumb"]) if e["thumb"] else fmt_num(e["score"], 2)
+        counts = badge("counts", "info") if i == len(events) - 1 else None
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(fmt_time(e["created_at"])),
+                    html.Td([value, " ", counts]),
+                    html.Td(", ".join(e["tags"] or [])),
+                    html.Td(e["comment"] or ""),
+                    html.Td(e["source"]),
+                ]
+            )
+        )
+    return html.Table(
+        [
+            html.Thead(
+                html.Tr([html.Th(h) for h in ("time", "value", "tags", "comment", "source")])
+            ),
+            html.Tbody(rows),
+        ],
+        className="table",
+        id="feedback-history",
+    )
+
+
+def _clusters(assignments: list[dict[str, Any]], state: ViewState) -> Any:
+    if not assignments:
+        return html.P("No analysis run has looked at this record yet.", className="muted")
+    items = []
+    for a in assignments:
+        target: Any = "noise (no cluster)"
+        if a["cluster_id"] != -1:
+            target = dcc.Link(
+                f"cluster {a['cluster_id']}",
+                href=ViewState(run=a["run_id"]).href(f"/clusters/{a['cluster_id']}"),
+            )
+        items.append(
+            html.Li(
+                [
+                    target,
+                    html.Span(f" · {a['window']} window of run ", className="muted"),
+                    html.Code(a["run_id"]),
+                ]
+            )
+        )
+    return html.Ul(items, className="plain-list")
