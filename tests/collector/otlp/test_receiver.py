@@ -1,0 +1,312 @@
+"""``POST /v1/traces`` over real HTTP: encodings, gzip, idempotence, feedback, error statuses."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from sqlalchemy import Engine, text
+
+from llmscope.collector.app import create_app
+from llmscope.collector.otlp.mapping import record_id_for
+from llmscope.config import Settings
+from llmscope.db import make_engine, upgrade
+from llmscope.db.models import Feedback, Record
+from tests.collector.otlp.server import serve_app
+from tests.collector.otlp.spans import export_request, make_span, otlp_json
+from tests.collector.otlp.test_mapping import GENAI_CURRENT, GENAI_DEPRECATED, OPENINFERENCE
+from tests.conftest import count_rows
+
+PROTOBUF = {"content-type": "application/x-protobuf"}
+JSON = {"content-type": "application/json"}
+
+Collector = tuple[str, FastAPI]
+
+
+def post(base: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{base}/v1/traces", content=body, headers=headers, timeout=30)
+
+
+def protobuf_answer(response: httpx.Response) -> ExportTraceServiceResponse:
+    assert response.headers["content-type"] == "application/x-protobuf"
+    answer = ExportTraceServiceResponse()
+    answer.ParseFromString(response.content)
+    return answer
+
+
+def get_record(base: str, record_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{base}/api/v1/records/{record_id}", timeout=10)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_protobuf_export_stores_records_and_a_retry_stores_nothing_twice(
+    collector: Collector, engine: Engine
+) -> None:
+    base, _ = collector
+    llm = make_span(GENAI_CURRENT, trace_id=b"\x11" * 16, span_id=b"\x22" * 8)
+    agent = make_span({"gen_ai.operation.name": "invoke_agent"}, trace_id=b"\x11" * 16)
+    body = export_request([agent, llm]).SerializeToString()
+
+    first = post(base, body, PROTOBUF)
+    assert first.status_code == 200
+    assert not protobuf_answer(first).HasField("partial_success")
+    record = get_record(base, record_id_for("11" * 16, "22" * 8))
+    assert record["source"] == "otlp"
+    assert record["trace_id"] == "11" * 16 and record["span_id"] == "22" * 8
+    assert record["model"] == "gpt-4o-mini" and record["input_tokens"] == 42
+    assert record["response"] == "Settings, then Security."
+    assert record["template"]["name"] == "support-answer"
+
+    assert post(base, body, PROTOBUF).status_code == 200  # the exporter retried
+    assert count_rows(engine, Record) == 1  # the agent span was skipped; the call stored once
+
+
+def test_json_with_hex_ids_and_gzip_answers_json(collector: Collector) -> None:
+    base, _ = collector
+    span = make_span(
+        OPENINFERENCE, trace_id=bytes.fromhex("ab" * 16), span_id=bytes.fromhex("cd" * 8)
+    )
+    body = gzip.compress(otlp_json(export_request([span])))
+    response = post(base, body, {**JSON, "content-encoding": "gzip"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    answer = json_format.Parse(response.text, ExportTraceServiceResponse())
+    assert answer.partial_success.rejected_spans == 0
+    record = get_record(base, record_id_for("ab" * 16, "cd" * 8))
+    assert (record["trace_id"], record["span_id"]) == ("ab" * 16, "cd" * 8)
+    assert record["session_id"] == "s-1" and record["tags"]["tier"] == "pro"
+
+
+def test_protobuf_with_gzip_is_accepted(collector: Collector) -> None:
+    base, _ = collector
+    span = make_span(GENAI_DEPRECATED, trace_id=b"\x05" * 16, span_id=b"\x06" * 8)
+    body = gzip.compress(export_request([span]).SerializeToString())
+    assert post(base, body, {**PROTOBUF, "content-encoding": "gzip"}).status_code == 200
+    assert get_record(base, record_id_for("05" * 16, "06" * 8))["provider"] == "anthropic"
+
+
+def test_broken_span_gives_partial_success_and_the_rest_is_stored(
+    collector: Collector, engine: Engine
+) -> None:
+    base, _ = collector
+    broken = make_span(
+        {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": "lots"}, span_id=b"\x0b" * 8
+    )
+    spans = [make_span(GENAI_CURRENT), broken, make_span(OPENINFERENCE)]
+    for encoding, headers in (("protobuf", PROTOBUF), ("json", JSON)):
+        request = export_request(spans)
+        body = request.SerializeToString() if encoding == "protobuf" else otlp_json(request)
+        response = post(base, body, headers)
+        assert response.status_code == 200
+        if encoding == "protobuf":
+            answer = protobuf_answer(response)
+        else:
+            answer = json_format.Parse(response.text, ExportTraceServiceResponse())
+        assert answer.partial_success.rejected_spans == 1
+        assert "0b0b0b0b0b0b0b0b" in answer.partial_success.error_message
+        assert "gen_ai.usage.input_tokens" in answer.partial_success.error_message
+    assert count_rows(engine, Record) == 2
+
+
+def test_evaluation_events_and_annotations_become_feedback(
+    collector: Collector, engine: Engine
+) -> None:
+    base, _ = collector
+    trace_id = b"\x33" * 16
+    llm = make_span(
+        {
+            **GENAI_CURRENT,
+            "annotations.0.annotation.name": "hallucination",
+            "annotations.0.annotation.label": "hallucinated",
+            "annotations.0.annotation.annotator_kind": "LLM",
+            "annotations.0.annotation.explanation": "no such tab",
+        },
+        trace_id=trace_id,
+        span_id=b"\x44" * 8,
+        events=[
+            (
+                "gen_ai.evaluation.result",
+                {
+                    "gen_ai.evaluation.name": "relevance",
+                    "gen_ai.evaluation.score.value": 0.9,
+                    "gen_ai.evaluation.score.label": "relevant",
+                    "gen_ai.evaluation.explanation": "on topic",
+                },
+            )
+        ],
+    )
+    # An evaluator span (no LLM call) whose parent is the call it judged.
+    evaluator = make_span(
+        {"openinference.span.kind": "EVALUATOR", "evaluations.0.evaluation.name": "correctness"}
+        | {"evaluations.0.evaluation.score": 0.25},
+        trace_id=trace_id,
+        parent_span_id=b"\x44" * 8,
+    )
+    body = export_request([llm, evaluator]).SerializeToString()
+    assert post(base, body, PROTOBUF).status_code == 200
+    record = get_record(base, record_id_for("33" * 16, "44" * 8))
+    got = sorted(
+        (f["value"], f["tags"], f["comment"], f["source"])
+        for f in record["feedback"]
+        if isinstance(f["value"], str)
+    )
+    assert got == [
+        ("down", ["hallucination", "hallucinated"], "no such tab", "llm"),
+        ("up", ["relevance", "relevant"], "on topic", "evaluator"),
+    ]
+    scores = [f for f in record["feedback"] if not isinstance(f["value"], str)]
+    assert [(f["value"], f["tags"], f["source"]) for f in scores] == [
+        (0.25, ["correctness"], "annotation")
+    ]
+    # A retried export does not repeat the feedback.
+    assert post(base, body, PROTOBUF).status_code == 200
+    assert count_rows(engine, Feedback) == 3
+
+
+def test_feedback_in_a_later_export_finds_the_stored_record(collector: Collector) -> None:
+    base, _ = collector
+    llm = make_span(GENAI_DEPRECATED, trace_id=b"\x55" * 16, span_id=b"\x66" * 8)
+    assert post(base, export_request([llm]).SerializeToString(), PROTOBUF).status_code == 200
+    judge = make_span(
+        {"gen_ai.operation.name": "evaluate"},
+        trace_id=b"\x55" * 16,
+        parent_span_id=b"\x66" * 8,
+        events=[
+            (
+                "gen_ai.evaluation.result",
+                {"gen_ai.evaluation.name": "ok", "gen_ai.evaluation.score.label": "fail"},
+            )
+        ],
+    )
+    assert post(base, export_request([judge]).SerializeToString(), PROTOBUF).status_code == 200
+    record = get_record(base, record_id_for("55" * 16, "66" * 8))
+    assert record["latest_feedback"]["value"] == "down"
+    # The REST feedback API takes the span id too.
+    response = httpx.post(
+        f"{base}/api/v1/records/{'66' * 8}/feedback", json={"value": "up"}, timeout=10
+    )
+    assert response.status_code == 201
+    assert response.json()["record_id"] == record["id"]
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def status_of(response: httpx.Response) -> Status:
+    if response.headers["content-type"] == "application/x-protobuf":
+        status = Status()
+        status.ParseFromString(response.content)
+        return status
+    return json_format.Parse(response.text, Status(), ignore_unknown_fields=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "named"),
+    [
+        (b"{}", {"content-type": "text/plain"}, 415, "text/plain"),
+        (b"{}", {}, 415, "content type"),
+        (b"{}", {**JSON, "content-encoding": "br"}, 415, "br"),
+        (b"\xff\xff\xff\xff", PROTOBUF, 400, "ExportTraceServiceRequest"),
+        (b"{not json", JSON, 400, "JSON"),
+        (b"[1, 2]", JSON, 400, "object"),
+        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": 7}]}]}]}', JSON, 400, ""),
+        (b"not gzip at all", {**PROTOBUF, "content-encoding": "gzip"}, 400, "gzip"),
+        (gzip.compress(b"x" * 100)[:-12], {**JSON, "content-encoding": "gzip"}, 400, "gzip"),
+    ],
+    ids=["text", "none", "brotli", "protobuf", "json", "json-array", "bad-id", "gzip", "truncated"],
+)
+def test_undecodable_or_unsupported_bodies(
+    collector: Collector,
+    engine: Engine,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    named: str,
+) -> None:
+    base, _ = collector
+    response = post(base, body, headers)
+    assert response.status_code == status, response.text
+    assert named in status_of(response).message
+    assert count_rows(engine, Record) == 0
+
+
+def test_body_cap_applies_after_decompression(
+    make_collector: Callable[..., Collector], engine: Engine
+) -> None:
+    base, _ = make_collector(max_body_bytes=4096)
+    spans = [
+        make_span({**GENAI_CURRENT, "gen_ai.prompt.variable.pad": "a" * 3000}) for _ in range(4)
+    ]
+    raw = export_request(spans).SerializeToString()
+    packed = gzip.compress(raw)
+    assert len(raw) > 4096 > len(packed)
+    response = post(base, packed, {**PROTOBUF, "content-encoding": "gzip"})
+    assert response.status_code == 413
+    assert "4096" in status_of(response).message
+    response = post(base, raw, PROTOBUF)  # too large before decompression too
+    assert response.status_code == 413
+    assert count_rows(engine, Record) == 0
+
+
+def _hold_write_lock(engine: Engine, database_url: str) -> Any:
+    connection = engine.connect()
+    if database_url.startswith("sqlite"):
+        connection.exec_driver_sql("BEGIN EXCLUSIVE")
+    else:
+        connection.begin()
+        connection.execute(text("LOCK TABLE records IN EXCLUSIVE MODE"))
+    return connection
+
+
+def test_saturated_writer_answers_429_with_retry_after(
+    make_collector: Callable[..., Collector], engine: Engine, database_url: str
+) -> None:
+    base, app = make_collector(otlp_max_concurrent_writes=1)
+    first_body = export_request([make_span(GENAI_CURRENT)]).SerializeToString()
+    lock = _hold_write_lock(engine, database_url)
+    results: list[httpx.Response] = []
+    writer = threading.Thread(target=lambda: results.append(post(base, first_body, PROTOBUF)))
+    writer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while getattr(app.state, "otlp_gate", None) is None or app.state.otlp_gate.in_use < 1:
+            assert time.monotonic() < deadline, "the first export never started writing"
+            time.sleep(0.02)
+        second = export_request([make_span(OPENINFERENCE)]).SerializeToString()
+        response = post(base, second, PROTOBUF)
+        assert response.status_code == 429
+        assert response.headers["retry-after"].isdigit()
+        assert "saturated" in status_of(response).message
+    finally:
+        lock.rollback()
+        lock.close()
+        writer.join(30)
+    assert results[0].status_code == 200  # the held export completes once the store is free
+    assert count_rows(engine, Record) == 1
+
+
+def test_store_refusing_the_write_answers_503_with_retry_after(tmp_path: Any) -> None:
+    # A store that cannot take the write (here: its records table is gone) is "unavailable".
+    url = f"sqlite:///{tmp_path / 'broken.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE feedback"))
+        connection.execute(text("DROP TABLE records"))
+    engine.dispose()
+    app = create_app(Settings(database_url=url, data_dir=tmp_path / "data"))
+    with serve_app(app, ready="/docs") as base:
+        response = post(base, otlp_json(export_request([make_span(GENAI_CURRENT)])), JSON)
+        assert response.status_code == 503
+        assert response.headers["retry-after"].isdigit()
+        assert status_of(response).message.startswith("the store is unavailable")
