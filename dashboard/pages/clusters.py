@@ -29,12 +29,6 @@ from llmscope.dashboard.components import (
 from llmscope.dashboard.state import ViewState
 
 COLOR_LABELS = {"cluster": "cluster", "window": "window", "feedback": "feedback"}
-SORT_LABELS = {
-    "drift": "drift",
-    "hotspot": "hotspot lift",
-    "size": "size",
-    "down_rate": "down rate",
-}
 DRIFT_TONES = {
     "new": "info",
     "grew": "warn",

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Engine, insert
+
 from llmscope.db.models import (
     Alert,
     AnalysisRun,
@@ -20,7 +22,6 @@ from llmscope.db.models import (
     RunAssignment,
     RunCluster,
 )
-from sqlalchemy import Engine, insert
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 XSS_PROMPT = (
@@ -519,3 +520,47 @@ def _insert_run(
                 summary=cluster["summary"],
             )
         )
+
+
+def plain_record(record_id: str, when: datetime, **values: Any) -> dict[str, Any]:
+    """A ``records`` row with plain defaults, for small hand-made stores with known answers."""
+    row: dict[str, Any] = {
+        "id": record_id,
+        "timestamp": when,
+        "received_at": when,
+        "source": "api",
+        "endpoint": "chat",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "prompt": f"question {record_id}",
+        "messages": None,
+        "response": "answer",
+        "template_name": None,
+        "template_version": None,
+        "template_text": None,
+        "template_variables": None,
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "latency_ms": 100.0,
+        "ttft_ms": None,
+        "status": "ok",
+        "error": None,
+        "user_id": None,
+        "session_id": None,
+        "tags": None,
+        "trace_id": None,
+        "span_id": None,
+        "internal": False,
+    }
+    row.update(values)
+    return row
+
+
+def add_rows(
+    engine: Engine, records: list[dict[str, Any]], feedback: list[tuple[str, str, datetime]] = ()
+) -> None:
+    """Insert ``records`` and ``(record_id, thumb, at)`` feedback events, in that order."""
+    with engine.begin() as conn:
+        conn.execute(insert(Record), records)
+        for record_id, thumb, at in feedback:
+            conn.execute(insert(Feedback), [_feedback_row(record_id, thumb, at)])
