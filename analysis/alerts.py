@@ -174,6 +174,13 @@ def _overall(results: dict[str, dict[str, Any]]) -> str:
     return "sent" if all(sent) else "partial" if any(sent) else "failed"
 
 
+def _stable_keys(session: Session, run_id: str) -> dict[int, str | None]:
+    rows = session.execute(
+        select(RunCluster.cluster_id, RunCluster.stable_key).where(RunCluster.run_id == run_id)
+    ).all()
+    return {cid: key for cid, key in rows}
+
+
 def raise_alerts(session: Session, run_id: str, settings: Settings) -> list[Alert]:
     """Store, deliver and list the run's alerts; returns the rows (suppressed ones too).
 
@@ -182,20 +189,11 @@ def raise_alerts(session: Session, run_id: str, settings: Settings) -> list[Aler
     run = session.get(AnalysisRun, run_id)
     if run is None:
         raise LookupError(f"no analysis run {run_id!r}")
-    keys = dict(
-        session.execute(
-            select(RunCluster.cluster_id, RunCluster.stable_key).where(RunCluster.run_id == run_id)
-        ).all()
-    )
+    keys = _stable_keys(session, run_id)
     if any(key is None for cid, key in keys.items() if cid >= 0):
+        # Cooldowns need identities that survive re-clustering: match first if nobody did.
         match_clusters(session, run_id, settings.cluster_match_threshold)
-        keys = dict(
-            session.execute(
-                select(RunCluster.cluster_id, RunCluster.stable_key).where(
-                    RunCluster.run_id == run_id
-                )
-            ).all()
-        )
+        keys = _stable_keys(session, run_id)
     report = copy.deepcopy(run.report or {})
     rules = set(settings.alert_rules.split(","))
     now = datetime.now(UTC)
@@ -229,7 +227,7 @@ def raise_alerts(session: Session, run_id: str, settings: Settings) -> list[Aler
                 log.info("alert suppressed kind=%s cluster=%s run=%s", candidate.kind, cid, run_id)
             else:
                 link = dashboard_link(settings.dashboard_url, run_id, cid)
-                payloads = {
+                payloads: dict[str, dict[str, Any]] = {
                     "webhook": {
                         "kind": candidate.kind,
                         "cluster_id": cid,

@@ -21,9 +21,10 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -123,8 +124,13 @@ class _Feedback:
 def _latest_feedback(session: Session, run_id: str) -> dict[str, tuple[int, _Feedback]]:
     """record id -> (cluster id, latest feedback) for the run's rated records."""
     rows = session.execute(
-        select(RunAssignment.cluster_id, Feedback.record_id, Feedback.thumb, Feedback.tags)
-        .add_columns(Feedback.comment)
+        select(
+            RunAssignment.cluster_id,
+            Feedback.record_id,
+            Feedback.thumb,
+            Feedback.tags,
+            Feedback.comment,
+        )
         .join(Feedback, Feedback.record_id == RunAssignment.record_id)
         .where(RunAssignment.run_id == run_id)
         .order_by(Feedback.created_at, Feedback.id)
@@ -271,7 +277,7 @@ class _LLMWriter:
         estimate = self._estimate(messages)
         response = self.client.chat.completions.create(
             model=self.model,
-            messages=messages,  # type: ignore[arg-type]
+            messages=cast(list[ChatCompletionMessageParam], messages),
             max_tokens=self.max_output,
             temperature=0,
             response_format={"type": "json_object"},

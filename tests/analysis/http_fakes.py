@@ -65,12 +65,9 @@ def fake_llm(script: list[Behaviour] | None = None, default: Behaviour = good) -
     state = FakeLLM(url="", script=list(script or []), default=default)
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_args: Any) -> None:
-            pass
-
+    class Handler(_QuietHandler):
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = self.read_json()
             with lock:
                 state.requests.append(
                     {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
@@ -123,12 +120,9 @@ def webhook_receiver() -> Iterator[Receiver]:
     state = Receiver(url="")
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_args: Any) -> None:
-            pass
-
+    class Handler(_QuietHandler):
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = self.read_json()
             with lock:
                 state.hits[self.path] = state.hits.get(self.path, 0) + 1
                 failing = state.fail_first.get(self.path, 0) >= state.hits[self.path]
@@ -142,6 +136,14 @@ def webhook_receiver() -> Iterator[Receiver]:
     with _serving(Handler) as base:
         state.url = base
         yield state
+
+
+class _QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, *_args: Any) -> None:
+        pass  # the test output is for the test
+
+    def read_json(self) -> Any:
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
 
 
 @contextmanager
