@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
 from llmscope.collector import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine
 from llmscope.db.models import Record
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
-
 from tests.collector.gateway.fake_provider import (
     ANTHROPIC_KEY,
     OPENAI_KEY,

@@ -64,13 +64,21 @@ class FakeProvider:
             ]
         )
 
-    def fail_next(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None, times: int = 1) -> None:
+    def fail_next(
+        self,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
         for _ in range(times):
             self.failures.append(Failure(status, body, headers or {}))
 
     async def _take(self, request: Request, key_ok: bool) -> tuple[dict[str, Any], Response | None]:
         body = await request.json()
-        self.requests.append({"path": request.url.path, "headers": dict(request.headers), "body": body})
+        self.requests.append(
+            {"path": request.url.path, "headers": dict(request.headers), "body": body}
+        )
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.failures:
@@ -78,7 +86,13 @@ class FakeProvider:
             return body, JSONResponse(failure.body, failure.status, headers=failure.headers)
         if not key_ok:
             return body, JSONResponse(
-                {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}, 401
+                {
+                    "error": {
+                        "message": "Incorrect API key provided",
+                        "type": "invalid_request_error",
+                    }
+                },
+                401,
             )
         return body, None
 
@@ -92,10 +106,14 @@ class FakeProvider:
             return failed
         text = f"Echo: {_last_user(body['messages'])}"
         prompt_tokens = sum(_words(str(m.get("content"))) for m in body["messages"])
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": _words(text),
-                 "total_tokens": prompt_tokens + _words(text)}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": _words(text),
+            "total_tokens": prompt_tokens + _words(text),
+        }
         base = {"id": "chatcmpl-fake1", "created": 1700000000, "model": body["model"]}
         if body.get("stream"):
+
             def chunks() -> Iterator[dict[str, Any]]:
                 pieces = text.split(" ")
                 for i, piece in enumerate(pieces):
@@ -103,50 +121,93 @@ class FakeProvider:
                     if i == 0:
                         delta["role"] = "assistant"
                     finish = "stop" if i == len(pieces) - 1 else None
-                    yield {**base, "object": "chat.completion.chunk",
-                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                    yield {
+                        **base,
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    }
                 if (body.get("stream_options") or {}).get("include_usage"):
                     yield {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
 
             return self._openai_sse(chunks())
-        return JSONResponse({
-            **base, "object": "chat.completion", "system_fingerprint": "fp_fake",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                         "logprobs": None, "finish_reason": "stop"}],
-            "usage": usage,
-        })
+        return JSONResponse(
+            {
+                **base,
+                "object": "chat.completion",
+                "system_fingerprint": "fp_fake",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+            }
+        )
 
     async def openai_completions(self, request: Request) -> Response:
         body, failed = await self._take(request, self._openai_key_ok(request))
         if failed:
             return failed
         text = f"Echo: {body['prompt']}"
-        usage = {"prompt_tokens": _words(body["prompt"]), "completion_tokens": _words(text),
-                 "total_tokens": _words(body["prompt"]) + _words(text)}
-        base = {"id": "cmpl-fake1", "object": "text_completion", "created": 1700000000,
-                "model": body["model"]}
+        usage = {
+            "prompt_tokens": _words(body["prompt"]),
+            "completion_tokens": _words(text),
+            "total_tokens": _words(body["prompt"]) + _words(text),
+        }
+        base = {
+            "id": "cmpl-fake1",
+            "object": "text_completion",
+            "created": 1700000000,
+            "model": body["model"],
+        }
         if body.get("stream"):
+
             def chunks() -> Iterator[dict[str, Any]]:
                 for i, piece in enumerate(text.split(" ")):
-                    yield {**base, "choices": [{"index": 0, "text": (" " if i else "") + piece,
-                                                 "logprobs": None, "finish_reason": None}]}
+                    yield {
+                        **base,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "text": (" " if i else "") + piece,
+                                "logprobs": None,
+                                "finish_reason": None,
+                            }
+                        ],
+                    }
                 if (body.get("stream_options") or {}).get("include_usage"):
                     yield {**base, "choices": [], "usage": usage}
 
             return self._openai_sse(chunks())
-        return JSONResponse({**base, "choices": [{"index": 0, "text": text, "logprobs": None,
-                                                   "finish_reason": "stop"}], "usage": usage})
+        return JSONResponse(
+            {
+                **base,
+                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+                "usage": usage,
+            }
+        )
 
     async def openai_embeddings(self, request: Request) -> Response:
         body, failed = await self._take(request, self._openai_key_ok(request))
         if failed:
             return failed
         texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
-        data = [{"object": "embedding", "index": i, "embedding": [float(len(t)), 0.5, -0.25]}
-                for i, t in enumerate(texts)]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t)), 0.5, -0.25]}
+            for i, t in enumerate(texts)
+        ]
         tokens = sum(_words(t) for t in texts)
-        return JSONResponse({"object": "list", "data": data, "model": body["model"],
-                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     @staticmethod
     def _openai_sse(chunks: Iterator[dict[str, Any]]) -> StreamingResponse:
@@ -160,35 +221,70 @@ class FakeProvider:
 
     # --- Anthropic ------------------------------------------------------------------------
     async def anthropic_messages(self, request: Request) -> Response:
-        ok = request.headers.get("x-api-key") == ANTHROPIC_KEY and "anthropic-version" in request.headers
+        ok = (
+            request.headers.get("x-api-key") == ANTHROPIC_KEY
+            and "anthropic-version" in request.headers
+        )
         body, failed = await self._take(request, ok)
         if failed:
             return failed
         text = f"Echo: {_last_user(body['messages'])}"
-        input_tokens = sum(_words(str(m["content"])) for m in body["messages"]) + _words(body.get("system", ""))
-        message = {"id": "msg_fake1", "type": "message", "role": "assistant", "model": body["model"]}
+        input_tokens = sum(_words(str(m["content"])) for m in body["messages"]) + _words(
+            body.get("system", "")
+        )
+        message = {
+            "id": "msg_fake1",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+        }
         if not body.get("stream"):
-            return JSONResponse({
-                **message, "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                "stop_sequence": None,
-                "usage": {"input_tokens": input_tokens, "output_tokens": _words(text)},
-            })
+            return JSONResponse(
+                {
+                    **message,
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": input_tokens, "output_tokens": _words(text)},
+                }
+            )
 
         async def events() -> AsyncIterator[str]:
             def event(name: str, data: dict[str, Any]) -> str:
                 return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
 
-            yield event("message_start", {"message": {**message, "content": [], "stop_reason": None,
-                                                      "usage": {"input_tokens": input_tokens, "output_tokens": 1}}})
-            yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            yield event(
+                "message_start",
+                {
+                    "message": {
+                        **message,
+                        "content": [],
+                        "stop_reason": None,
+                        "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+                    }
+                },
+            )
+            yield event(
+                "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
+            )
             yield event("ping", {})
             for i, piece in enumerate(text.split(" ")):
-                yield event("content_block_delta", {"index": 0, "delta": {"type": "text_delta",
-                                                                           "text": (" " if i else "") + piece}})
+                yield event(
+                    "content_block_delta",
+                    {
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": (" " if i else "") + piece},
+                    },
+                )
                 await asyncio.sleep(0.005)
             yield event("content_block_stop", {"index": 0})
-            yield event("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                          "usage": {"output_tokens": _words(text)}})
+            yield event(
+                "message_delta",
+                {
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": _words(text)},
+                },
+            )
             yield event("message_stop", {})
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -198,8 +294,9 @@ class ServerThread:
     """Serves an ASGI app with uvicorn on 127.0.0.1 in a background thread."""
 
     def __init__(self, app: Any, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                lifespan="auto", access_log=False)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="auto", access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{port}"

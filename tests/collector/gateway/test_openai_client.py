@@ -6,8 +6,8 @@ import json
 
 import openai
 import pytest
-from llmscope.config import Settings
 
+from llmscope.config import Settings
 from tests.collector.gateway.conftest import CONFIG, StartGateway, wait_for_records
 from tests.collector.gateway.fake_provider import ANTHROPIC_KEY, OPENAI_KEY, FakeProvider
 
@@ -113,7 +113,9 @@ def test_completions_streaming_and_embeddings(
     vectors = client.embeddings.create(model="embeddings", input=["refund policy", "hello"])
     assert [d.embedding for d in vectors.data] == [[13.0, 0.5, -0.25], [5.0, 0.5, -0.25]]
 
-    records = {r.endpoint + ("+stream" if r.ttft_ms else ""): r for r in wait_for_records(gw.engine, 3)}
+    records = {
+        r.endpoint + ("+stream" if r.ttft_ms else ""): r for r in wait_for_records(gw.engine, 3)
+    }
     assert records["completions"].prompt == "Once upon a time"
     assert records["completions"].response == "Echo: Once upon a time"
     assert (records["completions"].input_tokens, records["completions"].output_tokens) == (4, 5)
@@ -139,7 +141,9 @@ def test_anthropic_messages_mapped_both_ways(
     ]
     client = client_for(gw.url)
     if stream:
-        chunks = list(client.chat.completions.create(model="claude", messages=messages, stream=True))
+        chunks = list(
+            client.chat.completions.create(model="claude", messages=messages, stream=True)
+        )
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert chunks[-1].choices[0].finish_reason == "stop"
     else:
@@ -218,7 +222,9 @@ def test_wrong_type_unknown_model_and_bad_extension_are_4xx(
     gw = start_gateway(sqlite_settings, CONFIG.format(fake=fake_url))
     client = client_for(gw.url)
     with pytest.raises(openai.BadRequestError, match="llm/v1/embeddings, not llm/v1/chat"):
-        client.chat.completions.create(model="embeddings", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="embeddings", messages=[{"role": "user", "content": "x"}]
+        )
     with pytest.raises(openai.NotFoundError, match="no endpoint named 'nope'"):
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.BadRequestError, match="X-LLMScope-Tags: header is not valid JSON"):
