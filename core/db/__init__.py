@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,18 +66,35 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply the Alembic migrations up to ``revision`` (idempotent; safe on every start)."""
+    """Apply the Alembic migrations up to ``revision`` (idempotent; safe on every start).
+
+    Several collectors may start at once against one store, so migrations run one at a time:
+    under an advisory lock on PostgreSQL, under a file lock beside a SQLite file.
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
+    with _sqlite_file_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            # Several collectors may start at once against one database: migrate one at a time.
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7731001)")
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ping(engine: Engine) -> None:
