@@ -33,9 +33,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from llmscope.collector.store import insert_records
 from llmscope.db import session_scope
-from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Recorder"]
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
+
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.service import Gateway
 

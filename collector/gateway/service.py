@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+
 from llmscope.collector.gateway.config import ConfigError, GatewayConfig, load_config
 from llmscope.collector.gateway.extension import BadRequest, CallMeta, apply_template, read_meta
 from llmscope.collector.gateway.limits import RateLimiter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.providers.anthropic import AnthropicProvider
 from llmscope.collector.gateway.providers.base import Provider, ProviderError

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.providers.base import Provider
 

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+
 from llmscope.collector.gateway.config import Endpoint
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

@@ -41,7 +41,13 @@ def test_provider_error_passes_through_and_is_recorded(
 ) -> None:
     provider, fake_url = fake
     gw = start_gateway(settings, CONFIG.format(fake=fake_url))
-    error = {"error": {"message": "This model's maximum context length is 8 tokens", "type": "invalid_request_error", "code": "context_length_exceeded"}}  # fmt: skip
+    error = {
+        "error": {
+            "message": "This model's maximum context length is 8 tokens",
+            "type": "invalid_request_error",
+            "code": "context_length_exceeded",
+        }
+    }
     provider.fail_next(400, error)
     client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0)
     with pytest.raises(openai.BadRequestError) as caught:
