@@ -7,12 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
 from llmscope import __version__
 from llmscope.collector.api.auth import ApiKeyAuth
 from llmscope.collector.api.errors import install_error_handlers
 from llmscope.collector.api.limits import BodySizeLimit
 from llmscope.collector.api.routes import alerts, health, records
+from llmscope.collector.gateway import Gateway
+from llmscope.collector.gateway import mlflow_router as gateway_mlflow_router
+from llmscope.collector.gateway import openai_router as gateway_openai_router
 from llmscope.collector.otlp import receiver as otlp_receiver
+from llmscope.collector.recorder import Recorder
 from llmscope.config import Settings, get_settings
 from llmscope.db import make_engine, make_sessionmaker
 
@@ -23,15 +28,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The collector app for ``settings``; the store must already be migrated."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
+    # Records written off the request path (gateway; anyone else may submit too).
+    recorder = Recorder(make_sessionmaker(engine), spool_dir=settings.data_dir / "spool")
+    # An invalid gateway config raises ConfigError here, before anything is served.
+    gateway = (
+        Gateway(settings.gateway_config, recorder, redact=settings.redact_pii)
+        if settings.gateway_config
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info(
             "collector started version=%s store=%s", __version__, engine.url.get_backend_name()
         )
+        recorder.start()
+        if gateway is not None:
+            await gateway.start()
         try:
             yield
         finally:
+            if gateway is not None:
+                await gateway.stop()
+            recorder.stop()  # drains the queue to the store (or the spool)
             engine.dispose()
 
     app = FastAPI(
@@ -43,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.recorder = recorder
+    app.state.gateway = gateway
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Outermost: an unauthenticated call is refused before its body is read.
@@ -51,6 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(records.router)
     app.include_router(alerts.router)
     app.include_router(otlp_receiver.router)
+    if gateway is not None:
+        app.include_router(gateway_mlflow_router)
+        app.include_router(gateway_openai_router)
     return app
 
 
