@@ -1,0 +1,275 @@
+"""The Dash app without a browser: pages rendered from seeded stores, the URL-state callbacks
+through Dash's real HTTP endpoint, the CSV export, the empty states and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from dash import Dash, dcc, html
+from dash.development.base_component import Component
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+
+from llmscope.config import Settings
+from llmscope.dashboard.app import (
+    create_app,
+    merge_query,
+    point_record,
+    render_path,
+    triggered_changes,
+)
+from llmscope.dashboard.state import parse
+from tests.dashboard.seed import XSS_PROMPT, XSS_RECORD_ID, SeededStore, seed_store
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Every component and string in a layout."""
+    if isinstance(node, list | tuple):
+        for child in node:
+            yield from walk(child)
+    elif isinstance(node, Component):
+        yield node
+        yield from walk(getattr(node, "children", None))
+    elif isinstance(node, str | int | float):
+        yield str(node)
+
+
+def text_of(node: Any) -> str:
+    return " ".join(n for n in walk(node) if isinstance(n, str))
+
+
+def by_id(node: Any, component_id: Any) -> Any:
+    return next(
+        c for c in walk(node) if isinstance(c, Component) and getattr(c, "id", None) == component_id
+    )
+
+
+@pytest.fixture
+def seeded(engine: Engine) -> SeededStore:
+    return seed_store(engine, records=200)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Dash]:
+    app = create_app(settings)
+    yield app
+    app.server.config["LLMSCOPE_ENGINE"].dispose()
+
+
+@pytest.fixture
+def client(app: Dash) -> FlaskClient:
+    return app.server.test_client()
+
+
+def test_overview_shows_the_run_its_alerts_and_the_traffic(
+    engine: Engine, seeded: SeededStore
+) -> None:
+    layout = render_path(engine, "/", "")
+    text = text_of(layout)
+    assert "Analysis run shown" in text and seeded.run_id in text
+    assert f"{len(seeded.record_ids):,} records" in text
+    assert "New cluster: CSV export failures after the update" in text
+    for chart in ("chart-calls", "chart-down", "chart-latency", "chart-tokens"):
+        figure = by_id(layout, chart).figure
+        assert len(figure.data) >= 1
+    calls = by_id(layout, "chart-calls").figure.data[0]
+    assert sum(calls.y) == len(seeded.record_ids)
+    assert "By endpoint" in text and "By template version" in text
+
+
+def test_overview_split_by_model_draws_a_line_per_model(
+    engine: Engine, seeded: SeededStore
+) -> None:
+    layout = render_path(engine, "/", "?by=model")
+    names = {trace.name for trace in by_id(layout, "chart-calls").figure.data}
+    assert names == {"gpt-4o", "gpt-4o-mini"}
+
+
+def test_clusters_page_table_sorted_and_map_coloured(engine: Engine, seeded: SeededStore) -> None:
+    layout = render_path(engine, "/clusters", "?sort=size&color=window")
+    table = by_id(layout, "clusters-table")
+    links = [c for c in walk(table) if isinstance(c, dcc.Link) and "/clusters/" in c.href]
+    ids = [int(link.href.split("/clusters/")[1].split("?")[0]) for link in links]
+    sizes = {c["id"]: c["size"] for c in seeded.report["clusters"]}
+    assert ids == sorted(sizes, key=lambda i: -sizes[i])
+    figure = by_id(layout, "cluster-map").figure
+    assert {t["name"] for t in figure["data"]} == {"baseline", "current"}
+    assert all(t["type"] == "scattergl" for t in figure["data"])
+    assert sum(len(t["x"]) for t in figure["data"]) == len(seeded.record_ids)
+    assert "Showing all" in text_of(by_id(layout, "map-caption"))
+
+
+def test_clusters_filters_narrow_the_map(engine: Engine, seeded: SeededStore) -> None:
+    layout = render_path(engine, "/clusters", "?feedback=down&color=feedback")
+    figure = by_id(layout, "cluster-map").figure
+    assert [t["name"] for t in figure["data"]] == ["thumbs-down"]
+    assert "in filter" in text_of(layout)
+
+
+def test_cluster_page_says_who_wrote_the_summary(engine: Engine, seeded: SeededStore) -> None:
+    problem = render_path(engine, f"/clusters/{seeded.problem_cluster}", "")
+    assert text_of(by_id(problem, "summary-author")) == "LLM (gpt-4o-mini)"
+    text = text_of(problem)
+    assert "CSV export failures after the update" in text
+    assert "Roll back to support@2" in text
+    cluster = next(c for c in seeded.report["clusters"] if c["id"] == seeded.problem_cluster)
+    fb = cluster["feedback"]
+    assert f"{fb['down']} down of {fb['rated']} rated" in text
+    assert "support@3" in text
+    extractive = render_path(engine, "/clusters/0", "")
+    assert text_of(by_id(extractive, "summary-author")).startswith("extractive")
+    missing = render_path(engine, "/clusters/99", "")
+    assert "has no cluster 99" in text_of(missing)
+
+
+def test_record_text_is_a_plain_string_child_never_html(
+    engine: Engine, seeded: SeededStore
+) -> None:
+    layout = render_path(engine, f"/records/{XSS_RECORD_ID}", "")
+    pres = [c for c in walk(layout) if isinstance(c, html.Pre) and c.children == XSS_PROMPT]
+    assert pres, "the prompt is shown verbatim in a <pre>"
+    serialized = json.dumps(layout.to_plotly_json(), default=lambda o: o.to_plotly_json())
+    assert "dangerously_allow_html" not in serialized
+    assert not any(isinstance(c, dcc.Markdown) for c in walk(layout))
+    history = by_id(layout, "feedback-history")
+    assert "counts" in text_of(history) and "<i>still</i> broken" in text_of(history)
+
+
+def test_empty_store_tells_how_to_send_a_record(engine: Engine) -> None:
+    for path in ("/", "/clusters"):
+        text = text_of(render_path(engine, path, ""))
+        assert "No records yet" in text and "llmscope serve" in text
+
+
+def test_records_without_a_run_say_to_run_analyze(engine: Engine) -> None:
+    seed_store(engine, records=30, with_run=False)
+    for path in ("/", "/clusters", "/clusters/1"):
+        text = text_of(render_path(engine, path, ""))
+        assert "No analysis run yet" in text and "llmscope analyze" in text
+    # The overview still shows the traffic.
+    assert "Thumbs-down rate" in text_of(render_path(engine, "/", ""))
+
+
+def test_bad_link_parameters_are_named_and_ignored(engine: Engine, seeded: SeededStore) -> None:
+    text = text_of(render_path(engine, "/clusters", "?color=purple&sort=size"))
+    assert "color='purple' is not one of cluster, window, feedback" in text
+    assert "Page not found" in text_of(render_path(engine, "/nowhere", ""))
+
+
+def test_view_state_round_trips_through_the_query_string() -> None:
+    state = parse("?run=r1&from=2026-11-01&endpoint=a%26b&color=feedback")
+    assert (state.run, state.start, state.endpoint, state.color) == (
+        "r1",
+        "2026-11-01",
+        "a&b",
+        "feedback",
+    )
+    assert parse(state.query()) == state
+    assert (
+        state.href("/clusters", color="cluster")
+        == "/clusters?run=r1&from=2026-11-01&endpoint=a%26b"
+    )
+
+
+def test_merge_query_applies_changes_and_drops_defaults() -> None:
+    assert merge_query("?sort=size", {"color": "feedback"}) == "?color=feedback&sort=size"
+    assert merge_query("?color=feedback", {"color": "cluster"}) == ""
+    assert merge_query("?endpoint=a", {"endpoint": None, "start": "2026-11-02T00:00:00"}) == (
+        "?from=2026-11-02"
+    )
+    fired = {
+        '{"key":"color","type":"view"}.value': {},
+        '{"key":"time","type":"view-range"}.end_date': {},
+    }
+    assert triggered_changes(fired, {"color": "window", "end": "2026-11-03", "model": "x"}) == {
+        "color": "window",
+        "end": "2026-11-03",
+    }
+    assert point_record({"points": [{"customdata": "rec-1"}]}) == "rec-1"
+    assert point_record(None) is None
+
+
+def _post_callback(client: FlaskClient, app: Dash, needle: str, body: dict[str, Any]) -> Any:
+    output = next(k for k in app.callback_map if needle in k)
+    answer = client.post("/_dash-update-component", json={"output": output, **body})
+    assert answer.status_code == 200, answer.text
+    return answer.get_json()["response"]
+
+
+def test_router_callback_over_http(app: Dash, client: FlaskClient, seeded: SeededStore) -> None:
+    assert client.get("/").status_code == 200  # the Dash index (sets the server up)
+    response = _post_callback(
+        client,
+        app,
+        "page.children",
+        {
+            "outputs": [
+                {"id": "page", "property": "children"},
+                {"id": "nav", "property": "children"},
+            ],
+            "inputs": [
+                {"id": "url", "property": "pathname", "value": f"/records/{XSS_RECORD_ID}"},
+                {"id": "url", "property": "search", "value": f"?run={seeded.run_id}"},
+            ],
+            "changedPropIds": ["url.pathname"],
+            "state": [],
+        },
+    )
+    assert json.dumps(XSS_PROMPT) in json.dumps(response["page"]["children"])
+    assert f"/clusters?run={seeded.run_id}" in json.dumps(response["nav"]["children"])
+
+
+def test_control_change_rewrites_the_url_over_http(
+    app: Dash, client: FlaskClient, seeded: SeededStore
+) -> None:
+    client.get("/")
+    control = {"type": "view", "key": "color"}
+    response = _post_callback(
+        client,
+        app,
+        "url.search@",
+        {
+            "outputs": {"id": "url", "property": "search"},
+            "inputs": [
+                [{"id": control, "property": "value", "value": "feedback"}],
+                [],
+                [],
+            ],
+            "changedPropIds": ['{"key":"color","type":"view"}.value'],
+            "state": [{"id": "url", "property": "search", "value": "?sort=size"}],
+        },
+    )
+    assert response == {"url": {"search": "?color=feedback&sort=size"}}
+
+
+def test_csv_export_of_a_cluster(client: FlaskClient, seeded: SeededStore) -> None:
+    answer = client.get(f"/export/clusters/{seeded.problem_cluster}.csv?run={seeded.run_id}")
+    assert answer.status_code == 200
+    assert answer.mimetype == "text/csv"
+    assert "attachment" in answer.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    assert sorted(r["record_id"] for r in rows) == sorted(seeded.clusters[seeded.problem_cluster])
+    xss = next(r for r in rows if r["record_id"] == XSS_RECORD_ID)
+    assert xss["prompt"] == XSS_PROMPT and xss["feedback"] == "down"
+    assert client.get(f"/export/clusters/99.csv?run={seeded.run_id}").status_code == 404
+    assert client.get("/export/clusters/1.csv?run=nope").status_code == 404
+
+
+def test_cli_bad_port_exits_2_with_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llmscope", "dashboard", "--port", "70000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "llmscope dashboard: error: --port: 70000 is not a port number"
+    ]
