@@ -5,6 +5,8 @@ an ``"llmscope": {...}`` object in the body (removed before the provider sees th
 headers, for clients that cannot change the body. The body wins over headers, key by key.
 ``X-LLMScope-Internal: true`` (or the tag ``llmscope.internal: "true"``) marks llmscope's own
 calls (the summary job's), which are recorded with ``internal=True`` and left out of analysis.
+``"timestamp"`` (or ``X-LLMScope-Timestamp``), an RFC 3339 time, is recorded as the call's time
+instead of now: for replaying or backfilling historical traffic (``llmscope demo`` uses it).
 
 A template registered under ``prompts:`` is rendered here when the call names it and carries
 no messages (chat) or prompt (completions) of its own: ``{{variable}}`` placeholders are filled
@@ -17,11 +19,21 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from llmscope.collector.gateway.config import GatewayConfig
 
-EXTENSION_KEYS = {"template", "version", "variables", "user_id", "session_id", "tags", "internal"}
+EXTENSION_KEYS = {
+    "template",
+    "version",
+    "variables",
+    "user_id",
+    "session_id",
+    "tags",
+    "internal",
+    "timestamp",
+}
 INTERNAL_TAG = "llmscope.internal"
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 _TRUE = {"1", "true", "yes", "on"}
@@ -43,6 +55,20 @@ class CallMeta:
     session_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     internal: bool = False
+    timestamp: datetime | None = None  # when the call happened, if not now (replay, backfill)
+
+
+def _timestamp(value: Any, where: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        stamp = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        stamp = None
+    if stamp is None:
+        raise BadRequest(f"{where}: not an RFC 3339 timestamp")
+    # Without an offset the time is taken as UTC, as the ingest API does.
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
 
 def _short(value: Any, where: str, limit: int = 256) -> str | None:
@@ -119,6 +145,9 @@ def read_meta(body: dict[str, Any], headers: Mapping[str, str]) -> CallMeta:
         ),
         tags=tags,
         internal=internal,
+        timestamp=_timestamp(ext["timestamp"], "llmscope.timestamp")
+        if "timestamp" in ext
+        else _timestamp(headers.get("x-llmscope-timestamp"), "X-LLMScope-Timestamp"),
     )
 
 

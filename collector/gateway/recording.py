@@ -3,8 +3,9 @@
 The row has ``llmscope.schema.record_row``'s column names and ``source="gateway"``. With
 ``log_content: false`` on the endpoint only metadata is kept (no prompt, messages, response or
 template text/variables). Offline calls carry ``provider: offline`` and the tag
-``llmscope.offline: "true"``. Strings are cut to their column sizes, so one odd call can never
-make a batch fail in the store.
+``llmscope.offline: "true"``. The row's timestamp is the call's start, or the time the caller
+gave in the ``llmscope`` extension (a replay of historical traffic). Strings are cut to their
+column sizes, so one odd call can never make a batch fail in the store.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Call:
         prompt, messages = _inputs(self.kind, self.body)
         row: dict[str, Any] = {
             "id": self.id,
-            "timestamp": self.started_at,
+            "timestamp": self.meta.timestamp or self.started_at,
             "received_at": datetime.now(UTC),
             "source": "gateway",
             "endpoint": self.endpoint,
