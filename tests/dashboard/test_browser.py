@@ -1,0 +1,170 @@
+"""A person's walk through the dashboard in a real headless Chromium, against ``llmscope
+dashboard`` served in its own process over a seeded store: overview → clusters → the problem
+cluster → one of its records. Screenshots land in ``test-artifacts/``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from llmscope.db import make_engine, upgrade
+from tests.conftest import free_port, start_cli_server, wait_for_http
+from tests.dashboard.seed import XSS_PROMPT, XSS_RECORD_ID, SeededStore, seed_store
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,1000",
+)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SeededStore]]:
+    """``llmscope dashboard`` on a free port over a seeded SQLite store."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('dash') / 'store.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    seeded = seed_store(engine, records=500)
+    engine.dispose()
+    port = free_port()
+    proc = start_cli_server(["dashboard", "--port", str(port), "--database-url", url])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/health", proc)
+        yield base, seeded
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="llmscope-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(driver: WebDriver, css: str, timeout: float = 20) -> None:
+    WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def wait_text(driver: WebDriver, css: str, text: str, timeout: float = 20) -> None:
+    WebDriverWait(driver, timeout).until(
+        ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text)
+    )
+
+
+def screenshot(driver: WebDriver, name: str) -> None:
+    """A full-page screenshot (the window grown to the page's height)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, min(int(height) + 40, 6000))
+    driver.save_screenshot(str(ARTIFACTS / f"dashboard-{name}.png"))
+    driver.set_window_size(1400, 1000)
+
+
+def no_script_ran(driver: WebDriver) -> bool:
+    try:
+        driver.switch_to.alert  # noqa: B018 (raises when there is no alert)
+        return False
+    except NoAlertPresentException:
+        pass
+    return driver.execute_script("return window.__llmscope_xss === undefined") is True
+
+
+def test_drill_from_overview_to_a_record(
+    served: tuple[str, SeededStore], browser: WebDriver
+) -> None:
+    base, seeded = served
+    browser.get(base + "/")
+    wait_for(browser, "#chart-calls .main-svg")
+    wait_text(browser, ".page-title", "Overview")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "Analysis run shown" in body and seeded.run_id in body
+    assert f"{len(seeded.record_ids):,} records" in body
+    assert "New cluster: CSV export failures after the update" in body
+    screenshot(browser, "1-overview")
+
+    browser.find_element(By.LINK_TEXT, "Clusters").click()
+    wait_for(browser, "#clusters-table")
+    wait_for(browser, "#cluster-map .main-svg")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#clusters-table tbody tr")
+    assert len(rows) == len(seeded.report["clusters"])
+    assert "CSV export failures after the update" in rows[0].text  # the biggest drift first
+    assert "Showing all" in browser.find_element(By.ID, "map-caption").text
+    screenshot(browser, "2-clusters")
+
+    # Colour the map by feedback: the URL carries it, so the view can be shared.
+    browser.find_element(By.XPATH, "//label[normalize-space()='feedback']").click()
+    WebDriverWait(browser, 20).until(lambda d: "color=feedback" in d.current_url)
+    wait_text(browser, "#cluster-map", "thumbs-down")
+
+    browser.find_element(By.PARTIAL_LINK_TEXT, "CSV export failures").click()
+    wait_for(browser, "#summary-author")
+    assert browser.find_element(By.ID, "summary-author").text == "LLM (gpt-4o-mini)"
+    assert browser.find_element(By.CSS_SELECTOR, ".page-title").text == (
+        "CSV export failures after the update"
+    )
+    chips = browser.find_elements(By.CSS_SELECTOR, "#cluster-keywords .badge")
+    keywords = [chip.text for chip in chips]
+    assert keywords == ["export", "csv", "invoice", "error"]
+    first = browser.find_elements(By.CSS_SELECTOR, "#cluster-records .record")[0]
+    assert XSS_PROMPT in first.text  # shown as text, not parsed as HTML
+    assert "Download CSV" in browser.find_element(By.ID, "export-link").text
+    assert no_script_ran(browser)
+    screenshot(browser, "3-cluster")
+
+    browser.find_element(By.LINK_TEXT, XSS_RECORD_ID).click()
+    wait_for(browser, "#record-prompt")
+    assert browser.find_element(By.CSS_SELECTOR, "#record-prompt pre").text == XSS_PROMPT
+    assert browser.find_elements(By.CSS_SELECTOR, "#record-prompt script, #record-prompt img") == []
+    history = browser.find_element(By.ID, "feedback-history").text
+    assert "thumbs-up" in history and "thumbs-down" in history and "counts" in history
+    assert no_script_ran(browser)
+    screenshot(browser, "4-record")
+
+
+def test_a_pasted_deep_link_opens_the_same_view(
+    served: tuple[str, SeededStore], browser: WebDriver
+) -> None:
+    base, seeded = served
+    browser.get(f"{base}/clusters?run={seeded.old_run_id}&sort=size&feedback=down")
+    wait_for(browser, "#clusters-table")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#clusters-table tbody tr")
+    assert len(rows) == 2  # the older run had two clusters
+    assert "in filter" in browser.find_element(By.ID, "clusters-table").text
+    selected = browser.find_element(By.CSS_SELECTOR, ".page-actions").text
+    assert seeded.old_run_id in selected
