@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from llmscope import __version__
+from llmscope.collector.api.admission import Admission
 from llmscope.collector.api.auth import ApiKeyAuth
 from llmscope.collector.api.errors import install_error_handlers
 from llmscope.collector.api.limits import BodySizeLimit
@@ -66,8 +67,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.gateway = gateway
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    # Outermost: an unauthenticated call is refused before its body is read.
+    # An unauthenticated call is refused before its body is read.
     app.add_middleware(ApiKeyAuth, sessionmaker=app.state.sessionmaker)
+    # Before anything else: an over-budget request costs neither a key check nor memory.
+    app.add_middleware(
+        Admission,
+        max_requests=settings.max_inflight_requests,
+        max_body_bytes=settings.max_inflight_body_bytes,
+        largest_body=settings.max_body_bytes,
+    )
     app.include_router(health.router)
     app.include_router(records.router)
     app.include_router(alerts.router)

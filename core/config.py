@@ -59,6 +59,18 @@ class Settings(BaseSettings):
     max_batch_records: int = Field(
         default=1000, gt=0, description="Most records in one POST /api/v1/records batch."
     )
+    max_inflight_requests: int = Field(
+        default=512,
+        gt=0,
+        description="Most requests the collector works on at once (gateway calls included); "
+        "beyond it, 503 with Retry-After.",
+    )
+    max_inflight_body_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        gt=0,
+        description="Most request-body bytes in flight at once (by Content-Length); beyond it, "
+        "503 with Retry-After. Bounds the collector's memory under a flood.",
+    )
     otlp_max_concurrent_writes: int = Field(
         default=4,
         gt=0,

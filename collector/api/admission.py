@@ -1,0 +1,81 @@
+"""Admission control: bounded requests and body bytes in flight; the rest refused at once.
+
+Under a flood the collector answers 503 with ``Retry-After`` instead of queueing without
+bound. A request is admitted while fewer than ``max_requests`` are in flight and the bodies
+in flight (by Content-Length; a body without one counts as the largest allowed) stay under
+``max_body_bytes``, so memory stays bounded whatever the traffic. Clients (the SDK, OTLP
+exporters, HTTP clients of the gateway) retry on 503 with backoff.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+EXEMPT_PATHS = {"/health"}
+
+
+class Admission:
+    """ASGI middleware enforcing the in-flight budget (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_requests: int,
+        max_body_bytes: int,
+        largest_body: int,
+        retry_after: int = 1,
+    ) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self.max_body_bytes = max_body_bytes
+        self.largest_body = largest_body
+        self.retry_after = retry_after
+        self.requests = 0
+        self.body_bytes = 0
+        self.refused = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        size = self._declared_size(scope)
+        # One event loop per process: the check and the update cannot interleave.
+        over_bytes = self.requests > 0 and self.body_bytes + size > self.max_body_bytes
+        if self.requests >= self.max_requests or over_bytes:
+            self.refused += 1
+            await self._refuse(send)
+            return
+        self.requests += 1
+        self.body_bytes += size
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.requests -= 1
+            self.body_bytes -= size
+
+    def _declared_size(self, scope: Scope) -> int:
+        if scope["method"] in {"GET", "HEAD", "OPTIONS"}:
+            return 0
+        for name, value in scope.get("headers") or []:
+            if name == b"content-length" and value.isdigit():
+                return min(int(value), self.largest_body)
+        return self.largest_body
+
+    async def _refuse(self, send: Send) -> None:
+        message = "the collector is at capacity; retry after a short wait"
+        body = json.dumps({"message": message, "detail": message}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(self.retry_after).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
