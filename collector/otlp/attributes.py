@@ -120,10 +120,11 @@ class Attrs:
         if isinstance(value, bool):
             raise BadAttribute(key, "expected a number, got a boolean")
         if isinstance(value, str):
+            text = value
             try:
-                value = float(value)
+                value = float(text)
             except ValueError:
-                raise BadAttribute(key, f"expected a number, got {value[:40]!r}") from None
+                raise BadAttribute(key, f"expected a number, got {text[:40]!r}") from None
         if not isinstance(value, int | float) or not math.isfinite(value):
             raise BadAttribute(key, f"expected a finite number, got {value!r}")
         return float(value)

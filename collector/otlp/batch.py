@@ -7,18 +7,21 @@ call (an agent step, a tool, an HTTP request) is skipped, counted but not stored
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from pydantic import ValidationError
 
 from llmscope.collector.otlp.attributes import BadAttribute, attributes_of
 from llmscope.collector.otlp.feedback import TraceFeedback, feedback_of
 from llmscope.collector.otlp.mapping import record_id_for, span_ids, span_record
 from llmscope.collector.redaction import redact_row
 from llmscope.schema import record_row
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from pydantic import ValidationError
 
 _ERRORS_SHOWN = 5
+log = logging.getLogger("llmscope.collector.otlp")
 
 
 @dataclass
@@ -82,6 +85,11 @@ def map_export(request: ExportTraceServiceRequest, *, redact: bool) -> ExportBat
                 except ValidationError as exc:
                     batch.rejected += 1
                     batch.errors.append(f"span {ids.span_id or '?'}: {_validation_text(exc)}")
+                    continue
+                except Exception:  # e.g. JSON nested past the recursion limit: this span only
+                    log.warning("otlp span %s could not be mapped", ids.span_id, exc_info=True)
+                    batch.rejected += 1
+                    batch.errors.append(f"span {ids.span_id or '?'}: attributes could not be read")
                     continue
                 batch.feedback.extend(items)
                 if record is None:

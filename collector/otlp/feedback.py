@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from llmscope.collector.otlp.attributes import Attrs, attributes_of
-from llmscope.collector.store import find_record_id
-from llmscope.db.models import Feedback, Record
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from llmscope.collector.otlp.attributes import Attrs, attributes_of
+from llmscope.collector.store import find_record_id
+from llmscope.db.models import Feedback, Record
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 _UP_LABELS = {

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
 from llmscope.collector.otlp.attributes import Attrs, BadAttribute, attributes_of
 from llmscope.schema import RecordIn
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 # Record ids of traced calls are derived from trace and span id, so a retried export (same
 # spans) yields the same ids and the store keeps one copy.

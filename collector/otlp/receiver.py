@@ -15,6 +15,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
 from llmscope.collector.api.limits import BodyTooLarge
 from llmscope.collector.otlp import wire
 from llmscope.collector.otlp.batch import ExportBatch, map_export
@@ -22,9 +26,6 @@ from llmscope.collector.otlp.feedback import store_feedback
 from llmscope.collector.store import insert_records
 from llmscope.config import Settings
 from llmscope.db import session_scope
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
 log = logging.getLogger("llmscope.collector.otlp")
 router = APIRouter(tags=["otlp"])
