@@ -1,0 +1,184 @@
+"""OTLP ingest throughput: LLM spans/s through POST /v1/traces vs the same calls through the
+record batch API (POST /api/v1/records), the baseline, on a real ``llmscope serve``.
+
+Each span carries the current GenAI attributes of a chat call (messages as JSON, a template,
+tokens); exports are protobuf + gzip with 512 spans each (the OpenTelemetry batch processor's
+default), sent by C concurrent clients; the baseline posts the equivalent records as JSON in
+batches of the same size. Bodies are built before the clock starts. Every acknowledged span
+must be in the store afterwards.
+
+    python benchmarks/otlp_ingest.py --spans 20000 \
+        --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from ingest import free_port, fresh_database, make_records  # the sibling benchmark's helpers
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from sqlalchemy import text
+
+from llmscope.db import make_engine
+
+T0 = 1_795_000_000_000_000_000
+
+
+def _kv(key: str, value: str | int) -> KeyValue:
+    any_value = (
+        AnyValue(int_value=value) if isinstance(value, int) else AnyValue(string_value=value)
+    )
+    return KeyValue(key=key, value=any_value)
+
+
+def otlp_bodies(records: list[dict], batch: int) -> list[bytes]:
+    bodies = []
+    for start in range(0, len(records), batch):
+        request = ExportTraceServiceRequest()
+        resource_spans = request.resource_spans.add()
+        resource_spans.resource.attributes.append(_kv("service.name", "chat"))
+        scope = resource_spans.scope_spans.add()
+        for i, r in enumerate(records[start : start + batch], start):
+            messages = [
+                {"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]}
+                for m in r["messages"]
+            ]
+            output = [{"role": "assistant", "parts": [{"type": "text", "content": r["response"]}]}]
+            scope.spans.add(
+                trace_id=i.to_bytes(16, "big"),
+                span_id=(i + 1).to_bytes(8, "big"),
+                name="chat gpt-4o-mini",
+                start_time_unix_nano=T0 + i * 1_000_000,
+                end_time_unix_nano=T0 + i * 1_000_000 + int(r["latency_ms"] * 1_000_000),
+                attributes=[
+                    _kv("gen_ai.operation.name", "chat"),
+                    _kv("gen_ai.provider.name", r["provider"]),
+                    _kv("gen_ai.request.model", r["model"]),
+                    _kv("gen_ai.usage.input_tokens", r["input_tokens"]),
+                    _kv("gen_ai.usage.output_tokens", r["output_tokens"]),
+                    _kv("gen_ai.input.messages", json.dumps(messages)),
+                    _kv("gen_ai.output.messages", json.dumps(output)),
+                    _kv("gen_ai.prompt.name", "support"),
+                    _kv("gen_ai.prompt.version", "3"),
+                    _kv("gen_ai.prompt.variable.question", r["template"]["variables"]["question"]),
+                    _kv("gen_ai.conversation.id", r["session_id"]),
+                    _kv("user.id", r["user_id"]),
+                ],
+            )
+        bodies.append(gzip.compress(request.SerializeToString()))
+    return bodies
+
+
+@contextmanager
+def serve(url: str) -> Iterator[str]:
+    port = free_port()
+    command = [sys.executable, "-m", "llmscope", "serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--database-url", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def post_all(base: str, path: str, bodies: list[bytes], headers: dict, clients: int) -> float:
+    errors: list[str] = []
+
+    def worker(mine: list[bytes]) -> None:
+        with httpx.Client(base_url=base, timeout=120) as http:
+            for body in mine:
+                response = http.post(path, content=body, headers=headers)
+                while response.status_code in (429, 503):  # what an OTLP exporter does
+                    time.sleep(float(response.headers.get("retry-after", "1")))
+                    response = http.post(path, content=body, headers=headers)
+                if response.status_code >= 300:
+                    errors.append(f"{response.status_code} {response.text[:200]}")
+
+    threads = [threading.Thread(target=worker, args=(bodies[k::clients],)) for k in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    return elapsed
+
+
+def stored(url: str) -> int:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        count = int(conn.scalar(text("SELECT count(*) FROM records")) or 0)
+    engine.dispose()
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--postgres-url", default=os.environ.get("LLMSCOPE_TEST_DATABASE_URL"))
+    args = parser.parse_args()
+
+    records = make_records(args.spans)
+    traces = otlp_bodies(records, args.batch)
+    batches = [
+        json.dumps({"records": records[i : i + args.batch]}).encode()
+        for i in range(0, len(records), args.batch)
+    ]
+    print(f"{args.spans} LLM calls, {args.batch} per request, {args.clients} clients")
+    print(f"{'store':<11} {'OTLP spans/s':>13} {'REST records/s (baseline)':>26} {'ratio':>6}")
+    kinds = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
+    with tempfile.TemporaryDirectory() as workdir:
+        for kind in kinds:
+            rates = []
+            for path, bodies, headers in (
+                (
+                    "/v1/traces",
+                    traces,
+                    {"content-type": "application/x-protobuf", "content-encoding": "gzip"},
+                ),
+                ("/api/v1/records", batches, {"content-type": "application/json"}),
+            ):
+                url, cleanup = fresh_database(kind, args.postgres_url, Path(workdir))
+                try:
+                    with serve(url) as base:
+                        elapsed = post_all(base, path, bodies, headers, args.clients)
+                    if stored(url) != args.spans:
+                        raise RuntimeError(f"{path}: stored {stored(url)} of {args.spans}")
+                finally:
+                    cleanup()
+                rates.append(args.spans / elapsed)
+            print(f"{kind:<11} {rates[0]:>13,.0f} {rates[1]:>26,.0f} {rates[0] / rates[1]:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
