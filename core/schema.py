@@ -87,7 +87,7 @@ class RecordBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    records: list[RecordIn]
+    records: list[RecordIn] = Field(min_length=1)
 
 
 class FeedbackIn(BaseModel):

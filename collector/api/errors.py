@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 # Tags of the discriminated ingest body: not part of what the client sent.
 _UNION_TAGS = {"batch", "record"}
@@ -62,11 +63,24 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        # Starlette names only the first matching route's methods; list every route's.
+        headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
     return JSONResponse(
         status_code=exc.status_code,
         content={"message": str(exc.detail), "detail": exc.detail},
-        headers=getattr(exc, "headers", None),
+        headers=headers or None,
     )
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            allowed |= set(getattr(route, "methods", None) or ())
+    return allowed
 
 
 async def _store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

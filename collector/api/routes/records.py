@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Discriminator, Field, Tag
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -50,11 +51,10 @@ class FeedbackCreated(BaseModel):
 def ingest_records(body: IngestBody, session: SessionDep, settings: SettingsDep) -> IngestResult:
     """Store one record, or a batch of records all together; 201 means committed."""
     records = body.records if isinstance(body, RecordBatch) else [body]
-    if not records:
-        raise HTTPException(422, "records: a batch needs at least one record")
     if len(records) > settings.max_batch_records:
-        raise HTTPException(
-            422, f"records: a batch holds at most {settings.max_batch_records} records"
+        message = f"a batch holds at most {settings.max_batch_records} records"
+        raise RequestValidationError(
+            [{"loc": ("body", "records"), "msg": message, "type": "too_long"}]
         )
     rows = [record_row(record) for record in records]
     if settings.redact_pii:
