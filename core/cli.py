@@ -19,7 +19,12 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from llmscope.config import Settings
 
 # Modules that add subcommands; each defines register(subparsers) and imports lazily.
-COMMAND_MODULES = ("llmscope.collector.cli", "llmscope.keys_cli", "llmscope.dashboard.cli")
+COMMAND_MODULES = (
+    "llmscope.collector.cli",
+    "llmscope.keys_cli",
+    "llmscope.dashboard.cli",
+    "llmscope.demo.cli",
+)
 
 
 class UsageError(Exception):

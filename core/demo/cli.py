@@ -1,0 +1,154 @@
+"""``llmscope demo``: the newcomer's one command, from an empty store to the dashboard.
+
+It starts the collector with the demo gateway (offline provider), replays two weeks of a
+fictional support assistant's traffic through it, runs the analysis with windows that fit the
+replay, says in words what it found, and serves the dashboard until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from llmscope.cli import CommandError, UsageError, prepare_store, settings_from
+from llmscope.config import Settings
+
+DEFAULT_RECORDS = 3000
+MIN_RECORDS = 200  # fewer, and the planted events are too small to tell from chance
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    demo = subparsers.add_parser(
+        "demo", help="replay two weeks of offline demo traffic, analyse it, open the dashboard"
+    )
+    demo.add_argument(
+        "--records",
+        type=int,
+        default=DEFAULT_RECORDS,
+        help=f"calls to replay (default {DEFAULT_RECORDS}, at least {MIN_RECORDS})",
+    )
+    demo.add_argument(
+        "--no-dashboard", action="store_true", help="stop after the analysis; serve nothing"
+    )
+    demo.add_argument("--port", type=int, default=8050, help="dashboard port (default 8050)")
+    demo.add_argument(
+        "--collector-port", type=int, help="collector port (default: a free loopback port)"
+    )
+    demo.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="an EMPTY store to fill (default: a fresh SQLite file, <data dir>/demo/demo.db)",
+    )
+    demo.set_defaults(handler=demo_command)
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+class _Progress:
+    """Prints ``what: n/total`` at every tenth, so a log stays short and a terminal stays live."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.started = time.monotonic()
+        self.shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        tenth = done * 10 // max(1, total)
+        if tenth > self.shown:
+            self.shown = tenth
+            elapsed = time.monotonic() - self.started
+            _say(f"  {self.what}: {done}/{total} ({done * 100 // max(1, total)}%, {elapsed:.0f} s)")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.records < MIN_RECORDS:
+        raise UsageError(f"--records: at least {MIN_RECORDS} (got {args.records})")
+    for name in ("port", "collector_port"):
+        value = getattr(args, name)
+        if value is not None and not 0 < value <= 65535:
+            raise UsageError(f"--{name.replace('_', '-')}: {value} is not a port number")
+
+
+def _demo_settings(args: argparse.Namespace) -> tuple[Settings, Path]:
+    """The store to fill and the demo's working directory (gateway YAML, logs, spool)."""
+    if args.database_url:
+        settings = settings_from(args)
+        workdir = settings.data_dir / "demo"
+        return settings, workdir
+    base = Settings()
+    workdir = base.data_dir / "demo"
+    store = workdir / "demo.db"
+    # The demo's own store is rebuilt every time, so a second run shows the same story.
+    for path in (store, store.with_name("demo.db-wal"), store.with_name("demo.db-shm")):
+        path.unlink(missing_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    args.database_url = f"sqlite:///{store}"
+    return settings_from(args), workdir
+
+
+def _record_count(database_url: str) -> int:
+    from llmscope.db import make_engine
+    from llmscope.db.models import Record
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(Record)) or 0)
+    finally:
+        engine.dispose()
+
+
+def _wait_for_records(database_url: str, expected: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (count := _record_count(database_url)) < expected:
+        if time.monotonic() > deadline:
+            raise CommandError(f"only {count} of {expected} replayed calls reached the store")
+        time.sleep(0.2)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from llmscope.demo.plan import ENDPOINTS, make_plan, timeline_ending
+    from llmscope.demo.replay import replay, start_collector
+
+    _check_args(args)
+    explicit_store = bool(args.database_url)
+    settings, workdir = _demo_settings(args)
+    prepare_store(settings)
+    if explicit_store and (held := _record_count(settings.database_url)):
+        raise UsageError(
+            f"--database-url: the store already holds {held} records; the demo needs an empty "
+            "one (leave --database-url out for a fresh demo store)"
+        )
+    started = time.monotonic()
+    timeline = timeline_ending(datetime.now(UTC))
+    calls = make_plan(args.records, timeline)
+    models = ", ".join(f"{name} ({model}, ~{ms} ms)" for name, (model, ms) in ENDPOINTS.items())
+    _say("llmscope demo: Larkspur Home's support assistant, two weeks of traffic, offline.")
+    _say(
+        "  Every answer comes from llmscope's OFFLINE provider (canned support answers chosen "
+        "by topic); no real LLM is called and nothing leaves this machine."
+    )
+    _say(f"  store: {make_url(settings.database_url)!r}")
+    _say(f"  endpoints: {models}")
+
+    collector = start_collector(settings.database_url, workdir, port=args.collector_port)
+    try:
+        _say(f"  collector and gateway: {collector.url} (log: {collector.log_path})")
+        _say(
+            f"Replaying {len(calls)} calls from {timeline.start:%Y-%m-%d} to "
+            f"{timeline.end:%Y-%m-%d %H:%M} UTC with the openai client, with users' thumbs up/down"
+        )
+        replay(collector.url, calls, progress=_Progress("replayed"))
+        _wait_for_records(settings.database_url, len(calls))
+        rated = sum(c.feedback is not None for c in calls)
+        _say(f"  {len(calls)} calls recorded, {rated} rated ({time.monotonic() - started:.0f} s)")
+    finally:
+        collector.stop()
+    return 0
