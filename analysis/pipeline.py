@@ -1,0 +1,175 @@
+"""The analysis pipeline on arrays: reduce, cluster, describe, test. No store in here.
+
+``cluster_embeddings`` is the default clustering pipeline (what the Banking77 benchmark
+measures); ``analyse`` runs everything a report needs over the records of both windows,
+clustered together so that clusters are comparable across windows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from llmscope.analysis import stats
+from llmscope.analysis.cluster import Clustering, cluster
+from llmscope.analysis.keywords import ctfidf_keywords, representatives
+from llmscope.analysis.reduce import Reduction, reduce
+from llmscope.config import Settings
+
+
+def cluster_embeddings(embeddings: np.ndarray, settings: Settings) -> tuple[Reduction, Clustering]:
+    """The default pipeline: seeded UMAP (cosine) then automatic clustering."""
+    reduction = reduce(
+        embeddings,
+        dims=settings.reduce_dims,
+        neighbors=settings.reduce_neighbors,
+        sample=settings.reduce_sample,
+        seed=settings.analysis_seed,
+    )
+    clustering = cluster(
+        reduction.reduced,
+        max_clusters=settings.cluster_max,
+        min_size=settings.cluster_min_size,
+        seed=settings.analysis_seed,
+    )
+    return reduction, clustering
+
+
+@dataclass
+class ClusterResult:
+    id: int
+    members: np.ndarray  # record indices
+    baseline_count: int
+    current_count: int
+    keywords: list[str]
+    examples: list[int]  # record indices, nearest the centroid first
+    centroid: np.ndarray
+    drift: stats.ShareChange | None = None
+    hotspot: stats.Hotspot | None = None
+
+
+@dataclass
+class RunResult:
+    labels: np.ndarray  # per record
+    layout: np.ndarray  # per record, (n, 2)
+    clusters: list[ClusterResult]
+    global_drift: stats.TwoSampleResult
+    baseline_records: int
+    current_records: int
+    versions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def analyse(
+    records: Sequence[Mapping[str, Any]],
+    texts: Sequence[str],
+    embeddings: np.ndarray,
+    text_index: np.ndarray,
+    is_current: np.ndarray,
+    down: Sequence[bool | None],
+    settings: Settings,
+) -> RunResult:
+    """Everything a run computes.
+
+    ``embeddings`` has one row per distinct text (``texts``); ``text_index[i]`` is record i's
+    row. ``down[i]`` is record i's latest thumb: True (down), False (up) or None (unrated).
+    """
+    reduction, clustering = cluster_embeddings(embeddings, settings)
+    labels = clustering.labels[text_index] if len(text_index) else np.zeros(0, dtype=np.int64)
+    words = ctfidf_keywords(texts, clustering.labels)
+    centroids, nearest = representatives(embeddings, clustering.labels)
+
+    # A representative text stands for its newest record (records arrive oldest first).
+    record_of_text = {int(t): i for i, t in enumerate(text_index)}
+    n_base = int((~is_current).sum())
+    n_cur = int(is_current.sum())
+    clusters = []
+    for c in range(clustering.n_clusters):
+        members = np.flatnonzero(labels == c)
+        clusters.append(
+            ClusterResult(
+                id=c,
+                members=members,
+                baseline_count=int((~is_current[members]).sum()),
+                current_count=int(is_current[members].sum()),
+                keywords=words.get(c, []),
+                examples=[record_of_text[t] for t in nearest.get(c, [])],
+                centroid=centroids[c],
+            )
+        )
+
+    changes = stats.share_changes(
+        [c.baseline_count for c in clusters],
+        [c.current_count for c in clusters],
+        baseline_total=n_base,
+        current_total=n_cur,
+        fdr=settings.drift_alpha / 2,
+        min_ratio=settings.drift_min_ratio,
+        min_share_change=settings.drift_min_share_change,
+    )
+    rated_down = np.array([d is not None and is_current[i] for i, d in enumerate(down)], bool)
+    is_down = np.array([bool(d) for d in down], dtype=bool)
+    spots = stats.hotspots(
+        [int(rated_down[c.members].sum()) for c in clusters],
+        [int((rated_down & is_down)[c.members].sum()) for c in clusters],
+        fdr=settings.hotspot_fdr,
+        min_rated=settings.hotspot_min_rated,
+        min_lift=settings.hotspot_min_lift,
+    )
+    for c, change, spot in zip(clusters, changes, spots, strict=True):
+        c.drift, c.hotspot = change, spot
+
+    vectors = embeddings[text_index]
+    global_drift = stats.mmd_two_sample(
+        vectors[~is_current],
+        vectors[is_current],
+        alpha=settings.drift_alpha / 2,
+        seed=settings.analysis_seed,
+    )
+    return RunResult(
+        labels=labels,
+        layout=reduction.layout[text_index],
+        clusters=clusters,
+        global_drift=global_drift,
+        baseline_records=n_base,
+        current_records=n_cur,
+        versions=template_versions(records, down),
+    )
+
+
+def template_versions(
+    records: Sequence[Mapping[str, Any]], down: Sequence[bool | None]
+) -> list[dict[str, Any]]:
+    """Per template with several versions: each version against the previous one (A/B)."""
+    by_template: dict[str, dict[str, list[int]]] = {}
+    for i, r in enumerate(records):  # records are in time order: versions in first-seen order
+        if r.get("template_name"):
+            versions = by_template.setdefault(r["template_name"], {})
+            versions.setdefault(str(r.get("template_version") or ""), []).append(i)
+    rows: list[dict[str, Any]] = []
+    for name, versions in sorted(by_template.items()):
+        if len(versions) < 2:
+            continue
+        samples = []
+        for version, idx in versions.items():
+            thumbs = [down[i] for i in idx if down[i] is not None]
+            latencies = [
+                float(records[i]["latency_ms"])
+                for i in idx
+                if records[i].get("latency_ms") is not None
+            ]
+            samples.append(
+                stats.VersionSample(version, len(idx), len(thumbs), sum(thumbs), latencies)
+            )
+        counts = Counter({s.version: s.records for s in samples})
+        for comparison in stats.compare_versions(samples):
+            row = {"template": name, **comparison.__dict__}
+            row["records"], row["against_records"] = (
+                counts[comparison.version],
+                counts[comparison.against],
+            )
+            rows.append(row)
+    return rows
