@@ -13,7 +13,7 @@ from llmscope.collector.api.admission import Admission
 from llmscope.collector.api.auth import ApiKeyAuth
 from llmscope.collector.api.errors import install_error_handlers
 from llmscope.collector.api.limits import BodySizeLimit
-from llmscope.collector.api.routes import alerts, health, records
+from llmscope.collector.api.routes import alerts, analysis, health, records
 from llmscope.collector.gateway import Gateway
 from llmscope.collector.gateway import mlflow_router as gateway_mlflow_router
 from llmscope.collector.gateway import openai_router as gateway_openai_router
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(records.router)
     app.include_router(alerts.router)
+    app.include_router(analysis.router)
     app.include_router(otlp_receiver.router)
     if gateway is not None:
         app.include_router(gateway_mlflow_router)

@@ -21,6 +21,7 @@ from llmscope.config import Settings
 # Modules that add subcommands; each defines register(subparsers) and imports lazily.
 COMMAND_MODULES = (
     "llmscope.collector.cli",
+    "llmscope.analysis.cli",
     "llmscope.keys_cli",
     "llmscope.dashboard.cli",
     "llmscope.demo.cli",

@@ -1,0 +1,149 @@
+"""``llmscope analyze`` (one analysis run) and ``llmscope export clusters`` (its assignments)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from typing import Any
+
+from llmscope.cli import CommandError, UsageError, add_database_url, prepare_store, settings_from
+
+EXPORT_FORMATS = ("csv", "jsonl", "parquet")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    analyze = subparsers.add_parser("analyze", help="run one analysis over the stored records")
+    analyze.add_argument(
+        "--baseline", metavar="START/END", help="ISO 8601 interval (default: the 7 days before)"
+    )
+    analyze.add_argument(
+        "--current", metavar="START/END", help="ISO 8601 interval (default: the last 24 h)"
+    )
+    analyze.add_argument("--json", action="store_true", help="print the run report as JSON")
+    add_database_url(analyze)
+    analyze.set_defaults(handler=analyze_command)
+
+    export = subparsers.add_parser("export", help="export analysis results")
+    what = export.add_subparsers(dest="export_what", metavar="WHAT")
+    what.required = True
+    clusters = what.add_parser("clusters", help="one row per analysed record of a run")
+    clusters.add_argument("--run", default="latest", help="latest (default) or a run id")
+    clusters.add_argument("--format", choices=EXPORT_FORMATS, default="csv")
+    clusters.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    add_database_url(clusters)
+    clusters.set_defaults(handler=export_clusters_command)
+
+
+def analyze_command(args: argparse.Namespace) -> int:
+    from llmscope.analysis.windows import default_windows, parse_interval
+
+    try:
+        baseline = parse_interval(args.baseline) if args.baseline else None
+        current = parse_interval(args.current) if args.current else None
+        baseline, current = default_windows(None, baseline, current)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    settings = settings_from(args)
+    prepare_store(settings)
+
+    from llmscope.analysis.job import run_analysis
+
+    report = run_analysis(settings, baseline, current, progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(_summary(report))
+    return 0
+
+
+def _summary(report: dict[str, Any]) -> str:
+    b, c, g = report["baseline"], report["current"], report["global_drift"]
+    lines = [
+        f"run {report['run_id']}: {len(report['clusters'])} clusters",
+        f"  baseline {b['start']}/{b['end']}: {b['records']} records",
+        f"  current  {c['start']}/{c['end']}: {c['records']} records",
+        f"  global drift: p={g['p_value']:.3g} {'FLAGGED' if g['flagged'] else 'not flagged'}",
+    ]
+    for cluster in report["clusters"]:
+        flags = []
+        if cluster["drift"]["flagged"]:
+            flags.append(f"drift {cluster['drift']['kind']} q={cluster['drift']['q_value']:.2g}")
+        if cluster["hotspot"]["flagged"]:
+            flags.append(
+                f"thumbs-down hotspot {cluster['feedback']['down_rate']:.0%} "
+                f"q={cluster['hotspot']['q_value']:.2g}"
+            )
+        if flags:
+            words = ", ".join(cluster["keywords"][:4])
+            lines.append(f"  cluster {cluster['id']} ({words}): " + "; ".join(flags))
+    return "\n".join(lines)
+
+
+def export_clusters_command(args: argparse.Namespace) -> int:
+    if args.format == "parquet" and not args.output and sys.stdout.isatty():
+        raise UsageError("--format parquet is binary: give -o FILE or redirect stdout")
+    settings = settings_from(args)
+    prepare_store(settings)
+
+    from sqlalchemy import select
+
+    from llmscope.db import make_engine, make_sessionmaker
+    from llmscope.db.models import AnalysisRun, RunAssignment
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            query = select(AnalysisRun.id)
+            if args.run == "latest":
+                query = query.order_by(AnalysisRun.created_at.desc(), AnalysisRun.id.desc())
+            else:
+                query = query.where(AnalysisRun.id == args.run)
+            run_id = session.scalars(query.limit(1)).first()
+            if run_id is None:
+                if args.run == "latest":
+                    raise CommandError("no analysis run yet: run `llmscope analyze` first")
+                raise UsageError(f"--run: no analysis run {args.run!r}")
+            rows = session.execute(
+                select(RunAssignment.record_id, RunAssignment.cluster_id, RunAssignment.window)
+                .where(RunAssignment.run_id == run_id)
+                .order_by(RunAssignment.record_id)
+            ).all()
+    finally:
+        engine.dispose()
+    data = _encode([(r[0], int(r[1]), r[2]) for r in rows], args.format)
+    if args.output:
+        with open(args.output, "wb") as out:
+            out.write(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
+
+
+def _encode(rows: list[tuple[str, int, str]], fmt: str) -> bytes:
+    columns = ("record_id", "cluster_id", "window")
+    if fmt == "csv":
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return text.getvalue().encode()
+    if fmt == "jsonl":
+        lines = (json.dumps(dict(zip(columns, row, strict=True))) for row in rows)
+        return "".join(f"{line}\n" for line in lines).encode()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "record_id": pa.array([r[0] for r in rows], pa.string()),
+            "cluster_id": pa.array([r[1] for r in rows], pa.int64()),
+            "window": pa.array([r[2] for r in rows], pa.string()),
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
