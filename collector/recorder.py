@@ -82,7 +82,7 @@ class Recorder:
         *,
         max_queue: int = 10_000,
         batch_size: int = 500,
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.2,
         retry_interval: float = 1.0,
     ) -> None:
         self._factory = factory

@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from llmscope.collector.gateway.config import ConfigError, GatewayConfig, load_config
 from llmscope.collector.gateway.extension import BadRequest, CallMeta, apply_template, read_meta
+from llmscope.collector.gateway.http import HttpPool
 from llmscope.collector.gateway.limits import RateLimiter
 from llmscope.collector.gateway.providers import Provider, ProviderError, make_provider
 from llmscope.collector.gateway.recording import Call
@@ -67,16 +67,13 @@ class Gateway:
         self.reload_interval = reload_interval
         self.config = load_config(self.path)  # ConfigError here stops the collector's start
         self._fingerprint = self._read_fingerprint()
-        self.http: httpx.AsyncClient | None = None
+        self.http: HttpPool | None = None
         self.state: State | None = None
         self._watcher: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        self.http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-            timeout=httpx.Timeout(120.0, connect=10.0),
-        )
+        self.http = HttpPool()
         self.state = self._build(self.config, None)
         self._watcher = asyncio.create_task(self._watch(), name="llmscope-gateway-watch")
         names = ", ".join(e.name for e in self.config.endpoints)

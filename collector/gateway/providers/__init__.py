@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import httpx
-
 from llmscope.collector.gateway.config import Endpoint
+from llmscope.collector.gateway.http import HttpPool
 from llmscope.collector.gateway.providers.anthropic import AnthropicProvider
 from llmscope.collector.gateway.providers.base import Provider, ProviderError
 from llmscope.collector.gateway.providers.offline import OfflineProvider
@@ -19,5 +18,5 @@ PROVIDERS: dict[str, type[Provider]] = {
 __all__ = ["PROVIDERS", "Provider", "ProviderError", "make_provider"]
 
 
-def make_provider(endpoint: Endpoint, http: httpx.AsyncClient) -> Provider:
+def make_provider(endpoint: Endpoint, http: HttpPool) -> Provider:
     return PROVIDERS[endpoint.model.provider](endpoint, http)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from llmscope.collector.gateway.config import Endpoint
+from llmscope.collector.gateway.http import HttpPool
 from llmscope.collector.gateway.providers.base import Provider
 
 FINISH_REASONS = {
@@ -38,7 +39,7 @@ def _text(content: Any) -> str:
 class AnthropicProvider(Provider):
     name = "anthropic"
 
-    def __init__(self, endpoint: Endpoint, http: httpx.AsyncClient) -> None:
+    def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         super().__init__(endpoint, http)
         base = str(self.config.get("anthropic_api_base") or "https://api.anthropic.com/v1")
         self.url = base.rstrip("/") + "/messages"

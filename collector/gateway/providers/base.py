@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from llmscope.collector.gateway.config import Endpoint
+from llmscope.collector.gateway.http import HttpPool
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_WAIT = 30.0  # a longer Retry-After is handed to the client instead of waited out
@@ -66,7 +67,7 @@ class Provider:
     name = "base"
     offline = False
 
-    def __init__(self, endpoint: Endpoint, http: httpx.AsyncClient) -> None:
+    def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         self.endpoint = endpoint
         self.model = endpoint.model.name
         self.config = endpoint.model.config
@@ -144,11 +145,12 @@ class Provider:
         """
         attempt = 0
         while True:
-            request = self.http.build_request(
+            client = self.http.pick()
+            request = client.build_request(
                 "POST", url, json=payload, headers=headers, timeout=self.timeout
             )
             try:
-                response = await self.http.send(request, stream=stream)
+                response = await client.send(request, stream=stream)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt >= self.endpoint.max_retries:
                     raise self._transport_error(exc) from None

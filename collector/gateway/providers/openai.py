@@ -14,13 +14,14 @@ from typing import Any
 import httpx
 
 from llmscope.collector.gateway.config import Endpoint
+from llmscope.collector.gateway.http import HttpPool
 from llmscope.collector.gateway.providers.base import Provider
 
 
 class OpenAIProvider(Provider):
     name = "openai"
 
-    def __init__(self, endpoint: Endpoint, http: httpx.AsyncClient) -> None:
+    def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         super().__init__(endpoint, http)
         self.api_type = str(self.config.get("openai_api_type") or "openai").lower()
         default_base = "https://api.openai.com/v1"

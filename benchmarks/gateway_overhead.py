@@ -1,0 +1,160 @@
+"""Gateway overhead: the same load straight at a provider and through the gateway, one run.
+
+A fake OpenAI-format provider answering after ``--delay-ms`` (default 100) runs in its own
+process; a real ``llmscope serve --config`` (SQLite store, every call recorded) proxies to it.
+The client sends ``--requests`` chat calls at ``--concurrency`` in flight, first straight at the
+provider, then through the gateway (after a warm-up of each), and prints p50/p95 of both and
+what the gateway adds. Target on 2 cores: <= 3 ms added at p50, <= 15 ms at p95.
+
+    python benchmarks/gateway_overhead.py --requests 1000 --concurrency 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.collector.gateway.fake_provider import OPENAI_KEY, FakeProvider  # noqa: E402
+from tests.conftest import free_port, wait_for_http  # noqa: E402
+
+CONFIG = """
+endpoints:
+  - name: chat
+    endpoint_type: llm/v1/chat
+    model:
+      provider: openai
+      name: gpt-4o-mini
+      config:
+        openai_api_key: $BENCH_OPENAI_KEY
+        openai_api_base: {base}/v1
+"""
+
+
+def serve_fake(port: int, delay: float) -> None:
+    import uvicorn
+
+    app = FakeProvider(delay=delay).app
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+async def run_load(
+    url: str, headers: dict[str, str], model: str, requests: int, concurrency: int
+) -> list[float]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        counter = iter(range(requests))
+
+        async def worker() -> None:
+            for i in counter:
+                body = {
+                    "model": model,
+                    "messages": [{"role": "user", "content": f"Where is my order {i}?"}],
+                }
+                started = time.perf_counter()
+                response = await client.post(url, json=body, headers=headers)
+                latencies.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1] if q < 100 else max(values)
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--delay-ms", type=float, default=100.0)
+    parser.add_argument("--serve-fake", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_fake:
+        serve_fake(args.serve_fake, args.delay_ms / 1000)
+        return 0
+    if args.requests < 500 or args.concurrency < 1:
+        parser.error("--requests must be at least 500 and --concurrency at least 1")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fake_port, gateway_port = free_port(), free_port()
+        fake_url, gateway_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{gateway_port}"
+        config = Path(tmp) / "gateway.yaml"
+        config.write_text(CONFIG.format(base=fake_url))
+        env = {**os.environ, "BENCH_OPENAI_KEY": OPENAI_KEY, "LLMSCOPE_DATA_DIR": tmp}
+        database_url = f"sqlite:///{tmp}/bench.db"
+        fake = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--serve-fake",
+                str(fake_port),
+                "--delay-ms",
+                str(args.delay_ms),
+            ],
+            env=env,
+        )
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "llmscope", "serve", "--port", str(gateway_port),
+             "--config", str(config), "--database-url", database_url],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_for_http(f"{fake_url}/v1/models")
+            wait_for_http(f"{gateway_url}/health", gateway)
+            direct_headers = {"Authorization": f"Bearer {OPENAI_KEY}"}
+            direct = (f"{fake_url}/v1/chat/completions", direct_headers, "gpt-4o-mini")
+            through = (f"{gateway_url}/v1/chat/completions", {}, "chat")
+            results = {}
+            for name, (url, headers, model) in (("direct", direct), ("gateway", through)):
+                asyncio.run(run_load(url, headers, model, 2 * args.concurrency, args.concurrency))
+                results[name] = asyncio.run(
+                    run_load(url, headers, model, args.requests, args.concurrency)
+                )
+        finally:
+            gateway.terminate()
+            gateway.wait(30)
+            fake.terminate()
+            fake.wait(30)
+        from llmscope.db import make_engine
+        from llmscope.db.models import Record
+        from sqlalchemy import func, select
+
+        engine = make_engine(database_url)
+        with engine.connect() as conn:
+            recorded = conn.scalar(select(func.count()).select_from(Record))
+        engine.dispose()
+
+    print(
+        f"{args.requests} chat calls, {args.concurrency} concurrent, provider delay "
+        f"{args.delay_ms:.0f} ms, SQLite store"
+    )
+    print(f"{'':10} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9}")
+    for name, values in results.items():
+        p50, p95 = percentile(values, 50), percentile(values, 95)
+        print(f"{name:10} {p50:9.2f} {p95:9.2f} {statistics.fmean(values):9.2f}")
+    added50 = percentile(results["gateway"], 50) - percentile(results["direct"], 50)
+    added95 = percentile(results["gateway"], 95) - percentile(results["direct"], 95)
+    print(f"{'added':10} {added50:9.2f} {added95:9.2f}   (target <= 3 ms p50, <= 15 ms p95)")
+    expected = args.requests + 2 * args.concurrency
+    print(f"records stored by the gateway: {recorded} of {expected} calls")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
