@@ -131,9 +131,10 @@ def main() -> int:
             gateway.wait(30)
             fake.terminate()
             fake.wait(30)
+        from sqlalchemy import func, select
+
         from llmscope.db import make_engine
         from llmscope.db.models import Record
-        from sqlalchemy import func, select
 
         engine = make_engine(database_url)
         with engine.connect() as conn:
