@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictStr, field_validator, with_config
 from typing_extensions import TypedDict
 
+_ID_PATTERN = r"^[^\x00-\x20/?#%\x7f]+$"
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
 NonNegativeFloat = Annotated[float, Strict(), Field(ge=0)]
 ShortStr = Annotated[StrictStr, Field(max_length=256)]
@@ -46,8 +47,12 @@ class RecordIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Annotated[StrictStr, Field(min_length=1, max_length=128)] | None = Field(
-        default=None, description="Client-given id; a retry with the same id is stored once."
+    id: Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=_ID_PATTERN)] | None = (
+        Field(
+            default=None,
+            description="Client-given id (no spaces, control characters, '/', '?', '#' or '%', "
+            "so it can stand in a URL path); a retry with the same id is stored once.",
+        )
     )
     timestamp: datetime | None = Field(default=None, description="RFC 3339; default: now.")
     endpoint: ShortStr | None = None

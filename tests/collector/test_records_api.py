@@ -111,6 +111,8 @@ def test_retry_does_not_overwrite_the_stored_record(client: TestClient) -> None:
         ({"messages": "not a list"}, 422, "records[3].messages"),
         ({"latency_ms": -5}, 422, "records[3].latency_ms"),
         ({"span_id": "XYZ"}, 422, "records[3].span_id"),
+        ({"id": "a/b"}, 422, "records[3].id"),
+        ({"id": "has space"}, 422, "records[3].id"),
     ],
 )
 def test_one_bad_record_rejects_the_whole_batch(
