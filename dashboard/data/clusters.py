@@ -69,6 +69,7 @@ class MapPoints:
 
     total: int
     points: list[dict[str, Any]]
+    stride: int = 1
 
     @property
     def sampled(self) -> bool:
@@ -76,7 +77,7 @@ class MapPoints:
 
 
 def map_points(
-    engine: Engine, run_id: str, filters: Filters, *, total: int, limit: int = MAP_LIMIT
+    engine: Engine, run_id: str, filters: Filters, *, total: int, limit: int | None = None
 ) -> MapPoints:
     """The run's map points matching ``filters``: all of them up to ``limit``, else every k-th
     record by id (a stable sample, so the picture does not change between reloads)."""
@@ -91,7 +92,7 @@ def map_points(
             "text"
         ),
     ]
-    stride = max(1, math.ceil(total / limit))
+    stride = max(1, math.ceil(total / (limit or MAP_LIMIT)))
     with engine.connect() as conn:
         if stride == 1:
             rows = conn.execute(_joined(columns, run_id, filters)).all()
@@ -113,7 +114,7 @@ def map_points(
         }
         for r in rows
     ]
-    return MapPoints(total=max(total, len(points)), points=points)
+    return MapPoints(total=max(total, len(points)), points=points, stride=stride)
 
 
 def share_by_day(engine: Engine, run_id: str, cluster_id: int) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +63,22 @@ class Filters:
             template=state.template,
             feedback=state.feedback,
         )
+
+    def within(self, first: datetime | None, last: datetime | None) -> Filters:
+        """The same filters without time bounds that already include every record between
+        ``first`` and ``last``: the same rows, and SQLite then scans the table instead of
+        walking the whole timestamp index (several times slower)."""
+        since = (
+            None
+            if self.since is not None and first is not None and self.since <= first
+            else self.since
+        )
+        until = (
+            None
+            if self.until is not None and last is not None and self.until > last
+            else self.until
+        )
+        return replace(self, since=since, until=until)
 
     def conditions(self) -> list[ColumnElement[bool]]:
         out: list[ColumnElement[bool]] = [Record.internal.is_(False)]

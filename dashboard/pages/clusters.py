@@ -78,7 +78,7 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     if points.sampled:
         caption = (
             f"Showing {len(points.points):,} of {points.total:,} matching records "
-            f"(every {-(-points.total // data.MAP_LIMIT)}th record by id): the map is "
+            f"(every {points.stride}th record by id): the map is "
             "sampled above 20,000 points."
         )
     else:

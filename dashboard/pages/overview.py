@@ -3,6 +3,7 @@ endpoint, model and template version, the latest alerts, and which analysis run 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from llmscope.dashboard.components import (
 )
 from llmscope.dashboard.state import ViewState
 
+BREAKDOWNS = (("endpoint", "endpoint"), ("model", "model"), ("template", "template version"))
 SPLITS = {"none": "nothing", "endpoint": "endpoint", "model": "model", "template": "template"}
 
 
@@ -48,10 +50,16 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     filters = data.Filters.from_state(state, since, until)
     unit = data.bucket_unit(filters.since, filters.until)
     split = state.by if state.by != "none" else None
-    rows = data.traffic(engine, filters, unit=unit, by=split)
-    figures = charts.traffic_figures(rows, split is not None)
-    total = data.totals(engine, filters)
-    options = data.filter_options(engine)
+    query = filters.within(status.first, status.last)
+    # The heavy reads are independent: run them side by side (each on its own connection).
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        traffic = pool.submit(data.traffic, engine, query, unit=unit, by=split)
+        total_f = pool.submit(data.totals, engine, query)
+        by = {key: pool.submit(data.breakdown, engine, query, by=key) for key, _ in BREAKDOWNS}
+        options = data.filter_options(engine)
+        figures = charts.traffic_figures(traffic.result(), split is not None)
+        total = total_f.result()
+        breakdowns = {key: future.result() for key, future in by.items()}
 
     header_actions = run_selector(runs, state.run if run else None) if runs else None
     children: list[Any] = [problems_banner(state)]
@@ -104,15 +112,8 @@ def render(engine: Engine, state: ViewState) -> html.Div:
         ),
         html.Div(
             [
-                card(
-                    _breakdown_table(data.breakdown(engine, filters, by=by), state, by),
-                    title=f"By {label}",
-                )
-                for by, label in (
-                    ("endpoint", "endpoint"),
-                    ("model", "model"),
-                    ("template", "template version"),
-                )
+                card(_breakdown_table(breakdowns[key], state, key), title=f"By {label}")
+                for key, label in BREAKDOWNS
             ],
             className="grid-3",
         ),
@@ -195,7 +196,7 @@ def _breakdown_table(rows: list[dict[str, Any]], state: ViewState, by: str) -> h
             html.Th(by),
             html.Th("calls"),
             html.Th("down rate"),
-            html.Th("p50 / p95 ms"),
+            html.Th("p50/p95 ms"),
             html.Th("tokens"),
         ]
     )
@@ -209,7 +210,10 @@ def _breakdown_table(rows: list[dict[str, Any]], state: ViewState, by: str) -> h
                     html.Td(label),
                     html.Td(fmt_int(r["calls"]), className="num"),
                     html.Td(
-                        f"{fmt_pct(r['down'] / r['rated'])} ({r['down']}/{r['rated']})"
+                        [
+                            fmt_pct(r["down"] / r["rated"]),
+                            html.Div(f"{r['down']}/{r['rated']}", className="muted small"),
+                        ]
                         if r["rated"]
                         else "–",
                         className="num",
