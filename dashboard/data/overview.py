@@ -194,20 +194,27 @@ def traffic(
     return out
 
 
-def breakdown(engine: Engine, filters: Filters, *, by: str) -> list[dict[str, Any]]:
+def breakdown(
+    engine: Engine, filters: Filters, *, by: str, percentiles: bool = True
+) -> list[dict[str, Any]]:
     """Per group of ``by`` (endpoint|model|template), busiest first: the same figures as
-    ``traffic`` over the whole time range."""
+    ``traffic`` over the whole time range (latency percentiles only if ``percentiles``: they
+    cost a sort of every matching call)."""
     group = GROUP_COLUMNS[by]
     with engine.connect() as conn:
         counts = conn.execute(_counts([group], filters)).all()
-        pcts = conn.execute(
-            percentile_columns(
-                Record.latency_ms,
-                [group],
-                filters.conditions(),
-                feedback=filters.feedback is not None,
-            )
-        ).all()
+        pcts = (
+            conn.execute(
+                percentile_columns(
+                    Record.latency_ms,
+                    [group],
+                    filters.conditions(),
+                    feedback=filters.feedback is not None,
+                )
+            ).all()
+            if percentiles
+            else []
+        )
     latency = {row[0]: (row[1], row[2]) for row in pcts}
     out = [
         {

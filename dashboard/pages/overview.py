@@ -55,7 +55,10 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     with ThreadPoolExecutor(max_workers=4) as pool:
         traffic = pool.submit(data.traffic, engine, query, unit=unit, by=split)
         total_f = pool.submit(data.totals, engine, query)
-        by = {key: pool.submit(data.breakdown, engine, query, by=key) for key, _ in BREAKDOWNS}
+        by = {
+            key: pool.submit(data.breakdown, engine, query, by=key, percentiles=False)
+            for key, _ in BREAKDOWNS
+        }
         options = data.filter_options(engine)
         figures = charts.traffic_figures(traffic.result(), split is not None)
         total = total_f.result()
@@ -107,7 +110,8 @@ def render(engine: Engine, state: ViewState) -> html.Div:
         html.P(
             f"{'Hourly' if unit == 'hour' else 'Daily'} buckets from {fmt_time(filters.since)} "
             f"to {fmt_time(filters.until)}. Latency percentiles are nearest-rank, per bucket; "
-            "the thumbs-down rate counts each rated call's latest feedback.",
+            "the thumbs-down rate counts each rated call's latest feedback. Split the charts by "
+            "endpoint, model or template for each one's latency.",
             className="footnote",
         ),
         html.Div(
@@ -196,7 +200,6 @@ def _breakdown_table(rows: list[dict[str, Any]], state: ViewState, by: str) -> h
             html.Th(by),
             html.Th("calls"),
             html.Th("down rate"),
-            html.Th("p50/p95 ms"),
             html.Th("tokens"),
         ]
     )
@@ -218,7 +221,6 @@ def _breakdown_table(rows: list[dict[str, Any]], state: ViewState, by: str) -> h
                         else "–",
                         className="num",
                     ),
-                    html.Td(f"{fmt_num(r['p50'], 0)} / {fmt_num(r['p95'], 0)}", className="num"),
                     html.Td(fmt_int(r["input_tokens"] + r["output_tokens"]), className="num"),
                 ]
             )
