@@ -23,7 +23,10 @@ class HttpPool:
             keepalive_expiry=30,
         )
         timeout = httpx.Timeout(120.0, connect=10.0)
-        self.clients = [httpx.AsyncClient(limits=limits, timeout=timeout) for _ in range(shards)]
+        tls = httpx.create_ssl_context()  # the CA bundle loaded once, not once per shard
+        self.clients = [
+            httpx.AsyncClient(limits=limits, timeout=timeout, verify=tls) for _ in range(shards)
+        ]
         self._next = itertools.cycle(self.clients)
 
     def pick(self) -> httpx.AsyncClient:
