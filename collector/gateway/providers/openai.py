@@ -15,7 +15,7 @@ import httpx
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import Provider
+from llmscope.collector.gateway.providers.base import Provider, ProviderError
 
 
 class OpenAIProvider(Provider):
@@ -31,6 +31,7 @@ class OpenAIProvider(Provider):
             self.headers = {"api-key": key}
         else:
             self.headers = {"Authorization": f"Bearer {key}"}
+        self.usage_option = True  # ask streams for a final usage chunk while the server accepts it
         if self.config.get("openai_organization"):
             self.headers["OpenAI-Organization"] = str(self.config["openai_organization"])
 
@@ -45,6 +46,9 @@ class OpenAIProvider(Provider):
         payload = {**body, "model": self.model}
         if stream:
             payload["stream"] = True
+            if not self.usage_option:
+                payload.pop("stream_options", None)
+                return payload
             payload["stream_options"] = {
                 **(body.get("stream_options") or {}),
                 "include_usage": True,
@@ -61,7 +65,15 @@ class OpenAIProvider(Provider):
 
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         payload = self._payload(body, stream=True)
-        response = await self.send(self._url(path), payload, self.headers, stream=True)
+        try:
+            response = await self.send(self._url(path), payload, self.headers, stream=True)
+        except ProviderError as exc:
+            # Older OpenAI-compatible servers refuse stream_options: stream without usage then.
+            if exc.status != 400 or "stream_options" not in exc.message or not self.usage_option:
+                raise
+            self.usage_option = False
+            payload = self._payload(body, stream=True)
+            response = await self.send(self._url(path), payload, self.headers, stream=True)
         return self._chunks(response)
 
     async def _chunks(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:

@@ -237,3 +237,36 @@ def test_wrong_type_unknown_model_and_bad_extension_are_4xx(
         client.chat.completions.create(
             model="chat", messages=[], extra_body={"llmscope": {"template": "support"}}
         )
+
+
+def test_stream_falls_back_when_server_refuses_stream_options(
+    sqlite_settings: Settings, fake: tuple[FakeProvider, str], start_gateway: StartGateway
+) -> None:
+    provider, fake_url = fake
+    gw = start_gateway(sqlite_settings, CONFIG.format(fake=fake_url))
+    refusal = {"error": {"message": "Unrecognized request argument supplied: stream_options"}}
+    provider.fail_next(400, refusal)
+    chunks = list(
+        client_for(gw.url).chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "old server"}], stream=True
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Echo: old server"
+    assert "stream_options" not in provider.requests[-1]["body"]
+    (record,) = wait_for_records(gw.engine, 1)
+    assert record.status == "ok" and record.response == "Echo: old server"
+    assert record.output_tokens is None  # the server sent no usage; nothing is made up
+
+
+def test_pii_redacted_before_storing_when_enabled(
+    settings: Settings, fake: tuple[FakeProvider, str], start_gateway: StartGateway
+) -> None:
+    provider, fake_url = fake
+    gw = start_gateway(settings, CONFIG.format(fake=fake_url), redact_pii=True)
+    client_for(gw.url).chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "mail me at jane.doe@example.com"}]
+    )
+    assert "jane.doe@example.com" in provider.requests[-1]["body"]["messages"][0]["content"]
+    (record,) = wait_for_records(gw.engine, 1)
+    assert record.messages == [{"role": "user", "content": "mail me at [EMAIL]"}]
+    assert record.response == "Echo: mail me at [EMAIL]"
