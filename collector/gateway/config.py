@@ -191,7 +191,7 @@ def parse_config(data: Any) -> GatewayConfig:
         try:
             endpoint = Endpoint.model_validate(item)
         except ValidationError as exc:
-            raise ConfigError(f"{where}: {_describe(exc.errors()[0])}") from None
+            raise ConfigError(f"{where}: {_describe(dict(exc.errors()[0]))}") from None
         _check_provider(endpoint, where)
         if any(e.name == endpoint.name for e in endpoints):
             raise ConfigError(f"{where}: name: more than one endpoint has this name")
@@ -201,7 +201,7 @@ def parse_config(data: Any) -> GatewayConfig:
         try:
             prompts.append(Prompt.model_validate(item))
         except ValidationError as exc:
-            raise ConfigError(f"prompts[{index}]: {_describe(exc.errors()[0])}") from None
+            raise ConfigError(f"prompts[{index}]: {_describe(dict(exc.errors()[0]))}") from None
     return GatewayConfig(endpoints=endpoints, prompts=prompts)
 
 
