@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from llmscope.analysis.embedding import embed_texts, record_text
+from llmscope.analysis.followup import finish_run
 from llmscope.analysis.pipeline import RunResult, analyse
 from llmscope.analysis.report import build_report, cluster_entry, cluster_stats, load_report
 from llmscope.analysis.windows import Window, default_windows
@@ -223,7 +224,8 @@ def run_analysis(
                 len(result.clusters),
                 params["seconds"],
             )
-            # Steps that enrich the stored run (cluster matching, summaries, alerts) go here.
+            # The run is committed: matching, summaries and alerts enrich it, never fail it.
+            finish_run(session, run_id, settings)
             report = load_report(session, run_id)
             assert report is not None
             return report

@@ -7,6 +7,8 @@ key, 403 when the key's scope does not cover the call. The scope a call needs fo
 method and path, so routes added later are covered without touching them.
 
 Verified keys are cached for ``CACHE_SECONDS``: a revoked key stops working within that time.
+While the store is down the last verdicts stand (so gateway calls go on); a call that was never
+checked before gets a 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import re
 import time
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -53,14 +56,20 @@ class ApiKeyAuth:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        if not await self._auth_required():
+        try:
+            required = await self._auth_required()
+            token = _bearer(scope) if required else None
+            if required and token is None:
+                await _deny(send, 401, "an API key is required: Authorization: Bearer KEY")
+                return
+            key_scope = await self._verify(token) if token is not None else None
+        except SQLAlchemyError:
+            # The store is down: keys cannot be checked, so nothing is accepted; retry later.
+            await _deny(send, 503, "the store is unavailable; retry later")
+            return
+        if not required:
             await self.app(scope, receive, send)
             return
-        token = _bearer(scope)
-        if token is None:
-            await _deny(send, 401, "an API key is required: Authorization: Bearer KEY")
-            return
-        key_scope = await self._verify(token)
         if key_scope is None:
             await _deny(send, 401, "the API key is not valid (unknown or revoked)")
             return
@@ -74,7 +83,12 @@ class ApiKeyAuth:
         # Keys only ever start to exist, so a True answer is kept for good.
         now = time.monotonic()
         if not self._keys_exist and now - self._keys_checked_at > CACHE_SECONDS:
-            self._keys_exist = await run_in_threadpool(self._query_any_keys)
+            try:
+                self._keys_exist = await run_in_threadpool(self._query_any_keys)
+            except SQLAlchemyError:
+                if not self._keys_checked_at:
+                    raise  # never known: cannot decide
+                # The store is down: go on with the last answer, so the gateway keeps serving.
             self._keys_checked_at = now
         return self._keys_exist
 
@@ -87,7 +101,12 @@ class ApiKeyAuth:
         cached = self._verified.get(token)
         if cached is not None and now - cached[1] < CACHE_SECONDS:
             return cached[0]
-        scope = await run_in_threadpool(self._query_verify, token)
+        try:
+            scope = await run_in_threadpool(self._query_verify, token)
+        except SQLAlchemyError:
+            if cached is None:
+                raise
+            return cached[0]  # the store is down: trust the last verdict on this key
         if len(self._verified) > 10_000:  # bounded: garbage tokens must not grow memory
             self._verified.clear()
         self._verified[token] = (scope, now)
@@ -114,5 +133,7 @@ async def _deny(send: Send, status: int, message: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="llmscope"'))
+    if status == 503:
+        headers.append((b"retry-after", b"5"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

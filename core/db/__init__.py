@@ -44,6 +44,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # A store that does not answer must fail fast (503 to the client), not hang a request.
+    kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 5)
+    kwargs.setdefault("pool_timeout", 10)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
