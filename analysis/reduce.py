@@ -58,7 +58,10 @@ def cosine_knn(
 def _umap(
     data: np.ndarray, knn: tuple[np.ndarray, np.ndarray], dims: int, neighbors: int, seed: int
 ) -> np.ndarray:
-    import umap
+    with warnings.catch_warnings():
+        # umap-learn warns at import that TensorFlow (ParametricUMAP) is absent: not used here.
+        warnings.simplefilter("ignore", ImportWarning)
+        import umap
 
     n = len(data)
     model = umap.UMAP(
