@@ -96,8 +96,9 @@ def map_export(request: ExportTraceServiceRequest, *, redact: bool) -> ExportBat
                     batch.skipped += 1
                     continue
                 row = record_row(record, source="otlp")
-                if row["id"] in seen:
-                    continue  # the same span twice in one export is one record
+                if row["id"] in seen:  # the same span twice in one export is one record
+                    batch.skipped += 1
+                    continue
                 seen.add(row["id"])
                 batch.rows.append(redact_row(row) if redact else row)
     return batch
