@@ -36,6 +36,12 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _prompt_message(body: dict[str, Any]) -> dict[str, Any]:
+    prompt = body.get("prompt")
+    text = prompt if isinstance(prompt, str) else "".join(map(str, prompt or []))
+    return {"role": "user", "content": text}
+
+
 class AnthropicProvider(Provider):
     name = "anthropic"
 
@@ -80,49 +86,33 @@ class AnthropicProvider(Provider):
         }
 
     async def _message(
-        self, body: dict[str, Any], messages: list[dict[str, Any]]
+        self, body: dict[str, Any], messages: list[dict[str, Any]], kind: str
     ) -> dict[str, Any]:
+        """One Messages API call, answered OpenAI-shaped as ``kind`` (chat or completions)."""
         response = await self.send(self.url, self._payload(body, messages), self.headers)
         answer: dict[str, Any] = response.json()
         usage = answer.get("usage") or {}
-        answer["_usage"] = self._usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0))
-        return answer
+        text = _text(answer.get("content"))
+        choice: dict[str, Any] = {"index": 0}
+        if kind == "chat":
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = text
+        choice["finish_reason"] = FINISH_REASONS.get(answer.get("stop_reason") or "", "stop")
+        return {
+            "id": answer.get("id") or f"msg-{uuid.uuid4().hex}",
+            "object": "chat.completion" if kind == "chat" else "text_completion",
+            "created": int(time.time()),
+            "model": answer.get("model") or self.model,
+            "choices": [choice],
+            "usage": self._usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
+        }
 
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        answer = await self._message(body, list(body.get("messages") or []))
-        return {
-            "id": answer.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": answer.get("model") or self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": _text(answer.get("content"))},
-                    "finish_reason": FINISH_REASONS.get(answer.get("stop_reason") or "", "stop"),
-                }
-            ],
-            "usage": answer["_usage"],
-        }
+        return await self._message(body, list(body.get("messages") or []), "chat")
 
     async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        prompt = body.get("prompt")
-        text = prompt if isinstance(prompt, str) else "".join(prompt or [])
-        answer = await self._message(body, [{"role": "user", "content": text}])
-        return {
-            "id": answer.get("id") or f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": answer.get("model") or self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "text": _text(answer.get("content")),
-                    "finish_reason": FINISH_REASONS.get(answer.get("stop_reason") or "", "stop"),
-                }
-            ],
-            "usage": answer["_usage"],
-        }
+        return await self._message(body, [_prompt_message(body)], "completions")
 
     async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         payload = {**self._payload(body, list(body.get("messages") or [])), "stream": True}
@@ -130,9 +120,7 @@ class AnthropicProvider(Provider):
         return self._chunks(response, "chat")
 
     async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        prompt = body.get("prompt")
-        text = prompt if isinstance(prompt, str) else "".join(prompt or [])
-        payload = {**self._payload(body, [{"role": "user", "content": text}]), "stream": True}
+        payload = {**self._payload(body, [_prompt_message(body)]), "stream": True}
         response = await self.send(self.url, payload, self.headers, stream=True)
         return self._chunks(response, "completions")
 
