@@ -77,6 +77,15 @@ async def run_load(
     return latencies
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc), 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     return (
         statistics.quantiles(values, n=100, method="inclusive")[q - 1] if q < 100 else max(values)
@@ -132,11 +141,13 @@ def main() -> int:
                 asyncio.run(run_load(url, headers, model, 2 * args.concurrency, args.concurrency))
             # Alternate rounds so both paths see the same background load on a shared machine.
             per_round = args.requests // args.rounds
+            cpu_before = process_cpu_seconds(gateway.pid)
             for _ in range(args.rounds):
                 for name, (url, headers, model) in paths.items():
                     results[name] += asyncio.run(
                         run_load(url, headers, model, per_round, args.concurrency)
                     )
+            cpu_used = process_cpu_seconds(gateway.pid) - cpu_before
         finally:
             gateway.terminate()
             gateway.wait(30)
@@ -164,7 +175,10 @@ def main() -> int:
     added50 = percentile(results["gateway"], 50) - percentile(results["direct"], 50)
     added95 = percentile(results["gateway"], 95) - percentile(results["direct"], 95)
     print(f"{'added':10} {added50:9.2f} {added95:9.2f}   (target <= 3 ms p50, <= 15 ms p95)")
-    expected = len(results["gateway"]) + 2 * args.concurrency
+    calls = len(results["gateway"])
+    print(f"gateway CPU per call: {cpu_used / calls * 1000:.2f} ms (server, upstream call, record)")
+    print(f"machine load average after the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    expected = calls + 2 * args.concurrency
     print(f"records stored by the gateway: {recorded} of {expected} calls")
     return 0
 
