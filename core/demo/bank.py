@@ -23,12 +23,15 @@ class Topic:
     weight: float  # share of everyday traffic (relative)
     down_rate: float  # how often a rated answer gets a thumbs-down on an ordinary day
     questions: tuple[str, ...]
+    context: tuple[str, ...] = ()  # what customers say before (or after) the question
     down_tags: tuple[str, ...] = ("unhelpful",)
     down_comments: tuple[str, ...] = ()
 
 
 SLOTS: dict[str, tuple[str, ...]] = {
-    "item": (
+    # Half the time customers just say "the item".
+    "item": ("item",) * 12
+    + (
         "linen duvet cover",
         "oak side table",
         "ceramic mug set",
@@ -49,8 +52,8 @@ SLOTS: dict[str, tuple[str, ...]] = {
 }
 
 # Casual openings and closings real messages have; most messages have none.
-OPENINGS = ("", "", "", "", "Hi! ", "Hello! ", "Quick question: ", "Hey there. ", "Good morning. ")
-CLOSINGS = ("", "", "", "", " Thanks!", " Thank you.", " Please help.", " Thanks in advance.")
+OPENINGS = ("",) * 8 + ("Hi! ", "Hello! ", "Quick question: ", "Hey there. ", "Good morning. ")
+CLOSINGS = ("",) * 8 + (" Thanks!", " Thank you.", " Please help.", " Thanks in advance.")
 
 TOPICS: tuple[Topic, ...] = (
     Topic(
@@ -59,6 +62,16 @@ TOPICS: tuple[Topic, ...] = (
         template="account-help",
         weight=10,
         down_rate=0.08,
+        context=(
+            "I've been trying to get into my account all morning.",
+            "I haven't used my Larkspur account since last year.",
+            "I'm on my {device} and the website won't let me in.",
+            "I want to check an order but I can't sign in.",
+            "I tried three different passwords already.",
+            "My partner set up the account with my email.",
+            "It worked fine yesterday.",
+            "I'm trying to log in from work.",
+        ),
         questions=(
             "I forgot my password, how do I reset it?",
             "The password reset email never arrives.",
@@ -88,6 +101,14 @@ TOPICS: tuple[Topic, ...] = (
         template="account-help",
         weight=5,
         down_rate=0.10,
+        context=(
+            "I switched to a new {device} last week.",
+            "My old phone broke and I had the authenticator on it.",
+            "I'm travelling abroad at the moment.",
+            "My bank told me to turn on extra security everywhere.",
+            "I set up two-factor months ago and forgot about it.",
+            "I'm locked out at the verification step.",
+        ),
         questions=(
             "I lost my phone and can't get the two-factor code.",
             "How do I turn on two-factor authentication?",
@@ -109,6 +130,16 @@ TOPICS: tuple[Topic, ...] = (
         template="refund-policy",
         weight=9,
         down_rate=0.08,
+        context=(
+            "I sent my parcel back last week.",
+            "The courier scanned my return {days} days ago.",
+            "I paid {amount} by card for order {order}.",
+            "The {item} didn't suit our living room so I returned it.",
+            "I got an email saying my return was received.",
+            "I paid with PayPal.",
+            "This is my first time returning something to you.",
+            "I need the money back before my card statement closes.",
+        ),
         questions=(
             "When will I get my refund for order {order}?",
             "I returned the {item} {days} days ago and still no refund.",
@@ -137,6 +168,16 @@ TOPICS: tuple[Topic, ...] = (
         template="refund-policy",
         weight=8,
         down_rate=0.08,
+        context=(
+            "The {item} isn't what I expected.",
+            "I bought it as a gift and they already have one.",
+            "It arrived {days} days ago.",
+            "I've kept all the packaging.",
+            "I ordered two sizes to compare.",
+            "It's my first order with Larkspur.",
+            "I don't have a printer at home.",
+            "It's unused and still in the box.",
+        ),
         questions=(
             "How do I return the {item}?",
             "Where do I get a return label?",
@@ -160,6 +201,15 @@ TOPICS: tuple[Topic, ...] = (
         template="support-general",
         weight=9,
         down_rate=0.10,
+        context=(
+            "I just checked my banking app.",
+            "My card statement shows {amount} from Larkspur.",
+            "I placed order {order} this morning.",
+            "I've used the same card with you before without problems.",
+            "My bank says there's nothing wrong with the card.",
+            "I'm paying for a company order.",
+            "I only placed one order.",
+        ),
         questions=(
             "I was charged twice for order {order}.",
             "Why was my card declined at checkout?",
@@ -184,6 +234,16 @@ TOPICS: tuple[Topic, ...] = (
         template="order-status",
         weight=14,
         down_rate=0.09,
+        context=(
+            "I ordered {days} days ago.",
+            "The confirmation email said it would arrive yesterday.",
+            "I paid for express delivery.",
+            "The tracking page just says 'in transit'.",
+            "I need it before the weekend.",
+            "I've been waiting at home all day.",
+            "My neighbour hasn't got it either.",
+            "It's a birthday present.",
+        ),
         questions=(
             "Where is my order {order}?",
             "My package hasn't arrived yet, it's been {days} days.",
@@ -213,6 +273,14 @@ TOPICS: tuple[Topic, ...] = (
         template="order-status",
         weight=5,
         down_rate=0.08,
+        context=(
+            "I just placed order {order}.",
+            "I'm moving house next week.",
+            "I typed my old address by mistake.",
+            "Nobody is home during the day.",
+            "The order hasn't shipped yet.",
+            "I'm staying with my parents this month.",
+        ),
         questions=(
             "How do I change the delivery address on order {order}?",
             "I entered the wrong address, can you fix it?",
@@ -232,11 +300,19 @@ TOPICS: tuple[Topic, ...] = (
         template="support-general",
         weight=6,
         down_rate=0.12,
+        context=(
+            "The box looked fine from the outside.",
+            "I opened the parcel today.",
+            "I took photos of it.",
+            "It was a present for my mother.",
+            "This is the second time this has happened.",
+            "The delivery driver just left it at the door.",
+        ),
         questions=(
             "The {item} arrived broken.",
             "My {item} was damaged in transit, what do I do?",
             "An item is missing from order {order}.",
-            "I received the wrong item, I ordered a {item}.",
+            "I received the wrong item in order {order}.",
             "The {item} has a scratch on it, can I get a replacement?",
             "Part of the {item} is missing, there are no screws in the box.",
             "The box was crushed and the {item} inside is cracked.",
@@ -253,6 +329,14 @@ TOPICS: tuple[Topic, ...] = (
         template="support-general",
         weight=8,
         down_rate=0.09,
+        context=(
+            "I signed up for Plus during the summer sale.",
+            "I don't order as often as I used to.",
+            "I'm on the monthly plan.",
+            "My free trial started {days} days ago.",
+            "I saw a charge for Plus on my statement.",
+            "My friend told me about Plus.",
+        ),
         questions=(
             "How do I cancel my Larkspur Plus membership?",
             "Will my Plus subscription renew automatically?",
@@ -276,6 +360,14 @@ TOPICS: tuple[Topic, ...] = (
         template="support-general",
         weight=7,
         down_rate=0.12,
+        context=(
+            "I got the code {code} in your newsletter.",
+            "I'm about to check out a cart of {amount}.",
+            "The banner on the homepage says 20% off.",
+            "A friend sent me a referral link.",
+            "I'm trying to check out right now.",
+            "I already placed order {order}.",
+        ),
         questions=(
             "My promo code {code} isn't working.",
             "The discount wasn't applied to my order.",
@@ -298,6 +390,14 @@ TOPICS: tuple[Topic, ...] = (
         template="support-general",
         weight=7,
         down_rate=0.11,
+        context=(
+            "I'm using the app on my {device}.",
+            "This started after the latest update.",
+            "I've already reinstalled the app.",
+            "The website works fine on my laptop.",
+            "It happens every single time.",
+            "I'm on wifi and my connection is fine.",
+        ),
         questions=(
             "The app crashes when I open my cart.",
             "The app keeps freezing on my {device}.",
@@ -321,6 +421,14 @@ TOPICS: tuple[Topic, ...] = (
         template="account-help",
         weight=5,
         down_rate=0.07,
+        context=(
+            "I don't shop with you any more.",
+            "I'm tidying up my online accounts.",
+            "I get three emails a week from you.",
+            "I read about a data breach at another shop.",
+            "I used my old work email when I signed up.",
+            "I want to keep my order history if possible.",
+        ),
         questions=(
             "How do I delete my account?",
             "Can I download a copy of all my data?",
@@ -341,6 +449,13 @@ TOPICS: tuple[Topic, ...] = (
         template="support-general",
         weight=4,
         down_rate=0.10,
+        context=(
+            "I've had the {item} on my wishlist for a while.",
+            "I saw the {item} on your Instagram.",
+            "I want to buy it as a wedding present.",
+            "The product page says 'coming soon'.",
+            "My sister bought one last month.",
+        ),
         questions=(
             "When will the {item} be back in stock?",
             "Is the {item} dishwasher safe?",
@@ -361,6 +476,15 @@ TOPICS: tuple[Topic, ...] = (
         template="support-general",
         weight=0,
         down_rate=0.20,
+        context=(
+            "I saw the new gift cards on your homepage.",
+            "My aunt gave me a Larkspur gift card for my birthday.",
+            "I want to get something for a housewarming.",
+            "I received a gift card email from a friend.",
+            "I have a gift card worth {amount}.",
+            "I'm trying to buy something for my new flat.",
+            "This is the first time I'm using one of your gift cards.",
+        ),
         questions=(
             "How do I redeem a Larkspur gift card?",
             "My gift card code says invalid.",
@@ -389,19 +513,26 @@ UP_TAGS = ((), (), ("helpful",), ("clear",), ("fast",))
 UP_COMMENTS = ("", "", "", "", "Thanks, that worked.", "Perfect, sorted.", "Clear and quick.")
 
 
-def _fill(text: str, rng: random.Random) -> str:
+def _fill(text: str, rng: random.Random, chosen: dict[str, str]) -> str:
+    """``text`` with its slots filled; a slot named twice in one message keeps its value."""
     while "{" in text:
         start = text.index("{")
         name = text[start + 1 : text.index("}", start)]
-        order = f"#{rng.randint(100000, 999999)}"
-        value = order if name == "order" else rng.choice(SLOTS[name])
-        text = text[:start] + value + text[start + len(name) + 2 :]
+        if name not in chosen:
+            order = f"#{rng.randint(100000, 999999)}"
+            chosen[name] = order if name == "order" else rng.choice(SLOTS[name])
+        text = text[:start] + chosen[name] + text[start + len(name) + 2 :]
     return text
 
 
 def ask(topic: Topic, rng: random.Random) -> str:
-    """One customer message on ``topic``: a phrasing, its slots filled, a casual frame."""
-    text = _fill(rng.choice(topic.questions), rng)
+    """One customer message on ``topic``: a question, often with some context, slots filled."""
+    chosen: dict[str, str] = {}
+    text = _fill(rng.choice(topic.questions), rng, chosen)
+    roll = rng.random()
+    if topic.context and roll < 0.75:
+        said = _fill(rng.choice(topic.context), rng, chosen)
+        text = f"{said} {text}" if roll < 0.55 else f"{text} {said}"
     return f"{rng.choice(OPENINGS)}{text}{rng.choice(CLOSINGS)}".strip()
 
 

@@ -8,9 +8,11 @@ replay, says in words what it found, and serves the dashboard until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
@@ -18,8 +20,13 @@ from sqlalchemy.engine import make_url
 from llmscope.cli import CommandError, UsageError, prepare_store, settings_from
 from llmscope.config import Settings
 
+if TYPE_CHECKING:
+    from llmscope.demo.plan import Timeline
+
 DEFAULT_RECORDS = 3000
 MIN_RECORDS = 200  # fewer, and the planted events are too small to tell from chance
+# The demo's traffic has 14 topics; a map of at most this many clusters stays readable.
+DEMO_CLUSTER_MAX = 30
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -138,7 +145,10 @@ def demo_command(args: argparse.Namespace) -> int:
     _say(f"  store: {make_url(settings.database_url)!r}")
     _say(f"  endpoints: {models}")
 
-    collector = start_collector(settings.database_url, workdir, port=args.collector_port)
+    try:
+        collector = start_collector(settings.database_url, workdir, port=args.collector_port)
+    except RuntimeError as exc:
+        raise CommandError(str(exc)) from exc
     try:
         _say(f"  collector and gateway: {collector.url} (log: {collector.log_path})")
         _say(
@@ -149,6 +159,94 @@ def demo_command(args: argparse.Namespace) -> int:
         _wait_for_records(settings.database_url, len(calls))
         rated = sum(c.feedback is not None for c in calls)
         _say(f"  {len(calls)} calls recorded, {rated} rated ({time.monotonic() - started:.0f} s)")
+        report = _analyse(settings, timeline, args.port)
+        first = _tell(settings, report)
+        _say(f"Demo ready in {time.monotonic() - started:.0f} s.")
+        if not args.no_dashboard:
+            _serve_dashboard(settings, args.port, report["run_id"], first, collector.url)
     finally:
         collector.stop()
     return 0
+
+
+def _analysis_settings(settings: Settings, port: int) -> Settings:
+    """The settings the demo's analysis runs with: nothing leaves the machine."""
+    return settings.model_copy(
+        update={
+            # Demo alerts are stored and shown, never sent to the user's real webhooks.
+            "alert_webhook_url": None,
+            "alert_slack_webhook_url": None,
+            "summary_llm_url": None,  # extractive summaries: there is no LLM to ask
+            "dashboard_url": f"http://127.0.0.1:{port}",
+            "cluster_max": min(settings.cluster_max, DEMO_CLUSTER_MAX),
+        }
+    )
+
+
+def _analyse(settings: Settings, timeline: Timeline, port: int) -> dict[str, Any]:
+    from llmscope.analysis.job import run_analysis
+    from llmscope.analysis.windows import Window
+
+    baseline = Window(timeline.start, timeline.current_start)
+    current = Window(timeline.current_start, timeline.end)
+    _say(
+        f"Analysing: baseline {baseline.start:%b %d}-{baseline.end:%b %d}, current (the last "
+        f"three days) {current.start:%b %d}-{current.end:%b %d}: embedding, clustering, drift "
+        "and thumbs-down tests"
+    )
+    began = time.monotonic()
+    # Alerts are logged at WARNING; the story below says the same in words.
+    logging.getLogger("llmscope.analysis").setLevel(logging.ERROR)
+    report = run_analysis(_analysis_settings(settings, port), baseline, current, progress=True)
+    flagged = sum(c["drift"]["flagged"] or c["hotspot"]["flagged"] for c in report["clusters"])
+    _say(
+        f"  run {report['run_id']}: {len(report['clusters'])} clusters, {flagged} flagged, "
+        f"{len(report['alerts'])} alerts ({time.monotonic() - began:.0f} s)"
+    )
+    return report
+
+
+def _tell(settings: Settings, report: dict[str, Any]) -> int | None:
+    """Print what the run found; returns the cluster to look at first."""
+    from llmscope.db import make_engine
+    from llmscope.demo.story import tell
+
+    engine = make_engine(settings.database_url)
+    try:
+        story = tell(engine, report, hotspot_fdr=settings.hotspot_fdr)
+    finally:
+        engine.dispose()
+    _say()
+    _say("What the analysis found:")
+    for line in story.lines:
+        _say(f"  {line}")
+    _say(
+        "  (Answers came from the offline provider; the users' thumbs and comments were "
+        "scripted by the demo's traffic plan, llmscope/demo/plan.py, to plant these events.)"
+    )
+    _say()
+    return story.first_cluster
+
+
+def _serve_dashboard(
+    settings: Settings, port: int, run_id: str, first: int | None, collector_url: str
+) -> None:
+    from werkzeug.serving import make_server
+
+    from llmscope.dashboard.app import create_app
+
+    app = create_app(settings)
+    try:
+        server = make_server("127.0.0.1", port, app.server, threaded=True)
+    except OSError:  # the port is taken (another dashboard?): any free one will do
+        server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    link = f"{base}/clusters/{first}?run={run_id}" if first is not None else base
+    _say(f"Dashboard: {link}")
+    _say(f"  (overview: {base}/ ; collector API and gateway: {collector_url}; Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        _say("stopped")
+    finally:
+        server.server_close()

@@ -6,7 +6,8 @@ give), deterministically for a given seed. Everyday traffic follows a daily and 
 over the topics in :mod:`llmscope.demo.bank`. In the current window (the last three days) three
 things change, as they do in production:
 
-1. **A new topic**: gift cards launch, and customers start asking about them.
+1. **A new topic**: gift cards launch, and customers start asking about them (the launch
+   campaign brings half as much traffic again).
 2. **A bad template version**: ``refund-policy@3`` is rolled out with the old, outdated refund
    policy pasted in, and refund and return answers start drawing thumbs-down
    ("outdated", "incorrect").
@@ -78,7 +79,7 @@ HOURLY = (
 )  # fmt: skip
 CHANNELS = (("web", 0.55), ("ios", 0.25), ("android", 0.20))
 RATE_SHARE = 0.30  # share of answers a user rates on an ordinary day
-BAD_VERSION_RATE_SHARE = 0.55  # angry users rate more often
+BAD_VERSION_RATE_SHARE = 0.6  # angry users rate more often
 BAD_VERSION_DOWN_RATE = 0.70
 BAD_VERSION_TAGS = (("outdated",), ("incorrect",), ("outdated", "incorrect"))
 BAD_VERSION_COMMENTS = (
@@ -90,6 +91,7 @@ BAD_VERSION_COMMENTS = (
     "The return window is wrong, it's 30 days now.",
 )
 GIFT_CARD_SHARE = 0.15  # of traffic once gift cards launched
+LAUNCH_TRAFFIC = 1.5  # the launch campaign brings more customers in the last days
 
 
 @dataclass(frozen=True)
@@ -136,18 +138,19 @@ def timeline_ending(end: datetime) -> Timeline:
     )
 
 
-def _intensity(moment: datetime) -> float:
+def _intensity(moment: datetime, timeline: Timeline) -> float:
     weekend = 0.75 if moment.weekday() >= 5 else 1.0
-    return HOURLY[moment.hour] * weekend
+    launch = LAUNCH_TRAFFIC if moment >= timeline.current_start else 1.0
+    return HOURLY[moment.hour] * weekend * launch / LAUNCH_TRAFFIC
 
 
 def _timestamps(count: int, timeline: Timeline, rng: random.Random) -> list[datetime]:
     """``count`` call times over the fortnight, following the daily and weekly rhythm."""
     span = (timeline.end - timeline.start).total_seconds()
     stamps: list[datetime] = []
-    while len(stamps) < count:  # rejection sampling; accepts about 2 in 3
+    while len(stamps) < count:  # rejection sampling
         moment = timeline.start + timedelta(seconds=rng.random() * span)
-        if rng.random() < _intensity(moment):
+        if rng.random() < _intensity(moment, timeline):
             stamps.append(moment)
     return sorted(stamps)
 
