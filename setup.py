@@ -5,7 +5,7 @@ core/ for what all three share); installed, they are ``llmscope``, ``llmscope.co
 ``llmscope.analysis`` and ``llmscope.dashboard``, so nothing generic lands in site-packages.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 PACKAGE_DIRS = {
     "llmscope": "core",
@@ -17,14 +17,15 @@ PACKAGE_DIRS = {
 packages = []
 for package, folder in PACKAGE_DIRS.items():
     packages.append(package)
-    packages += [f"{package}.{sub}" for sub in find_packages(folder)]
+    # namespace discovery: Alembic's folders have no __init__.py but must ship
+    subpackages = find_namespace_packages(folder, exclude=["*__pycache__*"])
+    packages += [f"{package}.{sub}" for sub in subpackages]
 
 setup(
     packages=packages,
     package_dir=PACKAGE_DIRS,
     package_data={
-        "llmscope": ["db/migrations/script.py.mako", "py.typed"],
-        "llmscope.dashboard": ["assets/*"],
-        "llmscope.collector": ["gateway/*.yaml"],
+        "llmscope": ["py.typed", "db/migrations/script.py.mako"],
+        "llmscope.dashboard.assets": ["*.css", "*.js"],
     },
 )
