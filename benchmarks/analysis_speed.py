@@ -48,8 +48,11 @@ def main() -> None:
     parser.add_argument("--store", default=str(Path(tempfile.gettempdir()) / "llmscope-speed.db"))
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--embed-sample", type=int, default=4000)
+    parser.add_argument("--distinct", type=int, default=0, help="use only N distinct texts")
     args = parser.parse_args()
     texts = questions(Path(args.data))
+    if args.distinct:
+        texts = random.Random(2).sample(texts, args.distinct)
     print(f"{len(texts)} distinct questions; cores: {os.cpu_count()}")
     settings = Settings(database_url=f"sqlite:///{args.store}")
     model = load_model(settings.embedding_model)
