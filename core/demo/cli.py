@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 DEFAULT_RECORDS = 3000
 MIN_RECORDS = 200  # fewer, and the planted events are too small to tell from chance
+FULL_STORY_RECORDS = 1200  # from here on, all three planted events are found
 # The demo's traffic has 14 topics; a map of at most this many clusters stays readable.
 DEMO_CLUSTER_MAX = 30
 
@@ -125,6 +127,8 @@ def demo_command(args: argparse.Namespace) -> int:
     from llmscope.demo.replay import replay, start_collector
 
     _check_args(args)
+    # `kill` stops the demo as Ctrl-C does, so the collector child is always stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     explicit_store = bool(args.database_url)
     settings, workdir = _demo_settings(args)
     prepare_store(settings)
@@ -132,6 +136,11 @@ def demo_command(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--database-url: the store already holds {held} records; the demo needs an empty "
             "one (leave --database-url out for a fresh demo store)"
+        )
+    if args.records < FULL_STORY_RECORDS:
+        _say(
+            f"note: with fewer than {FULL_STORY_RECORDS} calls the planted thumbs-down may be too "
+            "thin to reach significance"
         )
     started = time.monotonic()
     timeline = timeline_ending(datetime.now(UTC))
@@ -235,6 +244,7 @@ def _serve_dashboard(
 
     from llmscope.dashboard.app import create_app
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per page view
     app = create_app(settings)
     try:
         server = make_server("127.0.0.1", port, app.server, threaded=True)
