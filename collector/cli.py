@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 from pathlib import Path
 
-from llmscope.cli import UsageError, add_database_url, prepare_store, settings_from
+from llmscope.cli import (
+    UsageError,
+    add_database_url,
+    add_insecure,
+    prepare_store,
+    refuse_open_bind,
+    settings_from,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -16,11 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     serve.add_argument("--port", type=int, default=5000, help="port to bind (default 5000)")
     serve.add_argument("--config", metavar="YAML", help="gateway config (MLflow AI Gateway YAML)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    serve.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow a non-loopback address while no API key exists (anyone can read and write)",
-    )
+    add_insecure(serve)
     add_database_url(serve)
     serve.set_defaults(handler=serve_command)
 
@@ -46,11 +48,7 @@ def serve_command(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise UsageError(f"--config: {exc}") from None
     prepare_store(settings)
-    if not is_loopback(args.host) and not args.insecure and not _keys_exist(settings.database_url):
-        raise UsageError(
-            f"--host {args.host}: refusing to serve beyond this machine with no API key; "
-            "create one with `llmscope keys create --name NAME` or pass --insecure"
-        )
+    refuse_open_bind(args.host, args.insecure, settings.database_url)
     uvicorn.run(
         "llmscope.collector.app:create_app_from_env",
         factory=True,
@@ -61,24 +59,3 @@ def serve_command(args: argparse.Namespace) -> int:
         access_log=False,
     )
     return 0
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _keys_exist(database_url: str) -> bool:
-    from llmscope.db import make_engine, make_sessionmaker
-    from llmscope.keys import any_keys
-
-    engine = make_engine(database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            return any_keys(session)
-    finally:
-        engine.dispose()

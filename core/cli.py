@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -76,6 +77,43 @@ def prepare_store(settings: Settings) -> None:
         raise CommandError(f"cannot open the store {engine.url!r}: {reason}") from exc
     finally:
         engine.dispose()
+
+
+def refuse_open_bind(host: str, insecure: bool, database_url: str) -> None:
+    """Refuse to listen beyond this machine while no API key protects the store."""
+    if insecure or _is_loopback(host):
+        return
+    from llmscope.db import make_engine, make_sessionmaker
+    from llmscope.keys import any_keys
+
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            protected = any_keys(session)
+    finally:
+        engine.dispose()
+    if not protected:
+        raise UsageError(
+            f"--host {host}: refusing to serve beyond this machine with no API key; "
+            "create one with `llmscope keys create --name NAME` or pass --insecure"
+        )
+
+
+def add_insecure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback address while no API key exists (anyone can read and write)",
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class CommandError(Exception):

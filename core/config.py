@@ -187,6 +187,11 @@ class Settings(BaseSettings):
     alert_slack_webhook_url: str | None = Field(
         default=None, description="Slack incoming-webhook URL for alerts."
     )
+    dashboard_secret_key: str | None = Field(
+        default=None,
+        description="Signs the dashboard's login cookie (used once API keys exist). Set it when "
+        "running several dashboard replicas; unset, each process picks a random one.",
+    )
     dashboard_url: str = Field(
         default="http://127.0.0.1:8050",
         description="Public URL of the dashboard, used for links in alerts.",

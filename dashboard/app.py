@@ -19,9 +19,10 @@ from sqlalchemy import Engine
 
 from llmscope.config import Settings, get_settings
 from llmscope.dashboard import export
+from llmscope.dashboard.auth import Login
 from llmscope.dashboard.pages import cluster, clusters, overview, record
 from llmscope.dashboard.state import ViewState, parse
-from llmscope.db import make_engine
+from llmscope.db import make_engine, make_sessionmaker
 
 _CLUSTER = re.compile(r"^/clusters/(-?\d+)/?$")
 _RECORD = re.compile(r"^/records/(.+?)/?$")
@@ -111,6 +112,8 @@ def create_app(settings: Settings | None = None) -> Dash:
         suppress_callback_exceptions=True,
         serve_locally=True,
     )
+    # Once API keys exist, every page and callback needs a signed-in read or admin key.
+    Login(app.server, make_sessionmaker(engine), settings.dashboard_secret_key)
     app.layout = html.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from llmscope.cli import UsageError, add_database_url, prepare_store, settings_from
+from llmscope.cli import (
+    UsageError,
+    add_database_url,
+    add_insecure,
+    prepare_store,
+    refuse_open_bind,
+    settings_from,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -14,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     dashboard.add_argument("--port", type=int, default=8050, help="port to bind (default 8050)")
     add_database_url(dashboard)
+    add_insecure(dashboard)
     dashboard.set_defaults(handler=dashboard_command)
 
 
@@ -27,6 +35,7 @@ def dashboard_command(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     # The dashboard only reads, but a brand-new store needs its tables to show its empty state.
     prepare_store(settings)
+    refuse_open_bind(args.host, args.insecure, settings.database_url)
     app = create_app(settings)
     # A threaded WSGI server: pages render in parallel while a big map is being drawn.
     server = make_server(args.host, args.port, app.server, threaded=True)
