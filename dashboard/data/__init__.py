@@ -20,16 +20,14 @@ from llmscope.dashboard.data.common import Filters, bucket_unit, record_text, sn
 from llmscope.dashboard.data.overview import (
     RunInfo,
     StoreStatus,
-    breakdown,
     filter_options,
     latest_alerts,
     list_runs,
     run_report,
     store_status,
-    totals,
-    traffic,
 )
 from llmscope.dashboard.data.records import record_detail
+from llmscope.dashboard.data.traffic import Traffic, breakdown, totals, traffic, traffic_summary
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -38,6 +36,7 @@ __all__ = [
     "MapPoints",
     "RunInfo",
     "StoreStatus",
+    "Traffic",
     "breakdown",
     "bucket_unit",
     "cluster_counts",
@@ -58,4 +57,5 @@ __all__ = [
     "store_status",
     "totals",
     "traffic",
+    "traffic_summary",
 ]

@@ -3,7 +3,6 @@ endpoint, model and template version, the latest alerts, and which analysis run 
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -51,18 +50,10 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     unit = data.bucket_unit(filters.since, filters.until)
     split = state.by if state.by != "none" else None
     query = filters.within(status.first, status.last)
-    # The heavy reads are independent: run them side by side (each on its own connection).
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        traffic = pool.submit(data.traffic, engine, query, unit=unit, by=split)
-        total_f = pool.submit(data.totals, engine, query)
-        by = {
-            key: pool.submit(data.breakdown, engine, query, by=key, percentiles=False)
-            for key, _ in BREAKDOWNS
-        }
-        options = data.filter_options(engine)
-        figures = charts.traffic_figures(traffic.result(), split is not None)
-        total = total_f.result()
-        breakdowns = {key: future.result() for key, future in by.items()}
+    summary = data.traffic_summary(engine, query, unit=unit, by=split)
+    options = data.filter_options(engine)
+    figures = charts.traffic_figures(summary.series, split is not None)
+    total, breakdowns = summary.totals, summary.tables
 
     header_actions = run_selector(runs, state.run if run else None) if runs else None
     children: list[Any] = [problems_banner(state)]
