@@ -12,6 +12,13 @@ and any receiver that wants the same guarantees) hands finished ``records`` rows
 ``row`` is a dict of ``records`` column values, as :func:`llmscope.schema.record_row` makes it,
 with an ``id`` (the store skips ids it already holds, so replaying a row twice is harmless).
 
+Before ``submit`` returns, the row is appended to a per-process journal file with one
+``write()``: the operating system holds it even if the process is killed the next moment
+(SIGKILL, OOM), so a call the gateway answered is never lost. A journal segment is deleted once
+every row in it is in the store or the spool; segments left by a dead process are replayed
+when a recorder starts (the store skips ids it already holds). Only an operating-system crash
+can lose the last unflushed rows; the spool (below) is fsync'd.
+
 The writer flushes batches through :func:`llmscope.collector.store.insert_records`. When the
 store fails, the batch is appended to a JSON-lines spool file under ``spool_dir`` (one file per
 process, fsync'd before the batch is dropped from memory) and the writer retries the store every
@@ -28,6 +35,8 @@ import os
 import queue
 import threading
 import time
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +53,7 @@ log = logging.getLogger("llmscope.collector.recorder")
 
 _DATETIME_FIELDS = ("timestamp", "received_at")
 _STOP = object()
+_Item = tuple[int | None, dict[str, Any]]  # (journal segment, row)
 
 
 def _to_json(row: dict[str, Any]) -> str:
@@ -72,6 +82,82 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class _Journal:
+    """Append-only segments of submitted rows, each deleted once all its rows are safe."""
+
+    ROWS_PER_SEGMENT = 5_000
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        self._token = uuid.uuid4().hex[:8]  # a restarted process may get the same pid
+        self._lock = threading.Lock()
+        self._segment = 0
+        self._fd: int | None = None
+        self._written = 0  # rows in the open segment
+        self._pending: dict[int, int] = {}  # segment -> rows not yet stored or spooled
+
+    def prefix(self) -> str:
+        return f"journal-{os.getpid()}-{self._token}-"
+
+    def append(self, line: bytes) -> int:
+        """Write one row; returns its segment, to pass to :meth:`settled` later."""
+        with self._lock:
+            if self._fd is None or self._written >= self.ROWS_PER_SEGMENT:
+                self._rotate()
+            assert self._fd is not None
+            os.write(self._fd, line)
+            self._written += 1
+            self._pending[self._segment] += 1
+            return self._segment
+
+    def settled(self, segment: int, rows: int = 1) -> None:
+        """``rows`` of ``segment`` are in the store or the spool now."""
+        with self._lock:
+            self._pending[segment] -= rows
+            if self._pending[segment] <= 0 and segment != self._segment:
+                del self._pending[segment]
+                self._path(segment).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """After a full drain: close and delete the open segment if nothing in it waits."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            for segment, pending in list(self._pending.items()):
+                if pending <= 0:
+                    del self._pending[segment]
+                    self._path(segment).unlink(missing_ok=True)
+
+    def _rotate(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            if self._pending.get(self._segment, 0) <= 0:
+                self._pending.pop(self._segment, None)
+                self._path(self._segment).unlink(missing_ok=True)
+        self._segment += 1
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self._path(self._segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._written = 0
+        self._pending[self._segment] = 0
+
+    def _path(self, segment: int) -> Path:
+        return self._dir / f"{self.prefix()}{segment}.jsonl"
+
+    def orphans(self) -> list[Path]:
+        """Journal segments of processes that are gone (or of an earlier life of this pid)."""
+        found = []
+        for path in sorted(self._dir.glob("journal-*.jsonl")) if self._dir.is_dir() else []:
+            parts = path.name.split("-")
+            if len(parts) < 4 or not parts[1].isdigit():
+                continue
+            pid, token = int(parts[1]), parts[2]
+            mine = pid == os.getpid()
+            if (mine and token != self._token) or (not mine and not _pid_alive(pid)):
+                found.append(path)
+        return found
+
+
 class Recorder:
     """Stores records in the background; see the module docstring for the guarantees."""
 
@@ -93,6 +179,7 @@ class Recorder:
         self._flush_interval = flush_interval
         self._retry_interval = retry_interval
         self._spool_lock = threading.Lock()
+        self._journal = _Journal(spool_dir)
         self._thread: threading.Thread | None = None
         self._store_down = False
         self._next_retry = 0.0
@@ -109,14 +196,21 @@ class Recorder:
         self._thread.start()
 
     def submit(self, row: dict[str, Any]) -> None:
-        """Queue ``row`` for the store; when the queue is full it goes to the spool instead."""
+        """Journal ``row``, then queue it for the store (or spool it when the queue is full)."""
         try:
-            self._queue.put_nowait(row)
+            segment: int | None = self._journal.append((_to_json(row) + "\n").encode())
+        except OSError:  # no journal: the row still goes on, with the queue's guarantees only
+            log.exception("journal not writable; record kept in memory only id=%s", row.get("id"))
+            segment = None
+        try:
+            self._queue.put_nowait((segment, row))
         except queue.Full:
             try:
                 self._append_spool([row])
             except OSError:  # the row cannot be kept anywhere: say so loudly, never fail the call
                 log.exception("record lost: queue full and spool not writable id=%s", row.get("id"))
+                return
+            self._settle([segment])
 
     def stop(self, timeout: float = 30.0) -> None:
         """Drain the queue (to the store, else to the spool) and stop the writer."""
@@ -124,6 +218,8 @@ class Recorder:
             return
         self._queue.put(_STOP)
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._journal.close()
         self._thread = None
 
     def idle(self) -> bool:
@@ -147,8 +243,8 @@ class Recorder:
         if self._store_down:
             self._replay()  # one last try, so a store that came back gets the spool now
 
-    def _take_batch(self) -> tuple[list[dict[str, Any]], bool]:
-        batch: list[dict[str, Any]] = []
+    def _take_batch(self) -> tuple[list[_Item], bool]:
+        batch: list[_Item] = []
         timeout = self._retry_interval if self._store_down else 1.0
         try:
             item = self._queue.get(timeout=timeout)
@@ -169,7 +265,7 @@ class Recorder:
             except queue.Empty:
                 return batch, False
 
-    def _drain(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _drain(self, batch: list[_Item]) -> list[_Item]:
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -180,19 +276,27 @@ class Recorder:
                 batch.append(item)
                 self._in_flight += 1
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
+    def _write(self, batch: list[_Item]) -> None:
+        rows = [row for _, row in batch]
         try:
             if self._store_down:
                 raise ConnectionError("store marked down")  # don't hammer it between retries
-            self._insert(batch)
+            self._insert(rows)
         except Exception as exc:  # any store failure: keep the rows on disk instead
             self._mark_down(exc)
             try:
-                self._append_spool(batch)
+                self._append_spool(rows)
             except OSError:
-                log.exception("records lost: store down and spool not writable n=%d", len(batch))
+                # still in the journal: the next recorder to start replays them
+                log.exception("store down and spool not writable n=%d", len(rows))
+                return
         finally:
             self._in_flight -= len(batch)
+        self._settle([segment for segment, _ in batch])
+
+    def _settle(self, segments: list[int | None]) -> None:
+        for segment, count in Counter(s for s in segments if s is not None).items():
+            self._journal.settled(segment, count)
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         for start in range(0, len(rows), self._batch_size):
@@ -224,6 +328,7 @@ class Recorder:
     def _spool_files(self) -> Iterator[Path]:
         if not self._spool_dir.is_dir():
             return
+        yield from self._journal.orphans()
         for path in sorted(self._spool_dir.glob("records-*.jsonl*")):
             pid_text = path.name.split("-", 1)[1].split(".", 1)[0]
             if path.name.startswith(self._spool.name) or (

@@ -183,3 +183,68 @@ def test_postgres_down_mid_load_answers_503_and_loses_nothing(
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+GATEWAY_YAML = """
+endpoints:
+  - name: chat
+    endpoint_type: llm/v1/chat
+    model: {provider: offline, name: support-bot, config: {latency_ms: 5}}
+"""
+
+
+def test_sigkill_mid_gateway_load_loses_no_answered_call(database_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(GATEWAY_YAML)
+    port = free_port()
+    args = ["serve", "--port", str(port), "--database-url", database_url, "--config", str(config)]
+    env = {"LLMSCOPE_DATA_DIR": str(tmp_path / "data")}
+    proc = start_cli_server(args, env=env)
+    wait_for_http(f"http://127.0.0.1:{port}/health", proc)
+    answered: set[str] = set()
+    stop = threading.Event()
+
+    def call(worker: int) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for n in range(5_000):  # bounded
+                if stop.is_set():
+                    return
+                body = {
+                    "model": "chat",
+                    "messages": [{"role": "user", "content": f"q {worker}-{n}"}],
+                }
+                try:
+                    answer = http.post("/v1/chat/completions", json=body)
+                except httpx.HTTPError:
+                    return
+                if answer.status_code == 200:
+                    answered.add(answer.headers["x-llmscope-record-id"])
+
+    threads = [threading.Thread(target=call, args=(w,), daemon=True) for w in range(6)]
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while len(answered) < 300 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)  # records still queued in memory die with it
+        proc.wait(timeout=10)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=20)
+        assert len(answered) >= 300
+
+        proc = start_cli_server(args, env=env)  # replays the dead process's journal
+        wait_for_http(f"http://127.0.0.1:{port}/health", proc)
+        deadline = time.monotonic() + 30
+        while (missing := answered - stored_ids(database_url)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not missing, f"{len(missing)} answered calls lost, e.g. {sorted(missing)[:3]}"
+        while list((tmp_path / "data").rglob("journal-*")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        leftovers = [p.name for p in (tmp_path / "data").rglob("journal-*")]
+        assert all(str(proc.pid) in name for name in leftovers), leftovers
+    finally:
+        stop.set()
+        proc.kill()
+        proc.wait(timeout=10)
