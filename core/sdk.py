@@ -117,7 +117,7 @@ class Client:
             record = RecordIn.model_validate(fields)
             self._put(_Item("record", record.model_dump(mode="json", exclude_none=True), record_id))
         except Exception as exc:  # never into the app: a bad record is logged and dropped
-            log.warning("llmscope: record %s not logged: %s", record_id, exc)
+            log.warning("llmscope: record %s not logged: %s", record_id, _reason(exc))
             self._count_dropped()
         return record_id
 
@@ -135,7 +135,7 @@ class Client:
             event = FeedbackIn(value=value, tags=tags or [], comment=comment, source=source)
             self._put(_Item("feedback", event.model_dump(mode="json"), str(record_id)))
         except Exception as exc:
-            log.warning("llmscope: feedback on %s not logged: %s", record_id, exc)
+            log.warning("llmscope: feedback on %s not logged: %s", record_id, _reason(exc))
             self._count_dropped()
 
     def flush(self, timeout: float | None = 10.0) -> bool:
@@ -302,3 +302,13 @@ def configure_tracing(
             trace.set_tracer_provider(provider)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+def _reason(exc: Exception) -> str:
+    """Why a record was refused, without echoing its content (prompts stay out of logs)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+    return type(exc).__name__

@@ -3,6 +3,7 @@ that is down neither slows nor breaks the app."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 
 from llmscope.collector.app import create_app
@@ -130,3 +132,16 @@ def test_a_client_is_safe_to_share_between_threads(settings: Settings, engine: E
         assert client.flush(20)
         assert count_rows(engine, Record) == 400
         client.close()
+
+
+def test_a_refused_record_is_logged_without_its_content(caplog: pytest.LogCaptureFixture) -> None:
+    from llmscope.sdk import Client
+
+    client = Client("http://127.0.0.1:9", flush_interval=60)
+    try:
+        with caplog.at_level(logging.WARNING, logger="llmscope"):
+            client.log(prompt="my card is 4111 1111 1111 1111", input_tokens=-5)
+    finally:
+        client.close(timeout=1)
+    assert "input_tokens" in caplog.text
+    assert "4111" not in caplog.text
