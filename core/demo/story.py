@@ -112,7 +112,7 @@ def _drift_lines(report: dict[str, Any], clusters: list[dict[str, Any]]) -> list
 
 
 def _latency_lines(engine: Engine, run_id: str, report: dict[str, Any]) -> list[str]:
-    """The cluster whose median latency rose most between the windows, and where it was served."""
+    """The cluster whose latency rise cost users the most waiting, and where it was served."""
     query = (
         select(RunAssignment.cluster_id, RunAssignment.window, Record.latency_ms, Record.endpoint)
         .join(Record, Record.id == RunAssignment.record_id)
@@ -125,17 +125,20 @@ def _latency_lines(engine: Engine, run_id: str, report: dict[str, Any]) -> list[
             latency.setdefault((cluster_id, window), []).append(float(ms))
             if window == "current" and endpoint:
                 endpoints.setdefault(cluster_id, Counter())[endpoint] += 1
+    # Ranked by the extra waiting (rise of the median x current calls), so a big topic that got
+    # slower comes before a handful of calls that did.
     best: tuple[float, int, float, float] | None = None
     for c in report["clusters"]:
         before, now = latency.get((c["id"], "baseline"), []), latency.get((c["id"], "current"), [])
-        if len(before) < 5 or len(now) < 5:
+        if len(before) < 5 or len(now) < 5 or median(now) < 1.5 * median(before):
             continue
-        ratio = median(now) / max(median(before), 1e-9)
-        if best is None or ratio > best[0]:
-            best = (ratio, c["id"], median(before), median(now))
-    if best is None or best[0] < 1.5:
+        extra = (median(now) - median(before)) * len(now)
+        if best is None or extra > best[0]:
+            best = (extra, c["id"], median(before), median(now))
+    if best is None:
         return []
-    ratio, cluster_id, before_ms, now_ms = best
+    _, cluster_id, before_ms, now_ms = best
+    ratio = now_ms / max(before_ms, 1e-9)
     cluster = next(c for c in report["clusters"] if c["id"] == cluster_id)
     line = (
         f"Slower: {_name(cluster)} median latency went from {before_ms:.0f} ms to "
