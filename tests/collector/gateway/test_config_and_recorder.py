@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine
 
@@ -17,6 +18,7 @@ from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.schema import RecordIn, record_row
 from tests.collector.gateway.conftest import wait_for_records
+from tests.conftest import free_port, start_cli_server, wait_for_http
 
 SECRET = "sk-live-VERYSECRETvalue0123456789"
 
@@ -226,3 +228,36 @@ def test_replay_is_idempotent(settings: Settings, database_url: str) -> None:
     recorder.stop()
     assert len(wait_for_records(engine, 3, timeout=5)) == 3
     engine.dispose()
+
+
+def test_serve_with_config_records_calls_and_drains_on_shutdown(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "endpoints:\n  - name: demo\n    endpoint_type: llm/v1/chat\n"
+        "    model: {provider: offline, name: support-bot, config: {latency_ms: 1}}\n"
+    )
+    port = free_port()
+    proc = start_cli_server(
+        ["serve", "--port", str(port), "--config", str(config),
+         "--database-url", settings.database_url],
+        env={"LLMSCOPE_DATA_DIR": str(settings.data_dir)},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/health", proc)
+        ids = []
+        for question in ("How do I reset my password?", "Where is my parcel?"):
+            answer = httpx.post(
+                f"{base}/v1/chat/completions",
+                json={"model": "demo", "messages": [{"role": "user", "content": question}]},
+            )
+            assert answer.status_code == 200
+            ids.append(answer.headers["x-llmscope-record-id"])
+    finally:
+        proc.terminate()  # right away: the queue must drain before the process exits
+        proc.wait(timeout=30)  # uvicorn shuts down gracefully, then re-raises SIGTERM
+    stored = wait_for_records(engine, 2, timeout=0)
+    assert sorted(r.id for r in stored) == sorted(ids)
+    assert {r.source for r in stored} == {"gateway"}
