@@ -10,14 +10,18 @@ import time
 import uuid
 from typing import Any
 
-_ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 429: "rate_limit_error"}
+# As OpenAI's API words them: (type, code) by status.
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+}
 
 
 def error_body(flavor: str, status: int, message: str) -> dict[str, Any]:
     """An error as OpenAI clients (``{"error": {...}}``) or MLflow clients (``detail``) read it."""
     if flavor == "openai":
-        kind = _ERROR_TYPES.get(status, "api_error")
-        code = "model_not_found" if status == 404 else None
+        kind, code = _ERROR_TYPES.get(status, ("api_error", None))
         return {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return {"detail": message, "message": message}
 
