@@ -18,12 +18,6 @@ from sqlalchemy.orm import aliased
 from llmscope.dashboard.state import ViewState
 from llmscope.db.models import Feedback, Record
 
-# The newest feedback event of each record (ids grow with time: the latest event counts).
-LATEST = (
-    select(Feedback.record_id.label("record_id"), func.max(Feedback.id).label("feedback_id"))
-    .group_by(Feedback.record_id)
-    .subquery("latest_feedback")
-)
 LATEST_FEEDBACK = aliased(Feedback, name="latest_event")
 THUMB = LATEST_FEEDBACK.thumb
 
@@ -107,9 +101,25 @@ class Filters:
 
 
 def with_feedback(stmt: Select[Any], record_id: Any = Record.id) -> Select[Any]:
-    """``stmt`` joined to each record's latest feedback event (``THUMB`` becomes usable)."""
-    return stmt.outerjoin(LATEST, LATEST.c.record_id == record_id).outerjoin(
-        LATEST_FEEDBACK, LATEST_FEEDBACK.id == LATEST.c.feedback_id
+    """``stmt`` joined to each record's latest feedback event (``THUMB`` becomes usable): the
+    newest by time, then by id, as the analysis job and the record page count it.
+
+    The join is on ``record_id`` and only the few matching events are checked against their
+    record's newest (one step down the ``(record_id, created_at, id)`` index), so the plan is a
+    lookup per event whatever the planner knows: joining a grouped subquery instead became a
+    nested loop over all feedback on a PostgreSQL store without statistics (autovacuum off, or
+    not yet run after a bulk load).
+    """
+    newest = (
+        select(Feedback.id)
+        .where(Feedback.record_id == LATEST_FEEDBACK.record_id)
+        .order_by(Feedback.created_at.desc(), Feedback.id.desc())
+        .limit(1)
+        .correlate(LATEST_FEEDBACK)
+        .scalar_subquery()
+    )
+    return stmt.outerjoin(
+        LATEST_FEEDBACK, and_(LATEST_FEEDBACK.record_id == record_id, LATEST_FEEDBACK.id == newest)
     )
 
 
