@@ -26,7 +26,14 @@ from llmscope.dashboard.components import (
     run_selector,
     summary_author,
 )
+from llmscope.dashboard.data.cache import cached
 from llmscope.dashboard.state import ViewState
+
+# The heavy reads, memoised for a few seconds (see data/cache.py): re-renders are instant.
+store_status = cached(data.store_status)
+cluster_counts = cached(data.cluster_counts)
+map_points = cached(data.map_points)
+filter_options = cached(data.filter_options)
 
 COLOR_LABELS = {"cluster": "cluster", "window": "window", "feedback": "feedback"}
 DRIFT_TONES = {
@@ -39,7 +46,7 @@ DRIFT_TONES = {
 
 
 def render(engine: Engine, state: ViewState) -> html.Div:
-    status = data.store_status(engine)
+    status = store_status(engine)
     if status.records == 0:
         return page("Clusters", no_records())
     found = data.run_report(engine, state.run)
@@ -53,9 +60,9 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     run, report = found
     runs = data.list_runs(engine)
     filters = data.Filters.from_state(state)
-    counts = data.cluster_counts(engine, run.id, filters)
+    counts = cluster_counts(engine, run.id, filters)
     total = sum(counts.values())
-    points = data.map_points(engine, run.id, filters, total=total)
+    points = map_points(engine, run.id, filters, total=total)
     clusters = data.sorted_clusters(report, state.sort)
     titles = {
         c["id"]: (c.get("summary") or {}).get("title") or ", ".join(c.get("keywords", [])[:3])
@@ -100,7 +107,7 @@ def render(engine: Engine, state: ViewState) -> html.Div:
             c
             for c in (
                 problems_banner(state),
-                filter_bar(state, data.filter_options(engine), extra=[color]),
+                filter_bar(state, filter_options(engine), extra=[color]),
                 map_section,
                 card(
                     _table(clusters, counts, state, filtered=_is_filtered(filters)),

@@ -26,14 +26,20 @@ from llmscope.dashboard.components import (
     run_selector,
     stat,
 )
+from llmscope.dashboard.data.cache import cached
 from llmscope.dashboard.state import ViewState
+
+# The heavy reads, memoised for a few seconds (see data/cache.py): re-renders are instant.
+store_status = cached(data.store_status)
+traffic_summary = cached(data.traffic_summary)
+filter_options = cached(data.filter_options)
 
 BREAKDOWNS = (("endpoint", "endpoint"), ("model", "model"), ("template", "template version"))
 SPLITS = {"none": "nothing", "endpoint": "endpoint", "model": "model", "template": "template"}
 
 
 def render(engine: Engine, state: ViewState) -> html.Div:
-    status = data.store_status(engine)
+    status = store_status(engine)
     if status.records == 0:
         return page("Overview", no_records())
     found = data.run_report(engine, state.run)
@@ -50,8 +56,8 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     unit = data.bucket_unit(filters.since, filters.until)
     split = state.by if state.by != "none" else None
     query = filters.within(status.first, status.last)
-    summary = data.traffic_summary(engine, query, unit=unit, by=split)
-    options = data.filter_options(engine)
+    summary = traffic_summary(engine, query, unit=unit, by=split)
+    options = filter_options(engine)
     figures = charts.traffic_figures(summary.series, split is not None)
     total, breakdowns = summary.totals, summary.tables
 
