@@ -4,9 +4,10 @@ a seeded store of N records (default 100,000), against the 2 s target.
 For each store (SQLite file; PostgreSQL when --postgres-url is given) the script seeds N records
 with feedback, an analysis run, its clusters and map, then times Dash's own callback endpoint
 (``POST /_dash-update-component``: the router renders the page, serialised to JSON) for
-``/``, ``/clusters`` and one cluster, several times each. Baseline, side by side: the same
-clusters page with the map unsampled (every point sent). With --browser it also times Debian's
-headless Chromium from navigation to the drawn map.
+``/``, ``/clusters`` and one cluster, several times each: cold (the pages' read memo emptied
+first: what the first person to open a view waits) and warm right after. Baseline, side by
+side: the same clusters page with the map unsampled (every point sent). With --browser it also
+times Debian's headless Chromium from navigation to the drawn chart (cold).
 
     python benchmarks/dashboard.py --records 100000 \
         --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test --browser
@@ -33,14 +34,18 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from llmscope.config import Settings  # noqa: E402
 from llmscope.dashboard import data  # noqa: E402
 from llmscope.dashboard.app import create_app  # noqa: E402
+from llmscope.dashboard.data import cache  # noqa: E402
 from llmscope.db import make_engine, upgrade  # noqa: E402
 from tests.dashboard.seed import seed_store  # noqa: E402
 
 TARGET_S = 2.0
 
 
-def time_page(client: Any, output: str, path: str, search: str, repeat: int) -> tuple[float, int]:
-    """Median seconds and response bytes of the router callback for ``path``."""
+def time_page(
+    client: Any, output: str, path: str, search: str, repeat: int
+) -> tuple[float, float, int]:
+    """Median seconds of a cold render (the read memo emptied first) and of a warm one right
+    after it, and the response bytes, of the router callback for ``path``."""
     body = {
         "output": output,
         "outputs": [{"id": "page", "property": "children"}, {"id": "nav", "property": "children"}],
@@ -51,14 +56,16 @@ def time_page(client: Any, output: str, path: str, search: str, repeat: int) -> 
         "changedPropIds": ["url.pathname"],
         "state": [],
     }
-    times, size = [], 0
+    cold, warm, size = [], [], 0
     for _ in range(repeat):
-        start = time.perf_counter()
-        answer = client.post("/_dash-update-component", json=body)
-        times.append(time.perf_counter() - start)
-        assert answer.status_code == 200, answer.text[:500]
-        size = len(answer.data)
-    return statistics.median(times), size
+        cache.clear()
+        for times in (cold, warm):
+            start = time.perf_counter()
+            answer = client.post("/_dash-update-component", json=body)
+            times.append(time.perf_counter() - start)
+            assert answer.status_code == 200, answer.text[:500]
+            size = len(answer.data)
+    return statistics.median(cold), statistics.median(warm), size
 
 
 def browser_times(app: Any, paths: list[str]) -> dict[str, float]:
@@ -98,6 +105,7 @@ def browser_times(app: Any, paths: list[str]) -> dict[str, float]:
             ec.presence_of_element_located((By.CSS_SELECTOR, ".page-title"))
         )
         for path, selector in paths:
+            cache.clear()
             start = time.perf_counter()
             driver.get(base + path)
             WebDriverWait(driver, 60).until(
@@ -127,17 +135,23 @@ def bench_store(name: str, url: str, records: int, repeat: int, browser: bool) -
         ("clusters, coloured by feedback", "/clusters", "?color=feedback&sort=hotspot"),
         (f"cluster /clusters/{seeded.problem_cluster}", f"/clusters/{seeded.problem_cluster}", ""),
     ]
-    print(f"[{name}] {'page':38} {'median s':>9} {'response':>10}  target {TARGET_S:.1f} s")
+    print(
+        f"[{name}] {'page':38} {'cold s':>8} {'warm s':>8} {'response':>10}  "
+        f"target {TARGET_S:.1f} s (cold)"
+    )
     for label, path, search in rows:
-        seconds, size = time_page(client, output, path, search, repeat)
-        verdict = "ok" if seconds <= TARGET_S else "SLOW"
-        print(f"[{name}] {label:38} {seconds:9.3f} {size / 1e6:8.2f} MB  {verdict}")
+        cold, warm, size = time_page(client, output, path, search, repeat)
+        verdict = "ok" if cold <= TARGET_S else "SLOW"
+        print(f"[{name}] {label:38} {cold:8.3f} {warm:8.3f} {size / 1e6:8.2f} MB  {verdict}")
     # Baseline: the same page with the whole map sent (no sampling).
     original = data.clusters.MAP_LIMIT
     data.clusters.MAP_LIMIT = records + 10
-    seconds, size = time_page(client, output, "/clusters", "", repeat)
+    cold, warm, size = time_page(client, output, "/clusters", "", repeat)
     data.clusters.MAP_LIMIT = original
-    print(f"[{name}] {'baseline: clusters, map unsampled':38} {seconds:9.3f} {size / 1e6:8.2f} MB")
+    print(
+        f"[{name}] {'baseline: clusters, map unsampled':38} {cold:8.3f} {warm:8.3f} "
+        f"{size / 1e6:8.2f} MB"
+    )
     if browser:
         got = browser_times(
             app, [("/", "#chart-calls .main-svg"), ("/clusters", "#cluster-map .main-svg")]
