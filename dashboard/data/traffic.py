@@ -123,7 +123,9 @@ def _statement(dialect: str, filters: Filters, unit: str, by: str | None) -> Any
     return union_all(*parts)
 
 
-def _sqlite_percentiles(base: Any, keys: list[Any], by: str | None, no_sums: list[Any]) -> list:
+def _sqlite_percentiles(
+    base: Any, keys: list[Any], by: str | None, no_sums: list[Any]
+) -> list[Any]:
     """Per bucket (and group) and overall, the smallest latency whose rank reaches p·n."""
     ranked = (
         select(
@@ -200,11 +202,11 @@ def traffic_summary(
     for table in tables.values():
         table.sort(key=lambda r: (-r["calls"], str(r["group"])))
     keep = {r["group"] for r in tables[by][:groups]} if by else {None}
-    out = []
-    for key, row in series.items():
+    out: list[dict[str, Any]] = []
+    for key, point in series.items():
         if key[1] in keep:
-            row["p50"], row["p95"] = pcts.get(key, (None, None))
-            out.append(row)
+            point["p50"], point["p95"] = pcts.get(key, (None, None))
+            out.append(point)
     out.sort(key=lambda r: (r["bucket"], str(r["group"])))
     return Traffic(series=out, totals=totals, tables=tables)
 
