@@ -22,6 +22,7 @@ from llmscope.analysis.embedding import embed_texts, record_text
 from llmscope.analysis.followup import finish_run
 from llmscope.analysis.pipeline import RunResult, analyse
 from llmscope.analysis.report import build_report, cluster_entry, cluster_stats, load_report
+from llmscope.analysis.stats import split_alpha
 from llmscope.analysis.windows import Window, default_windows
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
@@ -200,11 +201,12 @@ def run_analysis(
                         "drift_alpha",
                         "drift_min_ratio",
                         "drift_min_share_change",
-                        "hotspot_fdr",
                         "hotspot_min_rated",
                         "hotspot_min_lift",
                     },
                 ),
+                # The level each family was tested at (the run's alpha, split).
+                "alpha_split": split_alpha(settings.drift_alpha).__dict__,
                 "seconds": round(time.perf_counter() - started, 3),
             }
             store_run(

@@ -101,43 +101,88 @@ def analyse(
             )
         )
 
-    changes = stats.share_changes(
-        [c.baseline_count for c in clusters],
-        [c.current_count for c in clusters],
-        baseline_total=n_base,
-        current_total=n_cur,
-        fdr=settings.drift_alpha / 2,
-        min_ratio=settings.drift_min_ratio,
-        min_share_change=settings.drift_min_share_change,
+    verdicts = window_tests(
+        labels, len(clusters), embeddings[text_index], is_current, down, settings
     )
-    rated_down = np.array([d is not None and is_current[i] for i, d in enumerate(down)], bool)
-    is_down = np.array([bool(d) for d in down], dtype=bool)
-    spots = stats.hotspots(
-        [int(rated_down[c.members].sum()) for c in clusters],
-        [int((rated_down & is_down)[c.members].sum()) for c in clusters],
-        fdr=settings.hotspot_fdr,
-        min_rated=settings.hotspot_min_rated,
-        min_lift=settings.hotspot_min_lift,
-    )
-    for c, change, spot in zip(clusters, changes, spots, strict=True):
+    for c, change, spot in zip(clusters, verdicts.drift, verdicts.hotspots, strict=True):
         c.drift, c.hotspot = change, spot
-
-    vectors = embeddings[text_index]
-    global_drift = stats.mmd_two_sample(
-        vectors[~is_current],
-        vectors[is_current],
-        alpha=settings.drift_alpha / 2,
-        seed=settings.analysis_seed,
-    )
     return RunResult(
         labels=labels,
         layout=reduction.layout[text_index],
         clusters=clusters,
-        global_drift=global_drift,
+        global_drift=verdicts.global_drift,
         baseline_records=n_base,
         current_records=n_cur,
         versions=template_versions(records, down),
     )
+
+
+@dataclass
+class Verdicts:
+    """Every test of a run that can raise a flag (and so an alert)."""
+
+    drift: list[stats.ShareChange]  # per cluster
+    hotspots: list[stats.Hotspot]  # per cluster
+    global_drift: stats.TwoSampleResult
+
+    @property
+    def flagged(self) -> bool:
+        """Does the report carry any flag at all (what a false alarm is, under the null)."""
+        return (
+            self.global_drift.flagged
+            or any(d.flagged for d in self.drift)
+            or any(h.flagged for h in self.hotspots)
+        )
+
+
+def window_tests(
+    labels: np.ndarray,
+    n_clusters: int,
+    vectors: np.ndarray,
+    is_current: np.ndarray,
+    down: Sequence[bool | None],
+    settings: Settings,
+) -> Verdicts:
+    """The flagging statistics of a run, given each record's cluster, window and thumb.
+
+    ``labels[i]`` is record i's cluster (``-1``: none), ``vectors[i]`` its embedding. The run's
+    ``LLMSCOPE_DRIFT_ALPHA`` is split over the families (``stats.split_alpha``), so two windows
+    from one distribution (and thumbs-down independent of the cluster) raise any flag with
+    probability at most alpha. Only current-window thumbs count for hotspots.
+    """
+    levels = stats.split_alpha(settings.drift_alpha)
+    in_cluster = labels >= 0
+    bins = np.where(in_cluster, labels, 0)
+
+    def per_cluster(mask: np.ndarray) -> list[int]:
+        counts = np.bincount(bins[mask & in_cluster], minlength=n_clusters)
+        return [int(v) for v in counts[:n_clusters]]
+
+    changes = stats.share_changes(
+        per_cluster(~is_current),
+        per_cluster(is_current),
+        baseline_total=int((~is_current).sum()),
+        current_total=int(is_current.sum()),
+        fdr=levels.cluster_drift,
+        min_ratio=settings.drift_min_ratio,
+        min_share_change=settings.drift_min_share_change,
+    )
+    rated = np.array([d is not None for d in down], dtype=bool) & is_current
+    is_down = np.array([bool(d) for d in down], dtype=bool)
+    spots = stats.hotspots(
+        per_cluster(rated),
+        per_cluster(rated & is_down),
+        fdr=levels.hotspots,
+        min_rated=settings.hotspot_min_rated,
+        min_lift=settings.hotspot_min_lift,
+    )
+    global_drift = stats.mmd_two_sample(
+        vectors[~is_current],
+        vectors[is_current],
+        alpha=levels.global_drift,
+        seed=settings.analysis_seed,
+    )
+    return Verdicts(changes, spots, global_drift)
 
 
 def template_versions(

@@ -1,5 +1,8 @@
 """The statistics of a run, as pure functions: arrays in, dataclasses out.
 
+- ``split_alpha``: the run's false-alarm level split over its families of flags (Bonferroni
+  over families), so a run over two windows from one distribution flags nothing with
+  probability at least 1 - alpha.
 - ``benjamini_hochberg``: false-discovery-rate adjusted q-values.
 - ``share_changes``: per cluster, did its share of traffic change between the windows (Fisher's
   exact test, BH across clusters, a minimum effect size, a new/grew/shrank/vanished/stable label).
@@ -36,6 +39,29 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     q = np.empty(m)
     q[order] = np.minimum(q_sorted, 1.0)
     return [float(v) for v in q]
+
+
+@dataclass(frozen=True)
+class AlphaSplit:
+    """The level each family of flags of one run is tested at; they sum to the run's alpha."""
+
+    global_drift: float  # the global two-sample test
+    cluster_drift: float  # BH level of the per-cluster share changes
+    hotspots: float  # BH level of the thumbs-down hotspots
+
+
+def split_alpha(alpha: float) -> AlphaSplit:
+    """Bonferroni over the three families that raise flags: a third of ``alpha`` each.
+
+    Under the complete null the chance that any family flags is at most the sum of the
+    families' chances (the union bound), and within a family Benjamini–Hochberg at level q
+    flags anything with probability at most q when every hypothesis is null (independent or
+    positively dependent p-values). Equal thirds: no family is known in advance to matter more.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    third = alpha / 3
+    return AlphaSplit(global_drift=third, cluster_drift=third, hotspots=third)
 
 
 # --- drift: share of each cluster, baseline vs current --------------------------------------

@@ -7,11 +7,13 @@ against this class by a test, so a field without a description fails the suite.
 
 from __future__ import annotations
 
+import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALERT_RULES = ("drift", "new_cluster", "hotspot", "global_drift")
@@ -137,8 +139,10 @@ class Settings(BaseSettings):
         default=0.05,
         gt=0,
         lt=1,
-        description="False-alarm rate of a run's drift flags: half goes to the global two-sample "
-        "test, half to the per-cluster tests (Benjamini-Hochberg FDR level).",
+        description="False-alarm level of a whole run: two windows from one distribution (and "
+        "thumbs-down independent of topic) raise any flag with probability at most this. Split "
+        "in thirds: global two-sample test, per-cluster drift (Benjamini-Hochberg), thumbs-down "
+        "hotspots (Benjamini-Hochberg).",
     )
     drift_min_ratio: float = Field(
         default=1.5,
@@ -150,12 +154,6 @@ class Settings(BaseSettings):
         ge=0,
         description="A flagged cluster's share must also move by at least this much, absolute "
         "(0.005 = half a percentage point).",
-    )
-    hotspot_fdr: float = Field(
-        default=0.05,
-        gt=0,
-        lt=1,
-        description="Benjamini-Hochberg FDR level of thumbs-down hotspots.",
     )
     hotspot_min_rated: int = Field(
         default=10,
@@ -250,6 +248,27 @@ class Settings(BaseSettings):
     alert_delivery_timeout_s: float = Field(
         default=10.0, gt=0, description="Timeout of one alert delivery request, in seconds."
     )
+
+    @property
+    def hotspot_fdr(self) -> float:
+        """The hotspots' Benjamini-Hochberg level: their share of ``drift_alpha`` (a third).
+
+        It was a setting of its own (``LLMSCOPE_HOTSPOT_FDR``) until the run's false alarms
+        were bounded as a whole; now it follows from ``drift_alpha``.
+        """
+        # The same split as llmscope.analysis.stats.split_alpha (core cannot import analysis).
+        return self.drift_alpha / 3
+
+    @model_validator(mode="after")
+    def _retired_hotspot_fdr(self) -> Settings:
+        if "LLMSCOPE_HOTSPOT_FDR" in os.environ:
+            warnings.warn(
+                "LLMSCOPE_HOTSPOT_FDR is ignored: hotspots get a third of LLMSCOPE_DRIFT_ALPHA, "
+                "the false-alarm level of the whole run",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self
 
     @field_validator("alert_rules")
     @classmethod
