@@ -15,9 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from common import collector, fresh_database  # the sibling benchmarks module
+from sqlalchemy import insert, text
 
-from llmscope.db import make_engine, upgrade
+from llmscope.db import make_engine
 from llmscope.db.models import Base, Record
 from llmscope.schema import RecordIn, record_row
 
@@ -71,68 +68,10 @@ def make_records(n: int) -> list[dict[str, Any]]:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def fresh_database(kind: str, pg_url: str | None, workdir: Path) -> tuple[str, Any]:
-    """A new empty, migrated database; returns its URL and a cleanup function."""
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir / f'{uuid.uuid4().hex}.db'}"
-        cleanup = lambda: None  # noqa: E731
-    else:
-        assert pg_url
-        name = f"llmscope_bench_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-
-        def cleanup() -> None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url, cleanup
-
-
 def bench_api(
     url: str, records: list[dict[str, Any]], batch: int, clients: int, workers: int
 ) -> float:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmscope",
-            "serve",
-            "--port",
-            str(port),
-            "--database-url",
-            url,
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("server did not start")
-            time.sleep(0.1)
+    with collector(url, workers=workers) as (base, _):
         bodies = [
             json.dumps({"records": records[i : i + batch]}).encode()
             for i in range(0, len(records), batch)
@@ -166,9 +105,6 @@ def bench_api(
         if stored != len(records):
             raise RuntimeError(f"stored {stored} of {len(records)} acknowledged records")
         return len(records) / elapsed
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def bench_raw(url: str, records: list[dict[str, Any]], batch: int) -> float:

@@ -21,10 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -33,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from common import collector, fresh_database  # the sibling benchmarks module
+from sqlalchemy import select
 
-from llmscope.db import make_engine, upgrade
+from llmscope.db import make_engine
 from llmscope.db.models import Record
 
 GATEWAY_YAML = """
@@ -71,12 +67,6 @@ class Result:
         )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def peak_rss_mb(pid: int) -> float:
     """Peak resident memory of a process and its children (uvicorn workers), in MiB."""
     total = 0
@@ -94,38 +84,6 @@ def peak_rss_mb(pid: int) -> float:
         except OSError:
             pass
     return total / 1024
-
-
-class Collector:
-    def __init__(self, url: str, workdir: Path, workers: int) -> None:
-        self.url = url
-        self.port = free_port()
-        config = workdir / "gateway.yaml"
-        config.write_text(GATEWAY_YAML)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llmscope", "serve", "--port", str(self.port),
-             "--database-url", url, "--config", str(config), "--workers", str(workers)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "LLMSCOPE_DATA_DIR": str(workdir / "data")},
-        )  # fmt: skip
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("collector did not start")
-            time.sleep(0.1)
-
-    def stop(self) -> float:
-        """Graceful stop (drains the recorder); returns the peak memory seen."""
-        peak = peak_rss_mb(self.proc.pid)
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
-        return peak
 
 
 async def drive(name: str, base: str, clients: int, seconds: float, batch: int) -> Result:
@@ -179,29 +137,6 @@ async def drive(name: str, base: str, clients: int, seconds: float, batch: int) 
     return result
 
 
-def fresh_store(kind: str, pg_url: str | None, workdir: Path) -> tuple[str, object]:
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir / f'{uuid.uuid4().hex}.db'}"
-        cleanup = lambda: None  # noqa: E731
-    else:
-        assert pg_url
-        name = f"llmscope_load_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-
-        def cleanup() -> None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url, cleanup
-
-
 def missing_records(url: str, acked: set[str]) -> int:
     engine = make_engine(url)
     with engine.connect() as conn:
@@ -237,17 +172,22 @@ def main() -> None:
             for scenario in ("ingest", "gateway", "flood"):
                 workdir = Path(tmp) / f"{kind}-{scenario}"
                 workdir.mkdir()
-                url, cleanup = fresh_store(kind, args.postgres_url, workdir)
+                url, cleanup = fresh_database(kind, args.postgres_url, workdir)
+                config = workdir / "gateway.yaml"
+                config.write_text(GATEWAY_YAML)
+                clients = args.flood_clients if scenario == "flood" else args.clients
                 try:
-                    collector = Collector(url, workdir, args.workers)
-                    clients = args.flood_clients if scenario == "flood" else args.clients
-                    result = asyncio.run(
-                        drive(scenario, collector.base, clients, args.seconds, args.batch)
-                    )
-                    result.peak_rss_mb = collector.stop()
+                    with collector(
+                        url, config=config, workers=args.workers, data_dir=workdir / "data"
+                    ) as (base, proc):
+                        result = asyncio.run(
+                            drive(scenario, base, clients, args.seconds, args.batch)
+                        )
+                        # the peak before the graceful stop (which drains the recorder)
+                        result.peak_rss_mb = peak_rss_mb(proc.pid)
                     result.missing = missing_records(url, result.acked)
                 finally:
-                    cleanup()  # type: ignore[operator]
+                    cleanup()
                 print(result.line())
 
 

@@ -17,8 +17,6 @@ import argparse
 import gzip
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,7 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from ingest import free_port, fresh_database, make_records  # the sibling benchmark's helpers
+from common import collector, fresh_database  # the sibling benchmarks' helpers
+from ingest import make_records
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from sqlalchemy import text
@@ -84,27 +83,8 @@ def otlp_bodies(records: list[dict], batch: int) -> list[bytes]:
 
 @contextmanager
 def serve(url: str) -> Iterator[str]:
-    port = free_port()
-    command = [sys.executable, "-m", "llmscope", "serve", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*command, "--database-url", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("server did not start")
-            time.sleep(0.1)
+    with collector(url) as (base, _):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def post_all(base: str, path: str, bodies: list[bytes], headers: dict, clients: int) -> float:

@@ -1,0 +1,87 @@
+"""What the benchmark scripts share: fresh stores, a real collector process, free ports.
+
+Run the scripts from the repository root (``python benchmarks/NAME.py``); they import this
+module as a sibling.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from llmscope.db import make_engine, upgrade
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fresh_database(kind: str, pg_url: str | None, workdir: Path) -> tuple[str, Callable[[], None]]:
+    """A new, empty, migrated store ("sqlite" file or "postgresql" database): URL and cleanup."""
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / f'{uuid.uuid4().hex}.db'}"
+
+        def cleanup() -> None:
+            return None
+
+    else:
+        assert pg_url, "a PostgreSQL benchmark needs --postgres-url"
+        name = f"llmscope_bench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+
+        def cleanup() -> None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url, cleanup
+
+
+@contextmanager
+def collector(
+    url: str, *, config: Path | None = None, workers: int = 1, data_dir: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real ``llmscope serve`` on a free loopback port: (base URL, process); stopped after."""
+    port = free_port()
+    command = [sys.executable, "-m", "llmscope", "serve", "--port", str(port),
+               "--database-url", url, "--workers", str(workers)]  # fmt: skip
+    if config is not None:
+        command += ["--config", str(config)]
+    env = {**os.environ, **({"LLMSCOPE_DATA_DIR": str(data_dir)} if data_dir else {})}
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the collector did not start")
+            time.sleep(0.1)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=60)
