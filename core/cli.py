@@ -73,7 +73,7 @@ def prepare_store(settings: Settings) -> None:
     try:
         upgrade(engine)
     except SQLAlchemyError as exc:
-        reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise CommandError(f"cannot open the store {engine.url!r}: {reason}") from exc
     finally:
         engine.dispose()

@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     app = Dash(
         __name__,
         title="llmscope",
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # Dash documents None: keep the title
         suppress_callback_exceptions=True,
         serve_locally=True,
     )

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from flask import Flask, Response, redirect, request, session
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.wrappers import Response as BaseResponse
 
 from llmscope.db.models import ApiKey
 from llmscope.keys import any_keys, verify_key
@@ -64,7 +65,7 @@ class Login:
         self._live[name] = now
         return True
 
-    def _guard(self) -> Response | None:
+    def _guard(self) -> BaseResponse | None:
         if request.path.startswith(OPEN_PREFIXES) or not self.keys_exist():
             return None
         if self._signed_in():
@@ -74,7 +75,7 @@ class Login:
         target = request.full_path.rstrip("?")
         return redirect(f"/login?next={quote(target)}")
 
-    def _login(self) -> Response | str:
+    def _login(self) -> BaseResponse | str:
         target = _safe_next(request.values.get("next", "/"))
         error = ""
         if request.method == "POST":
@@ -98,7 +99,7 @@ class Login:
             )
         return _login_page(target, error)
 
-    def _logout(self) -> Response:
+    def _logout(self) -> BaseResponse:
         session.clear()
         return redirect("/login")
 

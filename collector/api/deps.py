@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from llmscope.config import Settings
 from sqlalchemy.orm import Session
+
+from llmscope.config import Settings
 
 
 def get_settings(request: Request) -> Settings:

@@ -167,7 +167,7 @@ async def _replay(
             base_url=f"{base_url}/v1",
             api_key="demo",  # the gateway holds the provider config; no key is checked
             max_retries=3,
-            http_client=httpx.AsyncClient(limits=limits, timeout=60),
+            timeout=60,
         ) as client,
         httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as http,
     ):

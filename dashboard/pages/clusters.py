@@ -200,7 +200,7 @@ def _table(
                                 drift.get("kind", "?"),
                                 "bad"
                                 if drift.get("flagged")
-                                else DRIFT_TONES.get(drift.get("kind"), "neutral"),
+                                else DRIFT_TONES.get(str(drift.get("kind")), "neutral"),
                             ),
                             html.Span(f" {fmt_num(drift.get('score'), 2)}"),
                             html.Div(f"q={fmt_p(drift.get('q_value'))}", className="muted small"),
