@@ -104,8 +104,8 @@ def analyse(
     verdicts = window_tests(
         labels, len(clusters), embeddings[text_index], is_current, down, settings
     )
-    for c, change, spot in zip(clusters, verdicts.drift, verdicts.hotspots, strict=True):
-        c.drift, c.hotspot = change, spot
+    for found, change, spot in zip(clusters, verdicts.drift, verdicts.hotspots, strict=True):
+        found.drift, found.hotspot = change, spot
     return RunResult(
         labels=labels,
         layout=reduction.layout[text_index],
@@ -200,7 +200,7 @@ def template_versions(
             continue
         samples = []
         for version, idx in versions.items():
-            thumbs = [down[i] for i in idx if down[i] is not None]
+            thumbs = [bool(d) for d in (down[i] for i in idx) if d is not None]
             latencies = [
                 float(records[i]["latency_ms"])
                 for i in idx

@@ -262,7 +262,7 @@ def hotspots(
     k = np.asarray(down, dtype=np.int64)
     total_n, total_k = int(n.sum()), int(k.sum())
     overall = total_k / total_n if total_n else 0.0
-    a, b = beta_prior(n, k)
+    a, b = beta_prior(n.tolist(), k.tolist())
 
     p_values: list[float | None] = []
     for n_i, k_i in zip(n, k, strict=True):
@@ -281,11 +281,11 @@ def hotspots(
     for i, (n_i, k_i) in enumerate(zip(n, k, strict=True)):
         rate = k_i / n_i if n_i else 0.0
         lift = rate / overall if overall > 0 else 0.0
-        q = q_values[i]
-        flagged = bool(q is not None and q <= fdr and lift >= min_lift)
+        q_i = q_values[i]
+        flagged = bool(q_i is not None and q_i <= fdr and lift >= min_lift)
         shrunk = float((k_i + a) / (n_i + a + b))
         results.append(
-            Hotspot(int(n_i), int(k_i), float(rate), float(lift), p_values[i], q, flagged, shrunk)
+            Hotspot(int(n_i), int(k_i), float(rate), float(lift), p_values[i], q_i, flagged, shrunk)
         )
     return results
 
