@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
@@ -124,7 +124,9 @@ class AnthropicProvider(Provider):
         response = await self.send(self.url, payload, self.headers, stream=True)
         return self._chunks(response, "completions")
 
-    async def _chunks(self, response: httpx.Response, kind: str) -> AsyncIterator[dict[str, Any]]:
+    async def _chunks(
+        self, response: aiohttp.ClientResponse, kind: str
+    ) -> AsyncIterator[dict[str, Any]]:
         chunk_id, created, model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), self.model
         input_tokens = output_tokens = 0
         obj = "chat.completion.chunk" if kind == "chat" else "text_completion"

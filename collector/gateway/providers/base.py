@@ -16,7 +16,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
+from multidict import CIMultiDictProxy
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
@@ -61,6 +62,18 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+class Reply:
+    """A provider's whole answer (non-streaming calls): status, headers and body."""
+
+    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> None:
+        self.status_code = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
 class Provider:
     """Base class: a provider for one endpoint, sharing the gateway's pooled HTTP client."""
 
@@ -72,8 +85,11 @@ class Provider:
         self.model = endpoint.model.name
         self.config = endpoint.model.config
         self.http = http
-        self.timeout = httpx.Timeout(
-            endpoint.timeout_seconds, connect=min(10.0, endpoint.timeout_seconds)
+        connect = min(10.0, endpoint.timeout_seconds)
+        # a whole answer must come within the timeout; a stream may not stall longer than it
+        self.timeout = aiohttp.ClientTimeout(total=endpoint.timeout_seconds, connect=connect)
+        self.stream_timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_read=endpoint.timeout_seconds
         )
 
     # --- the unified interface (subclasses override what they support) --------------------
@@ -114,58 +130,77 @@ class Provider:
                 text = text.replace(secret, "[REDACTED]")
         return text
 
-    def _error_from(self, response: httpx.Response, content: bytes) -> ProviderError:
+    def _error_from(
+        self, status: int, reason: str | None, headers: CIMultiDictProxy[str], content: bytes
+    ) -> ProviderError:
         text = self.scrub(content.decode("utf-8", "replace"))
         try:
             body: Any = json.loads(text)
         except ValueError:
             body = {
                 "error": {
-                    "message": text[:2000] or response.reason_phrase,
+                    "message": text[:2000] or reason or f"HTTP {status}",
                     "type": "provider_error",
                 }
             }
-        headers = {}
-        if "retry-after" in response.headers:
-            headers["Retry-After"] = response.headers["retry-after"]
-        return ProviderError(response.status_code, body, headers)
+        extra = {}
+        if "retry-after" in headers:
+            extra["Retry-After"] = headers["retry-after"]
+        return ProviderError(status, body, extra)
 
-    def _transport_error(self, exc: httpx.TransportError) -> ProviderError:
-        status = 504 if isinstance(exc, httpx.TimeoutException) else 502
-        # The exception text names the URL at most; the keys travel in headers only.
+    def _transport_error(self, exc: BaseException) -> ProviderError:
+        status = 504 if isinstance(exc, asyncio.TimeoutError | TimeoutError) else 502
+        # Only the exception's type is shown: its text may name the URL; keys travel in headers.
         message = self.scrub(f"{self.name} provider unreachable: {type(exc).__name__}")
         return ProviderError(status, {"error": {"message": message, "type": "provider_error"}})
 
     async def send(
         self, url: str, payload: dict[str, Any], headers: dict[str, str], *, stream: bool = False
-    ) -> httpx.Response:
+    ) -> Any:
         """POST with retries on 429/5xx and connection failures, honouring ``Retry-After``.
 
-        Returns a successful response (still open when ``stream``); raises ProviderError.
+        Returns a :class:`Reply` (read whole), or with ``stream`` the open
+        ``aiohttp.ClientResponse`` for :meth:`sse_data`; raises ProviderError.
         """
+        session = self.http.session
+        data = json.dumps(payload).encode()
+        send_headers = {"Content-Type": "application/json", **headers}
         attempt = 0
         while True:
-            client = self.http.pick()
-            request = client.build_request(
-                "POST", url, json=payload, headers=headers, timeout=self.timeout
-            )
             try:
-                response = await client.send(request, stream=stream)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                response = await session.post(
+                    url,
+                    data=data,
+                    headers=send_headers,
+                    timeout=self.stream_timeout if stream else self.timeout,
+                )
+            except aiohttp.ClientConnectorError as exc:
                 if attempt >= self.endpoint.max_retries:
                     raise self._transport_error(exc) from None
                 await asyncio.sleep(self._backoff(attempt, None))
                 attempt += 1
                 continue
-            except httpx.TransportError as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 raise self._transport_error(exc) from None
-            if response.status_code < 400:
-                return response
-            content = await response.aread()
-            await response.aclose()
-            error = self._error_from(response, content)
+            if response.status < 400:
+                if stream:
+                    return response
+                try:
+                    body = await response.read()
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise self._transport_error(exc) from None
+                finally:
+                    response.release()
+                return Reply(response.status, response.headers, body)
+            try:
+                content = await response.read()
+            except (TimeoutError, aiohttp.ClientError):
+                content = b""
+            finally:
+                response.release()
+            error = self._error_from(response.status, response.reason, response.headers, content)
             wait = self._backoff(attempt, response.headers.get("retry-after"))
-            retryable = response.status_code in RETRY_STATUSES and wait <= MAX_RETRY_WAIT
+            retryable = response.status in RETRY_STATUSES and wait <= MAX_RETRY_WAIT
             if not retryable or attempt >= self.endpoint.max_retries:
                 raise error
             await asyncio.sleep(wait)
@@ -178,11 +213,12 @@ class Provider:
             return told
         return 0.25 * (2**attempt) * (0.5 + random.random())
 
-    async def sse_data(self, response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
+    async def sse_data(self, response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
         """``(event, parsed data)`` pairs from an SSE response, until ``[DONE]``; closes it."""
         event = ""
         try:
-            async for line in response.aiter_lines():
+            async for raw in response.content:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):
@@ -195,7 +231,7 @@ class Provider:
                         continue  # keep-alive comments and the like
                 elif not line:
                     event = ""
-        except httpx.TransportError as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(exc) from None
         finally:
-            await response.aclose()
+            response.release()

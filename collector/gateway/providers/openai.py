@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
@@ -76,7 +76,7 @@ class OpenAIProvider(Provider):
             response = await self.send(self._url(path), payload, self.headers, stream=True)
         return self._chunks(response)
 
-    async def _chunks(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
         async for _event, data in self.sse_data(response):
             if isinstance(data, dict):
                 yield data

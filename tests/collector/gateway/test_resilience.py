@@ -13,6 +13,7 @@ from sqlalchemy import text
 from llmscope.config import Settings
 from tests.collector.gateway.conftest import CONFIG, StartGateway, wait_for_records
 from tests.collector.gateway.fake_provider import ANTHROPIC_KEY, OPENAI_KEY, FakeProvider
+from tests.conftest import free_port
 
 CHAT = {"messages": [{"role": "user", "content": "hello"}]}
 
@@ -160,3 +161,48 @@ def test_hot_reload_applies_valid_changes_and_keeps_old_on_invalid(
     assert "endpoint 'embeddings': endpoint_type:" in caplog.text
     assert httpx.post(url, json=CHAT).status_code == 200  # the old config still serves
     assert httpx.get(f"{gw.url}/api/2.0/endpoints/embeddings").status_code == 200
+
+
+UNREACHABLE = """
+endpoints:
+  - name: gone
+    endpoint_type: llm/v1/chat
+    max_retries: 1
+    model:
+      provider: openai
+      name: gpt-4o-mini
+      config: {{openai_api_key: sk-unreachable-test-key-000000, openai_api_base: "{base}/v1"}}
+  - name: slow
+    endpoint_type: llm/v1/chat
+    timeout_seconds: 0.5
+    max_retries: 0
+    model:
+      provider: openai
+      name: gpt-4o-mini
+      config: {{openai_api_key: $FAKE_OPENAI_KEY, openai_api_base: "{fake}/v1"}}
+"""
+
+
+def test_unreachable_and_stalled_providers_are_502_and_504_and_recorded(
+    sqlite_settings: Settings, fake: tuple[FakeProvider, str], start_gateway: StartGateway
+) -> None:
+    provider, fake_url = fake
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    gw = start_gateway(sqlite_settings, UNREACHABLE.format(base=closed, fake=fake_url))
+
+    gone = httpx.post(f"{gw.url}/endpoints/gone/invocations", json=CHAT, timeout=30)
+    assert gone.status_code == 502
+    assert "unreachable" in gone.text and "sk-unreachable" not in gone.text
+
+    provider.delay = 3.0  # longer than the endpoint's 0.5 s timeout
+    started = time.monotonic()
+    slow = httpx.post(f"{gw.url}/endpoints/slow/invocations", json=CHAT, timeout=30)
+    provider.delay = 0.0
+    assert slow.status_code == 504
+    assert time.monotonic() - started < 2.5  # the gateway gave up; it did not wait it out
+
+    records = {r.id: r for r in wait_for_records(gw.engine, 2)}
+    for answer in (gone, slow):
+        stored = records[answer.headers["x-llmscope-record-id"]]
+        assert stored.status == "error" and "unreachable" in (stored.error or "")
+        assert "sk-unreachable" not in (stored.error or "")
