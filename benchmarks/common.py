@@ -58,7 +58,12 @@ def fresh_database(kind: str, pg_url: str | None, workdir: Path) -> tuple[str, C
 
 @contextmanager
 def collector(
-    url: str, *, config: Path | None = None, workers: int = 1, data_dir: Path | None = None
+    url: str,
+    *,
+    config: Path | None = None,
+    workers: int = 1,
+    data_dir: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A real ``llmscope serve`` on a free loopback port: (base URL, process); stopped after."""
     port = free_port()
@@ -66,8 +71,12 @@ def collector(
                "--database-url", url, "--workers", str(workers)]  # fmt: skip
     if config is not None:
         command += ["--config", str(config)]
-    env = {**os.environ, **({"LLMSCOPE_DATA_DIR": str(data_dir)} if data_dir else {})}
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    full_env = {**os.environ, **(env or {})}
+    if data_dir:
+        full_env["LLMSCOPE_DATA_DIR"] = str(data_dir)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

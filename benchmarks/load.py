@@ -7,7 +7,9 @@ store, all on loopback, each bounded in time and count:
 - ``gateway``: clients call ``/v1/chat/completions`` (the record id comes back in
   ``X-LLMScope-Record-Id``);
 - ``flood``: many clients POST 1 MiB bodies at once: the collector must refuse what it cannot
-  hold (503 + Retry-After) and its memory must stay bounded.
+  hold (503 + Retry-After) and its memory must stay bounded;
+- ``unbounded`` (the baseline for ``flood``): the same flood with admission control switched
+  off, to show what the in-flight budget saves.
 
 For each: requests/s, records/s, p50/p99 latency, status counts, the collector's peak resident
 memory (VmHWM), and acknowledged-but-missing records after a graceful stop (must be 0).
@@ -42,6 +44,10 @@ endpoints:
     model: {provider: offline, name: support-bot, config: {latency_ms: 20}}
 """
 MAX_REQUESTS_PER_CLIENT = 100_000  # a hard bound on top of the time limit
+UNBOUNDED = {
+    "LLMSCOPE_MAX_INFLIGHT_REQUESTS": "1000000",
+    "LLMSCOPE_MAX_INFLIGHT_BODY_BYTES": str(1 << 50),
+}
 
 
 @dataclass
@@ -61,7 +67,7 @@ class Result:
         total = sum(self.statuses.values())
         errors = total - self.statuses.get(200, 0) - self.statuses.get(201, 0)
         return (
-            f"{self.name:<9}{total / self.seconds:>9,.0f}{len(self.acked) / self.seconds:>11,.0f}"
+            f"{self.name:<10}{total / self.seconds:>9,.0f}{len(self.acked) / self.seconds:>11,.0f}"
             f"{p50:>9.1f}{p99:>9.1f}{errors:>8}{self.peak_rss_mb:>10.0f}{self.missing:>9}   "
             + ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items(), key=str))
         )
@@ -117,7 +123,7 @@ async def drive(name: str, base: str, clients: int, seconds: float, batch: int) 
                         )  # fmt: skip
                         if answer.status_code == 200:
                             result.acked.add(answer.headers["x-llmscope-record-id"])
-                    else:  # flood
+                    else:  # flood, unbounded
                         answer = await http.post(
                             "/api/v1/records", content=body_1mib,
                             headers={"content-type": "application/json"},
@@ -166,19 +172,25 @@ def main() -> None:
         for kind in stores:
             print(f"\n{kind}")
             print(
-                f"{'scenario':<9}{'req/s':>9}{'records/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
+                f"{'scenario':<10}{'req/s':>9}{'records/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
                 f"{'errors':>8}{'peak MiB':>10}{'missing':>9}   statuses"
             )
-            for scenario in ("ingest", "gateway", "flood"):
+            for scenario in ("ingest", "gateway", "flood", "unbounded"):
                 workdir = Path(tmp) / f"{kind}-{scenario}"
                 workdir.mkdir()
                 url, cleanup = fresh_database(kind, args.postgres_url, workdir)
                 config = workdir / "gateway.yaml"
                 config.write_text(GATEWAY_YAML)
-                clients = args.flood_clients if scenario == "flood" else args.clients
+                flood = scenario in ("flood", "unbounded")
+                clients = args.flood_clients if flood else args.clients
+                limits = UNBOUNDED if scenario == "unbounded" else {}
                 try:
                     with collector(
-                        url, config=config, workers=args.workers, data_dir=workdir / "data"
+                        url,
+                        config=config,
+                        workers=args.workers,
+                        data_dir=workdir / "data",
+                        env=limits,
                     ) as (base, proc):
                         result = asyncio.run(
                             drive(scenario, base, clients, args.seconds, args.batch)
