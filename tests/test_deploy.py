@@ -1,0 +1,151 @@
+"""deploy/ is checked against the code: what the files name must exist and agree.
+
+No container engine runs here, so the files are read, not run: every YAML parses; every
+``llmscope`` command they run parses with the real CLI; every ``LLMSCOPE_*`` variable is a
+setting; ports agree with the commands; health checks hit routes the apps serve; the image the
+Dockerfile builds is the one the manifests run; the gateway config loads with the real loader.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from llmscope.cli import build_parser
+from llmscope.collector.app import create_app
+from llmscope.collector.gateway.config import load_config
+from llmscope.config import Settings
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+IMAGE = "llmscope:latest"
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    return data
+
+
+def manifests() -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+def containers() -> list[dict[str, Any]]:
+    found = []
+    for doc in manifests():
+        spec = doc.get("spec", {})
+        pod = spec.get("template", {}).get("spec") or (
+            spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec", {})
+        )
+        found += pod.get("containers", []) if pod else []
+    return found
+
+
+def llmscope_commands() -> list[list[str]]:
+    """Every llmscope command line the deploy files run."""
+    commands = []
+    for service in compose()["services"].values():
+        if service.get("image") == IMAGE and "command" in service:
+            commands.append(list(service["command"]))
+        for part in service.get("entrypoint", []):
+            commands += [shlex.split(m)[1:] for m in re.findall(r"llmscope [a-z][^;|&]*", part)]
+    commands += [list(c["args"]) for c in containers() if c.get("image") == IMAGE]
+    docker_cmd = re.search(r"^CMD (\[.*\])", (DEPLOY / "Dockerfile").read_text(), re.M)
+    assert docker_cmd, "the Dockerfile has no CMD"
+    commands.append(yaml.safe_load(docker_cmd.group(1)))
+    return commands
+
+
+def test_every_yaml_file_parses() -> None:
+    for path in DEPLOY.rglob("*.y*ml"):
+        assert list(yaml.safe_load_all(path.read_text())), path
+
+
+def test_every_command_parses_with_the_real_cli() -> None:
+    parser = build_parser()
+    commands = llmscope_commands()
+    assert {c[0] for c in commands} >= {"serve", "dashboard", "analyze"}
+    for command in commands:
+        parser.parse_args(command)  # exits (SystemExit) on anything the CLI does not take
+
+
+def test_every_llmscope_variable_is_a_setting() -> None:
+    known = {f"LLMSCOPE_{name.upper()}" for name in Settings.model_fields}
+    texts = [p.read_text() for p in DEPLOY.rglob("*") if p.is_file()]
+    named = set(re.findall(r"\bLLMSCOPE_[A-Z_]+\b", "\n".join(texts)))
+    assert named, "the deploy files configure nothing?"
+    assert named <= known, f"not settings: {sorted(named - known)}"
+
+
+def test_images_are_the_one_the_dockerfile_builds() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert f"-t {IMAGE}" in dockerfile
+    assert len(re.findall(r"^FROM ", dockerfile, re.M)) >= 2, "multi-stage"
+    assert re.search(r"^USER (?!root)\S+", dockerfile, re.M), "runs as a non-root user"
+    services = compose()["services"]
+    own = [s for name, s in services.items() if name != "postgres"]
+    assert own and all(s["image"] == IMAGE for s in own)
+    assert containers() and all(c["image"] == IMAGE for c in containers())
+
+
+def _port_of(command: list[str], default: int) -> int:
+    return int(command[command.index("--port") + 1]) if "--port" in command else default
+
+
+def test_ports_agree_with_the_commands() -> None:
+    services = compose()["services"]
+    for name, default in (("collector", 5000), ("dashboard", 8050)):
+        port = _port_of(services[name]["command"], default)
+        assert any(p.endswith(f":{port}") for p in services[name]["ports"]), name
+    for container in containers():
+        if container.get("args", [None])[0] in ("serve", "dashboard"):
+            default = 5000 if container["args"][0] == "serve" else 8050
+            declared = {p["containerPort"] for p in container["ports"]}
+            assert _port_of(container["args"], default) in declared, container["name"]
+
+
+def test_health_checks_hit_routes_that_exist(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 's.db'}", data_dir=tmp_path)
+    collector_paths = set(create_app(settings).openapi()["paths"])
+    assert "/health" in collector_paths
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "HEALTHCHECK" in dockerfile and "127.0.0.1:5000/health" in dockerfile
+    collector_check = " ".join(compose()["services"]["collector"]["healthcheck"]["test"])
+    assert "127.0.0.1:5000/health" in collector_check
+    for container in containers():
+        for probe in ("readinessProbe", "livenessProbe"):
+            if probe in container and container["args"][0] == "serve":
+                assert container[probe]["httpGet"]["path"] in collector_paths
+
+
+def test_the_example_gateway_config_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    config = load_config(DEPLOY / "gateway.example.yaml")
+    assert {e.name for e in config.endpoints} == {"chat", "embeddings"}
+    configmap = next(d for d in manifests() if d["kind"] == "ConfigMap")
+    inline = tmp_path / "gateway.yaml"
+    inline.write_text(configmap["data"]["gateway.yaml"])
+    assert [e.name for e in load_config(inline).endpoints] == ["chat"]
+
+
+def test_secrets_come_from_a_secret() -> None:
+    for container in containers():
+        sources = container.get("envFrom", [])
+        assert any("secretRef" in s for s in sources), container["name"]
+    secret = next(d for d in manifests() if d["kind"] == "Secret")
+    assert "LLMSCOPE_DATABASE_URL" in secret["stringData"]
+
+
+def test_the_dockerfile_bakes_in_a_model_function_that_exists() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    found = re.search(r"from (llmscope[\w.]*) import (\w+)", dockerfile)
+    assert found, "the Dockerfile does not load the embedding model at build time"
+    module = __import__(found.group(1), fromlist=[found.group(2)])
+    assert callable(getattr(module, found.group(2)))
