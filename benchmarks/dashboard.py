@@ -36,6 +36,7 @@ from llmscope.dashboard import data  # noqa: E402
 from llmscope.dashboard.app import create_app  # noqa: E402
 from llmscope.dashboard.data import cache  # noqa: E402
 from llmscope.db import make_engine, upgrade  # noqa: E402
+from tests.dashboard.chromium import chromium  # noqa: E402
 from tests.dashboard.seed import seed_store  # noqa: E402
 
 TARGET_S = 2.0
@@ -70,8 +71,6 @@ def time_page(
 
 def browser_times(app: Any, paths: list[str]) -> dict[str, float]:
     """Seconds from navigation to the page's main chart drawn, in headless Chromium."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -80,25 +79,9 @@ def browser_times(app: Any, paths: list[str]) -> dict[str, float]:
     server = make_server("127.0.0.1", 0, app.server, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tempfile.mkdtemp()}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     out = {}
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    try:
+    with chromium(page_load_timeout=120) as driver:
         # Warm the browser cache (plotly.js is 4 MB): people load it once, not per page.
         driver.get(base + "/records/none")
         WebDriverWait(driver, 60).until(
@@ -112,9 +95,7 @@ def browser_times(app: Any, paths: list[str]) -> dict[str, float]:
                 ec.presence_of_element_located((By.CSS_SELECTOR, selector))
             )
             out[path] = time.perf_counter() - start
-    finally:
-        driver.quit()
-        server.shutdown()
+    server.shutdown()
     return out
 
 

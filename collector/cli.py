@@ -10,6 +10,7 @@ from llmscope.cli import (
     UsageError,
     add_database_url,
     add_insecure,
+    port_number,
     prepare_store,
     refuse_open_bind,
     settings_from,
@@ -19,7 +20,7 @@ from llmscope.cli import (
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve = subparsers.add_parser("serve", help="run the collector")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=5000, help="port to bind (default 5000)")
+    serve.add_argument("--port", type=port_number, default=5000, help="port to bind (default 5000)")
     serve.add_argument("--config", metavar="YAML", help="gateway config (MLflow AI Gateway YAML)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     add_insecure(serve)
@@ -30,8 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port: {args.port} is not a port number")
     if args.workers < 1:
         raise UsageError("--workers: must be at least 1")
     if args.config:

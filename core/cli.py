@@ -99,6 +99,17 @@ def refuse_open_bind(host: str, insecure: bool, database_url: str) -> None:
         )
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port (0 picks a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number")
+    return port
+
+
 def add_insecure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--insecure",

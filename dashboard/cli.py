@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from llmscope.cli import (
-    UsageError,
     add_database_url,
     add_insecure,
+    port_number,
     prepare_store,
     refuse_open_bind,
     settings_from,
@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     dashboard.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
     )
-    dashboard.add_argument("--port", type=int, default=8050, help="port to bind (default 8050)")
+    dashboard.add_argument(
+        "--port", type=port_number, default=8050, help="port to bind (default 8050)"
+    )
     add_database_url(dashboard)
     add_insecure(dashboard)
     dashboard.set_defaults(handler=dashboard_command)
@@ -30,8 +32,6 @@ def dashboard_command(args: argparse.Namespace) -> int:
 
     from llmscope.dashboard.app import create_app
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port: {args.port} is not a port number")
     settings = settings_from(args)
     # The dashboard only reads, but a brand-new store needs its tables to show its empty state.
     prepare_store(settings)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from llmscope.cli import CommandError, UsageError, prepare_store, settings_from
+from llmscope.cli import CommandError, UsageError, port_number, prepare_store, settings_from
 from llmscope.config import Settings
 
 if TYPE_CHECKING:
@@ -44,9 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     demo.add_argument(
         "--no-dashboard", action="store_true", help="stop after the analysis; serve nothing"
     )
-    demo.add_argument("--port", type=int, default=8050, help="dashboard port (default 8050)")
     demo.add_argument(
-        "--collector-port", type=int, help="collector port (default: a free loopback port)"
+        "--port", type=port_number, default=8050, help="dashboard port (default 8050)"
+    )
+    demo.add_argument(
+        "--collector-port", type=port_number, help="collector port (default: a free loopback port)"
     )
     demo.add_argument(
         "--database-url",

@@ -271,5 +271,5 @@ def test_cli_bad_port_exits_2_with_one_line() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "llmscope dashboard: error: --port: 70000 is not a port number"
+        "llmscope dashboard: error: argument --port: 70000 is not a port number"
     ]
