@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -94,3 +95,40 @@ def collector(
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=60)
+
+
+def post_all(
+    base: str, path: str, bodies: list[bytes], headers: dict[str, str], clients: int
+) -> float:
+    """POST every body from ``clients`` threads; seconds taken. 429/503 are retried after
+    ``Retry-After``, as an OTLP exporter or the SDK would; any other failure raises."""
+    errors: list[str] = []
+
+    def worker(mine: list[bytes]) -> None:
+        with httpx.Client(base_url=base, timeout=120) as http:
+            for body in mine:
+                response = http.post(path, content=body, headers=headers)
+                while response.status_code in (429, 503):
+                    time.sleep(float(response.headers.get("retry-after", "1")))
+                    response = http.post(path, content=body, headers=headers)
+                if response.status_code >= 300:
+                    errors.append(f"{response.status_code} {response.text[:200]}")
+
+    threads = [threading.Thread(target=worker, args=(bodies[k::clients],)) for k in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    return elapsed
+
+
+def count_records(url: str) -> int:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        count = int(conn.scalar(text("SELECT count(*) FROM records")) or 0)
+    engine.dispose()
+    return count

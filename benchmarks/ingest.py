@@ -16,15 +16,18 @@ import argparse
 import json
 import os
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-from common import collector, fresh_database  # the sibling benchmarks module
-from sqlalchemy import insert, text
+from common import (  # the sibling benchmarks module
+    collector,
+    count_records,
+    fresh_database,
+    post_all,
+)
+from sqlalchemy import insert
 
 from llmscope.db import make_engine
 from llmscope.db.models import Base, Record
@@ -71,40 +74,16 @@ def make_records(n: int) -> list[dict[str, Any]]:
 def bench_api(
     url: str, records: list[dict[str, Any]], batch: int, clients: int, workers: int
 ) -> float:
+    bodies = [
+        json.dumps({"records": records[i : i + batch]}).encode()
+        for i in range(0, len(records), batch)
+    ]
+    headers = {"content-type": "application/json"}
     with collector(url, workers=workers) as (base, _):
-        bodies = [
-            json.dumps({"records": records[i : i + batch]}).encode()
-            for i in range(0, len(records), batch)
-        ]
-        errors: list[str] = []
-
-        def worker(mine: list[bytes]) -> None:
-            with httpx.Client(base_url=base, timeout=120) as http:
-                for body in mine:
-                    r = http.post(
-                        "/api/v1/records",
-                        content=body,
-                        headers={"content-type": "application/json"},
-                    )
-                    if r.status_code != 201:
-                        errors.append(f"{r.status_code} {r.text[:200]}")
-
-        threads = [
-            threading.Thread(target=worker, args=(bodies[k::clients],)) for k in range(clients)
-        ]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - start
-        if errors:
-            raise RuntimeError(f"{len(errors)} failed batches, first: {errors[0]}")
-        with make_engine(url).connect() as conn:
-            stored = conn.scalar(text("SELECT count(*) FROM records"))
-        if stored != len(records):
-            raise RuntimeError(f"stored {stored} of {len(records)} acknowledged records")
-        return len(records) / elapsed
+        elapsed = post_all(base, "/api/v1/records", bodies, headers, clients)
+    if (stored := count_records(url)) != len(records):
+        raise RuntimeError(f"stored {stored} of {len(records)} acknowledged records")
+    return len(records) / elapsed
 
 
 def bench_raw(url: str, records: list[dict[str, Any]], batch: int) -> float:

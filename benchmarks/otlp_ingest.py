@@ -18,20 +18,17 @@ import gzip
 import json
 import os
 import tempfile
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-from common import collector, fresh_database  # the sibling benchmarks' helpers
+from common import (  # the sibling benchmarks' helpers
+    collector,
+    count_records,
+    fresh_database,
+    post_all,
+)
 from ingest import make_records
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from sqlalchemy import text
-
-from llmscope.db import make_engine
 
 T0 = 1_795_000_000_000_000_000
 
@@ -81,45 +78,6 @@ def otlp_bodies(records: list[dict], batch: int) -> list[bytes]:
     return bodies
 
 
-@contextmanager
-def serve(url: str) -> Iterator[str]:
-    with collector(url) as (base, _):
-        yield base
-
-
-def post_all(base: str, path: str, bodies: list[bytes], headers: dict, clients: int) -> float:
-    errors: list[str] = []
-
-    def worker(mine: list[bytes]) -> None:
-        with httpx.Client(base_url=base, timeout=120) as http:
-            for body in mine:
-                response = http.post(path, content=body, headers=headers)
-                while response.status_code in (429, 503):  # what an OTLP exporter does
-                    time.sleep(float(response.headers.get("retry-after", "1")))
-                    response = http.post(path, content=body, headers=headers)
-                if response.status_code >= 300:
-                    errors.append(f"{response.status_code} {response.text[:200]}")
-
-    threads = [threading.Thread(target=worker, args=(bodies[k::clients],)) for k in range(clients)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
-    return elapsed
-
-
-def stored(url: str) -> int:
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        count = int(conn.scalar(text("SELECT count(*) FROM records")) or 0)
-    engine.dispose()
-    return count
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=20_000)
@@ -150,10 +108,10 @@ def main() -> None:
             ):
                 url, cleanup = fresh_database(kind, args.postgres_url, Path(workdir))
                 try:
-                    with serve(url) as base:
+                    with collector(url) as (base, _):
                         elapsed = post_all(base, path, bodies, headers, args.clients)
-                    if stored(url) != args.spans:
-                        raise RuntimeError(f"{path}: stored {stored(url)} of {args.spans}")
+                    if (count := count_records(url)) != args.spans:
+                        raise RuntimeError(f"{path}: stored {count} of {args.spans}")
                 finally:
                     cleanup()
                 rates.append(args.spans / elapsed)

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -123,14 +124,13 @@ def start_cli_server(args: list[str], env: dict[str, str] | None = None) -> subp
     )
 
 
-@pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
-    """A real ``llmscope serve`` process on a free port; yields its base URL."""
+@contextmanager
+def cli_server(
+    args: list[str], env: dict[str, str] | None = None, stop_timeout: float = 15
+) -> Iterator[str]:
+    """``llmscope <args> --port FREE`` until the block ends (graceful stop); yields its URL."""
     port = free_port()
-    proc = start_cli_server(
-        ["serve", "--port", str(port), "--database-url", settings.database_url],
-        env={"LLMSCOPE_DATA_DIR": str(settings.data_dir)},
-    )
+    proc = start_cli_server([*args, "--port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{base}/health", proc)
@@ -138,6 +138,17 @@ def live_server(settings: Settings) -> Iterator[str]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=stop_timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    """A real ``llmscope serve`` process on a free port; yields its base URL."""
+    with cli_server(
+        ["serve", "--database-url", settings.database_url],
+        env={"LLMSCOPE_DATA_DIR": str(settings.data_dir)},
+    ) as base:
+        yield base

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from llmscope.db import make_engine
 from llmscope.db.models import Feedback, Record
-from tests.conftest import free_port, start_cli_server, wait_for_http
+from tests.conftest import cli_server
 
 RECORDS = 1200  # the smallest size at which the planted effects are far beyond chance
 
@@ -44,17 +44,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    port = free_port()
-    server = start_cli_server(
-        ["serve", "--port", str(port), "--database-url", url],
-        env={"LLMSCOPE_DATA_DIR": str(home / "data")},
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", server)
-        answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/analysis/runs/latest", timeout=30)
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+    with cli_server(
+        ["serve", "--database-url", url], env={"LLMSCOPE_DATA_DIR": str(home / "data")}
+    ) as base:
+        answer = httpx.get(f"{base}/api/v1/analysis/runs/latest", timeout=30)
     assert answer.status_code == 200, answer.text
     engine = make_engine(url)
     with Session(engine) as session:

@@ -21,7 +21,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-ENDPOINT_TYPES = ("llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings")
 EndpointType = Literal["llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings"]
 RENEWAL_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 

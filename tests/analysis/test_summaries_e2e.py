@@ -8,7 +8,6 @@ are recorded, marked internal, and must never be analysed.
 from __future__ import annotations
 
 import random
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from llmscope.config import Settings
 from llmscope.db.models import Feedback, Record, RunAssignment, RunCluster
 from llmscope.demo.bank import TOPICS, ask
 from tests.analysis.http_fakes import FakeLLM, fake_llm, webhook_receiver
-from tests.conftest import free_port, start_cli_server, wait_for_http
+from tests.conftest import cli_server
 
 GATEWAY_YAML = """
 endpoints:
@@ -50,29 +49,11 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[Stack]:
     with fake_llm() as llm:
         config = tmp_path / "gateway.yaml"
         config.write_text(GATEWAY_YAML.format(llm_url=llm.url))
-        port = free_port()
-        proc = start_cli_server(
-            [
-                "serve",
-                "--port",
-                str(port),
-                "--config",
-                str(config),
-                "--database-url",
-                settings.database_url,
-            ],
+        with cli_server(
+            ["serve", "--config", str(config), "--database-url", settings.database_url],
             env={"LLMSCOPE_DATA_DIR": str(settings.data_dir)},
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(f"{base}/health", proc)
+        ) as base:
             yield Stack(llm=llm, collector=base)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def internal_records(engine: Engine, expected: int, timeout: float = 20) -> list[Record]:

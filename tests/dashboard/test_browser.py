@@ -4,7 +4,6 @@ cluster → one of its records. Screenshots land in ``test-artifacts/``."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from llmscope.db import make_engine, upgrade
-from tests.conftest import free_port, start_cli_server, wait_for_http
+from tests.conftest import cli_server
 from tests.dashboard.chromium import chromium
 from tests.dashboard.seed import XSS_PROMPT, XSS_RECORD_ID, SeededStore, seed_store
 
@@ -32,18 +31,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seed
     upgrade(engine)
     seeded = seed_store(engine, records=500)
     engine.dispose()
-    port = free_port()
-    proc = start_cli_server(["dashboard", "--port", str(port), "--database-url", url])
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/health", proc)
+    with cli_server(["dashboard", "--database-url", url]) as base:
         yield base, seeded
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")

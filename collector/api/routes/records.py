@@ -70,12 +70,7 @@ def get_record(record_id: str, session: SessionDep) -> RecordOut:
     record = session.get(Record, record_id)
     if record is None:
         raise HTTPException(404, f"no record with id {record_id!r}")
-    events = session.scalars(
-        select(Feedback)
-        .where(Feedback.record_id == record_id)
-        .order_by(Feedback.created_at, Feedback.id)
-    ).all()
-    return record_out(record, list(events))
+    return record_out(record, _feedback_for(session, [record_id]).get(record_id, []))
 
 
 @router.get("", response_model=RecordPage)

@@ -18,7 +18,7 @@ from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.schema import RecordIn, record_row
 from tests.collector.gateway.conftest import wait_for_records
-from tests.conftest import free_port, start_cli_server, wait_for_http
+from tests.conftest import cli_server
 
 SECRET = "sk-live-VERYSECRETvalue0123456789"
 
@@ -238,16 +238,13 @@ def test_serve_with_config_records_calls_and_drains_on_shutdown(
         "endpoints:\n  - name: demo\n    endpoint_type: llm/v1/chat\n"
         "    model: {provider: offline, name: support-bot, config: {latency_ms: 1}}\n"
     )
-    port = free_port()
-    proc = start_cli_server(
-        ["serve", "--port", str(port), "--config", str(config),
-         "--database-url", settings.database_url],
+    ids = []
+    # leaving the block stops the server right away: the queue must drain before it exits
+    with cli_server(
+        ["serve", "--config", str(config), "--database-url", settings.database_url],
         env={"LLMSCOPE_DATA_DIR": str(settings.data_dir)},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/health", proc)
-        ids = []
+        stop_timeout=30,
+    ) as base:
         for question in ("How do I reset my password?", "Where is my parcel?"):
             answer = httpx.post(
                 f"{base}/v1/chat/completions",
@@ -255,9 +252,6 @@ def test_serve_with_config_records_calls_and_drains_on_shutdown(
             )
             assert answer.status_code == 200
             ids.append(answer.headers["x-llmscope-record-id"])
-    finally:
-        proc.terminate()  # right away: the queue must drain before the process exits
-        proc.wait(timeout=30)  # uvicorn shuts down gracefully, then re-raises SIGTERM
     stored = wait_for_records(engine, 2, timeout=0)
     assert sorted(r.id for r in stored) == sorted(ids)
     assert {r.source for r in stored} == {"gateway"}
