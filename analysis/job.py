@@ -170,8 +170,9 @@ def run_analysis(
             texts = [t for t in texts if t]
             thumbs = latest_thumbs(session, [r["id"] for r in records])
             down = [thumbs.get(r["id"]) for r in records]
-            # 2. embed each distinct text once (cached across runs)
-            distinct = list(dict.fromkeys(texts))
+            # 2. embed each distinct text once (cached across runs); sorted, so the same records
+            # give the same report whatever their ids and the order they were stored in
+            distinct = sorted(set(texts))
             position = {t: i for i, t in enumerate(distinct)}
             text_index = np.array([position[t] for t in texts], dtype=np.int64)
             embeddings = embed_texts(

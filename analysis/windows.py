@@ -21,7 +21,8 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _moment(text: str, what: str) -> datetime:
+def parse_moment(text: str, what: str = "time") -> datetime:
+    """An ISO 8601 date-time in UTC (no offset: read as UTC); ValueError naming ``what``."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -35,7 +36,7 @@ def parse_interval(text: str) -> Window:
     parts = text.split("/")
     if len(parts) != 2 or not all(p.strip() for p in parts):
         raise ValueError(f"{text!r} is not an ISO 8601 interval START/END")
-    start, end = _moment(parts[0], "start"), _moment(parts[1], "end")
+    start, end = parse_moment(parts[0], "start"), parse_moment(parts[1], "end")
     if start >= end:
         raise ValueError(f"{text!r}: the start must be before the end")
     return Window(start, end)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from llmscope.demo.plan import Timeline
 
 DEFAULT_RECORDS = 3000
+DEFAULT_SEED = 7
 MIN_RECORDS = 200  # fewer, and the planted events are too small to tell from chance
 FULL_STORY_RECORDS = 1200  # from here on, all three planted events are found
 # The demo's traffic has 14 topics; a map of at most this many clusters stays readable.
@@ -42,6 +43,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help=f"calls to replay (default {DEFAULT_RECORDS}, at least {MIN_RECORDS})",
     )
     demo.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"the traffic plan's random seed (default {DEFAULT_SEED}); same seed, same story",
+    )
+    demo.add_argument(
+        "--now",
+        type=_instant,
+        metavar="TIME",
+        help="when the replayed fortnight ends, ISO 8601 (default: now); pins the whole story",
+    )
+    demo.add_argument(
         "--no-dashboard", action="store_true", help="stop after the analysis; serve nothing"
     )
     demo.add_argument(
@@ -56,6 +69,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="an EMPTY store to fill (default: a fresh SQLite file, <data dir>/demo/demo.db)",
     )
     demo.set_defaults(handler=demo_command)
+
+
+def _instant(text: str) -> datetime:
+    from llmscope.analysis.windows import parse_moment
+
+    try:
+        return parse_moment(text, "--now")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _say(text: str = "") -> None:
@@ -145,8 +167,8 @@ def demo_command(args: argparse.Namespace) -> int:
             "thin to reach significance"
         )
     started = time.monotonic()
-    timeline = timeline_ending(datetime.now(UTC))
-    calls = make_plan(args.records, timeline)
+    timeline = timeline_ending(args.now or datetime.now(UTC))
+    calls = make_plan(args.records, timeline, seed=args.seed)
     models = ", ".join(f"{name} ({model}, ~{ms} ms)" for name, (model, ms) in ENDPOINTS.items())
     _say("llmscope demo: Larkspur Home's support assistant, two weeks of traffic, offline.")
     _say(
