@@ -1,29 +1,19 @@
-"""Maps the design's top-level folders onto the one import package ``llmscope``.
+"""Packages ``llmscope`` from the repository's folders.
 
-The repository shows the data flow in its folder list (collector/, analysis/, dashboard/, and
-core/ for what all three share); installed, they are ``llmscope``, ``llmscope.collector``,
-``llmscope.analysis`` and ``llmscope.dashboard``, so nothing generic lands in site-packages.
+The repository shows the data flow in its folder list: ``collector/``, ``analysis/`` and
+``dashboard/`` are the parts, ``app/`` the command and demo above them, and ``llmscope/`` the base
+they share. ``llmscope/`` holds a symbolic link to each of the four other folders, so the
+installed package, the type checker and an IDE all find ``llmscope.collector`` (and the rest) at
+an ordinary path: no import hook, nothing generic in site-packages.
 """
 
 from setuptools import find_namespace_packages, setup
 
-PACKAGE_DIRS = {
-    "llmscope": "core",
-    "llmscope.collector": "collector",
-    "llmscope.analysis": "analysis",
-    "llmscope.dashboard": "dashboard",
-}
-
-packages = []
-for package, folder in PACKAGE_DIRS.items():
-    packages.append(package)
-    # namespace discovery: Alembic's folders have no __init__.py but must ship
-    subpackages = find_namespace_packages(folder, exclude=["*__pycache__*"])
-    packages += [f"{package}.{sub}" for sub in subpackages]
+# namespace discovery (follows the links): Alembic's folders have no __init__.py but must ship
+packages = find_namespace_packages(include=["llmscope", "llmscope.*"], exclude=["*__pycache__*"])
 
 setup(
     packages=packages,
-    package_dir=PACKAGE_DIRS,
     package_data={
         "llmscope": ["py.typed", "db/migrations/script.py.mako"],
         "llmscope.dashboard.assets": ["*.css", "*.js"],

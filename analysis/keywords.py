@@ -20,9 +20,7 @@ def ctfidf_keywords(
     clusters = sorted(int(c) for c in np.unique(labels) if c >= 0)
     if not clusters:
         return {}
-    documents = [
-        " ".join(texts[int(i)] for i in np.flatnonzero(labels == c)) for c in clusters
-    ]
+    documents = [" ".join(texts[int(i)] for i in np.flatnonzero(labels == c)) for c in clusters]
     vectorizer = CountVectorizer(
         stop_words="english",
         ngram_range=(1, 2),

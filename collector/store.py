@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ def insert_records(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     dialect = session.get_bind().dialect.name
     # Core insert on the table: the ORM's bulk path costs a third more per row for nothing here.
     table = Record.__table__
+    assert isinstance(table, Table)
     if dialect == "postgresql":
         statement: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=["id"])
     elif dialect == "sqlite":

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llmscope.cli import build_parser
+from llmscope.app.cli import build_parser
 from llmscope.collector.app import create_app
 from llmscope.collector.gateway.config import load_config
 from llmscope.config import Settings

@@ -150,7 +150,8 @@ class Gateway:
             )
         call.body = body
         if name is None:
-            name = body.get("model") if isinstance(body.get("model"), str) else ""
+            model = body.get("model")
+            name = model if isinstance(model, str) else ""
             call.endpoint = name
         endpoint = state.config.endpoint(name)
         try:

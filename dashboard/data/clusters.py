@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Text, case, cast, func, select
+from sqlalchemy import Engine, Label, Text, case, cast, func, select
 
 from llmscope.dashboard.data.common import (
     LATEST_FEEDBACK,
@@ -85,7 +85,7 @@ def map_points(
 ) -> MapPoints:
     """The run's map points matching ``filters``: all of them up to ``limit``, else every k-th
     record by id (a stable sample, so the picture does not change between reloads)."""
-    placed = [
+    placed: list[Label[Any]] = [
         RunAssignment.record_id.label("record_id"),
         RunAssignment.cluster_id.label("cluster_id"),
         RunAssignment.window.label("window"),

@@ -90,7 +90,7 @@ def filter_options(engine: Engine, limit: int = 200) -> dict[str, list[str]]:
     with engine.connect() as conn:
         for name, column in (("endpoint", Record.endpoint), ("model", Record.model)):
             out[name] = [
-                v
+                str(v)
                 for v in conn.scalars(
                     select(column)
                     .distinct()

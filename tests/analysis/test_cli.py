@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine, select
 
-from llmscope.cli import main
+from llmscope.app.cli import main
 from llmscope.config import Settings
 from llmscope.db.models import RunAssignment
 from tests.analysis.test_job import model  # noqa: F401  (the session's loaded model)

@@ -19,9 +19,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from llmscope.analysis.job import run_analysis
+from llmscope.app.demo.bank import TOPICS, ask
 from llmscope.config import Settings
 from llmscope.db.models import Feedback, Record, RunAssignment, RunCluster
-from llmscope.demo.bank import TOPICS, ask
 from tests.analysis.http_fakes import FakeLLM, fake_llm, webhook_receiver
 from tests.conftest import cli_server
 

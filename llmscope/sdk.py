@@ -23,7 +23,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import ValidationError
@@ -124,7 +124,7 @@ class Client:
     def feedback(
         self,
         record_id: str,
-        value: str | float,
+        value: Literal["up", "down"] | float,
         *,
         tags: list[str] | None = None,
         comment: str | None = None,

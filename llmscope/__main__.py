@@ -2,6 +2,6 @@
 
 import sys
 
-from llmscope.cli import main
+from llmscope.app.cli import main
 
 sys.exit(main())

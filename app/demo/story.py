@@ -122,7 +122,7 @@ def _latency_lines(engine: Engine, run_id: str, report: dict[str, Any]) -> list[
     endpoints: dict[int, Counter[str]] = {}
     with engine.connect() as conn:
         for cluster_id, window, ms, endpoint in conn.execute(query):
-            latency.setdefault((cluster_id, window), []).append(float(ms))
+            latency.setdefault((cluster_id, window), []).append(float(ms or 0.0))
             if window == "current" and endpoint:
                 endpoints.setdefault(cluster_id, Counter())[endpoint] += 1
     # Ranked by the extra waiting (rise of the median x current calls), so a big topic that got

@@ -22,7 +22,7 @@ from llmscope.cli import CommandError, UsageError, port_number, prepare_store, s
 from llmscope.config import Settings
 
 if TYPE_CHECKING:
-    from llmscope.demo.plan import Timeline
+    from llmscope.app.demo.plan import Timeline
 
 DEFAULT_RECORDS = 3000
 DEFAULT_SEED = 7
@@ -147,8 +147,8 @@ def _wait_for_records(database_url: str, expected: int, timeout: float = 60.0) -
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from llmscope.demo.plan import ENDPOINTS, make_plan, timeline_ending
-    from llmscope.demo.replay import replay, start_collector
+    from llmscope.app.demo.plan import ENDPOINTS, make_plan, timeline_ending
+    from llmscope.app.demo.replay import replay, start_collector
 
     _check_args(args)
     # `kill` stops the demo as Ctrl-C does, so the collector child is always stopped too.
@@ -241,8 +241,8 @@ def _analyse(settings: Settings, timeline: Timeline, port: int) -> dict[str, Any
 
 def _tell(settings: Settings, report: dict[str, Any]) -> int | None:
     """Print what the run found; returns the cluster to look at first."""
+    from llmscope.app.demo.story import tell
     from llmscope.db import make_engine
-    from llmscope.demo.story import tell
 
     engine = make_engine(settings.database_url)
     try:
@@ -255,7 +255,7 @@ def _tell(settings: Settings, report: dict[str, Any]) -> int | None:
         _say(f"  {line}")
     _say(
         "  (Answers came from the offline provider; the users' thumbs and comments were "
-        "scripted by the demo's traffic plan, llmscope/demo/plan.py, to plant these events.)"
+        "scripted by the demo's traffic plan, app/demo/plan.py, to plant these events.)"
     )
     _say()
     return story.first_cluster

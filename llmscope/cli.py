@@ -1,32 +1,21 @@
-"""The ``llmscope`` command: one console script, one subcommand per job.
+"""What every part's subcommands share: the parser class, errors, ``--database-url``, the store.
 
-Each package registers its own subcommands (``register(subparsers)`` in its ``cli`` module) so
-this file only assembles them. Bad arguments exit 2 with one line naming the problem.
+The parts (collector, analysis, dashboard) and the base's own commands register subcommands in
+their ``cli`` modules with these helpers; :mod:`llmscope.app.cli`, above the parts, assembles
+them into the one ``llmscope`` command. Bad arguments exit 2 with one line naming the problem.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import ipaddress
 import os
-import sys
-from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from llmscope.config import Settings
-
-# Modules that add subcommands; each defines register(subparsers) and imports lazily.
-COMMAND_MODULES = (
-    "llmscope.collector.cli",
-    "llmscope.analysis.cli",
-    "llmscope.keys_cli",
-    "llmscope.dashboard.cli",
-    "llmscope.demo.cli",
-)
 
 
 class UsageError(Exception):
@@ -129,46 +118,3 @@ def _is_loopback(host: str) -> bool:
 
 class CommandError(Exception):
     """The command could not do its work (exit status 1, one line)."""
-
-
-def _db_upgrade(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    prepare_store(settings)
-    print(f"store is at the newest schema: {make_url(settings.database_url)!r}")
-    return 0
-
-
-def build_parser() -> Parser:
-    from llmscope import __version__
-
-    parser = Parser(prog="llmscope", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--version", action="version", version=f"llmscope {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    subparsers.required = True
-
-    db = subparsers.add_parser("db", help="manage the store's schema")
-    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=Parser)
-    db_sub.required = True
-    up = db_sub.add_parser("upgrade", help="apply schema migrations (also done on start)")
-    add_database_url(up)
-    up.set_defaults(handler=_db_upgrade)
-
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    try:
-        return handler(args)
-    except UsageError as exc:
-        print(f"llmscope {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except CommandError as exc:
-        print(f"llmscope {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130

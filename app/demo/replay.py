@@ -25,7 +25,7 @@ import httpx
 import openai
 import yaml
 
-from llmscope.demo.plan import ENDPOINTS, TEMPLATES, PlannedCall
+from llmscope.app.demo.plan import ENDPOINTS, TEMPLATES, PlannedCall
 
 __all__ = ["Collector", "gateway_config", "replay", "start_collector"]
 

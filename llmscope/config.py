@@ -256,7 +256,7 @@ class Settings(BaseSettings):
         It was a setting of its own (``LLMSCOPE_HOTSPOT_FDR``) until the run's false alarms
         were bounded as a whole; now it follows from ``drift_alpha``.
         """
-        # The same split as llmscope.analysis.stats.split_alpha (core cannot import analysis).
+        # The same split as llmscope.analysis.stats.split_alpha (the base cannot import analysis).
         return self.drift_alpha / 3
 
     @model_validator(mode="after")

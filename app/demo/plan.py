@@ -3,7 +3,7 @@
 :func:`make_plan` turns a record count and an end time into a list of :class:`PlannedCall`
 (when, who, which question, which endpoint and prompt template, and the feedback the user will
 give), deterministically for a given seed. Everyday traffic follows a daily and weekly rhythm
-over the topics in :mod:`llmscope.demo.bank`. In the current window (the last three days) three
+over the topics in :mod:`llmscope.app.demo.bank`. In the current window (the last three days) three
 things change, as they do in production:
 
 1. **A new topic**: gift cards launch, and customers start asking about them (the launch
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from llmscope.demo.bank import TOPICS, UP_COMMENTS, UP_TAGS, Topic, ask, comment_for
+from llmscope.app.demo.bank import TOPICS, UP_COMMENTS, UP_TAGS, Topic, ask, comment_for
 
 __all__ = [
     "ENDPOINTS",
