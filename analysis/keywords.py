@@ -3,14 +3,23 @@
 c-TF-IDF (as in BERTopic) treats all texts of one cluster as one document: a term scores high
 when it is frequent in the cluster and rare across clusters. Representatives are the members
 nearest (by cosine) to the cluster's mean embedding.
+
+Text in spaced languages is tokenised by a word pattern, as in English. When any text holds
+Japanese or Chinese, the vectorizer tokenises each text itself: those by ``words.py``
+(morphological analysis, or character bigrams for Chinese), the others as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer
+
+from llmscope.analysis.words import is_unspaced, join_words, unspaced_words
+
+WORD_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"  # words of letters: no ids or numbers
 
 
 def ctfidf_keywords(
@@ -20,12 +29,15 @@ def ctfidf_keywords(
     clusters = sorted(int(c) for c in np.unique(labels) if c >= 0)
     if not clusters:
         return {}
-    documents = [" ".join(texts[int(i)] for i in np.flatnonzero(labels == c)) for c in clusters]
-    vectorizer = CountVectorizer(
-        stop_words="english",
-        ngram_range=(1, 2),
-        token_pattern=r"(?u)\b[^\W\d_]{2,}\b",  # words of letters: no ids or numbers
-    )
+    members = [[texts[int(i)] for i in np.flatnonzero(labels == c)] for c in clusters]
+    spaced = CountVectorizer(stop_words="english", ngram_range=(1, 2), token_pattern=WORD_PATTERN)
+    vectorizer: CountVectorizer
+    documents: list[Any]
+    if any(is_unspaced(t) for t in texts):
+        vectorizer = CountVectorizer(analyzer=_any_language(spaced.build_analyzer()))
+        documents = members  # each cluster's texts, tokenised one by one
+    else:
+        vectorizer, documents = spaced, [" ".join(m) for m in members]
     try:
         counts = vectorizer.fit_transform(documents)
     except ValueError:  # only stop words or empty texts: nothing to describe
@@ -42,8 +54,26 @@ def ctfidf_keywords(
     for row, c in enumerate(clusters):
         line = scores.getrow(row).toarray().ravel()
         best = [i for i in np.argsort(-line, kind="stable")[: top * 3] if line[i] > 0]
-        result[c] = _drop_redundant([str(terms[i]) for i in best])[:top]
+        kept = _drop_redundant([str(terms[i]) for i in best])[:top]
+        result[c] = [join_words(term.split()) for term in kept]
     return result
+
+
+def _any_language(spaced: Callable[[str], list[str]]) -> Callable[[list[str]], list[str]]:
+    """Unigrams and bigrams of each text of a cluster, by the rule of the text's script."""
+
+    def analyse(texts: list[str]) -> list[str]:
+        terms: list[str] = []
+        for text in texts:
+            if not is_unspaced(text):
+                terms.extend(spaced(text))
+                continue
+            words = unspaced_words(text)
+            terms.extend(words)
+            terms.extend(f"{a} {b}" for a, b in zip(words, words[1:], strict=False) if a != b)
+        return terms
+
+    return analyse
 
 
 def _drop_redundant(terms: list[str]) -> list[str]:
