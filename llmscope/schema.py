@@ -3,116 +3,45 @@
 ``RecordIn`` is what a client may send (unknown fields are refused, token counts cannot be
 negative, timestamps must parse); ``RecordOut`` is what the API answers. ``record_row`` turns an
 accepted record into the column values of ``llmscope.db.models.Record``.
+
+What a client sends (``RecordIn``, ``RecordBatch``, ``FeedbackIn``, ``Message``, ``Template``) is
+defined once, in the SDK's ``llmscope_sdk.records``, and re-exported here: the SDK validates a
+record with the very class the collector validates it with.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictStr, field_validator, with_config
-from typing_extensions import TypedDict
+from pydantic import BaseModel, Field
 
-_ID_PATTERN = r"^[^\x00-\x20/?#%\x7f]+$"
-NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
-NonNegativeFloat = Annotated[float, Strict(), Field(ge=0)]
-ShortStr = Annotated[StrictStr, Field(max_length=256)]
+from llmscope_sdk.records import (
+    FeedbackIn,
+    Message,
+    NonNegativeFloat,
+    NonNegativeInt,
+    RecordBatch,
+    RecordIn,
+    ShortStr,
+    Template,
+)
 
-
-@with_config(ConfigDict(extra="allow"))
-class Message(TypedDict):
-    """One chat message. Extra keys (``name``, ``tool_calls``, ...) are kept as they came.
-
-    A TypedDict rather than a model: validated messages are plain dicts, ready to store.
-    """
-
-    role: ShortStr
-    content: NotRequired[StrictStr | list[dict[str, Any]] | None]
-
-
-class Template(BaseModel):
-    """The prompt template a call was rendered from."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: ShortStr
-    version: Annotated[StrictStr, Field(max_length=64)] | None = None
-    text: StrictStr | None = None
-    variables: dict[str, Any] | None = None
-
-
-class RecordIn(BaseModel):
-    """A record as a client sends it; every field is optional and unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=_ID_PATTERN)] | None = (
-        Field(
-            default=None,
-            description="Client-given id (no spaces, control characters, '/', '?', '#' or '%', "
-            "so it can stand in a URL path); a retry with the same id is stored once.",
-        )
-    )
-    timestamp: datetime | None = Field(default=None, description="RFC 3339; default: now.")
-    endpoint: ShortStr | None = None
-    provider: Annotated[StrictStr, Field(max_length=64)] | None = None
-    model: ShortStr | None = None
-    prompt: StrictStr | None = None
-    messages: list[Message] | None = None
-    response: StrictStr | None = None
-    template: Template | None = None
-    input_tokens: NonNegativeInt | None = None
-    output_tokens: NonNegativeInt | None = None
-    latency_ms: NonNegativeFloat | None = None
-    ttft_ms: NonNegativeFloat | None = None
-    status: Literal["ok", "error"] = "ok"
-    error: StrictStr | None = None
-    user_id: ShortStr | None = None
-    session_id: ShortStr | None = None
-    tags: dict[str, Annotated[StrictStr, Field(max_length=1024)]] | None = None
-    trace_id: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")] | None = Field(
-        default=None, description="OpenTelemetry trace id (32 lowercase hex digits)."
-    )
-    span_id: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16}$")] | None = Field(
-        default=None, description="OpenTelemetry span id (16 lowercase hex digits)."
-    )
-
-    @field_validator("timestamp", mode="before")
-    @classmethod
-    def _timestamp_is_text(cls, value: Any) -> Any:
-        # A bare number is ambiguous (seconds? milliseconds?): ask for RFC 3339 instead.
-        if value is not None and not isinstance(value, str | datetime):
-            raise ValueError("timestamp must be an RFC 3339 string")
-        return value
-
-
-class RecordBatch(BaseModel):
-    """Several records in one request, stored all together or not at all."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    records: list[RecordIn] = Field(min_length=1)
-
-
-class FeedbackIn(BaseModel):
-    """Feedback on a record: a thumb (``up``/``down``) or a number, with optional tags."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    value: Literal["up", "down"] | Annotated[float, Strict()]
-    tags: list[Annotated[StrictStr, Field(max_length=128)]] = Field(
-        default_factory=list, max_length=64
-    )
-    comment: Annotated[StrictStr, Field(max_length=20_000)] | None = None
-    source: Annotated[StrictStr, Field(min_length=1, max_length=64)] = "user"
-
-    @field_validator("value", mode="before")
-    @classmethod
-    def _no_booleans(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("value must be 'up', 'down' or a number")
-        return value
+__all__ = [
+    "FeedbackIn",
+    "FeedbackOut",
+    "Message",
+    "NonNegativeFloat",
+    "NonNegativeInt",
+    "RecordBatch",
+    "RecordIn",
+    "RecordOut",
+    "ShortStr",
+    "Template",
+    "new_record_id",
+    "record_row",
+]
 
 
 class FeedbackOut(BaseModel):

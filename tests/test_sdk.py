@@ -1,26 +1,41 @@
-"""``llmscope.sdk.Client`` against a real collector: records and feedback arrive, and a collector
-that is down neither slows nor breaks the app."""
+"""The SDK (``llmscope_sdk``, re-exported as ``llmscope.sdk``) against a real collector: records
+and feedback arrive, keys are sent, a refused record does not take its batch down, pending
+records are flushed at exit; and every install puts ``./sdk`` before llmscope.
+
+The SDK's tests that need no collector are in ``sdk/tests/``.
+"""
 
 from __future__ import annotations
 
-import logging
+import re
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import Engine
 
+import llmscope.schema
+import llmscope.sdk
+import llmscope_sdk
+import llmscope_sdk.records
+from llmscope.collector.api import auth
 from llmscope.collector.app import create_app
 from llmscope.config import Settings
+from llmscope.db import make_sessionmaker, session_scope
 from llmscope.db.models import Record
-from llmscope.sdk import Client
+from llmscope.keys import create_key
+from llmscope_sdk import Client
 from tests.collector.otlp.server import serve_app
 from tests.conftest import count_rows, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _get(base: str, record_id: str) -> dict[str, Any]:
@@ -63,29 +78,6 @@ def test_records_and_feedback_arrive(settings: Settings, engine: Engine) -> None
         assert _get(base, ids[4])["latest_feedback"]["value"] == 0.75
         assert count_rows(engine, Record) == 25
         client.close()
-
-
-def test_a_collector_that_is_down_neither_slows_nor_breaks_the_app() -> None:
-    client = Client(f"http://127.0.0.1:{free_port()}", max_buffer=50, max_retries=2, backoff=0.05)
-    started = time.monotonic()
-    ids = [client.log(prompt=f"p{i}", response="r") for i in range(500)]
-    client.feedback(ids[0], "up")
-    assert time.monotonic() - started < 1.0  # 501 calls, none waits for the network
-    assert len(set(ids)) == 500
-    started = time.monotonic()
-    client.close(timeout=2.0)
-    assert time.monotonic() - started < 4.0
-    assert client.dropped >= 450  # bounded buffer: the oldest went first, all counted
-    assert client.sent == 0
-
-
-def test_bad_input_is_dropped_with_a_warning_not_raised() -> None:
-    client = Client(f"http://127.0.0.1:{free_port()}", max_retries=0)
-    record_id = client.log(input_tokens=-5)
-    client.log(no_such_field=1)
-    client.feedback(record_id, "sideways")
-    assert client.dropped == 3
-    client.close(timeout=1.0)
 
 
 def test_records_logged_while_the_collector_is_starting_arrive(settings: Settings) -> None:
@@ -134,14 +126,72 @@ def test_a_client_is_safe_to_share_between_threads(settings: Settings, engine: E
         client.close()
 
 
-def test_a_refused_record_is_logged_without_its_content(caplog: pytest.LogCaptureFixture) -> None:
-    from llmscope.sdk import Client
+def test_llmscope_sdk_is_the_light_sdk_under_its_first_name() -> None:
+    assert llmscope.sdk.__all__ == llmscope_sdk.__all__ == ["Client", "configure_tracing"]
+    assert llmscope.sdk.Client is llmscope_sdk.Client
+    assert llmscope.sdk.configure_tracing is llmscope_sdk.configure_tracing
+    # one definition of the wire shapes, on both sides of the wire
+    for name in ("RecordIn", "RecordBatch", "FeedbackIn", "Message", "Template"):
+        assert getattr(llmscope.schema, name) is getattr(llmscope_sdk.records, name), name
 
-    client = Client("http://127.0.0.1:9", flush_interval=60)
-    try:
-        with caplog.at_level(logging.WARNING, logger="llmscope"):
-            client.log(prompt="my card is 4111 1111 1111 1111", input_tokens=-5)
-    finally:
-        client.close(timeout=1)
-    assert "input_tokens" in caplog.text
-    assert "4111" not in caplog.text
+
+def test_the_key_from_the_environment_is_sent(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "CACHE_SECONDS", 0.0)
+    with session_scope(make_sessionmaker(engine)) as session:
+        key = create_key(session, name="app", scope="ingest")
+    with serve_app(create_app(settings)) as base:
+        monkeypatch.setenv("LLMSCOPE_COLLECTOR_URL", base)
+        monkeypatch.setenv("LLMSCOPE_COLLECTOR_API_KEY", key)
+        client = Client(flush_interval=0.1)
+        client.feedback(client.log(prompt="with the key"), "up")
+        assert client.flush(20)
+        client.close()
+        assert (client.sent, client.dropped) == (2, 0)
+
+        wrong = Client(base, api_key="not-a-key", flush_interval=0.1)
+        wrong.log(prompt="without a valid key")
+        assert wrong.flush(20)
+        wrong.close()
+        assert (wrong.sent, wrong.dropped) == (0, 1)  # 401: not retried, counted
+    assert count_rows(engine, Record) == 1
+
+
+def test_a_record_the_collector_refuses_does_not_take_its_batch_down(
+    settings: Settings, engine: Engine
+) -> None:
+    small = settings.model_copy(update={"max_body_bytes": 64 * 1024})
+    with serve_app(create_app(small)) as base:
+        client = Client(base, batch_size=3, flush_interval=60)
+        kept = client.log(prompt="short")
+        client.log(prompt="x" * 100_000)  # valid, but its body is over the collector's limit
+        also_kept = client.log(prompt="short too")
+        assert client.flush(20)
+        client.close()
+        assert (client.sent, client.dropped) == (2, 1)
+        assert _get(base, kept)["prompt"] == "short"
+        assert _get(base, also_kept)["prompt"] == "short too"
+    assert count_rows(engine, Record) == 2
+
+
+def test_every_install_puts_the_sdk_before_llmscope() -> None:
+    """llmscope depends on llmscope-sdk, which is not on PyPI: ./sdk must be installed first."""
+    sdk_version = tomllib.loads((ROOT / "sdk" / "pyproject.toml").read_text())["project"]["version"]
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"llmscope-sdk=={sdk_version}" in dependencies
+
+    def in_order(text: str, *steps: str) -> bool:
+        found = [text.find(step) for step in steps]
+        return -1 not in found and found == sorted(found)
+
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert in_order(ci, "pip_install torch==2.13.0", "pip_install ./sdk", 'pip_install ".[dev]"')
+    readme = (ROOT / "README.md").read_text()
+    (setup,) = [
+        line for line in readme.splitlines() if re.search(r"pip install .*llmscope demo", line)
+    ]
+    assert in_order(setup, "pip install torch==2.13.0", "./sdk", '".[dev]"')
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert in_order(dockerfile, "COPY sdk ./sdk", "torch==2.13.0", "install --no-cache-dir ./sdk")
+    assert in_order(dockerfile, "install --no-cache-dir ./sdk", "install --no-cache-dir .\n")
