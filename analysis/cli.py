@@ -7,9 +7,13 @@ import csv
 import io
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmscope.cli import CommandError, UsageError, add_database_url, prepare_store, settings_from
+from llmscope.report import utc_iso
+
+if TYPE_CHECKING:
+    from llmscope.report import RunReport
 
 EXPORT_FORMATS = ("csv", "jsonl", "parquet")
 
@@ -53,32 +57,32 @@ def analyze_command(args: argparse.Namespace) -> int:
 
     report = run_analysis(settings, baseline, current, progress=sys.stderr.isatty())
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report.to_json(), indent=2))
     else:
         print(_summary(report))
     return 0
 
 
-def _summary(report: dict[str, Any]) -> str:
-    b, c, g = report["baseline"], report["current"], report["global_drift"]
+def _summary(report: RunReport) -> str:
+    b, c, g = report.baseline, report.current, report.global_drift
     lines = [
-        f"run {report['run_id']}: {len(report['clusters'])} clusters",
-        f"  baseline {b['start']}/{b['end']}: {b['records']} records",
-        f"  current  {c['start']}/{c['end']}: {c['records']} records",
-        f"  global drift: p={g['p_value']:.3g} {'FLAGGED' if g['flagged'] else 'not flagged'}",
+        f"run {report.run_id}: {len(report.clusters)} clusters",
+        f"  baseline {utc_iso(b.start)}/{utc_iso(b.end)}: {b.records} records",
+        f"  current  {utc_iso(c.start)}/{utc_iso(c.end)}: {c.records} records",
+        f"  global drift: p={g.p_value:.3g} {'FLAGGED' if g.flagged else 'not flagged'}",
     ]
-    for cluster in report["clusters"]:
+    for cluster in report.clusters:
         flags = []
-        if cluster["drift"]["flagged"]:
-            flags.append(f"drift {cluster['drift']['kind']} q={cluster['drift']['q_value']:.2g}")
-        if cluster["hotspot"]["flagged"]:
+        if cluster.drift.flagged:
+            flags.append(f"drift {cluster.drift.kind} q={cluster.drift.q_value:.2g}")
+        if cluster.hotspot.flagged:
             flags.append(
-                f"thumbs-down hotspot {cluster['feedback']['down_rate']:.0%} "
-                f"q={cluster['hotspot']['q_value']:.2g}"
+                f"thumbs-down hotspot {cluster.feedback.down_rate:.0%} "
+                f"q={cluster.hotspot.q_value:.2g}"
             )
         if flags:
-            words = ", ".join(cluster["keywords"][:4])
-            lines.append(f"  cluster {cluster['id']} ({words}): " + "; ".join(flags))
+            words = ", ".join(cluster.keywords[:4])
+            lines.append(f"  cluster {cluster.id} ({words}): " + "; ".join(flags))
     return "\n".join(lines)
 
 
@@ -91,19 +95,15 @@ def export_clusters_command(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from llmscope.db import make_engine, make_sessionmaker
-    from llmscope.db.models import AnalysisRun, RunAssignment
+    from llmscope.db.models import RunAssignment
+    from llmscope.db.queries import LATEST, resolve_run_id
 
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session:
-            query = select(AnalysisRun.id)
-            if args.run == "latest":
-                query = query.order_by(AnalysisRun.created_at.desc(), AnalysisRun.id.desc())
-            else:
-                query = query.where(AnalysisRun.id == args.run)
-            run_id = session.scalars(query.limit(1)).first()
+            run_id = resolve_run_id(session, args.run)
             if run_id is None:
-                if args.run == "latest":
+                if args.run == LATEST:
                     raise CommandError("no analysis run yet: run `llmscope analyze` first")
                 raise UsageError(f"--run: no analysis run {args.run!r}")
             rows = session.execute(

@@ -21,12 +21,14 @@ from sqlalchemy.orm import Session
 from llmscope.analysis.embedding import embed_texts, record_text
 from llmscope.analysis.followup import finish_run
 from llmscope.analysis.pipeline import RunResult, analyse
-from llmscope.analysis.report import build_report, cluster_entry, cluster_stats, load_report
+from llmscope.analysis.report import build_report, cluster_entry, cluster_stats
 from llmscope.analysis.stats import split_alpha
 from llmscope.analysis.windows import Window, default_windows
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment, RunCluster
+from llmscope.db.queries import load_run_report
+from llmscope.report import RunReport
 
 log = logging.getLogger("llmscope.analysis")
 
@@ -104,7 +106,7 @@ def store_run(
     params: dict[str, Any],
     records: Sequence[dict[str, Any]],
     result: RunResult,
-) -> dict[str, Any]:
+) -> RunReport:
     """Write the run, its clusters and its assignments in one transaction; return the report."""
     entries = [cluster_entry(c, records, result) for c in result.clusters]
     report = build_report(run_id, created_at, baseline, current, result, entries)
@@ -117,7 +119,7 @@ def store_run(
             current_start=current.start,
             current_end=current.end,
             params=params,
-            report=report,
+            report=report.to_json(),
         )
     )
     session.flush()
@@ -156,7 +158,7 @@ def run_analysis(
     *,
     now: datetime | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> RunReport:
     """Run one analysis over the two windows (contract defaults) and return the stored report."""
     baseline, current = default_windows(now, baseline, current)
     started = time.perf_counter()
@@ -229,7 +231,7 @@ def run_analysis(
             )
             # The run is committed: matching, summaries and alerts enrich it, never fail it.
             finish_run(session, run_id, settings)
-            report = load_report(session, run_id)
+            report = load_run_report(session, run_id)
             assert report is not None
             return report
     finally:

@@ -104,10 +104,10 @@ def main() -> None:
     started = time.perf_counter()
     report = run_analysis(settings, now=NOW, progress=False)
     seconds = time.perf_counter() - started
-    records = report["baseline"]["records"] + report["current"]["records"]
+    records = report.baseline.records + report.current.records
     print(
         f"run over {records} records (embeddings cached): {seconds:.1f}s, "
-        f"{len(report['clusters'])} clusters"
+        f"{len(report.clusters)} clusters"
     )
 
 

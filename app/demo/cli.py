@@ -13,7 +13,7 @@ import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
@@ -23,6 +23,7 @@ from llmscope.config import Settings
 
 if TYPE_CHECKING:
     from llmscope.app.demo.plan import Timeline
+    from llmscope.report import RunReport
 
 DEFAULT_RECORDS = 3000
 DEFAULT_SEED = 7
@@ -196,7 +197,7 @@ def demo_command(args: argparse.Namespace) -> int:
         first = _tell(settings, report)
         _say(f"Demo ready in {time.monotonic() - started:.0f} s.")
         if not args.no_dashboard:
-            _serve_dashboard(settings, args.port, report["run_id"], first, collector.url)
+            _serve_dashboard(settings, args.port, report.run_id, first, collector.url)
     finally:
         collector.stop()
     return 0
@@ -216,7 +217,7 @@ def _analysis_settings(settings: Settings, port: int) -> Settings:
     )
 
 
-def _analyse(settings: Settings, timeline: Timeline, port: int) -> dict[str, Any]:
+def _analyse(settings: Settings, timeline: Timeline, port: int) -> RunReport:
     from llmscope.analysis.job import run_analysis
     from llmscope.analysis.windows import Window
 
@@ -231,15 +232,15 @@ def _analyse(settings: Settings, timeline: Timeline, port: int) -> dict[str, Any
     # Alerts are logged at WARNING; the story below says the same in words.
     logging.getLogger("llmscope.analysis").setLevel(logging.ERROR)
     report = run_analysis(_analysis_settings(settings, port), baseline, current, progress=True)
-    flagged = sum(c["drift"]["flagged"] or c["hotspot"]["flagged"] for c in report["clusters"])
+    flagged = sum(c.drift.flagged or c.hotspot.flagged for c in report.clusters)
     _say(
-        f"  run {report['run_id']}: {len(report['clusters'])} clusters, {flagged} flagged, "
-        f"{len(report['alerts'])} alerts ({time.monotonic() - began:.0f} s)"
+        f"  run {report.run_id}: {len(report.clusters)} clusters, {flagged} flagged, "
+        f"{len(report.alerts)} alerts ({time.monotonic() - began:.0f} s)"
     )
     return report
 
 
-def _tell(settings: Settings, report: dict[str, Any]) -> int | None:
+def _tell(settings: Settings, report: RunReport) -> int | None:
     """Print what the run found; returns the cluster to look at first."""
     from llmscope.app.demo.story import tell
     from llmscope.db import make_engine

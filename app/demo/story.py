@@ -12,12 +12,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import median
-from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from llmscope.db.models import Feedback, Record, RunAssignment
+from llmscope.report import ClusterEntry, RunReport, TemplateVersionRow
 
 __all__ = ["Story", "tell"]
 
@@ -28,9 +28,9 @@ class Story:
     first_cluster: int | None = None  # the cluster to open first in the dashboard
 
 
-def _name(cluster: dict[str, Any]) -> str:
-    words = " / ".join(cluster.get("keywords", [])[:3])
-    return f'cluster {cluster["id"]} ("{words}")' if words else f"cluster {cluster['id']}"
+def _name(cluster: ClusterEntry) -> str:
+    words = " / ".join(cluster.keywords[:3])
+    return f'cluster {cluster.id} ("{words}")' if words else f"cluster {cluster.id}"
 
 
 def _pct(value: float | None) -> str:
@@ -53,38 +53,36 @@ def _down_feedback(session: Session, run_id: str, cluster_id: int) -> list[Feedb
     return list(session.scalars(query))
 
 
-def _bad_version(cluster: dict[str, Any], versions: Sequence[dict[str, Any]], fdr: float) -> str:
+def _bad_version(cluster: ClusterEntry, versions: Sequence[TemplateVersionRow], fdr: float) -> str:
     """A sentence on the template version behind the cluster's thumbs-down, if the A/B shows one."""
-    for template in sorted(
-        cluster.get("templates", {}), key=cluster["templates"].get, reverse=True
-    ):
+    for template in sorted(cluster.templates, key=cluster.templates.__getitem__, reverse=True):
         name, _, version = template.partition("@")
         for row in versions:
-            q = row.get("down_q_value")
-            if (row["template"], row["version"]) != (name, version) or q is None or q > fdr:
+            q = row.down_q_value
+            if (row.template, row.version) != (name, version) or q is None or q > fdr:
                 continue
-            if row["down_rate"] > row["against_down_rate"]:
+            if (row.down_rate or 0.0) > (row.against_down_rate or 0.0):
                 return (
                     f"It started with prompt template {name}@{version}: the thumbs-down rate "
-                    f"went from {_pct(row['against_down_rate'])} on {name}@{row['against']} to "
-                    f"{_pct(row['down_rate'])} on {name}@{version} (q={q:.1e})."
+                    f"went from {_pct(row.against_down_rate)} on {name}@{row.against} to "
+                    f"{_pct(row.down_rate)} on {name}@{version} (q={q:.1e})."
                 )
     return ""
 
 
 def _hotspot_lines(
-    session: Session, report: dict[str, Any], cluster: dict[str, Any], fdr: float
+    session: Session, report: RunReport, cluster: ClusterEntry, fdr: float
 ) -> list[str]:
-    fb = cluster["feedback"]
+    fb = cluster.feedback
     lines = [
-        f"Look first at {_name(cluster)}: {fb['down']} of {fb['rated']} rated answers in the "
-        f"current window were thumbs-down ({_pct(fb['down_rate'])}, "
-        f"{cluster['hotspot']['lift']:.1f}x the rest; q={cluster['hotspot']['q_value']:.1e})."
+        f"Look first at {_name(cluster)}: {fb.down} of {fb.rated} rated answers in the "
+        f"current window were thumbs-down ({_pct(fb.down_rate)}, "
+        f"{cluster.hotspot.lift:.1f}x the rest; q={cluster.hotspot.q_value:.1e})."
     ]
-    version = _bad_version(cluster, report.get("template_versions", []), fdr)
+    version = _bad_version(cluster, report.template_versions, fdr)
     if version:
         lines.append("  " + version)
-    events = _down_feedback(session, report["run_id"], cluster["id"])
+    events = _down_feedback(session, report.run_id, cluster.id)
     tags = Counter(tag for e in events for tag in e.tags or [])
     if tags:
         said = ", ".join(f"{tag} ({n})" for tag, n in tags.most_common(3))
@@ -96,27 +94,27 @@ def _hotspot_lines(
     return lines
 
 
-def _drift_lines(report: dict[str, Any], clusters: list[dict[str, Any]]) -> list[str]:
+def _drift_lines(clusters: list[ClusterEntry]) -> list[str]:
     lines = []
     for c in clusters:
-        kind = c["drift"]["kind"]
-        share = f"{_pct(c['baseline_share'])} -> {_pct(c['current_share'])} of traffic"
+        kind = c.drift.kind
+        share = f"{_pct(c.baseline_share)} -> {_pct(c.current_share)} of traffic"
         if kind == "new":
             lines.append(
-                f"New topic, {_name(c)}: {c['current_count']} requests in the current window, "
-                f"{c['baseline_count']} before ({share}); examples are on its page."
+                f"New topic, {_name(c)}: {c.current_count} requests in the current window, "
+                f"{c.baseline_count} before ({share}); examples are on its page."
             )
         else:
             lines.append(f"{_name(c)} {kind}: {share}.")
     return lines
 
 
-def _latency_lines(engine: Engine, run_id: str, report: dict[str, Any]) -> list[str]:
+def _latency_lines(engine: Engine, report: RunReport) -> list[str]:
     """The cluster whose latency rise cost users the most waiting, and where it was served."""
     query = (
         select(RunAssignment.cluster_id, RunAssignment.window, Record.latency_ms, Record.endpoint)
         .join(Record, Record.id == RunAssignment.record_id)
-        .where(RunAssignment.run_id == run_id, Record.latency_ms.is_not(None))
+        .where(RunAssignment.run_id == report.run_id, Record.latency_ms.is_not(None))
     )
     latency: dict[tuple[int, str], list[float]] = {}
     endpoints: dict[int, Counter[str]] = {}
@@ -128,18 +126,19 @@ def _latency_lines(engine: Engine, run_id: str, report: dict[str, Any]) -> list[
     # Ranked by the extra waiting (rise of the median x current calls), so a big topic that got
     # slower comes before a handful of calls that did.
     best: tuple[float, int, float, float] | None = None
-    for c in report["clusters"]:
-        before, now = latency.get((c["id"], "baseline"), []), latency.get((c["id"], "current"), [])
+    for c in report.clusters:
+        before, now = latency.get((c.id, "baseline"), []), latency.get((c.id, "current"), [])
         if len(before) < 5 or len(now) < 5 or median(now) < 1.5 * median(before):
             continue
         extra = (median(now) - median(before)) * len(now)
         if best is None or extra > best[0]:
-            best = (extra, c["id"], median(before), median(now))
+            best = (extra, c.id, median(before), median(now))
     if best is None:
         return []
     _, cluster_id, before_ms, now_ms = best
     ratio = now_ms / max(before_ms, 1e-9)
-    cluster = next(c for c in report["clusters"] if c["id"] == cluster_id)
+    cluster = report.cluster(cluster_id)
+    assert cluster is not None
     line = (
         f"Slower: {_name(cluster)} median latency went from {before_ms:.0f} ms to "
         f"{now_ms:.0f} ms ({ratio:.1f}x)"
@@ -151,36 +150,36 @@ def _latency_lines(engine: Engine, run_id: str, report: dict[str, Any]) -> list[
     return [line + "."]
 
 
-def tell(engine: Engine, report: dict[str, Any], *, hotspot_fdr: float) -> Story:
+def tell(engine: Engine, report: RunReport, *, hotspot_fdr: float) -> Story:
     """The story of the run ``report`` (stored in the store behind ``engine``)."""
     story = Story()
-    clusters = report["clusters"]
+    clusters = report.clusters
     hot = sorted(
-        (c for c in clusters if c["hotspot"]["flagged"]),
-        key=lambda c: (c["hotspot"]["q_value"] or 1.0, -c["feedback"]["down"]),
+        (c for c in clusters if c.hotspot.flagged),
+        key=lambda c: (c.hotspot.q_value or 1.0, -c.feedback.down),
     )
     drifted = sorted(
-        (c for c in clusters if c["drift"]["flagged"]),
-        key=lambda c: (c["drift"]["kind"] != "new", -c["current_count"]),
+        (c for c in clusters if c.drift.flagged),
+        key=lambda c: (c.drift.kind != "new", -c.current_count),
     )
     with Session(engine) as session:
         if hot:
-            story.first_cluster = hot[0]["id"]
+            story.first_cluster = hot[0].id
             story.lines += _hotspot_lines(session, report, hot[0], hotspot_fdr)
             for c in hot[1:3]:
-                fb = c["feedback"]
+                fb = c.feedback
                 story.lines.append(
-                    f"Also drawing thumbs-down: {_name(c)}, {fb['down']} of {fb['rated']} "
-                    f"({_pct(fb['down_rate'])})."
+                    f"Also drawing thumbs-down: {_name(c)}, {fb.down} of {fb.rated} "
+                    f"({_pct(fb.down_rate)})."
                 )
-    story.lines += _drift_lines(report, drifted[:4])
+    story.lines += _drift_lines(drifted[:4])
     if story.first_cluster is None and drifted:
-        story.first_cluster = drifted[0]["id"]
-    story.lines += _latency_lines(engine, report["run_id"], report)
-    g = report.get("global_drift") or {}
-    if g.get("flagged"):
+        story.first_cluster = drifted[0].id
+    story.lines += _latency_lines(engine, report)
+    g = report.global_drift
+    if g.flagged:
         story.lines.append(
-            f"Overall, what people ask changed between the windows (p={g['p_value']:.3f})."
+            f"Overall, what people ask changed between the windows (p={g.p_value:.3f})."
         )
     if not story.lines:
         story.lines.append("Nothing was flagged: the current window looks like the baseline.")

@@ -52,7 +52,7 @@ def analysed(
     settings = Settings(database_url=url, data_dir=tmp_path_factory.mktemp("data"))
     report = run_analysis(
         settings, parse_interval(BASELINE), parse_interval(CURRENT), progress=False
-    )
+    ).to_json()
     yield settings, report
     if request.param != "sqlite":
         _truncate_all(url)
@@ -156,7 +156,7 @@ def test_run_clusters_and_assignments_are_stored(
         assert 0 < cached <= 4 * 5 * 6
         again = run_analysis(
             settings, parse_interval(BASELINE), parse_interval(CURRENT), progress=False
-        )
+        ).to_json()
         assert count_rows(engine, Embedding) == cached
         # Seeded: the same data gives the same clusters.
         assert [c["size"] for c in again["clusters"]] == [c["size"] for c in report["clusters"]]
@@ -183,6 +183,6 @@ def test_latest_run_is_404_on_an_empty_store(settings: Settings) -> None:
 def test_an_empty_window_gives_an_empty_run(
     settings: Settings, model: None, tmp_path: Path
 ) -> None:
-    report = run_analysis(settings, now=NOW, progress=False)
+    report = run_analysis(settings, now=NOW, progress=False).to_json()
     assert report["clusters"] == [] and report["current"]["records"] == 0
     assert report["global_drift"]["flagged"] is False

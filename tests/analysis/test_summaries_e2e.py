@@ -127,7 +127,7 @@ def test_analysis_run_summarises_through_the_gateway_and_ignores_its_own_calls(
                 "cluster_min_size": 8,
             }
         )
-        report = run_analysis(config, now=now, progress=False)
+        report = run_analysis(config, now=now, progress=False).to_json()
 
         calls = len(stack.llm.requests)
         flagged = [
@@ -164,7 +164,7 @@ def test_analysis_run_summarises_through_the_gateway_and_ignores_its_own_calls(
         assert any("the refund window is 30 days now" in str(r.messages) for r in internal)
         assert stack.llm.requests[0]["body"]["model"] == "fake-model"  # the gateway's mapping
         # ... and the next run, whose current window holds them, leaves them out.
-        again = run_analysis(config, now=now, progress=False)
+        again = run_analysis(config, now=now, progress=False).to_json()
         with Session(engine) as session:
             analysed = set(
                 session.scalars(

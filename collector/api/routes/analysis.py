@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, HTTPException
-from sqlalchemy import select
 
 from llmscope.collector.api.deps import SessionDep
-from llmscope.db.models import AnalysisRun
+from llmscope.db.queries import LATEST, load_run_report
+from llmscope.report import RunReport
 
 router = APIRouter(prefix="/api/v1/analysis/runs", tags=["analysis"])
 
 
-@router.get("/latest")
-def latest_run(session: SessionDep) -> dict[str, Any]:
+@router.get("/latest", response_model=RunReport)
+def latest_run(session: SessionDep) -> RunReport:
     """The newest analysis run's report."""
-    query = select(AnalysisRun.report).order_by(
-        AnalysisRun.created_at.desc(), AnalysisRun.id.desc()
-    )
-    report = session.scalars(query.limit(1)).first()
+    report = load_run_report(session, LATEST)
     if report is None:
         raise HTTPException(404, "no analysis run yet: run `llmscope analyze`")
-    return dict(report)
+    return report
 
 
-@router.get("/{run_id}")
-def get_run(run_id: str, session: SessionDep) -> dict[str, Any]:
+@router.get("/{run_id}", response_model=RunReport)
+def get_run(run_id: str, session: SessionDep) -> RunReport:
     """One analysis run's report, by its id."""
-    report = session.scalars(select(AnalysisRun.report).where(AnalysisRun.id == run_id)).first()
+    report = load_run_report(session, run_id)
     if report is None:
         raise HTTPException(404, f"no analysis run {run_id!r}")
-    return dict(report)
+    return report

@@ -1,0 +1,234 @@
+"""The run report: the one typed shape of what an analysis run found.
+
+The analysis builds a :class:`RunReport`, stores ``report.to_json()`` in ``analysis_runs.report``
+and serves it at ``GET /api/v1/analysis/runs/{latest|run_id}`` (declared as the response model,
+so OpenAPI documents every key); the dashboard, the alerts and the demo read it back with
+:meth:`RunReport.from_stored`. The JSON is the one CONTRACT.md and the README describe, key for
+key and in the same order.
+
+Guarantees:
+
+- **Old runs load.** Keys that earlier runs lack get defaults (``template_versions`` and
+  ``alerts`` empty, no ``summary``), and keys this code does not know are kept as they are
+  (``extra="allow"``) and written back unchanged.
+- **Never NaN.** A figure that cannot be computed (a percentile of nothing, an untested
+  hotspot's p-value) is ``None``/``null``: non-finite floats are turned into ``None`` on the way in.
+- **Times** are timezone-aware UTC ``datetime`` values in Python and RFC 3339 strings ending in
+  ``Z`` in the JSON (a stored time without an offset is read as UTC).
+
+To add a key: add a field with a default (so stored runs still load) in the place the JSON
+should show it. A key that only some entries carry (``prompt_version`` of an LLM summary) is
+declared with :func:`omitted_while_none`: left out of the JSON while it is ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+
+__all__ = [
+    "AlertEntry",
+    "ClusterEntry",
+    "ClusterSummary",
+    "Drift",
+    "DriftKind",
+    "FeedbackCounts",
+    "GlobalDrift",
+    "Hotspot",
+    "LatencySlice",
+    "ReportModel",
+    "RunReport",
+    "TemplateVersionRow",
+    "TokenSlice",
+    "WindowInfo",
+    "finite",
+    "omitted_while_none",
+    "utc_iso",
+]
+
+
+def finite(value: float | None) -> float | None:
+    """A JSON-safe number: NaN and infinities become ``None``."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def utc_iso(moment: datetime) -> str:
+    """``2026-11-20T12:00:00Z``: RFC 3339 in UTC, as every time in the report is written."""
+    return _utc(moment).isoformat().replace("+00:00", "Z")
+
+
+# A figure of the report: a float, or None when it cannot be computed (never NaN).
+Number = Annotated[float | None, AfterValidator(finite)]
+# A moment in UTC; in the JSON an RFC 3339 string ending in Z.
+Timestamp = Annotated[
+    datetime, AfterValidator(_utc), PlainSerializer(utc_iso, return_type=str, when_used="json")
+]
+DriftKind = Literal["new", "grew", "shrank", "vanished", "stable"]
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def omitted_while_none(description: str) -> Any:
+    """A field that only some entries carry: ``None`` by default, and then left out of the JSON
+    (not written as ``null``), so entries without it keep the shape they always had."""
+    return Field(default=None, exclude_if=_is_none, description=description)
+
+
+class ReportModel(BaseModel):
+    """Base of every part of the report: unknown keys are kept and written back."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON value stored and served: plain dicts, lists, strings and numbers."""
+        return self.model_dump(mode="json")
+
+
+class WindowInfo(ReportModel):
+    """One of the run's two windows, ``[start, end)``, and how many records it held."""
+
+    start: Timestamp
+    end: Timestamp
+    records: int = Field(ge=0)
+
+
+class GlobalDrift(ReportModel):
+    """The two-sample test of the windows' embeddings as a whole."""
+
+    statistic: Number
+    p_value: Number
+    flagged: bool
+    method: str
+
+
+class Drift(ReportModel):
+    """How a cluster's share of traffic changed from the baseline to the current window."""
+
+    kind: DriftKind
+    score: Number = Field(description="log2(current share / baseline share), smoothed")
+    p_value: Number
+    q_value: Number
+    flagged: bool
+
+
+class FeedbackCounts(ReportModel):
+    """Thumbs in the current window, the newest event per record counting."""
+
+    rated: int = Field(ge=0)
+    down: int = Field(ge=0)
+    down_rate: Number
+
+
+class Hotspot(ReportModel):
+    """The cluster's thumbs-down rate against all other rated records (current window)."""
+
+    lift: Number
+    p_value: Number
+    q_value: Number
+    flagged: bool
+
+
+class LatencySlice(ReportModel):
+    """Latency percentiles over the whole cluster (both windows), in milliseconds."""
+
+    p50: Number
+    p95: Number
+
+
+class TokenSlice(ReportModel):
+    """Median token counts over the whole cluster (both windows)."""
+
+    input_p50: Number
+    output_p50: Number
+
+
+class ClusterSummary(ReportModel):
+    """What a cluster is about and, for an LLM summary, why it is a problem."""
+
+    title: str
+    text: str
+    root_cause: str | None = None
+    suggested_fix: str | None = None
+    generated_by: str = Field(description='"llm:<model>" or "extractive"')
+    prompt_version: str | None = omitted_while_none("LLM summaries: the prompt template's version")
+    reason: str | None = omitted_while_none("extractive summaries: why no LLM wrote it")
+
+
+class ClusterEntry(ReportModel):
+    """One cluster of the run: its size per window, description, verdicts and slices."""
+
+    id: int
+    size: int = Field(ge=0)
+    baseline_count: int = Field(ge=0)
+    current_count: int = Field(ge=0)
+    baseline_share: float
+    current_share: float
+    keywords: list[str] = Field(default_factory=list)
+    examples: list[str] = Field(default_factory=list, description="record ids")
+    drift: Drift
+    feedback: FeedbackCounts
+    hotspot: Hotspot
+    latency_ms: LatencySlice
+    tokens: TokenSlice
+    templates: dict[str, int] = Field(default_factory=dict, description='calls per "name@version"')
+    summary: ClusterSummary | None = None
+
+
+class AlertEntry(ReportModel):
+    """An alert the run raised and did not suppress (stored in ``alerts`` with its delivery)."""
+
+    kind: str = Field(description="drift|hotspot|new_cluster|global_drift")
+    cluster_id: int | None = None
+    message: str
+
+
+class TemplateVersionRow(ReportModel):
+    """One template version against the one before it (the template A/B view)."""
+
+    template: str
+    version: str
+    against: str
+    down_rate: Number
+    against_down_rate: Number
+    down_p_value: Number = None
+    latency_p50_ms: Number = None
+    against_latency_p50_ms: Number = None
+    latency_p_value: Number = None
+    down_q_value: Number = None
+    latency_q_value: Number = None
+    records: int = 0
+    against_records: int = 0
+
+
+class RunReport(ReportModel):
+    """The contract's run report (plus ``template_versions``, the per-template A/B view)."""
+
+    run_id: str
+    created_at: Timestamp
+    baseline: WindowInfo
+    current: WindowInfo
+    global_drift: GlobalDrift
+    clusters: list[ClusterEntry] = Field(default_factory=list)
+    alerts: list[AlertEntry] = Field(default_factory=list)
+    template_versions: list[TemplateVersionRow] = Field(default_factory=list)
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> Self:
+        """The report of a stored run (``analysis_runs.report``), whatever run wrote it."""
+        return cls.model_validate(data)
+
+    def cluster(self, cluster_id: int) -> ClusterEntry | None:
+        """The cluster ``cluster_id``, or None if the run has no such cluster."""
+        return next((c for c in self.clusters if c.id == cluster_id), None)
