@@ -25,6 +25,7 @@ import llmscope.schema
 import llmscope.sdk
 import llmscope_sdk
 import llmscope_sdk.records
+import llmscope_sdk.settings
 from llmscope.collector.api import auth
 from llmscope.collector.app import create_app
 from llmscope.config import Settings
@@ -133,6 +134,14 @@ def test_llmscope_sdk_is_the_light_sdk_under_its_first_name() -> None:
     # one definition of the wire shapes, on both sides of the wire
     for name in ("RecordIn", "RecordBatch", "FeedbackIn", "Message", "Template"):
         assert getattr(llmscope.schema, name) is getattr(llmscope_sdk.records, name), name
+
+
+def test_the_sdk_and_the_server_document_the_same_two_settings() -> None:
+    sdk_fields = llmscope_sdk.settings.ClientSettings.model_fields
+    assert set(sdk_fields) == {"collector_url", "collector_api_key"}
+    for name, field in sdk_fields.items():
+        assert Settings.model_fields[name].default == field.default, name
+    assert llmscope_sdk.settings.ClientSettings.model_config["env_prefix"] == "LLMSCOPE_"
 
 
 def test_the_key_from_the_environment_is_sent(
