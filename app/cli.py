@@ -26,6 +26,7 @@ from llmscope.cli import (
 # Modules that add subcommands; each defines register(subparsers) and imports lazily.
 COMMAND_MODULES = (
     "llmscope.collector.cli",
+    "llmscope.collector.evaluations.cli",
     "llmscope.analysis.cli",
     "llmscope.keys_cli",
     "llmscope.dashboard.cli",

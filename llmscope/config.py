@@ -249,6 +249,34 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Timeout of one alert delivery request, in seconds."
     )
 
+    # --- evaluations -------------------------------------------------------------------------
+    eval_max_tokens_per_day: int | None = Field(
+        default=None,
+        ge=0,
+        description="Judge tokens (prompt + answer) that evaluations may spend per UTC day, "
+        "counted from the store; past it, judging stops, says so, and the rest stays pending "
+        "until the next day. Unset: no limit.",
+    )
+    eval_concurrency: int = Field(
+        default=16,
+        gt=0,
+        description="Most judge calls in flight at once, per process (`llmscope evaluate` and "
+        "the online judge of `llmscope serve`).",
+    )
+    eval_queue_size: int = Field(
+        default=1000,
+        gt=0,
+        description="Most records waiting in the online judge's queue; past it, new records "
+        "wait in the store until there is room (ingest never waits for judging).",
+    )
+    eval_online_lookback_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="How far back (by arrival) the online judge looks for records still "
+        "lacking a verdict: on start (work left by a crash), after a judge outage and when a "
+        "new day's token budget opens.",
+    )
+
     @property
     def hotspot_fdr(self) -> float:
         """The hotspots' Benjamini-Hochberg level: their share of ``drift_alpha`` (a third).

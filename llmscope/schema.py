@@ -1,7 +1,8 @@
 """The public shapes of a record and of feedback, as the REST API and the SDK speak them.
 
 ``RecordIn`` is what a client may send (unknown fields are refused, token counts cannot be
-negative, timestamps must parse); ``RecordOut`` is what the API answers. ``record_row`` turns an
+negative, timestamps must parse); ``RecordOut`` is what the API answers, with its feedback and
+its evaluations (``EvaluationOut``, also read by the dashboard). ``record_row`` turns an
 accepted record into the column values of ``llmscope.db.models.Record``.
 
 What a client sends (``RecordIn``, ``RecordBatch``, ``FeedbackIn``, ``Message``, ``Template``) is
@@ -13,9 +14,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from llmscope_sdk.records import (
     FeedbackIn,
@@ -54,6 +55,29 @@ class FeedbackOut(BaseModel):
     source: str
 
 
+class EvaluationOut(BaseModel):
+    """One evaluator's verdict on a record (one row of ``evaluations``), as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    evaluator: str
+    version: str = Field(
+        description="Content hash of the evaluator's prompt, examples and "
+        "threshold (or a built-in check's parameters)."
+    )
+    status: Literal["pending", "done", "error"]
+    score: float | None = Field(description="1..5 for a judge; 1 (pass) or 0 (fail) for a check.")
+    passed: bool | None
+    justification: str | None
+    judge_model: str | None
+    judge_record_id: str | None = Field(description="The judge's own (internal) call record.")
+    input_tokens: int | None
+    output_tokens: int | None
+    latency_ms: float | None
+    error: str | None
+    created_at: datetime
+
+
 class RecordOut(BaseModel):
     id: str
     timestamp: datetime
@@ -83,6 +107,10 @@ class RecordOut(BaseModel):
     )
     latest_feedback: FeedbackOut | None = Field(
         default=None, description="The feedback that counts: the newest event."
+    )
+    evaluations: list[EvaluationOut] = Field(
+        default_factory=list,
+        description="Every evaluator's verdict on this record (each version), oldest first.",
     )
 
 

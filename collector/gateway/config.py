@@ -5,7 +5,8 @@ MLflow's ``endpoints:`` (or the older ``routes:``) each have a ``name``, an ``en
 ``limit: {calls, renewal_period}``. Secrets in ``model.config`` are ``$ENV_VAR`` references
 (or literal values), resolved when the file is loaded. llmscope adds per-endpoint options
 (``log_content``, ``timeout_seconds``, ``max_retries``) and a top-level ``prompts:`` list of
-named, versioned templates with ``{{variable}}`` placeholders.
+named, versioned templates with ``{{variable}}`` placeholders, and ``evaluators:`` (parsed by
+``llmscope.collector.evaluations.config``; hot-reloaded with the rest of the file).
 
 :func:`load_config` raises :class:`ConfigError` with one line naming the endpoint and field;
 nothing in the message ever contains a secret's value.
@@ -20,6 +21,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from llmscope.collector.evaluations.config import EvaluatorConfigError, parse_evaluators
 
 EndpointType = Literal["llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings"]
 RENEWAL_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -113,6 +116,7 @@ class GatewayConfig(BaseModel):
 
     endpoints: list[Endpoint]
     prompts: list[Prompt] = Field(default_factory=list)
+    evaluators: list[Any] = Field(default_factory=list)  # evaluations.config.Evaluator
 
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
@@ -175,7 +179,7 @@ def parse_config(data: Any) -> GatewayConfig:
     """Validate a parsed YAML document; raise ConfigError naming the endpoint and field."""
     if not isinstance(data, dict):
         raise ConfigError("the gateway config must be a mapping with an 'endpoints:' list")
-    unknown = set(data) - {"endpoints", "routes", "prompts"}
+    unknown = set(data) - {"endpoints", "routes", "prompts", "evaluators"}
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown top-level field")
     raw = data.get("endpoints")
@@ -201,7 +205,13 @@ def parse_config(data: Any) -> GatewayConfig:
             prompts.append(Prompt.model_validate(item))
         except ValidationError as exc:
             raise ConfigError(f"prompts[{index}]: {_describe(dict(exc.errors()[0]))}") from None
-    return GatewayConfig(endpoints=endpoints, prompts=prompts)
+    try:
+        evaluators = parse_evaluators(
+            data.get("evaluators"), {e.name: e.endpoint_type for e in endpoints}
+        )
+    except EvaluatorConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    return GatewayConfig(endpoints=endpoints, prompts=prompts, evaluators=evaluators)
 
 
 def load_config(path: Path | str) -> GatewayConfig:

@@ -1,8 +1,8 @@
 """The store's schema: every table llmscope has, for the collector, the analysis and the dashboard.
 
-The collector writes ``records`` and ``feedback``; the analysis reads them and writes
-``embeddings``, ``analysis_runs``, ``run_clusters``, ``run_assignments``, ``summaries`` and
-``alerts``; the dashboard only reads. Alembic migrations in ``migrations/`` create these tables;
+The collector writes ``records``, ``feedback`` and ``evaluations``; the analysis reads them and
+writes ``embeddings``, ``analysis_runs``, ``run_clusters``, ``run_assignments``, ``summaries``
+and ``alerts``; the dashboard only reads. Alembic migrations in ``migrations/`` create these tables;
 change a table here and add a migration beside it.
 """
 
@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -108,6 +109,7 @@ class Record(Base):
         Index("ix_records_template_timestamp", "template_name", "template_version", "timestamp"),
         Index("ix_records_span_id", "span_id"),
         Index("ix_records_session_id", "session_id"),
+        Index("ix_records_received_at", "received_at"),
     )
 
 
@@ -129,6 +131,43 @@ class Feedback(Base):
     source: Mapped[str] = mapped_column(String(64), default="user")
 
     __table_args__ = (Index("ix_feedback_record_created", "record_id", "created_at", "id"),)
+
+
+class Evaluation(Base):
+    """One evaluator's verdict on one record, for one version of the evaluator.
+
+    A row is first a claim (``status='pending'``, ``claimed_until`` set) so that two judges
+    (the online one in ``serve``, ``llmscope evaluate``, several workers) never judge the same
+    record twice; it becomes ``done`` (``score``/``passed`` set) or ``error`` (``error`` set).
+    A claim whose holder died expires at ``claimed_until`` and is picked up again.
+    """
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("records.id", ondelete="CASCADE")
+    )
+    evaluator: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|error
+    score: Mapped[float | None] = mapped_column(Float)
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    justification: Mapped[str | None] = mapped_column(Text)
+    judge_model: Mapped[str | None] = mapped_column(String(256))
+    judge_record_id: Mapped[str | None] = mapped_column(String(128))  # the internal call
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("record_id", "evaluator", "version", name="uq_evaluations_record"),
+        Index("ix_evaluations_evaluator_created", "evaluator", "version", "created_at"),
+        Index("ix_evaluations_created", "created_at"),
+    )
 
 
 class Embedding(Base):

@@ -17,8 +17,16 @@ from sqlalchemy.orm import Session
 from llmscope.collector.api.deps import SessionDep, SettingsDep
 from llmscope.collector.redaction import redact_row
 from llmscope.collector.store import add_feedback, insert_records
-from llmscope.db.models import Feedback, Record
-from llmscope.schema import FeedbackIn, FeedbackOut, RecordBatch, RecordIn, RecordOut, record_row
+from llmscope.db.models import Evaluation, Feedback, Record
+from llmscope.schema import (
+    EvaluationOut,
+    FeedbackIn,
+    FeedbackOut,
+    RecordBatch,
+    RecordIn,
+    RecordOut,
+    record_row,
+)
 
 router = APIRouter(prefix="/api/v1/records", tags=["records"])
 
@@ -66,11 +74,18 @@ def ingest_records(body: IngestBody, session: SessionDep, settings: SettingsDep)
 
 @router.get("/{record_id}", response_model=RecordOut)
 def get_record(record_id: str, session: SessionDep) -> RecordOut:
-    """One record with its feedback history."""
+    """One record with its feedback history and its evaluations."""
     record = session.get(Record, record_id)
     if record is None:
         raise HTTPException(404, f"no record with id {record_id!r}")
-    return record_out(record, _feedback_for(session, [record_id]).get(record_id, []))
+    out = record_out(record, _feedback_for(session, [record_id]).get(record_id, []))
+    rows = session.scalars(
+        select(Evaluation)
+        .where(Evaluation.record_id == record_id)
+        .order_by(Evaluation.created_at, Evaluation.id)
+    ).all()
+    out.evaluations = [EvaluationOut.model_validate(row) for row in rows]
+    return out
 
 
 @router.get("", response_model=RecordPage)
