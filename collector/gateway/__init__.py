@@ -6,7 +6,8 @@
 
 from llmscope.collector.gateway.config import ConfigError, GatewayConfig, load_config
 from llmscope.collector.gateway.routes import mlflow_router, openai_router
-from llmscope.collector.gateway.service import RECORD_HEADER, Gateway
+from llmscope.collector.gateway.service import Gateway
+from llmscope.collector.gateway.shapes import RECORD_HEADER
 
 __all__ = [
     "RECORD_HEADER",

@@ -1,8 +1,13 @@
 """The gateway's YAML: MLflow AI Gateway's schema plus llmscope's ``prompts:`` and options.
 
-MLflow's ``endpoints:`` (or the older ``routes:``) each have a ``name``, an ``endpoint_type``
-(or ``route_type``), ``model: {provider, name, config}`` and an optional
-``limit: {calls, renewal_period}``. Secrets in ``model.config`` are ``$ENV_VAR`` references
+MLflow's ``endpoints:`` each have a ``name``, an ``endpoint_type`` (or ``route_type``),
+``model: {provider, name, config}`` and an optional ``limit: {calls, renewal_period}``.
+MLflow's traffic-split ``routes:`` (``name``, ``task_type``, ``destinations: [{name,
+traffic_percentage}]``, ``routing_strategy: TRAFFIC_SPLIT``) share calls between endpoints; the
+percentages sum to 100 and every destination is an endpoint of the route's task type. llmscope
+adds ``fallbacks:`` to a route: endpoints tried in order when the chosen one fails with 429, 5xx or
+a timeout. The old spelling, where ``routes:`` lists endpoints, is still read: an entry with
+``route_type`` or ``model`` is an endpoint. Secrets in ``model.config`` are ``$ENV_VAR`` references
 (or literal values), resolved when the file is loaded. llmscope adds per-endpoint options
 (``log_content``, ``timeout_seconds``, ``max_retries``) and a top-level ``prompts:`` list of
 named, versioned templates with ``{{variable}}`` placeholders, and ``evaluators:`` (parsed by
@@ -96,6 +101,25 @@ class Endpoint(BaseModel):
         return data
 
 
+class Destination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    traffic_percentage: int = Field(ge=0, le=100)
+
+
+class Route(BaseModel):
+    """A traffic-split route: each call goes to one destination, drawn by weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    task_type: EndpointType
+    destinations: list[Destination] = Field(min_length=1)
+    routing_strategy: Literal["TRAFFIC_SPLIT"] = "TRAFFIC_SPLIT"
+    fallbacks: list[str] = Field(default_factory=list)
+
+
 class Prompt(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -115,11 +139,15 @@ class GatewayConfig(BaseModel):
     """A loaded, validated config; ``model.config`` holds resolved keys: never show it."""
 
     endpoints: list[Endpoint]
+    routes: list[Route] = Field(default_factory=list)
     prompts: list[Prompt] = Field(default_factory=list)
     evaluators: list[Any] = Field(default_factory=list)  # evaluations.config.Evaluator
 
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
+
+    def route(self, name: str) -> Route | None:
+        return next((r for r in self.routes if r.name == name), None)
 
     def prompt(self, name: str, version: str | None) -> Prompt | None:
         """The prompt ``name`` at ``version``; without a version, the last one listed."""
@@ -175,6 +203,38 @@ def _check_provider(endpoint: Endpoint, where: str) -> None:
             raise ConfigError(f"{where}: model.config.{key}: must be a non-negative number")
 
 
+def _is_route(item: Any) -> bool:
+    # MLflow >= 3.6 routes split traffic; older files list endpoints under ``routes:``.
+    if not isinstance(item, dict):
+        return False
+    return "route_type" not in item and "model" not in item
+
+
+def _parse_route(item: Any, index: int, endpoints: dict[str, Endpoint]) -> Route:
+    name = item.get("name") if isinstance(item, dict) else None
+    where = f"route {name!r}" if isinstance(name, str) else f"routes[{index}]"
+    try:
+        route = Route.model_validate(item)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {_describe(dict(exc.errors()[0]))}") from None
+    total = sum(d.traffic_percentage for d in route.destinations)
+    if total != 100:
+        raise ConfigError(f"{where}: destinations: traffic_percentage sums to {total}, not 100")
+    listed = [("destinations", d.name) for d in route.destinations]
+    for field, target in listed + [("fallbacks", f) for f in route.fallbacks]:
+        endpoint = endpoints.get(target)
+        if endpoint is None:
+            raise ConfigError(f"{where}: {field}: no endpoint named {target!r}")
+        if endpoint.endpoint_type != route.task_type:
+            raise ConfigError(
+                f"{where}: {field}: endpoint {target!r} is {endpoint.endpoint_type}, "
+                f"not {route.task_type}"
+            )
+    if len({d.name for d in route.destinations}) != len(route.destinations):
+        raise ConfigError(f"{where}: destinations: an endpoint is listed twice")
+    return route
+
+
 def parse_config(data: Any) -> GatewayConfig:
     """Validate a parsed YAML document; raise ConfigError naming the endpoint and field."""
     if not isinstance(data, dict):
@@ -182,9 +242,12 @@ def parse_config(data: Any) -> GatewayConfig:
     unknown = set(data) - {"endpoints", "routes", "prompts", "evaluators"}
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown top-level field")
+    raw_routes = data.get("routes") or []
+    if not isinstance(raw_routes, list):
+        raise ConfigError("routes: must be a list")
     raw = data.get("endpoints")
     if raw is None:
-        raw = data.get("routes")
+        raw = [item for item in raw_routes if not _is_route(item)]  # the old spelling
     if not isinstance(raw, list) or not raw:
         raise ConfigError("endpoints: a non-empty list of endpoints is required")
     endpoints: list[Endpoint] = []
@@ -199,19 +262,28 @@ def parse_config(data: Any) -> GatewayConfig:
         if any(e.name == endpoint.name for e in endpoints):
             raise ConfigError(f"{where}: name: more than one endpoint has this name")
         endpoints.append(endpoint)
+    by_name = {e.name: e for e in endpoints}
+    routes: list[Route] = []
+    for index, item in enumerate(raw_routes):
+        if not _is_route(item):
+            continue
+        route = _parse_route(item, index, by_name)
+        if route.name in by_name or any(r.name == route.name for r in routes):
+            raise ConfigError(f"route {route.name!r}: name: an endpoint or route has this name")
+        routes.append(route)
     prompts: list[Prompt] = []
     for index, item in enumerate(data.get("prompts") or []):
         try:
             prompts.append(Prompt.model_validate(item))
         except ValidationError as exc:
             raise ConfigError(f"prompts[{index}]: {_describe(dict(exc.errors()[0]))}") from None
+    types = {e.name: e.endpoint_type for e in endpoints}
+    types.update({r.name: r.task_type for r in routes})
     try:
-        evaluators = parse_evaluators(
-            data.get("evaluators"), {e.name: e.endpoint_type for e in endpoints}
-        )
+        evaluators = parse_evaluators(data.get("evaluators"), types)
     except EvaluatorConfigError as exc:
         raise ConfigError(str(exc)) from None
-    return GatewayConfig(endpoints=endpoints, prompts=prompts, evaluators=evaluators)
+    return GatewayConfig(endpoints=endpoints, routes=routes, prompts=prompts, evaluators=evaluators)
 
 
 def load_config(path: Path | str) -> GatewayConfig:

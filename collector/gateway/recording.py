@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from llmscope.collector.gateway.choices import ChoiceSummary
 from llmscope.collector.gateway.extension import CallMeta
 from llmscope.collector.redaction import redact_row
 
@@ -45,6 +46,19 @@ class Call:
     ttft_ms: float | None = None
     status: str = "ok"
     error: str | None = None
+    route: str | None = None  # the route the caller named, when it named one
+    tools: list[str] | None = None  # names of the tools the request offered
+    choices: list[ChoiceSummary] = field(default_factory=list)
+
+    def take_choices(self, choices: list[ChoiceSummary]) -> None:
+        """The answer's choices; the first one's text is the record's ``response``."""
+        self.choices = choices
+        self.response = choices[0].text if choices else None
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]] | None:
+        """The first choice's tool calls (name, arguments as sent), None when there are none."""
+        return (self.choices[0].tool_calls or None) if self.choices else None
 
     def take_usage(self, usage: Any) -> None:
         if isinstance(usage, dict):

@@ -11,32 +11,60 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-from collections.abc import AsyncIterator
+import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
-from llmscope.collector.gateway.config import ConfigError, GatewayConfig, load_config
+from llmscope.collector.gateway.choices import answer_choices, offered_tools
+from llmscope.collector.gateway.config import (
+    ConfigError,
+    Endpoint,
+    GatewayConfig,
+    Route,
+    load_config,
+)
 from llmscope.collector.gateway.extension import BadRequest, CallMeta, apply_template, read_meta
 from llmscope.collector.gateway.http import HttpPool
 from llmscope.collector.gateway.limits import RateLimiter
 from llmscope.collector.gateway.providers import Provider, ProviderError, make_provider
 from llmscope.collector.gateway.recording import Call
-from llmscope.collector.gateway.shapes import error_body, first_text, for_mlflow
+from llmscope.collector.gateway.responses import (
+    NotTranslatable,
+    from_chat,
+    response_choices,
+    response_usage,
+    to_chat,
+)
+from llmscope.collector.gateway.shapes import RECORD_HEADER, error_body, for_mlflow
+from llmscope.collector.gateway.streaming import (
+    stream_chat,
+    stream_native_responses,
+    stream_responses,
+)
+from llmscope.collector.gateway.validation import InvalidRequest, check_mlflow_request
 from llmscope.collector.recorder import Recorder
 
 log = logging.getLogger("llmscope.gateway")
 
-RECORD_HEADER = "X-LLMScope-Record-Id"
 KINDS = {
     "llm/v1/chat": "chat",
     "llm/v1/completions": "completions",
     "llm/v1/embeddings": "embeddings",
 }
+
+
+FALLBACK_STATUSES = frozenset({408, 429})  # and every 5xx (504 is a provider timeout)
+
+
+def _worth_another(status: int) -> bool:
+    """Whether a route should try its next endpoint after this failure."""
+    return status in FALLBACK_STATUSES or status >= 500
 
 
 class GatewayError(Exception):
@@ -70,6 +98,8 @@ class Gateway:
         self.http: HttpPool | None = None
         self.state: State | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self.loaded_at = int(time.time())  # "created" of /v1/models: when the config loaded
+        self.rng = random.Random()  # draws a route's destination; tests seed it
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -126,16 +156,32 @@ class Gateway:
             log.error("gateway config change ignored, keeping the running config: %s", exc)
             return False
         self.config = config
+        self.loaded_at = int(time.time())
         self.state = self._build(config, self.state)
         names = ", ".join(e.name for e in config.endpoints)
         log.info("gateway config reloaded endpoints=[%s]", names)
         return True
 
     # --- one call -------------------------------------------------------------------------
+    def targets(self, name: str) -> tuple[Route | None, list[Endpoint]]:
+        """The endpoints a call to ``name`` tries, in order: an endpoint alone, or a route's
+        destination drawn by weight followed by its fallbacks."""
+        state = self.state
+        assert state is not None
+        route = state.config.route(name)
+        if route is None:
+            endpoint = state.config.endpoint(name)
+            return None, [endpoint] if endpoint is not None else []
+        weights = [d.traffic_percentage for d in route.destinations]
+        chosen = self.rng.choices(route.destinations, weights=weights)[0].name
+        order = [chosen] + [f for f in route.fallbacks if f != chosen]
+        endpoints = [state.config.endpoint(n) for n in order]
+        return route, [e for e in endpoints if e is not None]
+
     async def invoke(
         self, request: Request, name: str | None, kind: str | None, flavor: str
     ) -> Response:
-        """Serve one call (``flavor`` is ``mlflow`` or ``openai``) and record it."""
+        """Serve one call (``flavor``: ``mlflow``, ``openai`` or ``responses``) and record it."""
         state = self.state
         assert state is not None
         call = Call(endpoint=name or "", kind=kind or "chat", body={}, meta=CallMeta())
@@ -153,39 +199,54 @@ class Gateway:
             model = body.get("model")
             name = model if isinstance(model, str) else ""
             call.endpoint = name
-        endpoint = state.config.endpoint(name)
+        original = body
         try:
-            if endpoint is None:
-                raise GatewayError(404, f"no endpoint named {name!r} in the gateway config")
-            expected = KINDS[endpoint.endpoint_type]
+            route, endpoints = self.targets(name)
+            if not endpoints:
+                raise GatewayError(
+                    404, f"no endpoint named {name!r} in the gateway config (nor a route)"
+                )
+            call.route = route.name if route else None
+            endpoint_type = route.task_type if route else endpoints[0].endpoint_type
+            expected = KINDS[endpoint_type]
             call.kind = kind or expected
-            call.provider, call.model = endpoint.model.provider, endpoint.model.name
-            call.log_content = endpoint.log_content
-            provider = state.providers[endpoint.name]
-            call.offline = provider.offline
             if call.kind != expected:
                 raise GatewayError(
                     400,
-                    f"model: endpoint {name!r} is {endpoint.endpoint_type}, not llm/v1/{call.kind}",
+                    f"model: {'route' if route else 'endpoint'} {name!r} is {endpoint_type}, "
+                    f"not llm/v1/{call.kind}",
                 )
             call.meta = read_meta(body, request.headers)
+            if flavor == "responses":
+                try:
+                    call.body = body = to_chat(body)
+                except NotTranslatable as exc:
+                    raise BadRequest(str(exc)) from None
             apply_template(call.meta, body, call.kind, state.config)
-            limiter = state.limiters.get(endpoint.name)
-            wait = limiter.acquire() if limiter else 0
-            if wait:
-                raise GatewayError(
-                    429, f"rate limit of endpoint {name!r} exceeded", {"Retry-After": str(wait)}
-                )
-            if body.get("stream") and call.kind != "embeddings":
-                return await self._stream(call, provider, flavor)
-            answer = await getattr(provider, call.kind)(body)
-            call.take_usage(answer.get("usage"))
-            call.response = first_text(answer, call.kind)
-            shaped = for_mlflow(answer, call.kind) if flavor == "mlflow" else answer
-            response: Response = JSONResponse(shaped)
+            if flavor == "mlflow":
+                check_mlflow_request(body, call.kind)  # 422 before anyone is called, as MLflow
+            if call.kind == "chat":
+                call.tools = offered_tools(body)
+            for position, endpoint in enumerate(endpoints):
+                last = position == len(endpoints) - 1
+                try:
+                    return await self._attempt(call, endpoint, state, flavor, original)
+                except (ProviderError, GatewayError) as exc:
+                    if last or not _worth_another(exc.status):
+                        raise
+                    log.info(
+                        "gateway route=%s endpoint=%s failed status=%s, falling back",
+                        call.route,
+                        endpoint.name,
+                        exc.status,
+                    )
+            raise AssertionError("unreachable")  # the last attempt returned or raised
         except ProviderError as exc:
             call.fail(exc.message)
             response = self._provider_error(exc, flavor)
+        except InvalidRequest as exc:
+            call.fail(str(exc))
+            response = JSONResponse({"detail": exc.errors, "message": str(exc)}, 422)
         except (GatewayError, BadRequest) as exc:
             status = exc.status if isinstance(exc, GatewayError) else 400
             call.fail(str(exc))
@@ -197,50 +258,51 @@ class Gateway:
             response = self._error(flavor, 500, "internal gateway error")
         return self._finish(call, response)
 
-    async def _stream(self, call: Call, provider: Provider, flavor: str) -> Response:
-        opener = provider.chat_stream if call.kind == "chat" else provider.completions_stream
-        options = call.body.get("stream_options")
-        wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        chunks = await opener(call.body)  # ProviderError here: answered as a plain error
-
-        async def events() -> AsyncIterator[str]:
-            parts: list[str] = []
-            try:
-                async for chunk in chunks:
-                    if "error" in chunk and not chunk.get("choices"):
-                        call.fail(ProviderError(502, chunk).message)
-                        yield f"data: {json.dumps(chunk)}\n\n"
-                        return
-                    if chunk.get("usage"):
-                        call.take_usage(chunk["usage"])
-                    choices = chunk.get("choices") or []
-                    for choice in choices:
-                        if choice.get("index", 0) != 0:
-                            continue
-                        text = (choice.get("delta") or {}).get("content") or choice.get("text")
-                        if text:
-                            if call.ttft_ms is None:
-                                call.ttft_ms = call.elapsed_ms()
-                            parts.append(text)
-                    if not choices and not wants_usage:
-                        continue  # the usage chunk the gateway asked for, not the client
-                    yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
-                yield "data: [DONE]\n\n"
-            except ProviderError as exc:
-                call.fail(exc.message)
-                yield f"data: {json.dumps(error_body(flavor, exc.status, exc.message))}\n\n"
-            except (asyncio.CancelledError, GeneratorExit):
-                call.fail("client disconnected during the stream")
-                raise
-            finally:
-                call.response = "".join(parts)
-                self._record(call)
-
-        return StreamingResponse(
-            events(),
-            media_type="text/event-stream",
-            headers={RECORD_HEADER: call.id, "Cache-Control": "no-cache"},
-        )
+    async def _attempt(
+        self,
+        call: Call,
+        endpoint: Endpoint,
+        state: State,
+        flavor: str,
+        original: dict[str, Any],
+    ) -> Response:
+        """One endpoint's try at the call; raises ProviderError/GatewayError for a fallback."""
+        call.endpoint = endpoint.name
+        call.provider, call.model = endpoint.model.provider, endpoint.model.name
+        call.log_content = endpoint.log_content
+        provider = state.providers[endpoint.name]
+        call.offline = provider.offline
+        limiter = state.limiters.get(endpoint.name)
+        wait = limiter.acquire() if limiter else 0
+        if wait:
+            raise GatewayError(
+                429,
+                f"rate limit of endpoint {endpoint.name!r} exceeded",
+                {"Retry-After": str(wait)},
+            )
+        native = flavor == "responses" and provider.has_responses
+        if native:
+            request = {k: v for k, v in original.items() if k != "llmscope"}
+            if request.get("stream"):
+                return await stream_native_responses(self, call, provider, request)
+            answer = await provider.responses(request)
+            call.take_usage(response_usage(answer))
+            call.take_choices(response_choices(answer))
+            return self._finish(call, JSONResponse(answer))
+        if call.body.get("stream") and call.kind != "embeddings":
+            if flavor == "responses":
+                return await stream_responses(self, call, provider, original)
+            return await stream_chat(self, call, provider, flavor)
+        answer = await getattr(provider, call.kind)(call.body)
+        call.take_usage(answer.get("usage"))
+        call.take_choices(answer_choices(answer, call.kind))
+        if flavor == "responses":
+            shaped = from_chat(answer, original, answer.get("model") or call.model or "")
+        elif flavor == "mlflow":
+            shaped = for_mlflow(answer, call.kind)
+        else:
+            shaped = answer
+        return self._finish(call, JSONResponse(shaped))
 
     # --- answers and records --------------------------------------------------------------
     @staticmethod
@@ -256,8 +318,12 @@ class Gateway:
 
     @staticmethod
     def _provider_error(exc: ProviderError, flavor: str) -> Response:
-        body = exc.body if flavor == "openai" else {"detail": exc.body, "message": exc.message}
+        body = exc.body if flavor != "mlflow" else {"detail": exc.body, "message": exc.message}
         return JSONResponse(body, exc.status, headers=exc.headers)
+
+    def record(self, call: Call) -> None:
+        """Hand the call's record to the recorder (never fails the call)."""
+        self._record(call)
 
     def _record(self, call: Call) -> None:
         try:

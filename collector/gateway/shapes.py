@@ -10,6 +10,8 @@ import time
 import uuid
 from typing import Any
 
+RECORD_HEADER = "X-LLMScope-Record-Id"  # on every gateway answer: the id of its record
+
 # As OpenAI's API words them: (type, code) by status.
 _ERROR_TYPES = {
     400: ("invalid_request_error", None),
@@ -20,26 +22,10 @@ _ERROR_TYPES = {
 
 def error_body(flavor: str, status: int, message: str) -> dict[str, Any]:
     """An error as OpenAI clients (``{"error": {...}}``) or MLflow clients (``detail``) read it."""
-    if flavor == "openai":
+    if flavor != "mlflow":  # openai and responses
         kind, code = _ERROR_TYPES.get(status, ("api_error", None))
         return {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return {"detail": message, "message": message}
-
-
-def first_text(answer: dict[str, Any], kind: str) -> str | None:
-    """The answer's text (first choice), or None for embeddings and tool calls."""
-    if kind == "embeddings":
-        return None
-    choices = answer.get("choices") or []
-    if not choices or not isinstance(choices[0], dict):
-        return None
-    if kind == "chat":
-        content = (choices[0].get("message") or {}).get("content")
-        if isinstance(content, list):
-            return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return content if isinstance(content, str) else None
-    text = choices[0].get("text")
-    return text if isinstance(text, str) else None
 
 
 def _usage(answer: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -68,6 +54,17 @@ def for_mlflow(answer: dict[str, Any], kind: str) -> dict[str, Any]:
                 "role": message.get("role", "assistant"),
                 "content": message.get("content"),
             }
+            if message.get("tool_calls"):
+                # MLflow's ResponseMessage carries them: agents (ChatMlflow.bind_tools) need them
+                out["message"]["tool_calls"] = [
+                    {
+                        "id": c.get("id"),
+                        "type": c.get("type", "function"),
+                        "function": c.get("function"),
+                    }
+                    for c in message["tool_calls"]
+                    if isinstance(c, dict)
+                ]
         else:
             out["text"] = choice.get("text")
         out["finish_reason"] = choice.get("finish_reason")

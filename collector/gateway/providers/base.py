@@ -22,7 +22,8 @@ from multidict import CIMultiDictProxy
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# As MLflow's client retries too, only what a retry can fix: a 500 is answered, not repeated.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_RETRY_WAIT = 30.0  # a longer Retry-After is handed to the client instead of waited out
 
 
@@ -79,6 +80,7 @@ class Provider:
 
     name = "base"
     offline = False
+    has_responses = False  # speaks OpenAI's Responses API (else /v1/responses is translated)
 
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         self.endpoint = endpoint
@@ -107,6 +109,12 @@ class Provider:
 
     async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         raise self._unsupported("embeddings")
+
+    async def responses(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported("the Responses API")
+
+    async def responses_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        raise self._unsupported("the Responses API")
 
     # --- helpers --------------------------------------------------------------------------
     def _unsupported(self, what: str) -> ProviderError:
@@ -157,7 +165,7 @@ class Provider:
     async def send(
         self, url: str, payload: dict[str, Any], headers: dict[str, str], *, stream: bool = False
     ) -> Any:
-        """POST with retries on 429/5xx and connection failures, honouring ``Retry-After``.
+        """POST with retries on 429/502/503/504 and connection failures, honouring ``Retry-After``.
 
         Returns a :class:`Reply` (read whole), or with ``stream`` the open
         ``aiohttp.ClientResponse`` for :meth:`sse_data`; raises ProviderError.

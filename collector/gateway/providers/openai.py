@@ -31,6 +31,7 @@ class OpenAIProvider(Provider):
             self.headers = {"api-key": key}
         else:
             self.headers = {"Authorization": f"Bearer {key}"}
+        self.has_responses = self.api_type == "openai"  # Azure's Responses API differs
         self.usage_option = True  # ask streams for a final usage chunk while the server accepts it
         if self.config.get("openai_organization"):
             self.headers["OpenAI-Organization"] = str(self.config["openai_organization"])
@@ -95,3 +96,14 @@ class OpenAIProvider(Provider):
 
     async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self._json("embeddings", body)
+
+    async def responses(self, body: dict[str, Any]) -> dict[str, Any]:
+        payload = {**body, "model": self.model, "stream": False}
+        response = await self.send(self._url("responses"), payload, self.headers)
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def responses_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        payload = {**body, "model": self.model, "stream": True}
+        response = await self.send(self._url("responses"), payload, self.headers, stream=True)
+        return self._chunks(response)

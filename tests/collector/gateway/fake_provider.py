@@ -25,6 +25,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.collector.gateway.fake_tools import (
+    anthropic_shape_error,
+    anthropic_tool_answer,
+    anthropic_tool_use,
+    responses_answer,
+    tool_call_for,
+)
+
 OPENAI_KEY = "sk-test-OPENAIa1b2c3d4e5f6g7h8i9j0"
 ANTHROPIC_KEY = "sk-ant-test-ANTHROPICz9y8x7w6v5u4"
 
@@ -60,6 +68,7 @@ class FakeProvider:
                 Route("/v1/chat/completions", self.openai_chat, methods=["POST"]),
                 Route("/v1/completions", self.openai_completions, methods=["POST"]),
                 Route("/v1/embeddings", self.openai_embeddings, methods=["POST"]),
+                Route("/v1/responses", self.openai_responses, methods=["POST"]),
                 Route("/anthropic/v1/messages", self.anthropic_messages, methods=["POST"]),
             ]
         )
@@ -105,6 +114,9 @@ class FakeProvider:
         if failed:
             return failed
         text = f"Echo: {_last_user(body['messages'])}"
+        call = tool_call_for(body)
+        if call is not None:
+            return self._openai_tool_answer(body, call)
         prompt_tokens = sum(_words(str(m.get("content"))) for m in body["messages"])
         usage = {
             "prompt_tokens": prompt_tokens,
@@ -137,11 +149,16 @@ class FakeProvider:
                 "system_fingerprint": "fp_fake",
                 "choices": [
                     {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "index": i,
+                        "message": {
+                            "role": "assistant",
+                            "content": text if i == 0 else f"{text} (take {i + 1})",
+                            "refusal": None,
+                        },
                         "logprobs": None,
                         "finish_reason": "stop",
                     }
+                    for i in range(body.get("n") or 1)
                 ],
                 "usage": usage,
             }
@@ -209,6 +226,54 @@ class FakeProvider:
             }
         )
 
+    def _openai_tool_answer(self, body: dict[str, Any], call: dict[str, Any]) -> Response:
+        usage = {"prompt_tokens": 20, "completion_tokens": 9, "total_tokens": 29}
+        base = {"id": "chatcmpl-tool1", "created": 1700000000, "model": body["model"]}
+        if body.get("stream"):
+            arguments = call["function"]["arguments"]
+            pieces = [arguments[:5], arguments[5:12], arguments[12:]]
+
+            def chunks() -> Iterator[dict[str, Any]]:
+                head = {**call, "index": 0, "function": {"name": call["function"]["name"]}}
+                head["function"]["arguments"] = ""
+                first = {"role": "assistant", "content": None, "tool_calls": [head]}
+                yield {
+                    **base,
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": first, "finish_reason": None}],
+                }
+                for piece in pieces:
+                    delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+                    yield {
+                        **base,
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                    }
+                yield {
+                    **base,
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
+                }
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    yield {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+
+            return self._openai_sse(chunks())
+        message = {"role": "assistant", "content": None, "tool_calls": [call], "refusal": None}
+        return JSONResponse(
+            {
+                **base,
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+                "usage": usage,
+            }
+        )
+
+    async def openai_responses(self, request: Request) -> Response:
+        body, failed = await self._take(request, self._openai_key_ok(request))
+        if failed:
+            return failed
+        return responses_answer(body)
+
     @staticmethod
     def _openai_sse(chunks: Iterator[dict[str, Any]]) -> StreamingResponse:
         async def events() -> AsyncIterator[str]:
@@ -228,7 +293,14 @@ class FakeProvider:
         body, failed = await self._take(request, ok)
         if failed:
             return failed
+        invalid = anthropic_shape_error(body)
+        if invalid:
+            error = {"type": "invalid_request_error", "message": invalid}
+            return JSONResponse({"type": "error", "error": error}, 400)
         text = f"Echo: {_last_user(body['messages'])}"
+        tool = anthropic_tool_use(body)
+        if tool is not None:
+            return anthropic_tool_answer(body, tool)
         input_tokens = sum(_words(str(m["content"])) for m in body["messages"]) + _words(
             body.get("system", "")
         )
