@@ -28,6 +28,22 @@ def error_body(flavor: str, status: int, message: str) -> dict[str, Any]:
     return {"detail": message, "message": message}
 
 
+def first_text(answer: dict[str, Any], kind: str) -> str | None:
+    """The answer's text (first choice), or None for embeddings and tool calls."""
+    if kind == "embeddings":
+        return None
+    choices = answer.get("choices") or []
+    if not choices or not isinstance(choices[0], dict):
+        return None
+    if kind == "chat":
+        content = (choices[0].get("message") or {}).get("content")
+        if isinstance(content, list):
+            return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return content if isinstance(content, str) else None
+    text = choices[0].get("text")
+    return text if isinstance(text, str) else None
+
+
 def _usage(answer: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     usage = answer.get("usage") or {}
     return {key: usage.get(key) for key in keys}
