@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_database_url(clusters)
     clusters.set_defaults(handler=export_clusters_command)
 
+    from llmscope.analysis import embed_cli
+
+    embed_cli.register(subparsers)
+
 
 def analyze_command(args: argparse.Namespace) -> int:
     from llmscope.analysis.windows import default_windows, parse_interval

