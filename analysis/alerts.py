@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session
 from llmscope.analysis.matching import match_clusters
 from llmscope.config import Settings
 from llmscope.db.models import Alert, AnalysisRun, RunCluster
+from llmscope.webhooks import deliver
 
 __all__ = ["AlertCandidate", "alert_candidates", "deliver", "dashboard_link", "raise_alerts"]
 
@@ -129,28 +129,6 @@ def dashboard_link(dashboard_url: str, run_id: str, cluster_id: int | None) -> s
     if cluster_id is None:
         return f"{base}/?run={run_id}"
     return f"{base}/clusters/{cluster_id}?run={run_id}"
-
-
-def deliver(
-    client: httpx.Client, url: str, payload: dict[str, Any], attempts: int, backoff_s: float
-) -> dict[str, Any]:
-    """POST ``payload`` as JSON, retrying transport errors, 429 and 5xx with backoff."""
-    error = ""
-    for attempt in range(1, attempts + 1):
-        if attempt > 1:
-            time.sleep(backoff_s * 2 ** (attempt - 2))
-        try:
-            response = client.post(url, json=payload)
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            continue
-        if response.is_success:
-            return {"status": "sent", "attempts": attempt, "http_status": response.status_code}
-        error = f"HTTP {response.status_code}: {response.text[:200]}"
-        if response.status_code != 429 and response.status_code < 500:
-            # The receiver refused this payload; sending it again will not help.
-            return {"status": "failed", "attempts": attempt, "error": error}
-    return {"status": "failed", "attempts": attempts, "error": error}
 
 
 def _in_cooldown(session: Session, key: str, kind: str, since: datetime) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,11 +10,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from llmscope import __version__
+from llmscope.collector.accounting import Accounting
 from llmscope.collector.api.admission import Admission
 from llmscope.collector.api.auth import ApiKeyAuth
 from llmscope.collector.api.errors import install_error_handlers
 from llmscope.collector.api.limits import BodySizeLimit
-from llmscope.collector.api.routes import alerts, analysis, health, records
+from llmscope.collector.api.routes import alerts, analysis, health, metrics, records
+from llmscope.collector.api.routes.metrics import StoreCollector, sample_forever
+from llmscope.collector.budgets import BudgetTracker
 from llmscope.collector.gateway import Gateway
 from llmscope.collector.gateway import mlflow_router as gateway_mlflow_router
 from llmscope.collector.gateway import openai_router as gateway_openai_router
@@ -21,6 +25,7 @@ from llmscope.collector.otlp import receiver as otlp_receiver
 from llmscope.collector.recorder import Recorder
 from llmscope.config import Settings, get_settings
 from llmscope.db import make_engine, make_sessionmaker
+from llmscope.metrics import Metrics
 
 log = logging.getLogger("llmscope.collector")
 
@@ -31,9 +36,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
     # Records written off the request path (gateway; anyone else may submit too).
     recorder = Recorder(make_sessionmaker(engine), spool_dir=settings.data_dir / "spool")
+    prom = Metrics(enabled=settings.metrics, max_label_values=settings.metrics_max_label_values)
+    budgets = BudgetTracker(
+        make_sessionmaker(engine), settings, on_refused=lambda: prom.refused("budget")
+    )
+    accounting = Accounting(prom, budgets)
     # An invalid gateway config raises ConfigError here, before anything is served.
     gateway = (
-        Gateway(settings.gateway_config, recorder, redact=settings.redact_pii)
+        Gateway(
+            settings.gateway_config, recorder, redact=settings.redact_pii, accounting=accounting
+        )
         if settings.gateway_config
         else None
     )
@@ -44,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "collector started version=%s store=%s", __version__, engine.url.get_backend_name()
         )
         recorder.start()
+        budgets.start()
+        sampler = asyncio.create_task(sample_forever(prom, recorder), name="llmscope-metrics")
         if gateway is not None:
             await gateway.start()
         try:
@@ -51,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if gateway is not None:
                 await gateway.stop()
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
+            budgets.stop()
             recorder.stop()  # drains the queue to the store (or the spool)
             engine.dispose()
 
@@ -65,6 +82,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.recorder = recorder
     app.state.gateway = gateway
+    app.state.metrics = prom
+    app.state.accounting = accounting
+    app.state.store_collector = StoreCollector(
+        app.state.sessionmaker,
+        settings.data_dir / "spool",
+        settings.metrics_max_label_values,
+        budgets.spends,
+    )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # An unauthenticated call is refused before its body is read.
@@ -75,12 +100,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_requests=settings.max_inflight_requests,
         max_body_bytes=settings.max_inflight_body_bytes,
         largest_body=settings.max_body_bytes,
+        metrics=prom,
     )
     app.include_router(health.router)
     app.include_router(records.router)
     app.include_router(alerts.router)
     app.include_router(analysis.router)
     app.include_router(otlp_receiver.router)
+    app.include_router(metrics.router)
     if gateway is not None:
         app.include_router(gateway_mlflow_router)
         app.include_router(gateway_openai_router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 from pathlib import Path
 
 from llmscope.cli import (
@@ -48,13 +49,50 @@ def serve_command(args: argparse.Namespace) -> int:
             raise UsageError(f"--config: {exc}") from None
     prepare_store(settings)
     refuse_open_bind(args.host, args.insecure, settings.database_url)
-    uvicorn.run(
-        "llmscope.collector.app:create_app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-        access_log=False,
-    )
+    several = args.workers > 1 and settings.metrics
+    shared = shared_metrics_dir(settings.data_dir) if several else None
+    try:
+        uvicorn.run(
+            "llmscope.collector.app:create_app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
     return 0
+
+
+def shared_metrics_dir(data_dir: Path) -> Path | None:
+    """A fresh directory for prometheus-client's multiprocess mode, exported to the workers.
+
+    ``GET /metrics`` then answers the sum over all worker processes, whichever one serves it.
+    Directories left by ``serve`` processes that are gone are removed. Returns the directory to
+    remove at the end, or None when ``PROMETHEUS_MULTIPROC_DIR`` was already set by the user.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    root = data_dir / "metrics"
+    for old in root.glob("serve-*") if root.is_dir() else []:
+        pid = old.name.removeprefix("serve-")
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    directory = root / f"serve-{os.getpid()}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

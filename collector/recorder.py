@@ -222,6 +222,10 @@ class Recorder:
             self._journal.close()
         self._thread = None
 
+    def queue_depth(self) -> int:
+        """Rows waiting in the queue now."""
+        return self._queue.qsize()
+
     def idle(self) -> bool:
         """True when nothing is queued or being written (spooled rows may still wait)."""
         return self._queue.unfinished_tasks == 0 and self._in_flight == 0

@@ -81,6 +81,25 @@ class Settings(BaseSettings):
         "that, POST /v1/traces answers 429 with Retry-After.",
     )
 
+    # --- operations: metrics, budgets ---------------------------------------------------------
+    metrics: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics at GET /metrics (collector and worker) and keep "
+        "them up to date; false turns both off.",
+    )
+    metrics_max_label_values: int = Field(
+        default=100,
+        ge=1,
+        description="Most distinct values a metric label (endpoint, model, template, ...) takes "
+        "per process; later values are reported as 'other', so label cardinality stays bounded.",
+    )
+    budget_refresh_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often each collector process re-reads the gateway budgets' spend from "
+        "the store (and raises budget alerts that are due), in seconds.",
+    )
+
     # --- Python SDK (in the instrumented app) ------------------------------------------------
     collector_url: str = Field(
         default="http://127.0.0.1:5000",

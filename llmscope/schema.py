@@ -102,6 +102,7 @@ class RecordOut(BaseModel):
     trace_id: str | None
     span_id: str | None
     internal: bool
+    cost_usd: float | None = Field(default=None, description="US dollars; null when unpriced.")
     feedback: list[FeedbackOut] = Field(
         default_factory=list, description="The record's feedback history, oldest first."
     )
@@ -141,6 +142,7 @@ def record_row(record: RecordIn, *, source: str = "api", internal: bool = False)
         "output_tokens": record.output_tokens,
         "latency_ms": record.latency_ms,
         "ttft_ms": record.ttft_ms,
+        "cost_usd": record.cost_usd,
         "status": record.status,
         "error": record.error,
         "user_id": record.user_id,

@@ -13,7 +13,9 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-EXEMPT_PATHS = {"/health"}
+from llmscope.metrics import Metrics
+
+EXEMPT_PATHS = {"/health", "/metrics"}  # answered even under a flood
 
 
 class Admission:
@@ -27,6 +29,7 @@ class Admission:
         max_body_bytes: int,
         largest_body: int,
         retry_after: int = 1,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self.max_requests = max_requests
@@ -36,6 +39,7 @@ class Admission:
         self.requests = 0
         self.body_bytes = 0
         self.refused = 0
+        self.metrics = metrics if metrics is not None and metrics.enabled else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
@@ -46,15 +50,24 @@ class Admission:
         over_bytes = self.requests > 0 and self.body_bytes + size > self.max_body_bytes
         if self.requests >= self.max_requests or over_bytes:
             self.refused += 1
+            if self.metrics is not None:
+                self.metrics.refused("admission")
             await self._refuse(send)
             return
         self.requests += 1
         self.body_bytes += size
+        self._gauges()
         try:
             await self.app(scope, receive, send)
         finally:
             self.requests -= 1
             self.body_bytes -= size
+            self._gauges()
+
+    def _gauges(self) -> None:
+        if self.metrics is not None:
+            self.metrics.inflight_requests.set(self.requests)
+            self.metrics.inflight_body_bytes.set(self.body_bytes)
 
     def _declared_size(self, scope: Scope) -> int:
         if scope["method"] in {"GET", "HEAD", "OPTIONS"}:

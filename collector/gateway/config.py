@@ -10,8 +10,10 @@ a timeout. The old spelling, where ``routes:`` lists endpoints, is still read: a
 ``route_type`` or ``model`` is an endpoint. Secrets in ``model.config`` are ``$ENV_VAR`` references
 (or literal values), resolved when the file is loaded. llmscope adds per-endpoint options
 (``log_content``, ``timeout_seconds``, ``max_retries``) and a top-level ``prompts:`` list of
-named, versioned templates with ``{{variable}}`` placeholders, and ``evaluators:`` (parsed by
-``llmscope.collector.evaluations.config``; hot-reloaded with the rest of the file).
+named, versioned templates with ``{{variable}}`` placeholders, ``evaluators:`` (parsed by
+``llmscope.collector.evaluations.config``; hot-reloaded with the rest of the file), and the
+``pricing:`` and ``budgets:`` lists (entries defined in ``collector/pricing.py`` and
+``collector/budgets.py``).
 
 :func:`load_config` raises :class:`ConfigError` with one line naming the endpoint and field;
 nothing in the message ever contains a secret's value.
@@ -22,12 +24,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from llmscope.collector.budgets import Budget
 from llmscope.collector.evaluations.config import EvaluatorConfigError, parse_evaluators
+from llmscope.collector.pricing import Price
 
 EndpointType = Literal["llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings"]
 RENEWAL_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -51,6 +55,7 @@ PROVIDER_KEYS: dict[str, dict[str, bool]] = {
 }
 REQUIRED_KEYS = {"openai": ("openai_api_key",), "anthropic": ("anthropic_api_key",)}
 UNSUPPORTED = {("anthropic", "llm/v1/embeddings")}
+_M = TypeVar("_M", bound=BaseModel)
 _ENV_REF = re.compile(r"^\$(?:\{(\w+)\}|(\w+))$")
 
 
@@ -142,6 +147,8 @@ class GatewayConfig(BaseModel):
     routes: list[Route] = Field(default_factory=list)
     prompts: list[Prompt] = Field(default_factory=list)
     evaluators: list[Any] = Field(default_factory=list)  # evaluations.config.Evaluator
+    pricing: list[Price] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=list)
 
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
@@ -239,7 +246,7 @@ def parse_config(data: Any) -> GatewayConfig:
     """Validate a parsed YAML document; raise ConfigError naming the endpoint and field."""
     if not isinstance(data, dict):
         raise ConfigError("the gateway config must be a mapping with an 'endpoints:' list")
-    unknown = set(data) - {"endpoints", "routes", "prompts", "evaluators"}
+    unknown = set(data) - {"endpoints", "routes", "prompts", "evaluators", "pricing", "budgets"}
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown top-level field")
     raw_routes = data.get("routes") or []
@@ -283,7 +290,33 @@ def parse_config(data: Any) -> GatewayConfig:
         evaluators = parse_evaluators(data.get("evaluators"), types)
     except EvaluatorConfigError as exc:
         raise ConfigError(str(exc)) from None
-    return GatewayConfig(endpoints=endpoints, routes=routes, prompts=prompts, evaluators=evaluators)
+    pricing = _entries(data, "pricing", Price)
+    budgets = _entries(data, "budgets", Budget)
+    names = [b.name for b in budgets]
+    if len(set(names)) != len(names):
+        raise ConfigError("budgets: two budgets have the same name")
+    return GatewayConfig(
+        endpoints=endpoints,
+        routes=routes,
+        prompts=prompts,
+        evaluators=evaluators,
+        pricing=pricing,
+        budgets=budgets,
+    )
+
+
+def _entries(data: dict[str, Any], section: str, model: type[_M]) -> list[_M]:
+    """The ``section:`` list validated as ``model`` entries (ConfigError names the entry)."""
+    items = data.get(section) or []
+    if not isinstance(items, list):
+        raise ConfigError(f"{section}: must be a list")
+    found = []
+    for index, item in enumerate(items):
+        try:
+            found.append(model.model_validate(item))
+        except ValidationError as exc:
+            raise ConfigError(f"{section}[{index}]: {_describe(dict(exc.errors()[0]))}") from None
+    return found
 
 
 def load_config(path: Path | str) -> GatewayConfig:

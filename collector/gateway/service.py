@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from llmscope.collector.accounting import Accounting
 from llmscope.collector.gateway.choices import answer_choices, offered_tools
 from llmscope.collector.gateway.config import (
     ConfigError,
@@ -87,13 +88,21 @@ class Gateway:
     """The live gateway for the YAML at ``path``; records go to ``recorder``."""
 
     def __init__(
-        self, path: Path, recorder: Recorder, *, redact: bool = False, reload_interval: float = 1.0
+        self,
+        path: Path,
+        recorder: Recorder,
+        *,
+        redact: bool = False,
+        reload_interval: float = 1.0,
+        accounting: Accounting | None = None,
     ) -> None:
         self.path = Path(path)
         self.recorder = recorder
         self.redact = redact
         self.reload_interval = reload_interval
+        self.accounting = accounting  # cost, budgets and metrics of the calls
         self.config = load_config(self.path)  # ConfigError here stops the collector's start
+        self._configure_accounting(self.config)
         self._fingerprint = self._read_fingerprint()
         self.http: HttpPool | None = None
         self.state: State | None = None
@@ -129,6 +138,10 @@ class Gateway:
             limiters[endpoint.name] = kept if same and kept else RateLimiter(calls, period)
         return State(config, providers, limiters)
 
+    def _configure_accounting(self, config: GatewayConfig) -> None:
+        if self.accounting is not None:
+            self.accounting.configure(config.pricing, config.budgets)
+
     # --- hot reload -----------------------------------------------------------------------
     def _read_fingerprint(self) -> str | None:
         try:
@@ -158,6 +171,7 @@ class Gateway:
         self.config = config
         self.loaded_at = int(time.time())
         self.state = self._build(config, self.state)
+        self._configure_accounting(config)
         names = ", ".join(e.name for e in config.endpoints)
         log.info("gateway config reloaded endpoints=[%s]", names)
         return True
@@ -272,9 +286,12 @@ class Gateway:
         call.log_content = endpoint.log_content
         provider = state.providers[endpoint.name]
         call.offline = provider.offline
+        self._check_budget(call)
         limiter = state.limiters.get(endpoint.name)
         wait = limiter.acquire() if limiter else 0
         if wait:
+            if self.accounting is not None:
+                self.accounting.metrics.refused("rate_limit")
             raise GatewayError(
                 429,
                 f"rate limit of endpoint {endpoint.name!r} exceeded",
@@ -325,9 +342,27 @@ class Gateway:
         """Hand the call's record to the recorder (never fails the call)."""
         self._record(call)
 
+    def _check_budget(self, call: Call) -> None:
+        """429 when a ``reject`` budget covering the call is spent (MLflow's REJECT)."""
+        if self.accounting is None or not self.accounting.budgets.budgets:
+            return
+        spent = self.accounting.budgets.exhausted(call.endpoint, call.meta.user_id, call.meta.tags)
+        if spent is not None:
+            budget, retry_after = spent
+            raise GatewayError(
+                429,
+                f"budget {budget.name!r} (${budget.limit_usd:g} per {budget.period}) is spent",
+                {"Retry-After": str(retry_after)},
+            )
+
     def _record(self, call: Call) -> None:
         try:
-            self.recorder.submit(call.row(redact=self.redact))
+            row = call.row(redact=self.redact)
+            if self.accounting is not None:
+                self.accounting.price([row])
+            self.recorder.submit(row)
+            if self.accounting is not None:
+                self.accounting.counted([row])  # answered: the call counts now
         except Exception:  # recording trouble never fails the user's call
             log.exception("could not record gateway call id=%s", call.id)
         log.debug(

@@ -130,9 +130,9 @@ def _already_stored(session: Session, record_id: str, item: TraceFeedback) -> bo
     return any(list(row.tags or []) == item.tags and row.comment == item.comment for row in rows)
 
 
-def store_feedback(session: Session, items: list[TraceFeedback]) -> int:
-    """Add ``items`` whose record exists (same export or stored before); returns how many."""
-    stored = 0
+def store_feedback(session: Session, items: list[TraceFeedback]) -> list[Feedback]:
+    """Add ``items`` whose record exists (same export or stored before); returns those added."""
+    stored: list[Feedback] = []
     for item in items:
         record_id = (
             item.record_id
@@ -141,17 +141,16 @@ def store_feedback(session: Session, items: list[TraceFeedback]) -> int:
         )
         if record_id is None or _already_stored(session, record_id, item):
             continue
-        session.add(
-            Feedback(
-                record_id=record_id,
-                created_at=item.created_at,
-                thumb=item.thumb,
-                score=item.score,
-                tags=item.tags,
-                comment=item.comment,
-                source=item.source,
-            )
+        event = Feedback(
+            record_id=record_id,
+            created_at=item.created_at,
+            thumb=item.thumb,
+            score=item.score,
+            tags=item.tags,
+            comment=item.comment,
+            source=item.source,
         )
+        session.add(event)
         session.flush()
-        stored += 1
+        stored.append(event)
     return stored

@@ -26,6 +26,7 @@ from llmscope.collector.otlp.feedback import store_feedback
 from llmscope.collector.store import insert_records
 from llmscope.config import Settings
 from llmscope.db import session_scope
+from llmscope.db.models import Record
 
 log = logging.getLogger("llmscope.collector.otlp")
 router = APIRouter(tags=["otlp"])
@@ -79,10 +80,19 @@ def _decode(
     return map_export(message, redact=settings.redact_pii)
 
 
-def _write(factory: sessionmaker[Session], batch: ExportBatch) -> int:
+def _write(
+    factory: sessionmaker[Session], batch: ExportBatch
+) -> list[tuple[str | None, str | None]]:
+    """Store the batch in one transaction; returns the stored feedback's (endpoint, thumb)."""
     with session_scope(factory) as session:
         insert_records(session, batch.rows)
-        return store_feedback(session, batch.feedback)
+        events = store_feedback(session, batch.feedback)
+        return [(_endpoint_of(session, e.record_id), e.thumb) for e in events]
+
+
+def _endpoint_of(session: Session, record_id: str) -> str | None:
+    record = session.get(Record, record_id)  # in the session already: no query
+    return None if record is None else record.endpoint
 
 
 def _error(encoding: wire.Encoding, status: int, message: str, retry: bool = False) -> Response:
@@ -111,21 +121,27 @@ async def export_traces(request: Request) -> Response:
         return _error(encoding, 413, str(exc.detail))
     except wire.WireError as exc:
         return _error(encoding, exc.status, exc.message)
+    accounting = request.app.state.accounting
+    accounting.price(batch.rows)
     try:
         async with write_gate(request).slot():
             feedback = await run_in_threadpool(_write, request.app.state.sessionmaker, batch)
     except WriterSaturated:
+        accounting.metrics.refused("otlp_concurrency")
         return _error(encoding, 429, "the writer is saturated; retry later", retry=True)
     except OperationalError:
         log.warning("otlp export not stored: the store is unavailable", exc_info=True)
         return _error(encoding, 503, "the store is unavailable; retry later", retry=True)
+    accounting.counted(batch.rows)
+    for endpoint, thumb in feedback:
+        accounting.metrics.feedback(endpoint, thumb)
     log.info(
         "otlp export spans=%d records=%d skipped=%d rejected=%d feedback=%d",
         batch.spans,
         len(batch.rows),
         batch.skipped,
         batch.rejected,
-        feedback,
+        len(feedback),
     )
     return Response(
         content=wire.export_response(encoding, batch.rejected, batch.error_message()),

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -101,6 +102,8 @@ class Record(Base):
     span_id: Mapped[str | None] = mapped_column(String(16))
     # Calls llmscope makes itself (cluster summaries): recorded, never analysed.
     internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    # US dollars, priced when written (collector/pricing.py); None when the model has no price.
+    cost_usd: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         Index("ix_records_timestamp", "timestamp"),
@@ -258,7 +261,7 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    kind: Mapped[str] = mapped_column(String(32))  # drift|hotspot|new_cluster|global_drift
+    kind: Mapped[str] = mapped_column(String(32))  # drift|hotspot|new_cluster|global_drift|budget
     cluster_id: Mapped[int | None] = mapped_column(Integer)
     stable_key: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
@@ -269,6 +272,14 @@ class Alert(Base):
     __table_args__ = (
         Index("ix_alerts_created", "created_at"),
         Index("ix_alerts_key_kind", "stable_key", "kind", "created_at"),
+        # A budget alert is raised once per budget, period and threshold (collector/budgets.py).
+        Index(
+            "ux_alerts_budget_key",
+            "stable_key",
+            unique=True,
+            sqlite_where=text("kind = 'budget'"),
+            postgresql_where=text("kind = 'budget'"),
+        ),
     )
 
 

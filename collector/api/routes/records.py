@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Discriminator, Field, Tag
 from sqlalchemy import and_, or_, select
@@ -56,7 +56,9 @@ class FeedbackCreated(BaseModel):
 
 
 @router.post("", status_code=201, response_model=IngestResult)
-def ingest_records(body: IngestBody, session: SessionDep, settings: SettingsDep) -> IngestResult:
+def ingest_records(
+    body: IngestBody, session: SessionDep, settings: SettingsDep, request: Request
+) -> IngestResult:
     """Store one record, or a batch of records all together; 201 means committed."""
     records = body.records if isinstance(body, RecordBatch) else [body]
     if len(records) > settings.max_batch_records:
@@ -67,8 +69,11 @@ def ingest_records(body: IngestBody, session: SessionDep, settings: SettingsDep)
     rows = [record_row(record) for record in records]
     if settings.redact_pii:
         rows = [redact_row(row) for row in rows]
+    accounting = request.app.state.accounting
+    accounting.price(rows)
     insert_records(session, rows)
     session.commit()
+    accounting.counted(rows)
     return IngestResult(ids=[row["id"] for row in rows])
 
 
@@ -134,12 +139,16 @@ def list_records(
 
 
 @router.post("/{record_id}/feedback", status_code=201, response_model=FeedbackCreated)
-def post_feedback(record_id: str, body: FeedbackIn, session: SessionDep) -> FeedbackCreated:
+def post_feedback(
+    record_id: str, body: FeedbackIn, session: SessionDep, request: Request
+) -> FeedbackCreated:
     """Attach feedback to a record (by record id or by the span id of a traced call)."""
     event = add_feedback(session, record_id, body)
     if event is None:
         raise HTTPException(404, f"no record with id {record_id!r}")
+    endpoint = session.scalar(select(Record.endpoint).where(Record.id == event.record_id))
     session.commit()
+    request.app.state.metrics.feedback(endpoint, event.thumb)
     return FeedbackCreated(id=event.id, record_id=event.record_id)
 
 
@@ -218,6 +227,7 @@ def record_out(record: Record, events: list[Feedback]) -> RecordOut:
         trace_id=record.trace_id,
         span_id=record.span_id,
         internal=record.internal,
+        cost_usd=record.cost_usd,
         feedback=history,
         latest_feedback=history[-1] if history else None,
     )

@@ -81,6 +81,11 @@ class RecordIn(BaseModel):
     output_tokens: NonNegativeInt | None = None
     latency_ms: NonNegativeFloat | None = None
     ttft_ms: NonNegativeFloat | None = None
+    cost_usd: NonNegativeFloat | None = Field(
+        default=None,
+        description="What the call cost, US dollars; default: priced by the collector from the "
+        "model's entry in the gateway's pricing: table (null when the model has none).",
+    )
     status: Literal["ok", "error"] = "ok"
     error: StrictStr | None = None
     user_id: ShortStr | None = None

@@ -1,0 +1,221 @@
+"""``GET /metrics``: Prometheus' text format, summed over the collector's worker processes.
+
+Counters and histograms come from :class:`llmscope.metrics.Metrics` (each process updates its
+own; in multiprocess mode the scrape adds them up). What the store and the disk know is read at
+scrape time by the collectors below, cached for ``CACHE_SECONDS`` so a tight scrape interval
+costs the store little:
+
+- ``llmscope_cluster_share{cluster,window}``, ``llmscope_cluster_down_rate{cluster}``,
+  ``llmscope_cluster_flagged{cluster,signal}`` (signal: drift, hotspot): the latest analysis run,
+  one series per cluster's stable key (the identity that survives re-clustering; at most
+  ``max_label_values`` clusters, the largest, the rest summed into ``other``);
+- ``llmscope_recorder_spool_bytes``: bytes in the spool directory waiting for the store;
+- ``llmscope_budget_spent_usd{budget}`` / ``llmscope_budget_limit_usd{budget}``: each budget's
+  spend in its current period (when the gateway config has ``budgets:``).
+
+Like every read, the route needs the ``read`` scope once API keys exist, so Prometheus scrapes
+with ``authorization: {credentials: KEY}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from llmscope.db.models import AnalysisRun, RunCluster
+from llmscope.metrics import OTHER, Metrics
+
+router = APIRouter(tags=["metrics"])
+CACHE_SECONDS = 10.0
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Cached:
+    """A value recomputed at most every ``CACHE_SECONDS``."""
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self.compute = compute
+        self._value: Any = None
+        self._at = -1e18
+
+    def get(self) -> Any:
+        now = time.monotonic()
+        if now - self._at >= CACHE_SECONDS:
+            self._value = self.compute()
+            self._at = now
+        return self._value
+
+
+def latest_clusters(session: Session, cap: int) -> list[dict[str, Any]]:
+    """The latest run's clusters as ``{key, size, baseline, current, down_rate, drift, hotspot}``;
+    beyond ``cap`` clusters the smallest are folded into one ``other`` entry."""
+    run = session.scalars(
+        select(AnalysisRun).order_by(AnalysisRun.created_at.desc(), AnalysisRun.id.desc()).limit(1)
+    ).first()
+    if run is None:
+        return []
+    keys = dict(
+        session.execute(
+            select(RunCluster.cluster_id, RunCluster.stable_key).where(RunCluster.run_id == run.id)
+        ).all()
+    )
+    found: list[dict[str, Any]] = []
+    for cluster in (run.report or {}).get("clusters") or []:
+        cid = int(cluster.get("id", -1))
+        if cid < 0:
+            continue
+        found.append(
+            {
+                "key": keys.get(cid) or f"{run.id[:8]}:{cid}",
+                "size": int(cluster.get("size") or 0),
+                "baseline": float(cluster.get("baseline_share") or 0.0),
+                "current": float(cluster.get("current_share") or 0.0),
+                "down_rate": (cluster.get("feedback") or {}).get("down_rate"),
+                "drift": bool((cluster.get("drift") or {}).get("flagged")),
+                "hotspot": bool((cluster.get("hotspot") or {}).get("flagged")),
+            }
+        )
+    found.sort(key=lambda c: (-c["size"], c["key"]))
+    if len(found) <= cap:
+        return found
+    kept, rest = found[: cap - 1], found[cap - 1 :]
+    kept.append(
+        {
+            "key": OTHER,
+            "size": sum(c["size"] for c in rest),
+            "baseline": sum(c["baseline"] for c in rest),
+            "current": sum(c["current"] for c in rest),
+            "down_rate": None,
+            "drift": any(c["drift"] for c in rest),
+            "hotspot": any(c["hotspot"] for c in rest),
+        }
+    )
+    return kept
+
+
+def spool_bytes(spool_dir: Path) -> int:
+    """Bytes of records waiting on disk for the store (spool files and their replays)."""
+    if not spool_dir.is_dir():
+        return 0
+    total = 0
+    for path in spool_dir.glob("records-*.jsonl*"):
+        try:
+            total += path.stat().st_size
+        except FileNotFoundError:  # replayed and removed meanwhile
+            continue
+    return total
+
+
+class StoreCollector:
+    """Scrape-time gauges from the store and the spool directory (see the module docstring)."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        spool_dir: Path,
+        cap: int,
+        budgets: Callable[[], list[tuple[str, float, float]]] | None = None,
+    ) -> None:
+        self._clusters = _Cached(lambda: self._read_clusters(factory, cap))
+        self._spool_dir = spool_dir
+        self._budgets = budgets
+
+    @staticmethod
+    def _read_clusters(factory: sessionmaker[Session], cap: int) -> list[dict[str, Any]]:
+        with factory() as session:
+            return latest_clusters(session, cap)
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        share = GaugeMetricFamily(
+            "llmscope_cluster_share",
+            "Share of each window's traffic in the cluster (latest analysis run).",
+            labels=("cluster", "window"),
+        )
+        down = GaugeMetricFamily(
+            "llmscope_cluster_down_rate",
+            "Thumbs-down rate of the cluster's rated calls in the current window (latest run).",
+            labels=("cluster",),
+        )
+        flagged = GaugeMetricFamily(
+            "llmscope_cluster_flagged",
+            "1 when the latest run flagged the cluster for the signal (drift, hotspot).",
+            labels=("cluster", "signal"),
+        )
+        for cluster in self._clusters.get():
+            key = cluster["key"]
+            share.add_metric((key, "baseline"), cluster["baseline"])
+            share.add_metric((key, "current"), cluster["current"])
+            if cluster["down_rate"] is not None:
+                down.add_metric((key,), float(cluster["down_rate"]))
+            flagged.add_metric((key, "drift"), 1.0 if cluster["drift"] else 0.0)
+            flagged.add_metric((key, "hotspot"), 1.0 if cluster["hotspot"] else 0.0)
+        yield from (share, down, flagged)
+        yield GaugeMetricFamily(
+            "llmscope_recorder_spool_bytes",
+            "Bytes of records in the spool directory waiting for the store.",
+            value=spool_bytes(self._spool_dir),
+        )
+        if self._budgets is not None:
+            spent = GaugeMetricFamily(
+                "llmscope_budget_spent_usd",
+                "Spend of each budget in its current period, US dollars.",
+                labels=("budget",),
+            )
+            limit = GaugeMetricFamily(
+                "llmscope_budget_limit_usd", "Each budget's limit, US dollars.", labels=("budget",)
+            )
+            for name, used, cap in self._budgets():
+                spent.add_metric((name,), used)
+                limit.add_metric((name,), cap)
+            yield from (spent, limit)
+
+
+async def sample_forever(metrics: Metrics, recorder: Any, interval: float = 1.0) -> None:
+    """Copy the recorder's counts into the metrics every ``interval`` seconds (per process)."""
+    if not metrics.enabled:
+        return
+    stored = spooled = 0
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            stored, spooled = _sample(metrics, recorder, stored, spooled)
+    finally:
+        _sample(metrics, recorder, stored, spooled)
+
+
+def _sample(metrics: Metrics, recorder: Any, stored: int, spooled: int) -> tuple[int, int]:
+    metrics.queue_depth.set(recorder.queue_depth())
+    now_stored, now_spooled = recorder.stored, recorder.spooled
+    if now_stored > stored:
+        metrics.records_written.inc(now_stored - stored)
+    if now_spooled > spooled:
+        metrics.records_spooled.inc(now_spooled - spooled)
+    return now_stored, now_spooled
+
+
+def scrape(metrics: Metrics, extra: Iterable[Any]) -> bytes:
+    return metrics.render(extra)
+
+
+@router.get("/metrics", response_class=Response)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus metrics (text format), summed over the collector's processes."""
+    metrics: Metrics = request.app.state.metrics
+    if not metrics.enabled:
+        raise HTTPException(404, "metrics are off (LLMSCOPE_METRICS=false)")
+    extra = [request.app.state.store_collector]
+    body = await run_in_threadpool(scrape, metrics, extra)
+    return Response(body, media_type=CONTENT_TYPE)

@@ -1,0 +1,266 @@
+"""Prometheus metrics: every llmscope metric's name, labels and buckets, and how they are served.
+
+One :class:`Metrics` per process holds the metrics the collector and the worker update; the
+names and labels are public surface (README, CONTRACT.md, ``deploy/monitoring/``)::
+
+    llmscope_calls_total{source,endpoint,model,template,status}
+    llmscope_call_latency_seconds{endpoint,model}        histogram
+    llmscope_ttft_seconds{endpoint,model}                histogram
+    llmscope_tokens_total{endpoint,model,direction}      direction: input | output
+    llmscope_cost_usd_total{endpoint,model}
+    llmscope_feedback_total{endpoint,thumb}              thumb: up | down | score
+    llmscope_refused_total{reason}    admission | otlp_concurrency | rate_limit | budget
+    llmscope_inflight_requests, llmscope_inflight_body_bytes
+    llmscope_recorder_queue_depth, llmscope_recorder_records_written_total,
+    llmscope_recorder_records_spooled_total
+    llmscope_worker_runs_total{outcome}, llmscope_worker_run_seconds,
+    llmscope_worker_last_success_timestamp_seconds
+
+(the store-derived gauges, ``llmscope_cluster_*``, ``llmscope_recorder_spool_bytes`` and
+``llmscope_budget_*``, are computed at scrape time by the collector's ``/metrics`` route).
+
+**Several processes.** ``llmscope serve --workers N`` runs N processes; Prometheus must see their
+sum. When ``PROMETHEUS_MULTIPROC_DIR`` is set before a process first imports prometheus-client
+(``serve`` sets it for N > 1), every value is kept in a memory-mapped file in that directory and
+:meth:`Metrics.render` adds them up over all processes (prometheus-client's multiprocess mode;
+gauges are summed over the live processes). With one process, values stay in memory.
+
+**Bounded labels.** A label takes at most ``max_label_values`` distinct values per process (the
+first ones seen); any later value is reported as ``other``, so a client sending a new model
+name per call cannot grow Prometheus' memory without bound. ``""`` means "not given".
+
+**Off.** ``Metrics(enabled=False)`` keeps the same methods and does nothing (the benchmarks'
+baseline; ``LLMSCOPE_METRICS=false``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OTHER", "Metrics", "multiprocess_dir"]
+
+OTHER = "other"
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+RUN_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0)
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> Path | None:
+    """The directory of multiprocess values, when this process runs in multiprocess mode."""
+    value = os.environ.get(ENV) or os.environ.get(ENV.lower())
+    return Path(value) if value else None
+
+
+class _Bounded:
+    """Label values per label name: the first ``cap`` distinct ones, the rest ``other``."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._seen: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, label: str, value: Any) -> str:
+        text = "" if value is None else str(value)
+        seen = self._seen.setdefault(label, set())
+        if text in seen:
+            return text
+        with self._lock:
+            if len(seen) < self.cap:
+                seen.add(text)
+                return text
+        return OTHER
+
+
+class Metrics:
+    """The process's metrics; see the module docstring for names, modes and bounds."""
+
+    def __init__(self, *, enabled: bool = True, max_label_values: int = 100) -> None:
+        self.enabled = enabled
+        self.bound = _Bounded(max_label_values)
+        self.multiprocess = multiprocess_dir() is not None
+        if not enabled:
+            return
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        # Multiprocess mode: values live in files, collected at render; nothing is registered.
+        self.registry: CollectorRegistry | None = None if self.multiprocess else CollectorRegistry()
+        reg: dict[str, Any] = {"registry": self.registry}
+        endpoint_model = ("endpoint", "model")
+        self.calls = Counter(
+            "llmscope_calls",
+            "LLM calls: gateway calls when answered, REST/SDK/OTLP records when committed.",
+            ("source", "endpoint", "model", "template", "status"),
+            **reg,
+        )
+        self.latency = Histogram(
+            "llmscope_call_latency_seconds",
+            "Latency of recorded LLM calls.",
+            endpoint_model,
+            buckets=LATENCY_BUCKETS,
+            **reg,
+        )
+        self.ttft = Histogram(
+            "llmscope_ttft_seconds",
+            "Time to first token of streamed LLM calls.",
+            endpoint_model,
+            buckets=TTFT_BUCKETS,
+            **reg,
+        )
+        self.tokens = Counter(
+            "llmscope_tokens",
+            "Tokens of recorded LLM calls, by direction (input, output).",
+            (*endpoint_model, "direction"),
+            **reg,
+        )
+        self.cost = Counter(
+            "llmscope_cost_usd",
+            "Cost of recorded LLM calls in US dollars (calls whose model has a price).",
+            endpoint_model,
+            **reg,
+        )
+        self.feedback_events = Counter(
+            "llmscope_feedback",
+            "Feedback events stored, by thumb (up, down; score for a number).",
+            ("endpoint", "thumb"),
+            **reg,
+        )
+        self.refused_requests = Counter(
+            "llmscope_refused",
+            "Requests refused before any work, by reason (admission, otlp_concurrency, "
+            "rate_limit, budget).",
+            ("reason",),
+            **reg,
+        )
+        live: dict[str, Any] = {"multiprocess_mode": "livesum"}
+        self.inflight_requests = Gauge(
+            "llmscope_inflight_requests", "Requests being worked on now.", **live, **reg
+        )
+        self.inflight_body_bytes = Gauge(
+            "llmscope_inflight_body_bytes",
+            "Request-body bytes being worked on now (by Content-Length).",
+            **live,
+            **reg,
+        )
+        self.queue_depth = Gauge(
+            "llmscope_recorder_queue_depth",
+            "Records waiting in the recorder's in-memory queue for the store.",
+            **live,
+            **reg,
+        )
+        self.records_written = Counter(
+            "llmscope_recorder_records_written",
+            "Records the background recorder wrote to the store (replayed ones included).",
+            **reg,
+        )
+        self.records_spooled = Counter(
+            "llmscope_recorder_records_spooled",
+            "Records the background recorder wrote to its spool because the store failed.",
+            **reg,
+        )
+        self.worker_runs = Counter(
+            "llmscope_worker_runs",
+            "Scheduled analysis runs of `llmscope worker`, by outcome (ok, failed, skipped: "
+            "another worker held the lock).",
+            ("outcome",),
+            **reg,
+        )
+        self.worker_run_seconds = Histogram(
+            "llmscope_worker_run_seconds",
+            "Duration of the worker's analysis runs.",
+            buckets=RUN_BUCKETS,
+            **reg,
+        )
+        self.worker_last_success = Gauge(
+            "llmscope_worker_last_success_timestamp_seconds",
+            "Unix time of the worker's last successful analysis run.",
+            multiprocess_mode="max",
+            **reg,
+        )
+
+    # --- updates ----------------------------------------------------------------------------
+    def call(self, row: Mapping[str, Any]) -> None:
+        """Count one recorded call (a ``records`` row: answered or committed)."""
+        if not self.enabled:
+            return
+        b = self.bound
+        endpoint, model = b("endpoint", row.get("endpoint")), b("model", row.get("model"))
+        name = row.get("template_name")
+        template = "" if name is None else f"{name}@{row.get('template_version') or ''}"
+        self.calls.labels(
+            b("source", row.get("source")),
+            endpoint,
+            model,
+            b("template", template),
+            b("status", row.get("status") or "ok"),
+        ).inc()
+        latency = row.get("latency_ms")
+        if isinstance(latency, int | float) and latency >= 0:
+            self.latency.labels(endpoint, model).observe(latency / 1000)
+        ttft = row.get("ttft_ms")
+        if isinstance(ttft, int | float) and ttft >= 0:
+            self.ttft.labels(endpoint, model).observe(ttft / 1000)
+        for direction in ("input", "output"):
+            count = row.get(f"{direction}_tokens")
+            if isinstance(count, int) and count > 0:
+                self.tokens.labels(endpoint, model, direction).inc(count)
+        cost = row.get("cost_usd")
+        if isinstance(cost, int | float) and cost > 0:
+            self.cost.labels(endpoint, model).inc(cost)
+
+    def calls_committed(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.call(row)
+
+    def feedback(self, endpoint: str | None, thumb: str | None) -> None:
+        """Count one stored feedback event on a record of ``endpoint``."""
+        if self.enabled:
+            label = thumb if thumb in ("up", "down") else "score"
+            self.feedback_events.labels(self.bound("endpoint", endpoint), label).inc()
+
+    def refused(self, reason: str) -> None:
+        if self.enabled:
+            self.refused_requests.labels(reason).inc()
+
+    # --- exposition -------------------------------------------------------------------------
+    def render(self, extra: Iterable[Any] = ()) -> bytes:
+        """The text exposition of every process's metrics plus the ``extra`` collectors."""
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        if not self.enabled:
+            pass
+        elif self.multiprocess:
+            MultiProcessCollector(registry)
+        else:
+            assert self.registry is not None
+            registry.register(_Forward(self.registry))
+        for collector in extra:
+            registry.register(collector)
+        return generate_latest(registry)
+
+    @staticmethod
+    def process_exited(pid: int) -> None:
+        """Drop a dead process's live gauges (multiprocess mode only)."""
+        if multiprocess_dir() is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid)
+
+
+class _Forward:
+    """Exposes another registry's metrics inside a per-scrape registry."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def collect(self) -> Iterable[Any]:
+        return self.source.collect()  # type: ignore[no-any-return]
+
+    def describe(self) -> list[Any]:
+        return []  # not checked for duplicates: the names are ours
