@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from llmscope.db.models import AnalysisRun, RunCluster
+from llmscope.db.queries import pick_run
 from llmscope.metrics import OTHER, Metrics
 
 router = APIRouter(tags=["metrics"])
@@ -57,9 +58,7 @@ class _Cached:
 def latest_clusters(session: Session, cap: int) -> list[dict[str, Any]]:
     """The latest run's clusters as ``{key, size, baseline, current, down_rate, drift, hotspot}``;
     beyond ``cap`` clusters the smallest are folded into one ``other`` entry."""
-    run = session.scalars(
-        select(AnalysisRun).order_by(AnalysisRun.created_at.desc(), AnalysisRun.id.desc()).limit(1)
-    ).first()
+    run = session.scalars(pick_run(select(AnalysisRun))).first()
     if run is None:
         return []
     keys = dict(
