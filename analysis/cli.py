@@ -7,7 +7,8 @@ import csv
 import io
 import json
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from llmscope.cli import CommandError, UsageError, add_database_url, prepare_store, settings_from
 from llmscope.report import utc_iso
@@ -99,7 +100,7 @@ def export_clusters_command(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from llmscope.db import make_engine, make_sessionmaker
-    from llmscope.db.models import RunAssignment
+    from llmscope.db.models import RunAssignment, RunCluster
     from llmscope.db.queries import LATEST, resolve_run_id
 
     engine = make_engine(settings.database_url)
@@ -115,9 +116,16 @@ def export_clusters_command(args: argparse.Namespace) -> int:
                 .where(RunAssignment.run_id == run_id)
                 .order_by(RunAssignment.record_id)
             ).all()
+            subclusters = _subcluster_of(
+                session.execute(
+                    select(RunCluster.cluster_id, RunCluster.stats).where(
+                        RunCluster.run_id == run_id
+                    )
+                ).all()
+            )
     finally:
         engine.dispose()
-    data = _encode([(r[0], int(r[1]), r[2]) for r in rows], args.format)
+    data = _encode([(r[0], int(r[1]), r[2], subclusters.get(r[0])) for r in rows], args.format)
     if args.output:
         with open(args.output, "wb") as out:
             out.write(data)
@@ -127,13 +135,31 @@ def export_clusters_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encode(rows: list[tuple[str, int, str]], fmt: str) -> bytes:
-    columns = ("record_id", "cluster_id", "window")
+def _subcluster_of(clusters: Sequence[Any]) -> dict[str, int]:
+    """Record id -> the most specific flagged sub-cluster holding it (the deepest one)."""
+    parent = {int(c): (s or {}).get("parent") for c, s in clusters}
+
+    def depth(c: int) -> int:
+        d = 0
+        while parent.get(c) is not None:
+            c, d = int(parent[c]), d + 1  # type: ignore[arg-type]
+        return d
+
+    out: dict[str, int] = {}
+    subs = [(depth(int(c)), int(c), s) for c, s in clusters if parent.get(int(c)) is not None]
+    for _, c, s in sorted(subs, key=lambda t: (t[0], t[1])):
+        for record_id in s.get("members", []):
+            out[record_id] = c
+    return out
+
+
+def _encode(rows: list[tuple[str, int, str, int | None]], fmt: str) -> bytes:
+    columns = ("record_id", "cluster_id", "window", "subcluster_id")
     if fmt == "csv":
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
         return text.getvalue().encode()
     if fmt == "jsonl":
         lines = (json.dumps(dict(zip(columns, row, strict=True))) for row in rows)
@@ -146,6 +172,7 @@ def _encode(rows: list[tuple[str, int, str]], fmt: str) -> bytes:
             "record_id": pa.array([r[0] for r in rows], pa.string()),
             "cluster_id": pa.array([r[1] for r in rows], pa.int64()),
             "window": pa.array([r[2] for r in rows], pa.string()),
+            "subcluster_id": pa.array([r[3] for r in rows], pa.int64()),
         }
     )
     sink = io.BytesIO()

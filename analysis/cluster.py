@@ -33,6 +33,12 @@ class Clustering:
     labels: np.ndarray  # (n,) int, 0..k-1 by decreasing size
     n_clusters: int
     silhouette: float | None  # of the chosen cut; None when nothing was chosen
+    # The Ward tree the cut was taken from, for testing below the cut (``tree.py``): each
+    # point's micro-cluster, the scipy linkage matrix over the micro-clusters (None with fewer
+    # than two), and each final cluster's micro-cluster labels before small ones were absorbed.
+    micro_labels: np.ndarray | None = None
+    linkage: np.ndarray | None = None
+    micro_cluster: np.ndarray | None = None  # (n_micro,) final cluster id of each micro, or -1
 
 
 def _renumber_by_size(labels: np.ndarray) -> np.ndarray:
@@ -81,13 +87,29 @@ def cluster(
     distances = pairwise_distances(points[probe])
     best: tuple[float, np.ndarray] | None = None
     for k in range(2, upper + 1):
-        labels = (fcluster(tree, k, criterion="maxclust") - 1)[micro_labels]
+        flat = fcluster(tree, k, criterion="maxclust") - 1
+        labels = flat[micro_labels]
         if len(np.unique(labels[probe])) < 2:
             continue
         score = float(silhouette_score(distances, labels[probe], metric="precomputed"))
         if best is None or score > best[0]:
-            best = (score, labels)
+            best = (score, flat)
     if best is None:
         return Clustering(np.zeros(n, dtype=np.int64), 1, None)
-    labels = _renumber_by_size(_absorb_small(points, best[1], min_size))
-    return Clustering(labels, int(labels.max()) + 1, best[0])
+    flat = best[1]
+    labels = _renumber_by_size(_absorb_small(points, flat[micro_labels], min_size))
+    # Which final cluster each micro-cluster's flat cluster became (-1: it was dissolved).
+    flat_ids, flat_sizes = np.unique(flat[micro_labels], return_counts=True)
+    dissolved = set(flat_ids[flat_sizes < min_size].tolist())
+    if len(dissolved) == len(flat_ids):
+        dissolved = set()  # _absorb_small keeps everything when nothing is big enough
+    final_of_flat = {
+        int(f): int(labels[np.flatnonzero(flat[micro_labels] == f)[0]]) for f in flat_ids
+    }
+    micro_cluster = np.array(
+        [-1 if int(f) in dissolved else final_of_flat.get(int(f), -1) for f in flat],
+        dtype=np.int64,
+    )
+    return Clustering(
+        labels, int(labels.max()) + 1, best[0], micro_labels.astype(np.int64), tree, micro_cluster
+    )

@@ -110,7 +110,7 @@ def store_run(
 ) -> RunReport:
     """Write the run, its clusters and its assignments in one transaction; return the report."""
     entries = [cluster_entry(c, records, result) for c in result.clusters]
-    report = build_report(run_id, created_at, baseline, current, result, entries)
+    report = build_report(run_id, created_at, baseline, current, result, entries, records)
     session.add(
         AnalysisRun(
             id=run_id,
@@ -202,6 +202,7 @@ def run_analysis(
                         "drift_min_share_change",
                         "hotspot_min_rated",
                         "hotspot_min_lift",
+                        "novel_max_similarity",
                     },
                 ),
                 "embedding_backend": encoder.backend,

@@ -18,7 +18,18 @@ from llmscope.analysis import stats
 from llmscope.analysis.cluster import Clustering, cluster
 from llmscope.analysis.keywords import ctfidf_keywords, representatives
 from llmscope.analysis.reduce import Reduction, reduce
+from llmscope.analysis.tree import build_tree
+from llmscope.analysis.verdicts import HotspotVerdict, Verdicts, window_tests
 from llmscope.config import Settings
+
+__all__ = [
+    "ClusterResult",
+    "RunResult",
+    "Verdicts",
+    "analyse",
+    "cluster_embeddings",
+    "window_tests",
+]
 
 
 def cluster_embeddings(embeddings: np.ndarray, settings: Settings) -> tuple[Reduction, Clustering]:
@@ -49,7 +60,20 @@ class ClusterResult:
     examples: list[int]  # record indices, nearest the centroid first
     centroid: np.ndarray
     drift: stats.ShareChange | None = None
-    hotspot: stats.Hotspot | None = None
+    hotspot: HotspotVerdict | None = None
+    parent: int | None = None  # a sub-cluster's parent (a cluster or a sub-cluster); else None
+
+
+@dataclass
+class NovelGroup:
+    """Records far from every cluster centroid (a new topic too small for a cluster yet)."""
+
+    members: np.ndarray  # record indices
+    baseline_count: int
+    current_count: int
+    threshold: float  # cosine similarity to the nearest centroid below which a text is novel
+    examples: list[int]  # record indices, the least similar first
+    drift: stats.ShareChange | None
 
 
 @dataclass
@@ -61,6 +85,9 @@ class RunResult:
     baseline_records: int
     current_records: int
     versions: list[dict[str, Any]] = field(default_factory=list)
+    novel: NovelGroup | None = None
+    # Per record: the most specific flagged sub-cluster holding it, -1 when none.
+    subcluster: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def analyse(
@@ -101,11 +128,79 @@ def analyse(
             )
         )
 
-    verdicts = window_tests(
-        labels, len(clusters), embeddings[text_index], is_current, down, settings
+    # Novel: texts whose nearest centroid is still far (window-blind, so its test is valid).
+    similarity = (
+        (embeddings @ np.vstack([centroids[c] for c in range(clustering.n_clusters)]).T).max(axis=1)
+        if clustering.n_clusters and len(embeddings)
+        else np.ones(len(embeddings))
     )
+    novel_text = similarity < settings.novel_max_similarity
+    novel = novel_text[text_index] if len(text_index) else np.zeros(0, dtype=bool)
+    tree = build_tree(clustering)
+    micro = (
+        clustering.micro_labels[text_index]
+        if tree is not None and clustering.micro_labels is not None
+        else None
+    )
+    verdicts = window_tests(
+        labels, len(clusters), embeddings[text_index], is_current, down, settings,
+        tree=tree, micro=micro, novel=novel,
+    )  # fmt: skip
     for found, change, spot in zip(clusters, verdicts.drift, verdicts.hotspots, strict=True):
         found.drift, found.hotspot = change, spot
+
+    subcluster = np.full(len(labels), -1, dtype=np.int64)
+    micro_of_text = clustering.micro_labels
+    if (
+        tree is not None
+        and micro is not None
+        and micro_of_text is not None
+        and verdicts.subclusters
+    ):
+        id_of = {s.node: len(clusters) + i for i, s in enumerate(verdicts.subclusters)}
+        sub_labels = np.full(len(texts), -1, dtype=np.int64)
+        for s in verdicts.subclusters:
+            text_members = np.isin(micro_of_text, tree.leaves[s.node])
+            record_members = np.flatnonzero(np.isin(micro, tree.leaves[s.node]))
+            sub_labels[:] = -1
+            sub_labels[text_members] = 0
+            centre, near = representatives(embeddings, sub_labels)
+            clusters.append(
+                ClusterResult(
+                    id=id_of[s.node],
+                    members=record_members,
+                    baseline_count=int((~is_current[record_members]).sum()),
+                    current_count=int(is_current[record_members].sum()),
+                    keywords=_sub_keywords(texts, clustering.labels, text_members),
+                    examples=[record_of_text[t] for t in near.get(0, [])],
+                    centroid=centre[0],
+                    drift=s.drift,
+                    hotspot=s.hotspot,
+                    parent=s.cluster if s.parent_node is None else id_of[s.parent_node],
+                )
+            )
+        # Deeper sub-clusters come later in the list; assign them last so they win.
+        for s in sorted(verdicts.subclusters, key=lambda s: _depth(tree.parent, s.node)):
+            subcluster[np.isin(micro, tree.leaves[s.node])] = id_of[s.node]
+
+    novel_group = None
+    if novel.any():
+        members = np.flatnonzero(novel)
+        order = members[np.argsort(similarity[text_index[members]], kind="stable")]
+        seen: list[int] = []
+        for i in order:  # one example per distinct text
+            if all(text_index[i] != text_index[j] for j in seen):
+                seen.append(int(i))
+            if len(seen) == 5:
+                break
+        novel_group = NovelGroup(
+            members=members,
+            baseline_count=int((~is_current[members]).sum()),
+            current_count=int(is_current[members].sum()),
+            threshold=settings.novel_max_similarity,
+            examples=seen,
+            drift=verdicts.novel,
+        )
     return RunResult(
         labels=labels,
         layout=reduction.layout[text_index],
@@ -114,75 +209,23 @@ def analyse(
         baseline_records=n_base,
         current_records=n_cur,
         versions=template_versions(records, down),
+        novel=novel_group,
+        subcluster=subcluster,
     )
 
 
-@dataclass
-class Verdicts:
-    """Every test of a run that can raise a flag (and so an alert)."""
-
-    drift: list[stats.ShareChange]  # per cluster
-    hotspots: list[stats.Hotspot]  # per cluster
-    global_drift: stats.TwoSampleResult
-
-    @property
-    def flagged(self) -> bool:
-        """Does the report carry any flag at all (what a false alarm is, under the null)."""
-        return (
-            self.global_drift.flagged
-            or any(d.flagged for d in self.drift)
-            or any(h.flagged for h in self.hotspots)
-        )
+def _depth(parent: Mapping[int, int], node: int) -> int:
+    depth = 0
+    while node in parent:
+        node, depth = parent[node], depth + 1
+    return depth
 
 
-def window_tests(
-    labels: np.ndarray,
-    n_clusters: int,
-    vectors: np.ndarray,
-    is_current: np.ndarray,
-    down: Sequence[bool | None],
-    settings: Settings,
-) -> Verdicts:
-    """The flagging statistics of a run, given each record's cluster, window and thumb.
-
-    ``labels[i]`` is record i's cluster (``-1``: none), ``vectors[i]`` its embedding. The run's
-    ``LLMSCOPE_DRIFT_ALPHA`` is split over the families (``stats.split_alpha``), so two windows
-    from one distribution (and thumbs-down independent of the cluster) raise any flag with
-    probability at most alpha. Only current-window thumbs count for hotspots.
-    """
-    levels = stats.split_alpha(settings.drift_alpha)
-    in_cluster = labels >= 0
-    bins = np.where(in_cluster, labels, 0)
-
-    def per_cluster(mask: np.ndarray) -> list[int]:
-        counts = np.bincount(bins[mask & in_cluster], minlength=n_clusters)
-        return [int(v) for v in counts[:n_clusters]]
-
-    changes = stats.share_changes(
-        per_cluster(~is_current),
-        per_cluster(is_current),
-        baseline_total=int((~is_current).sum()),
-        current_total=int(is_current.sum()),
-        fdr=levels.cluster_drift,
-        min_ratio=settings.drift_min_ratio,
-        min_share_change=settings.drift_min_share_change,
-    )
-    rated = np.array([d is not None for d in down], dtype=bool) & is_current
-    is_down = np.array([bool(d) for d in down], dtype=bool)
-    spots = stats.hotspots(
-        per_cluster(rated),
-        per_cluster(rated & is_down),
-        fdr=levels.hotspots,
-        min_rated=settings.hotspot_min_rated,
-        min_lift=settings.hotspot_min_lift,
-    )
-    global_drift = stats.mmd_two_sample(
-        vectors[~is_current],
-        vectors[is_current],
-        alpha=levels.global_drift,
-        seed=settings.analysis_seed,
-    )
-    return Verdicts(changes, spots, global_drift)
+def _sub_keywords(texts: Sequence[str], labels: np.ndarray, members: np.ndarray) -> list[str]:
+    """A sub-cluster's keywords: c-TF-IDF with the sub-cluster as one more class."""
+    relabelled = labels.copy()
+    relabelled[members] = int(labels.max()) + 1
+    return ctfidf_keywords(texts, relabelled).get(int(relabelled.max()), [])
 
 
 def template_versions(

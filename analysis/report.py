@@ -15,7 +15,9 @@ from typing import Any, cast
 
 import numpy as np
 
+from llmscope.analysis import stats
 from llmscope.analysis.pipeline import ClusterResult, RunResult
+from llmscope.analysis.verdicts import KindResult
 from llmscope.analysis.windows import Window
 from llmscope.report import (
     ClusterEntry,
@@ -24,7 +26,9 @@ from llmscope.report import (
     FeedbackCounts,
     GlobalDrift,
     Hotspot,
+    HotspotTest,
     LatencySlice,
+    NovelGroup,
     RunReport,
     TemplateVersionRow,
     TokenSlice,
@@ -58,6 +62,7 @@ def cluster_entry(
     latencies = _column(records, c.members, "latency_ms")
     return ClusterEntry(
         id=c.id,
+        parent=c.parent,
         size=int(len(c.members)),
         baseline_count=c.baseline_count,
         current_count=c.current_count,
@@ -67,21 +72,19 @@ def cluster_entry(
         current_share=c.current_count / result.current_records if result.current_records else 0.0,
         keywords=c.keywords,
         examples=[str(records[i]["id"]) for i in c.examples],
-        drift=Drift(
-            kind=cast(DriftKind, c.drift.kind),
-            score=c.drift.score,
-            p_value=c.drift.p_value,
-            q_value=c.drift.q_value,
-            flagged=c.drift.flagged,
-        ),
+        drift=_drift(c.drift),
         feedback=FeedbackCounts(
             rated=c.hotspot.rated, down=c.hotspot.down, down_rate=c.hotspot.down_rate
         ),
         hotspot=Hotspot(
+            kind=cast(Any, c.hotspot.kind),
             lift=c.hotspot.lift,
             p_value=c.hotspot.p_value,
             q_value=c.hotspot.q_value,
             flagged=c.hotspot.flagged,
+            level=cast(Any, c.hotspot.level),
+            persistent=_test(c.hotspot.persistent, "lift"),
+            emerging=_test(c.hotspot.emerging, "rise"),
         ),
         latency_ms=LatencySlice(p50=_percentile(latencies, 50), p95=_percentile(latencies, 95)),
         tokens=TokenSlice(
@@ -89,6 +92,46 @@ def cluster_entry(
             output_p50=_percentile(_column(records, c.members, "output_tokens"), 50),
         ),
         templates=dict(templates),
+    )
+
+
+def _test(result: KindResult, effect: str) -> HotspotTest:
+    return HotspotTest(
+        rated=result.rated,
+        down=result.down,
+        p_value=result.p_value,
+        q_value=result.q_value,
+        flagged=result.flagged,
+        **{effect: result.effect},
+    )
+
+
+def _drift(change: stats.ShareChange) -> Drift:
+    return Drift(
+        kind=cast(DriftKind, change.kind),
+        score=change.score,
+        p_value=change.p_value,
+        q_value=change.q_value,
+        flagged=change.flagged,
+    )
+
+
+def novel_entry(result: RunResult, records: Sequence[Mapping[str, Any]]) -> NovelGroup | None:
+    """The report's ``novel`` group: records far from every centroid, with its own drift."""
+    g = result.novel
+    if g is None:
+        return None
+    return NovelGroup(
+        size=int(len(g.members)),
+        baseline_count=g.baseline_count,
+        current_count=g.current_count,
+        baseline_share=g.baseline_count / result.baseline_records
+        if result.baseline_records
+        else 0.0,
+        current_share=g.current_count / result.current_records if result.current_records else 0.0,
+        max_similarity=g.threshold,
+        examples=[str(records[i]["id"]) for i in g.examples],
+        drift=None if g.drift is None else _drift(g.drift),
     )
 
 
@@ -109,6 +152,12 @@ def cluster_stats(
         "templates": data["templates"],
         "endpoints": _counts(records, c.members, "endpoint"),
         "models": _counts(records, c.members, "model"),
+        # A sub-cluster keeps its parent and its records (for exports and the map).
+        **(
+            {"parent": c.parent, "members": [str(records[i]["id"]) for i in c.members]}
+            if c.parent is not None
+            else {}
+        ),
     }
 
 
@@ -119,6 +168,7 @@ def build_report(
     current: Window,
     result: RunResult,
     entries: list[ClusterEntry],
+    records: Sequence[Mapping[str, Any]] = (),
 ) -> RunReport:
     """The contract's run report (plus ``template_versions``, the per-template A/B view)."""
     g = result.global_drift
@@ -133,5 +183,6 @@ def build_report(
             statistic=g.statistic, p_value=g.p_value, flagged=g.flagged, method=g.method
         ),
         clusters=entries,
+        novel=novel_entry(result, records),
         template_versions=[TemplateVersionRow.model_validate(row) for row in result.versions],
     )

@@ -116,22 +116,43 @@ def share_changes(
         for b, c in zip(base, cur, strict=True)
     ]
     q_values = benjamini_hochberg(p_values)
-    results = []
-    for b, c, p, q in zip(base, cur, p_values, q_values, strict=True):
-        share_b, share_c = b / n_base, c / n_cur
-        score = math.log2(((c + 0.5) / (n_cur + 1)) / ((b + 0.5) / (n_base + 1)))
-        big_enough = abs(share_c - share_b) >= min_share_change and abs(score) >= math.log2(
-            min_ratio
+    return [
+        share_change(
+            int(b), int(c), n_base, n_cur, p, q,
+            fdr=fdr, min_ratio=min_ratio, min_share_change=min_share_change, new_ratio=new_ratio,
         )
-        flagged = bool(q <= fdr and big_enough)
-        if not flagged:
-            kind = "stable"
-        elif share_c > share_b:
-            kind = "new" if share_b * new_ratio < share_c else "grew"
-        else:
-            kind = "vanished" if share_c * new_ratio < share_b else "shrank"
-        results.append(ShareChange(kind, score, p, q, flagged))
-    return results
+        for b, c, p, q in zip(base, cur, p_values, q_values, strict=True)
+    ]  # fmt: skip
+
+
+def share_change(
+    b: int,
+    c: int,
+    n_base: int,
+    n_cur: int,
+    p: float,
+    q: float | None,
+    *,
+    fdr: float = 0.05,
+    min_ratio: float = 1.5,
+    min_share_change: float = 0.005,
+    new_ratio: float = 10.0,
+) -> ShareChange:
+    """One group's verdict from its counts and its (already adjusted) q-value; rules as above.
+
+    ``q`` None: the group was not tested (its family was not opened), so never flagged.
+    """
+    share_b, share_c = b / n_base if n_base else 0.0, c / n_cur if n_cur else 0.0
+    score = math.log2(((c + 0.5) / (n_cur + 1)) / ((b + 0.5) / (n_base + 1)))
+    big_enough = abs(share_c - share_b) >= min_share_change and abs(score) >= math.log2(min_ratio)
+    flagged = bool(q is not None and q <= fdr and big_enough)
+    if not flagged:
+        kind = "stable"
+    elif share_c > share_b:
+        kind = "new" if share_b * new_ratio < share_c else "grew"
+    else:
+        kind = "vanished" if share_c * new_ratio < share_b else "shrank"
+    return ShareChange(kind, score, p, 1.0 if q is None else q, flagged)
 
 
 # --- drift: one global two-sample test on the embeddings ------------------------------------

@@ -189,7 +189,14 @@ class Settings(BaseSettings):
         default=1.5,
         ge=1,
         description="A hotspot's thumbs-down rate must be at least this multiple of the "
-        "overall rate.",
+        "overall rate (persistent), or of its own baseline rate (emerging).",
+    )
+    novel_max_similarity: float = Field(
+        default=0.5,
+        ge=-1,
+        le=1,
+        description="A text whose cosine similarity to every cluster centroid is below this is "
+        "novel: it joins the report's novel group, which gets its own drift test.",
     )
 
     # --- summaries and alerts ----------------------------------------------------------------

@@ -38,7 +38,10 @@ __all__ = [
     "FeedbackCounts",
     "GlobalDrift",
     "Hotspot",
+    "HotspotKind",
+    "HotspotTest",
     "LatencySlice",
+    "NovelGroup",
     "ReportModel",
     "RunReport",
     "TemplateVersionRow",
@@ -131,13 +134,38 @@ class FeedbackCounts(ReportModel):
     down_rate: Number
 
 
-class Hotspot(ReportModel):
-    """The cluster's thumbs-down rate against all other rated records (current window)."""
+HotspotKind = Literal["persistent", "emerging"]
 
+
+class HotspotTest(ReportModel):
+    """One of a hotspot's two tests: ``persistent`` (every rated record of both windows against
+    all others; ``lift``) or ``emerging`` (the current window against the group's own baseline;
+    ``rise``). ``rated``/``down`` are the ratings the test used; p and q null when untested."""
+
+    rated: int = Field(ge=0)
+    down: int = Field(ge=0)
+    lift: Number = None
+    rise: Number = None
+    p_value: Number = None
+    q_value: Number = None
+    flagged: bool = False
+
+
+class Hotspot(ReportModel):
+    """Is the cluster a thumbs-down hotspot. ``lift``: its current-window rate over the current
+    window's; ``p_value``/``q_value`` of the kind flagged (else of the more significant test)."""
+
+    kind: HotspotKind | None = Field(default=None, description="persistent|emerging; null: none")
     lift: Number
     p_value: Number
     q_value: Number
     flagged: bool
+    level: Literal["cluster", "parent"] = Field(
+        default="cluster",
+        description="parent: too few ratings, tested with its neighbours (the node above it)",
+    )
+    persistent: HotspotTest | None = None
+    emerging: HotspotTest | None = None
 
 
 class LatencySlice(ReportModel):
@@ -167,9 +195,14 @@ class ClusterSummary(ReportModel):
 
 
 class ClusterEntry(ReportModel):
-    """One cluster of the run: its size per window, description, verdicts and slices."""
+    """One cluster of the run: its size per window, description, verdicts and slices.
+
+    A flagged node of the Ward tree below the cut is an entry too, a *sub-cluster*: it has a
+    ``parent`` (the id of the cluster or sub-cluster it lies in); clusters of the cut have none.
+    """
 
     id: int
+    parent: int | None = omitted_while_none("sub-clusters: the cluster or sub-cluster above")
     size: int = Field(ge=0)
     baseline_count: int = Field(ge=0)
     current_count: int = Field(ge=0)
@@ -184,6 +217,20 @@ class ClusterEntry(ReportModel):
     tokens: TokenSlice
     templates: dict[str, int] = Field(default_factory=dict, description='calls per "name@version"')
     summary: ClusterSummary | None = None
+
+
+class NovelGroup(ReportModel):
+    """Records far from every cluster centroid (cosine similarity below ``max_similarity``),
+    a new topic too small to be a cluster yet, with its own share-change test."""
+
+    size: int = Field(ge=0)
+    baseline_count: int = Field(ge=0)
+    current_count: int = Field(ge=0)
+    baseline_share: float
+    current_share: float
+    max_similarity: float
+    examples: list[str] = Field(default_factory=list, description="record ids")
+    drift: Drift | None = None
 
 
 class AlertEntry(ReportModel):
@@ -221,6 +268,7 @@ class RunReport(ReportModel):
     current: WindowInfo
     global_drift: GlobalDrift
     clusters: list[ClusterEntry] = Field(default_factory=list)
+    novel: NovelGroup | None = Field(default=None, description="null: no novel records")
     alerts: list[AlertEntry] = Field(default_factory=list)
     template_versions: list[TemplateVersionRow] = Field(default_factory=list)
 

@@ -83,14 +83,18 @@ def test_report_has_the_contract_shape(analysed: tuple[Settings, dict[str, Any]]
     assert all({"kind", "cluster_id", "message"} <= set(a) for a in report["alerts"])
     assert 2 <= len(report["clusters"]) <= 30
     for cluster in report["clusters"]:
-        assert set(cluster) == CLUSTER_KEYS
+        assert set(cluster) - {"parent"} == CLUSTER_KEYS  # parent: sub-clusters only
         assert set(cluster["drift"]) == {"kind", "score", "p_value", "q_value", "flagged"}
-        assert set(cluster["hotspot"]) == {"lift", "p_value", "q_value", "flagged"}
+        assert set(cluster["hotspot"]) == {
+            "lift", "p_value", "q_value", "flagged", "kind", "level", "persistent", "emerging",
+        }  # fmt: skip
+        assert cluster["hotspot"]["kind"] in (None, "persistent", "emerging")
         assert cluster["size"] == cluster["baseline_count"] + cluster["current_count"]
         assert cluster["keywords"] and cluster["examples"]
         assert sum(cluster["templates"].values()) == cluster["size"]
-    assert sum(c["size"] for c in report["clusters"]) == 300
-    assert sum(c["current_share"] for c in report["clusters"]) == pytest.approx(1.0)
+    top = [c for c in report["clusters"] if "parent" not in c]
+    assert sum(c["size"] for c in top) == 300
+    assert sum(c["current_share"] for c in top) == pytest.approx(1.0)
 
 
 def test_internal_and_out_of_window_records_are_not_analysed(

@@ -1,0 +1,476 @@
+"""Every test of a run that can raise a flag, and the one function that decides them all.
+
+Three families share the run's ``LLMSCOPE_DRIFT_ALPHA`` (Bonferroni, ``stats.split_alpha``):
+
+- **global drift**: one MMD permutation test on the embeddings (alpha/3);
+- **drift**: each cluster's share of the two windows, the ``novel`` group's share, and the
+  share of every Ward-tree node below each cluster (alpha/3, ``hierarchy.hierarchical_bh``);
+- **hotspots**: for each cluster and each tree node below it, two thumbs-down tests in one
+  family (alpha/3, the same procedure): *persistent* (its rate over every rated record of
+  both windows against all others) and *emerging* (its rate in the current window against
+  its own rate in the baseline).
+
+A cluster with too few ratings is tested at the lowest node above it in the tree that has
+enough (its ``hotspot.level`` is then ``parent``), rather than not at all.
+
+Under the null of a false alarm (windows from one distribution, thumbs independent of topic
+and window) each family flags anything with probability at most its level, so the report
+flags anything with probability at most alpha; ``hierarchy.py`` gives the argument.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import fisher_exact
+
+from llmscope.analysis import stats
+from llmscope.analysis.hierarchy import (
+    Decision,
+    Unit,
+    excess_p_values,
+    hierarchical_bh,
+    share_p_values,
+)
+from llmscope.analysis.tree import Tree
+from llmscope.config import Settings
+
+# Per-record count columns, summed per cluster and per tree node.
+BASE, CUR, RATED_B, DOWN_B, RATED_C, DOWN_C = range(6)
+
+
+@dataclass(frozen=True)
+class KindResult:
+    """One thumbs-down test (persistent or emerging) of one group."""
+
+    rated: int  # ratings the test used
+    down: int
+    effect: float  # persistent: lift over all rated; emerging: rise over the baseline rate
+    p_value: float | None  # None: too few ratings
+    q_value: float | None
+    flagged: bool
+
+
+UNTESTED = KindResult(0, 0, 0.0, None, None, False)
+
+
+@dataclass(frozen=True)
+class HotspotVerdict:
+    """A group's thumbs-down verdict; ``rated``/``down``/``lift`` describe the current window."""
+
+    kind: str | None  # emerging | persistent | None (not flagged)
+    rated: int
+    down: int
+    down_rate: float
+    lift: float  # current-window rate / current-window overall rate
+    p_value: float | None  # of the kind shown (the flagged one, else the smaller q)
+    q_value: float | None
+    flagged: bool
+    shrunken_rate: float
+    persistent: KindResult = UNTESTED
+    emerging: KindResult = UNTESTED
+    level: str = "cluster"  # cluster | parent (too few ratings: tested with its neighbours)
+
+
+@dataclass(frozen=True)
+class SubVerdict:
+    """A tree node below the cut that a test flagged, reported as a sub-cluster."""
+
+    node: int
+    cluster: int  # the cluster (of the cut) it lies in
+    parent_node: int | None  # the nearest reported node above it; None: the cluster itself
+    drift: stats.ShareChange
+    hotspot: HotspotVerdict
+
+
+@dataclass
+class Verdicts:
+    """Every test of a run that can raise a flag (and so an alert)."""
+
+    drift: list[stats.ShareChange]  # per cluster
+    hotspots: list[HotspotVerdict]  # per cluster
+    global_drift: stats.TwoSampleResult
+    novel: stats.ShareChange | None = None  # the novel group (None: no novel records)
+    subclusters: list[SubVerdict] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        """Does the report carry any flag at all (what a false alarm is, under the null)."""
+        return (
+            self.global_drift.flagged
+            or any(d.flagged for d in self.drift)
+            or any(h.flagged for h in self.hotspots)
+            or bool(self.novel and self.novel.flagged)
+            or any(s.drift.flagged or s.hotspot.flagged for s in self.subclusters)
+        )
+
+
+def _counts(is_current: np.ndarray, down: Sequence[bool | None]) -> np.ndarray:
+    rated = np.array([d is not None for d in down], dtype=bool)
+    is_down = np.array([bool(d) for d in down], dtype=bool)
+    cur = is_current.astype(bool)
+    cols = [~cur, cur, rated & ~cur, rated & is_down & ~cur, rated & cur, rated & is_down & cur]
+    return np.column_stack(cols).astype(np.int64)
+
+
+def _group_sums(keys: np.ndarray, rows: np.ndarray, n_groups: int) -> np.ndarray:
+    out = np.zeros((n_groups, rows.shape[1]), dtype=np.int64)
+    ok = keys >= 0
+    np.add.at(out, keys[ok], rows[ok])
+    return out
+
+
+def _fisher_two_sided(b: int, c: int, n_base: int, n_cur: int) -> float:
+    table = [[c, n_cur - c], [b, n_base - b]]
+    return float(fisher_exact(table, alternative="two-sided")[1])
+
+
+@dataclass
+class _Family:
+    """Units of one family and which group each unit's own test and nodes belong to."""
+
+    units: list[Unit] = field(default_factory=list)
+    nodes: list[list[int]] = field(default_factory=list)  # tree nodes below, per unit
+    key: list[object] = field(default_factory=list)  # what the unit's own test is about
+
+
+class _Hotspots:
+    """The persistent and emerging tests on any group's count row."""
+
+    def __init__(self, totals: np.ndarray, settings: Settings) -> None:
+        self.rated_all = int(totals[RATED_B] + totals[RATED_C])
+        self.down_all = int(totals[DOWN_B] + totals[DOWN_C])
+        self.rated_cur, self.down_cur = int(totals[RATED_C]), int(totals[DOWN_C])
+        self.min_rated = settings.hotspot_min_rated
+        self.min_lift = settings.hotspot_min_lift
+
+    def supported(self, row: np.ndarray, kind: str) -> bool:
+        if kind == "persistent":
+            return bool(row[RATED_B] + row[RATED_C] >= self.min_rated)
+        half = math.ceil(self.min_rated / 2)
+        return bool(row[RATED_B] >= half and row[RATED_C] >= half)
+
+    def p_values(self, rows: np.ndarray, kind: str) -> np.ndarray:
+        rows = np.atleast_2d(rows)
+        if kind == "persistent":
+            return excess_p_values(
+                rows[:, DOWN_B] + rows[:, DOWN_C],
+                rows[:, RATED_B] + rows[:, RATED_C],
+                self.down_all,
+                self.rated_all,
+            )
+        # Within the group: are its current-window thumbs-down more than its baseline's share?
+        return excess_p_values(
+            rows[:, DOWN_C],
+            rows[:, RATED_C],
+            rows[:, DOWN_B] + rows[:, DOWN_C],
+            rows[:, RATED_B] + rows[:, RATED_C],
+        )
+
+    def effect(self, row: np.ndarray, kind: str) -> float:
+        if kind == "persistent":
+            n, k = row[RATED_B] + row[RATED_C], row[DOWN_B] + row[DOWN_C]
+            overall = self.down_all / self.rated_all if self.rated_all else 0.0
+            return float(k / n / overall) if n and overall > 0 else 0.0
+        rate_now = (row[DOWN_C] + 0.5) / (row[RATED_C] + 1)
+        return float(rate_now / ((row[DOWN_B] + 0.5) / (row[RATED_B] + 1)))
+
+    def result(
+        self, row: np.ndarray, kind: str, p: float | None, q: float | None, level: float
+    ) -> KindResult:
+        rated = int(row[RATED_B] + row[RATED_C]) if kind == "persistent" else int(row[RATED_C])
+        down = int(row[DOWN_B] + row[DOWN_C]) if kind == "persistent" else int(row[DOWN_C])
+        effect = self.effect(row, kind)
+        big = effect >= self.min_lift
+        if kind == "emerging":
+            # It must also stand out now, not only rise with everything else.
+            overall_now = self.down_cur / self.rated_cur if self.rated_cur else 0.0
+            big = big and row[RATED_C] > 0 and row[DOWN_C] / row[RATED_C] > overall_now
+        flagged = bool(q is not None and q <= level and big)
+        return KindResult(rated, down, effect, p, q, flagged)
+
+
+def _verdict(
+    row: np.ndarray, spots: _Hotspots, results: dict[str, KindResult], shrunk: float, level: str
+) -> HotspotVerdict:
+    rated, down = int(row[RATED_C]), int(row[DOWN_C])
+    rate = down / rated if rated else 0.0
+    overall = spots.down_cur / spots.rated_cur if spots.rated_cur else 0.0
+    persistent, emerging = results["persistent"], results["emerging"]
+    kind = "emerging" if emerging.flagged else "persistent" if persistent.flagged else None
+    shown = {"emerging": emerging, "persistent": persistent}.get(kind or "")
+    if shown is None:
+        tested = [r for r in (persistent, emerging) if r.q_value is not None]
+        shown = min(tested, key=lambda r: r.q_value or 1.0) if tested else persistent
+    return HotspotVerdict(
+        kind=kind,
+        rated=rated,
+        down=down,
+        down_rate=float(rate),
+        lift=float(rate / overall) if overall > 0 else 0.0,
+        p_value=shown.p_value,
+        q_value=shown.q_value,
+        flagged=kind is not None,
+        shrunken_rate=shrunk,
+        persistent=persistent,
+        emerging=emerging,
+        level=level,
+    )
+
+
+def _most_specific(tree: Tree, top: int, flagged: dict[int, int], tested: set[int]) -> list[int]:
+    """The flagged nodes under ``top`` a reader should see: the most specific explanation.
+
+    Walking down from ``top``: an unflagged node is looked through; a flagged node stands for
+    its effect unless exactly one child carries the same flag and the other child was tested
+    and is calm, in which case the flag is that child's (and the walk goes on in it). When
+    ``top`` itself carries a flag, nodes below are reported only if they explain it better.
+    """
+
+    def refine(node: int, sign: int) -> int:
+        kids = tree.children.get(node)
+        if not kids:
+            return node
+        a, b = kids
+        fa, fb = flagged.get(a) == sign, flagged.get(b) == sign
+        if fa and not fb and b in tested:
+            return refine(a, sign)
+        if fb and not fa and a in tested:
+            return refine(b, sign)
+        return node
+
+    out: list[int] = []
+
+    def find(node: int) -> None:
+        if node in flagged:
+            out.append(refine(node, flagged[node]))
+            return
+        for child in tree.children.get(node, ()):
+            find(child)
+
+    if top in flagged:
+        best = refine(top, flagged[top])
+        return [] if best == top else [best]
+    for child in tree.children.get(top, ()):
+        find(child)
+    return out
+
+
+def window_tests(
+    labels: np.ndarray,
+    n_clusters: int,
+    vectors: np.ndarray,
+    is_current: np.ndarray,
+    down: Sequence[bool | None],
+    settings: Settings,
+    *,
+    tree: Tree | None = None,
+    micro: np.ndarray | None = None,
+    novel: np.ndarray | None = None,
+) -> Verdicts:
+    """The flagging statistics of a run, given each record's cluster, window and thumb.
+
+    ``labels[i]`` is record i's cluster (``-1``: none), ``vectors[i]`` its embedding. With
+    ``tree`` and ``micro`` (record i's micro-cluster), the nodes below the cut are tested too;
+    ``novel[i]`` marks the records far from every centroid. The run's alpha is split over the
+    families so that two windows from one distribution (and thumbs-down independent of the
+    cluster and the window) raise any flag with probability at most alpha.
+    """
+    levels = stats.split_alpha(settings.drift_alpha)
+    rows = _counts(is_current, down)
+    totals = rows.sum(axis=0) if len(rows) else np.zeros(6, dtype=np.int64)
+    n_base, n_cur = int(totals[BASE]), int(totals[CUR])
+    per_cluster = _group_sums(labels.astype(np.int64), rows, n_clusters)
+    per_node: dict[int, np.ndarray] = {}
+    if tree is not None and micro is not None:
+        per_node = tree.sums(_group_sums(micro.astype(np.int64), rows, tree.n_micro))
+    else:
+        tree = None
+
+    def below_of(c: int) -> list[int]:
+        return tree.below(c) if tree is not None else []
+
+    def above_of(c: int) -> list[int]:
+        return tree.above(c) if tree is not None else []
+
+    size = settings.cluster_min_size
+    drift_kw = {
+        "fdr": levels.cluster_drift,
+        "min_ratio": settings.drift_min_ratio,
+        "min_share_change": settings.drift_min_share_change,
+    }
+
+    # --- drift: clusters, novel group, nodes below ---------------------------------------
+    fam = _Family()
+    both_windows = n_base > 0 and n_cur > 0
+    for c in range(n_clusters):
+        b, cur = int(per_cluster[c, BASE]), int(per_cluster[c, CUR])
+        own = _fisher_two_sided(b, cur, n_base, n_cur) if both_windows else None
+        below = [v for v in below_of(c) if per_node[v][:2].sum() >= size and both_windows]
+        counts = np.array([per_node[v][:2] for v in below]).reshape(-1, 2)
+        p_below = share_p_values(counts[:, 0], counts[:, 1], n_base, n_cur)
+        fam.units.append(Unit(own, [float(p) for p in p_below]))
+        fam.nodes.append(below)
+        fam.key.append(c)
+    novel_row = _group_sums(np.where(novel, 0, -1), rows, 1)[0] if novel is not None else None
+    if novel_row is not None and both_windows and novel_row[:2].sum() > 0:
+        own = _fisher_two_sided(int(novel_row[BASE]), int(novel_row[CUR]), n_base, n_cur)
+        fam.units.append(Unit(own))
+        fam.nodes.append([])
+        fam.key.append("novel")
+    drift_decision = hierarchical_bh(fam.units, levels.cluster_drift)
+    changes: list[stats.ShareChange] = []
+    novel_change: stats.ShareChange | None = None
+    node_drift: dict[int, stats.ShareChange] = {}
+    for u, key in enumerate(fam.key):
+        row = per_cluster[key] if isinstance(key, int) else novel_row
+        assert row is not None
+        p_own = fam.units[u].own
+        change = stats.share_change(
+            int(row[BASE]), int(row[CUR]), n_base, n_cur,
+            1.0 if p_own is None else p_own, drift_decision.own_q[u], **drift_kw,
+        )  # fmt: skip
+        if key == "novel":
+            novel_change = change
+        else:
+            changes.append(change)
+        qs = drift_decision.below_q[u]
+        for j, v in enumerate(fam.nodes[u]):
+            node_drift[v] = stats.share_change(
+                int(per_node[v][BASE]), int(per_node[v][CUR]), n_base, n_cur,
+                fam.units[u].below[j], None if qs is None else qs[j], **drift_kw,
+            )  # fmt: skip
+
+    # --- hotspots: persistent and emerging, one family ------------------------------------
+    spots = _Hotspots(totals, settings)
+    hot = _Family()
+    at_parent: dict[tuple[str, int], int] = {}  # (kind, node above the cut) -> its unit
+    cluster_unit: dict[tuple[str, int], tuple[int, str]] = {}
+    for kind in ("persistent", "emerging"):
+        for c in range(n_clusters):
+            if spots.supported(per_cluster[c], kind):
+                below = [v for v in below_of(c) if spots.supported(per_node[v], kind)]
+                own = float(spots.p_values(per_cluster[c], kind)[0])
+                p_below = spots.p_values(
+                    np.array([per_node[v] for v in below]).reshape(-1, 6), kind
+                )
+                hot.units.append(Unit(own, [float(p) for p in p_below]))
+                hot.nodes.append(below)
+                hot.key.append((kind, c))
+                cluster_unit[(kind, c)] = (len(hot.units) - 1, "cluster")
+                continue
+            parent = next((a for a in above_of(c) if spots.supported(per_node[a], kind)), None)
+            if parent is None:
+                continue
+            if (kind, parent) not in at_parent:
+                own = float(spots.p_values(per_node[parent], kind)[0])
+                hot.units.append(Unit(own))
+                hot.nodes.append([])
+                hot.key.append((kind, -1 - parent))
+                at_parent[(kind, parent)] = len(hot.units) - 1
+            cluster_unit[(kind, c)] = (at_parent[(kind, parent)], "parent")
+    hot_decision: Decision = hierarchical_bh(hot.units, levels.hotspots)
+    prior_a, prior_b = stats.beta_prior(
+        per_cluster[:, RATED_C].tolist(), per_cluster[:, DOWN_C].tolist()
+    )
+
+    def shrunk(row: np.ndarray) -> float:
+        return float((row[DOWN_C] + prior_a) / (row[RATED_C] + prior_a + prior_b))
+
+    verdicts: list[HotspotVerdict] = []
+    for c in range(n_clusters):
+        results: dict[str, KindResult] = {}
+        level = "cluster"
+        for kind in ("persistent", "emerging"):
+            found = cluster_unit.get((kind, c))
+            if found is None:
+                results[kind] = UNTESTED
+                continue
+            u, where = found
+            row = per_cluster[c] if where == "cluster" else per_node[-1 - hot.key[u][1]]  # type: ignore[index]
+            results[kind] = spots.result(
+                row, kind, hot.units[u].own, hot_decision.own_q[u], levels.hotspots
+            )
+            level = where if where == "parent" else level
+        verdicts.append(_verdict(per_cluster[c], spots, results, shrunk(per_cluster[c]), level))
+    node_hot: dict[int, dict[str, KindResult]] = {}
+    for u, (kind, _c) in enumerate(hot.key):  # type: ignore[misc]
+        qs = hot_decision.below_q[u]
+        for j, v in enumerate(hot.nodes[u]):
+            node_hot.setdefault(v, {})[kind] = spots.result(
+                per_node[v], kind, hot.units[u].below[j], None if qs is None else qs[j],
+                levels.hotspots,
+            )  # fmt: skip
+
+    global_drift = stats.mmd_two_sample(
+        vectors[~is_current], vectors[is_current], alpha=levels.global_drift,
+        seed=settings.analysis_seed,
+    )  # fmt: skip
+    subs = (
+        _subclusters(
+            tree, n_clusters, node_drift, node_hot, per_node, spots, shrunk, changes, verdicts
+        )
+        if tree is not None
+        else []
+    )
+    return Verdicts(changes, verdicts, global_drift, novel_change, subs)
+
+
+def _subclusters(
+    tree: Tree,
+    n_clusters: int,
+    node_drift: dict[int, stats.ShareChange],
+    node_hot: dict[int, dict[str, KindResult]],
+    per_node: dict[int, np.ndarray],
+    spots: _Hotspots,
+    shrunk: Callable[[np.ndarray], float],
+    changes: list[stats.ShareChange],
+    hotspots: list[HotspotVerdict],
+) -> list[SubVerdict]:
+    """The reported sub-clusters: per cluster and per test, the most specific flagged nodes."""
+    out: list[SubVerdict] = []
+    for c in range(n_clusters):
+        top = tree.cut_root.get(c)
+        if top is None:
+            continue
+        chosen: set[int] = set()
+        below = set(tree.below(c))
+        tests: list[tuple[dict[int, int], set[int]]] = []
+        drift_flags = {
+            v: int(np.sign(d.score)) for v, d in node_drift.items() if v in below and d.flagged
+        }
+        if changes[c].flagged:
+            drift_flags[top] = int(np.sign(changes[c].score))
+        tests.append((drift_flags, {v for v in node_drift if v in below}))
+        for kind in ("persistent", "emerging"):
+            flags = {
+                v: 1 for v, r in node_hot.items() if v in below and kind in r and r[kind].flagged
+            }
+            own = getattr(hotspots[c], kind)
+            if own.flagged and hotspots[c].level == "cluster":
+                flags[top] = 1
+            tests.append((flags, {v for v, r in node_hot.items() if v in below and kind in r}))
+        for flags, tested in tests:
+            chosen.update(_most_specific(tree, top, flags, tested))
+        for v in sorted(chosen, key=lambda v: (-int(per_node[v][:2].sum()), v)):
+            parent = tree.parent.get(v)
+            while parent is not None and parent != top and parent not in chosen:
+                parent = tree.parent.get(parent)
+            results = {k: node_hot.get(v, {}).get(k, UNTESTED) for k in ("persistent", "emerging")}
+            row = per_node[v]
+            drift = node_drift.get(v) or stats.share_change(
+                int(row[BASE]), int(row[CUR]), 1, 1, 1.0, None
+            )
+            out.append(
+                SubVerdict(
+                    node=v,
+                    cluster=c,
+                    parent_node=None if parent == top else parent,
+                    drift=drift,
+                    hotspot=_verdict(row, spots, results, shrunk(row), "cluster"),
+                )
+            )
+    return out

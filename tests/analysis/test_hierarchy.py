@@ -1,0 +1,148 @@
+"""The tree-testing statistics on small hand-made inputs whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import fisher_exact
+
+from llmscope.analysis.cluster import Clustering
+from llmscope.analysis.hierarchy import (
+    Unit,
+    excess_p_values,
+    gate,
+    hierarchical_bh,
+    share_p_values,
+    simes,
+)
+from llmscope.analysis.tree import build_tree
+from llmscope.analysis.verdicts import window_tests
+from llmscope.config import Settings
+
+
+def test_simes_by_hand() -> None:
+    # sorted 0.01, 0.02, 0.9: m p / j = 0.03, 0.03, 0.9 -> 0.03
+    assert simes([0.9, 0.02, 0.01]) == pytest.approx(0.03)
+    assert simes([0.5]) == 0.5
+    assert simes([]) == 1.0
+
+
+def test_gate_is_own_alone_simes_alone_or_twice_the_smaller() -> None:
+    assert gate(Unit(0.01)) == 0.01
+    assert gate(Unit(None, [0.01, 0.04])) == pytest.approx(0.02)  # simes: min(0.02, 0.04)
+    assert gate(Unit(0.03, [0.01, 0.04])) == pytest.approx(0.04)  # 2 * min(0.03, 0.02)
+    assert gate(Unit(None)) is None
+
+
+def test_hierarchical_bh_opens_only_units_whose_gate_passes() -> None:
+    units = [Unit(0.001, [0.0001, 0.5]), Unit(0.2, [0.3]), Unit(0.04)]
+    d = hierarchical_bh(units, 0.05)
+    # gates: 2*min(0.001, simes(0.0001, 0.5)=0.0002) = 0.0004; 2*min(0.2, 0.3) = 0.4; 0.04
+    # BH over (0.0004, 0.4, 0.04): q = 0.0012, 0.4, 0.06
+    assert d.gate_q == pytest.approx([0.0012, 0.4, 0.06])
+    # own (weighted): 0.002, 0.4, 0.04 -> BH: 0.006, 0.4, 0.06
+    assert d.own_q == pytest.approx([0.006, 0.4, 0.06])
+    assert d.below_q[0] == pytest.approx([0.0002, 0.5])  # BH inside the opened unit
+    assert d.below_q[1] is None and d.below_q[2] is None  # not opened
+
+
+def test_own_rejections_are_always_opened_units() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        units = [
+            Unit(float(rng.random() ** 3), [float(p) for p in rng.random(int(rng.integers(0, 4)))])
+            for _ in range(6)
+        ]
+        d = hierarchical_bh(units, 0.1)
+        for own, opened in zip(d.own_q, d.gate_q, strict=True):
+            if own is not None and own <= 0.1:
+                assert opened is not None and opened <= 0.1
+
+
+def test_vectorised_p_values_match_fisher() -> None:
+    # One-sided: exactly Fisher's "greater" on (down, not down) x (here, elsewhere).
+    p = excess_p_values(np.array([3, 5]), np.array([3, 10]), 6, 20)
+    assert p[0] == pytest.approx(fisher_exact([[3, 0], [3, 14]], alternative="greater")[1])
+    assert p[1] == pytest.approx(fisher_exact([[5, 5], [1, 9]], alternative="greater")[1])
+    # Two-sided by doubling: the [[3, 0], [0, 3]] table gives 2 * 1/20.
+    assert share_p_values(np.array([0]), np.array([3]), 3, 3)[0] == pytest.approx(0.1)
+
+
+def _clustering() -> Clustering:
+    # 4 micro-clusters: (0, 1) merge first, then (2, 3), then the two pairs. Cut: 2 clusters,
+    # cluster 0 = micro 0 and 1, cluster 1 = micro 2 and 3.
+    z = np.array([[0, 1, 1.0, 2], [2, 3, 1.0, 2], [4, 5, 5.0, 4]], dtype=float)
+    micro = np.repeat(np.arange(4), 40)
+    return Clustering(
+        labels=(micro >= 2).astype(np.int64),
+        n_clusters=2,
+        silhouette=None,
+        micro_labels=micro,
+        linkage=z,
+        micro_cluster=np.array([0, 0, 1, 1]),
+    )
+
+
+def test_tree_knows_the_nodes_below_and_above_each_cluster() -> None:
+    tree = build_tree(_clustering())
+    assert tree is not None
+    assert tree.cut_root == {0: 4, 1: 5}
+    assert tree.below(0) == [0, 1] and tree.below(1) == [2, 3]
+    assert tree.above(0) == [6] and tree.root == 6
+    sums = tree.sums(np.eye(4, dtype=np.int64))
+    assert sums[6].tolist() == [1, 1, 1, 1] and sums[4].tolist() == [1, 1, 0, 0]
+
+
+def test_a_new_topic_inside_a_stable_cluster_is_a_sub_cluster() -> None:
+    clustering = _clustering()
+    tree = build_tree(clustering)
+    micro = clustering.micro_labels
+    assert micro is not None
+    # Micro 1 is new: all 40 of its records are current. The rest: half and half.
+    is_current = np.r_[np.arange(40) % 2 == 0, np.ones(40, bool), np.arange(80) % 2 == 0]
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(160, 4))
+    down = [None] * 160
+    settings = Settings(database_url="sqlite://")
+    v = window_tests(
+        clustering.labels, 2, vectors, is_current, down, settings, tree=tree, micro=micro
+    )
+    # Cluster 0 grew (60 of 100 current records against 20 of 60), and below it micro 1 is new.
+    assert v.drift[0].flagged and v.drift[0].kind == "grew"
+    [sub] = v.subclusters
+    assert (sub.node, sub.cluster, sub.parent_node) == (1, 0, None)
+    assert sub.drift.flagged and sub.drift.kind == "new"
+    assert not v.drift[1].flagged or v.drift[1].kind == "shrank"
+
+
+def test_persistent_and_emerging_hotspots_and_a_small_cluster_tested_at_its_parent() -> None:
+    clustering = _clustering()
+    tree = build_tree(clustering)
+    micro = clustering.micro_labels
+    assert micro is not None
+    is_current = np.arange(160) % 2 == 0
+    vectors = np.zeros((160, 4))
+    rate = np.full(160, 0.05)
+    rate[:40] = 0.6  # micro 0 (in cluster 0): bad in both windows -> persistent
+    rate[80:120] = np.where(is_current[80:120], 0.7, 0.05)  # micro 2: bad now -> emerging
+    rng = np.random.default_rng(3)
+    down = [bool(rng.random() < r) for r in rate]
+    settings = Settings(database_url="sqlite://")
+    v = window_tests(
+        clustering.labels, 2, vectors, is_current, down, settings, tree=tree, micro=micro
+    )
+    # Cluster 0 is diluted by its calm half (lift 1.2 over both windows): only below the cut
+    # is micro 0 a hotspot, in both windows, so persistent.
+    assert not v.hotspots[0].flagged and v.hotspots[0].persistent.effect < 1.5
+    assert v.hotspots[1].flagged and v.hotspots[1].kind == "emerging"
+    assert v.hotspots[1].emerging.effect > 3  # rise over its own baseline rate
+    kinds = {(s.node, s.hotspot.kind) for s in v.subclusters if s.hotspot.flagged}
+    assert (0, "persistent") in kinds and (2, "emerging") in kinds
+
+    # Too few ratings in each cluster: tested once, at the node above both (the root).
+    sparse = [d if i % 16 == 0 else None for i, d in enumerate(down)]
+    v = window_tests(
+        clustering.labels, 2, vectors, is_current, sparse, settings, tree=tree, micro=micro
+    )
+    assert v.hotspots[0].level == "parent" and v.hotspots[0].persistent.rated == 10
+    assert v.hotspots[0].persistent.p_value == v.hotspots[1].persistent.p_value
