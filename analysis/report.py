@@ -82,7 +82,7 @@ def cluster_entry(
             p_value=c.hotspot.p_value,
             q_value=c.hotspot.q_value,
             flagged=c.hotspot.flagged,
-            level=cast(Any, c.hotspot.level),
+            level="parent" if c.hotspot.level == "parent" else None,
             persistent=_test(c.hotspot.persistent, "lift"),
             emerging=_test(c.hotspot.emerging, "rise"),
         ),

@@ -155,17 +155,16 @@ class Hotspot(ReportModel):
     """Is the cluster a thumbs-down hotspot. ``lift``: its current-window rate over the current
     window's; ``p_value``/``q_value`` of the kind flagged (else of the more significant test)."""
 
-    kind: HotspotKind | None = Field(default=None, description="persistent|emerging; null: none")
+    kind: HotspotKind | None = omitted_while_none("flagged hotspots: persistent|emerging")
     lift: Number
     p_value: Number
     q_value: Number
     flagged: bool
-    level: Literal["cluster", "parent"] = Field(
-        default="cluster",
-        description="parent: too few ratings, tested with its neighbours (the node above it)",
+    level: Literal["parent"] | None = omitted_while_none(
+        "parent: too few ratings, tested with its neighbours (the tree node above it)"
     )
-    persistent: HotspotTest | None = None
-    emerging: HotspotTest | None = None
+    persistent: HotspotTest | None = omitted_while_none("runs since the two hotspot tests")
+    emerging: HotspotTest | None = omitted_while_none("runs since the two hotspot tests")
 
 
 class LatencySlice(ReportModel):
@@ -268,7 +267,7 @@ class RunReport(ReportModel):
     current: WindowInfo
     global_drift: GlobalDrift
     clusters: list[ClusterEntry] = Field(default_factory=list)
-    novel: NovelGroup | None = Field(default=None, description="null: no novel records")
+    novel: NovelGroup | None = omitted_while_none("records far from every centroid, if any")
     alerts: list[AlertEntry] = Field(default_factory=list)
     template_versions: list[TemplateVersionRow] = Field(default_factory=list)
 

@@ -85,10 +85,13 @@ def test_report_has_the_contract_shape(analysed: tuple[Settings, dict[str, Any]]
     for cluster in report["clusters"]:
         assert set(cluster) - {"parent"} == CLUSTER_KEYS  # parent: sub-clusters only
         assert set(cluster["drift"]) == {"kind", "score", "p_value", "q_value", "flagged"}
-        assert set(cluster["hotspot"]) == {
-            "lift", "p_value", "q_value", "flagged", "kind", "level", "persistent", "emerging",
+        # kind: flagged hotspots only; level: only when tested at the node above (parent)
+        assert set(cluster["hotspot"]) - {"kind", "level"} == {
+            "lift", "p_value", "q_value", "flagged", "persistent", "emerging",
         }  # fmt: skip
-        assert cluster["hotspot"]["kind"] in (None, "persistent", "emerging")
+        assert cluster["hotspot"].get("kind") in (
+            ("persistent", "emerging") if cluster["hotspot"]["flagged"] else (None,)
+        )
         assert cluster["size"] == cluster["baseline_count"] + cluster["current_count"]
         assert cluster["keywords"] and cluster["examples"]
         assert sum(cluster["templates"].values()) == cluster["size"]
