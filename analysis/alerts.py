@@ -19,7 +19,6 @@ backoff; a failed delivery is recorded in the alert's row and never fails the ru
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,11 +29,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from llmscope.analysis.matching import match_clusters
+from llmscope.analysis.report import save_report
 from llmscope.config import Settings
-from llmscope.db.models import Alert, AnalysisRun, RunCluster
+from llmscope.db.models import Alert, RunCluster
+from llmscope.db.queries import load_run_report
+from llmscope.report import AlertEntry, ClusterEntry, RunReport
 from llmscope.webhooks import deliver
 
-__all__ = ["AlertCandidate", "alert_candidates", "deliver", "dashboard_link", "raise_alerts"]
+__all__ = [
+    "AlertCandidate",
+    "alert_candidates",
+    "dashboard_link",
+    "deliver",
+    "raise_alerts",
+    "raise_report_alerts",
+]
 
 log = logging.getLogger("llmscope.analysis.alerts")
 
@@ -50,52 +59,52 @@ class AlertCandidate:
     message: str
 
 
-def _pct(value: Any) -> str:
+def _pct(value: float | None) -> str:
     return f"{100 * float(value):.1f}%" if isinstance(value, int | float) else "n/a"
 
 
-def _q(section: dict[str, Any]) -> str:
-    q = section.get("q_value", section.get("p_value"))
+def _q(q: float | None) -> str:
     return f"q={float(q):.2g}" if isinstance(q, int | float) else "q=n/a"
 
 
-def _label(cluster: dict[str, Any]) -> str:
-    title = (cluster.get("summary") or {}).get("title")
+def _label(cluster: ClusterEntry) -> str:
+    title = cluster.summary.title if cluster.summary is not None else None
     if not title:
-        title = ", ".join(str(k) for k in (cluster.get("keywords") or [])[:3])
-    return f'cluster {cluster["id"]} "{title}"' if title else f"cluster {cluster['id']}"
+        title = ", ".join(str(k) for k in cluster.keywords[:3])
+    return f'cluster {cluster.id} "{title}"' if title else f"cluster {cluster.id}"
 
 
-def alert_candidates(report: dict[str, Any], rules: set[str]) -> list[AlertCandidate]:
+def alert_candidates(report: RunReport, rules: set[str]) -> list[AlertCandidate]:
     """The alerts the rules raise for a run report (before any cooldown)."""
     found: list[AlertCandidate] = []
-    global_drift = report.get("global_drift") or {}
-    if "global_drift" in rules and global_drift.get("flagged"):
-        p = global_drift.get("p_value")
+    global_drift = report.global_drift
+    if "global_drift" in rules and global_drift.flagged:
+        p = global_drift.p_value
         p_text = f"p={float(p):.2g}" if isinstance(p, int | float) else "p=n/a"
         found.append(
             AlertCandidate(
                 "global_drift",
                 None,
                 "Traffic in the current window differs from the baseline "
-                f"({global_drift.get('method', 'two-sample test')}, {p_text}).",
+                f"({global_drift.method}, {p_text}).",
             )
         )
-    for cluster in report.get("clusters") or []:
-        if int(cluster.get("id", -1)) < 0:
+    for cluster in report.clusters:
+        if cluster.id < 0:
             continue
-        cid = int(cluster["id"])
-        drift = cluster.get("drift") or {}
-        shares = f"{_pct(cluster.get('baseline_share'))} -> {_pct(cluster.get('current_share'))}"
-        if drift.get("flagged"):
-            if drift.get("kind") == "new":
+        cid = cluster.id
+        drift = cluster.drift
+        shares = f"{_pct(cluster.baseline_share)} -> {_pct(cluster.current_share)}"
+        if drift.flagged:
+            if drift.kind == "new":
                 if "new_cluster" in rules:
                     found.append(
                         AlertCandidate(
                             "new_cluster",
                             cid,
-                            f"New {_label(cluster)}: {cluster.get('current_count', 0)} requests "
-                            f"in the current window, share {shares} ({_q(drift)}).",
+                            f"New {_label(cluster)}: {cluster.current_count} requests "
+                            f"in the current window, share {shares} "
+                            f"({_q(drift.q_value)}).",
                         )
                     )
             elif "drift" in rules:
@@ -103,22 +112,23 @@ def alert_candidates(report: dict[str, Any], rules: set[str]) -> list[AlertCandi
                     AlertCandidate(
                         "drift",
                         cid,
-                        f"{_label(cluster).capitalize()} {drift.get('kind', 'changed')}: share "
-                        f"of traffic {shares} ({_q(drift)}).",
+                        f"{_label(cluster).capitalize()} {drift.kind}: share "
+                        f"of traffic {shares} ({_q(drift.q_value)}).",
                     )
                 )
-        hotspot = cluster.get("hotspot") or {}
-        if "hotspot" in rules and hotspot.get("flagged"):
-            feedback = cluster.get("feedback") or {}
-            lift = hotspot.get("lift")
+        hotspot = cluster.hotspot
+        if "hotspot" in rules and hotspot.flagged:
+            feedback = cluster.feedback
+            lift = hotspot.lift
             lift_text = f", {float(lift):.1f}x the rest" if isinstance(lift, int | float) else ""
             found.append(
                 AlertCandidate(
                     "hotspot",
                     cid,
-                    f"Thumbs-down hotspot in {_label(cluster)}: {feedback.get('down', 0)} of "
-                    f"{feedback.get('rated', 0)} rated answers thumbs-down "
-                    f"({_pct(feedback.get('down_rate'))}{lift_text}; {_q(hotspot)}).",
+                    f"Thumbs-down hotspot in {_label(cluster)}: {feedback.down} of "
+                    f"{feedback.rated} rated answers thumbs-down "
+                    f"({_pct(feedback.down_rate)}{lift_text}; "
+                    f"{_q(hotspot.q_value)}).",
                 )
             )
     return found
@@ -160,19 +170,28 @@ def _stable_keys(session: Session, run_id: str) -> dict[int, str | None]:
 
 
 def raise_alerts(session: Session, run_id: str, settings: Settings) -> list[Alert]:
-    """Store, deliver and list the run's alerts; returns the rows (suppressed ones too).
-
-    The caller commits. Delivery problems are recorded, never raised.
-    """
-    run = session.get(AnalysisRun, run_id)
-    if run is None:
+    """Store, deliver and list the alerts of the stored run ``run_id`` and store its report;
+    returns the rows (suppressed ones too). The caller commits."""
+    report = load_run_report(session, run_id)
+    if report is None:
         raise LookupError(f"no analysis run {run_id!r}")
+    rows = raise_report_alerts(session, report, settings)
+    save_report(session, report)
+    return rows
+
+
+def raise_report_alerts(session: Session, report: RunReport, settings: Settings) -> list[Alert]:
+    """Store and deliver the alerts of the run ``report`` and list them in its ``alerts``;
+    returns the rows (suppressed ones too).
+
+    The caller commits and stores the report. Delivery problems are recorded, never raised.
+    """
+    run_id = report.run_id
     keys = _stable_keys(session, run_id)
     if any(key is None for cid, key in keys.items() if cid >= 0):
         # Cooldowns need identities that survive re-clustering: match first if nobody did.
         match_clusters(session, run_id, settings.cluster_match_threshold)
         keys = _stable_keys(session, run_id)
-    report = copy.deepcopy(run.report or {})
     rules = set(settings.alert_rules.split(","))
     now = datetime.now(UTC)
     since = now - timedelta(hours=settings.alert_cooldown_hours)
@@ -240,11 +259,9 @@ def raise_alerts(session: Session, run_id: str, settings: Settings) -> list[Aler
             # Flushed one by one so a later candidate's cooldown sees this one.
             session.flush()
             rows.append(row)
-    report["alerts"] = [
-        {"kind": r.kind, "cluster_id": r.cluster_id, "message": r.message}
+    report.alerts = [
+        AlertEntry(kind=r.kind, cluster_id=r.cluster_id, message=r.message)
         for r in rows
         if r.delivery_status != "suppressed"
     ]
-    run.report = report
-    session.flush()
     return rows

@@ -28,7 +28,6 @@ from llmscope.analysis.windows import Window, default_windows
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment, RunCluster
-from llmscope.db.queries import load_run_report
 from llmscope.report import RunReport
 
 log = logging.getLogger("llmscope.analysis")
@@ -210,7 +209,7 @@ def run_analysis(
                 "alpha_split": split_alpha(settings.drift_alpha).__dict__,
                 "seconds": round(time.perf_counter() - started, 3),
             }
-            store_run(
+            report = store_run(
                 session,
                 run_id=run_id,
                 created_at=datetime.now(UTC),
@@ -228,9 +227,7 @@ def run_analysis(
                 params["seconds"],
             )
             # The run is committed: matching, summaries and alerts enrich it, never fail it.
-            finish_run(session, run_id, settings)
-            report = load_run_report(session, run_id)
-            assert report is not None
+            finish_run(session, run_id, settings, report)
             return report
     finally:
         engine.dispose()

@@ -14,11 +14,13 @@ from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from llmscope.analysis import stats
 from llmscope.analysis.pipeline import ClusterResult, RunResult
 from llmscope.analysis.verdicts import KindResult
 from llmscope.analysis.windows import Window
+from llmscope.db.models import AnalysisRun
 from llmscope.report import (
     ClusterEntry,
     Drift,
@@ -186,3 +188,12 @@ def build_report(
         novel=novel_entry(result, records),
         template_versions=[TemplateVersionRow.model_validate(row) for row in result.versions],
     )
+
+
+def save_report(session: Session, report: RunReport) -> None:
+    """Write ``report`` as its run's stored report (the caller commits)."""
+    run = session.get(AnalysisRun, report.run_id)
+    if run is None:
+        raise LookupError(f"no analysis run {report.run_id!r}")
+    run.report = report.to_json()
+    session.flush()

@@ -94,9 +94,10 @@ class ReportModel(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON value stored and served: plain dicts, lists, strings and numbers."""
-        return self.model_dump(mode="json")
+    def to_json(self, **dump: Any) -> dict[str, Any]:
+        """The JSON value stored and served: plain dicts, lists, strings and numbers
+        (``dump``: more options of ``model_dump``, e.g. ``include``)."""
+        return self.model_dump(mode="json", **dump)
 
 
 class WindowInfo(ReportModel):

@@ -8,7 +8,7 @@ where, how many per cluster match the filters, and the points of the map.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,24 +25,25 @@ from llmscope.dashboard.data.common import (
     with_feedback,
 )
 from llmscope.db.models import Record, RunAssignment
+from llmscope.report import ClusterEntry, RunReport
 
 MAP_LIMIT = 20_000
-SORT_KEYS = {
-    "drift": lambda c: (c.get("drift") or {}).get("score") or 0.0,
-    "hotspot": lambda c: (c.get("hotspot") or {}).get("lift") or 0.0,
-    "size": lambda c: c.get("size") or 0,
-    "down_rate": lambda c: (c.get("feedback") or {}).get("down_rate") or 0.0,
+SORT_KEYS: dict[str, Callable[[ClusterEntry], float]] = {
+    "drift": lambda c: c.drift.score or 0.0,
+    "hotspot": lambda c: c.hotspot.lift or 0.0,
+    "size": lambda c: c.size,
+    "down_rate": lambda c: c.feedback.down_rate or 0.0,
 }
 
 
-def sorted_clusters(report: dict[str, Any], sort: str = "drift") -> list[dict[str, Any]]:
+def sorted_clusters(report: RunReport, sort: str = "drift") -> list[ClusterEntry]:
     """The report's clusters, largest ``sort`` value first (flagged ones first within ties)."""
     key = SORT_KEYS[sort]
-    return sorted(report.get("clusters") or [], key=lambda c: (-key(c), c.get("id", 0)))
+    return sorted(report.clusters, key=lambda c: (-key(c), c.id))
 
 
-def find_cluster(report: dict[str, Any], cluster_id: int) -> dict[str, Any] | None:
-    return next((c for c in report.get("clusters") or [] if c.get("id") == cluster_id), None)
+def find_cluster(report: RunReport, cluster_id: int) -> ClusterEntry | None:
+    return report.cluster(cluster_id)
 
 
 def _joined(columns: list[Any], run_id: str, filters: Filters, *, feedback: bool = True) -> Any:

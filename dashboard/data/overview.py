@@ -11,6 +11,8 @@ from sqlalchemy import Engine, func, select
 
 from llmscope.dashboard.data.common import TEMPLATE_KEY
 from llmscope.db.models import Alert, AnalysisRun, Record
+from llmscope.db.queries import NEWEST_RUN_FIRST, pick_run
+from llmscope.report import RunReport
 
 
 @dataclass(frozen=True)
@@ -54,34 +56,29 @@ def list_runs(engine: Engine, limit: int = 50) -> list[RunInfo]:
         AnalysisRun.current_end,
     )
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(*cols)
-            .order_by(AnalysisRun.created_at.desc(), AnalysisRun.id.desc())
-            .limit(limit)
-        ).all()
+        rows = conn.execute(select(*cols).order_by(*NEWEST_RUN_FIRST).limit(limit)).all()
     return [RunInfo(*row) for row in rows]
 
 
-def run_report(engine: Engine, run_id: str | None) -> tuple[RunInfo, dict[str, Any]] | None:
+def run_report(engine: Engine, run_id: str | None) -> tuple[RunInfo, RunReport] | None:
     """The run ``run_id`` (the newest when None) and its stored report; None if there is none."""
-    stmt = select(
-        AnalysisRun.id,
-        AnalysisRun.created_at,
-        AnalysisRun.baseline_start,
-        AnalysisRun.baseline_end,
-        AnalysisRun.current_start,
-        AnalysisRun.current_end,
-        AnalysisRun.report,
+    stmt = pick_run(
+        select(
+            AnalysisRun.id,
+            AnalysisRun.created_at,
+            AnalysisRun.baseline_start,
+            AnalysisRun.baseline_end,
+            AnalysisRun.current_start,
+            AnalysisRun.current_end,
+            AnalysisRun.report,
+        ),
+        run_id or None,
     )
-    if run_id:
-        stmt = stmt.where(AnalysisRun.id == run_id)
-    else:
-        stmt = stmt.order_by(AnalysisRun.created_at.desc(), AnalysisRun.id.desc()).limit(1)
     with engine.connect() as conn:
         row = conn.execute(stmt).first()
     if row is None:
         return None
-    return RunInfo(*row[:6]), dict(row[6] or {})
+    return RunInfo(*row[:6]), RunReport.from_stored(row[6])
 
 
 def filter_options(engine: Engine, limit: int = 200) -> dict[str, list[str]]:

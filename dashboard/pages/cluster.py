@@ -29,6 +29,7 @@ from llmscope.dashboard.components import (
     thumb_badge,
 )
 from llmscope.dashboard.state import ViewState
+from llmscope.report import ClusterEntry, ClusterSummary
 
 
 def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
@@ -44,15 +45,15 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
             back,
             card(html.P(f"Run {run.id} has no cluster {cluster_id}."), title="Not found"),
         )
-    summary = cluster.get("summary") or {}
-    title = summary.get("title") or f"Cluster {cluster_id}"
+    summary = cluster.summary
+    title = (summary.title if summary else "") or f"Cluster {cluster_id}"
     export = ViewState(run=run.id).href(f"/export/clusters/{cluster_id}.csv")
     records = data.cluster_records(
         engine,
         run.id,
         cluster_id,
         data.Filters(feedback=state.feedback),
-        first=cluster.get("examples") or [],
+        first=cluster.examples,
     )
     values = data.cluster_values(engine, run.id, cluster_id)
     return page(
@@ -70,8 +71,8 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                             graph(
                                 charts.share_figure(
                                     data.share_by_day(engine, run.id, cluster_id),
-                                    cluster.get("baseline_share"),
-                                    cluster.get("current_share"),
+                                    cluster.baseline_share,
+                                    cluster.current_share,
                                 )
                             ),
                             title="Share of each day's records",
@@ -107,7 +108,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
             if c is not None
         ],
         actions=html.A(
-            f"⬇ Download CSV ({fmt_int(cluster.get('size'))} records)",
+            f"⬇ Download CSV ({fmt_int(cluster.size)} records)",
             href=export,
             download=f"cluster-{cluster_id}-{run.id}.csv",
             className="button",
@@ -121,27 +122,35 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
     )
 
 
-def _summary(cluster: dict[str, Any], summary: dict[str, Any]) -> html.Section:
+def _summary(cluster: ClusterEntry, summary: ClusterSummary | None) -> html.Section:
     parts: list[Any] = [
         html.Div(
             [
                 html.Span("Summary written by ", className="muted"),
-                html.Strong(summary_author(summary.get("generated_by")), id="summary-author"),
+                html.Strong(
+                    summary_author(summary.generated_by if summary else None), id="summary-author"
+                ),
             ],
             className="summary-author",
         ),
-        html.P(summary.get("text") or "No summary stored for this cluster.", className="summary"),
+        html.P(
+            (summary.text if summary else "") or "No summary stored for this cluster.",
+            className="summary",
+        ),
     ]
-    for label, key in (("Likely root cause", "root_cause"), ("Suggested fix", "suggested_fix")):
-        if summary.get(key):
+    lines = (
+        (("Likely root cause", summary.root_cause), ("Suggested fix", summary.suggested_fix))
+        if summary
+        else ()
+    )
+    for label, said in lines:
+        if said:
             parts.append(
-                html.Div(
-                    [html.Strong(f"{label}: "), html.Span(summary[key])], className="summary-line"
-                )
+                html.Div([html.Strong(f"{label}: "), html.Span(said)], className="summary-line")
             )
     parts.append(
         html.Div(
-            [badge(k, "keyword") for k in cluster.get("keywords") or []],
+            [badge(k, "keyword") for k in cluster.keywords],
             className="keywords-row",
             id="cluster-keywords",
         )
@@ -149,63 +158,52 @@ def _summary(cluster: dict[str, Any], summary: dict[str, Any]) -> html.Section:
     return card(*parts, title="Summary")
 
 
-def _stats(c: dict[str, Any]) -> html.Div:
-    drift, hotspot = c.get("drift") or {}, c.get("hotspot") or {}
-    fb, lat, tok = c.get("feedback") or {}, c.get("latency_ms") or {}, c.get("tokens") or {}
-    down_rate = fb.get("down_rate")
+def _stats(c: ClusterEntry) -> html.Div:
+    drift, hotspot, fb, lat, tok = c.drift, c.hotspot, c.feedback, c.latency_ms, c.tokens
     return html.Div(
         [
             stat(
                 "Size",
-                fmt_int(c.get("size")),
-                f"{fmt_int(c.get('baseline_count'))} baseline · "
-                f"{fmt_int(c.get('current_count'))} current",
+                fmt_int(c.size),
+                f"{fmt_int(c.baseline_count)} baseline · {fmt_int(c.current_count)} current",
             ),
             stat(
                 "Share",
-                f"{fmt_pct(c.get('baseline_share'))} → {fmt_pct(c.get('current_share'))}",
+                f"{fmt_pct(c.baseline_share)} → {fmt_pct(c.current_share)}",
                 "baseline → current",
             ),
             stat(
                 "Drift",
                 [
-                    drift.get("kind", "–"),
+                    drift.kind,
                     " ",
-                    badge("flagged", "bad")
-                    if drift.get("flagged")
-                    else badge("not flagged", "neutral"),
+                    badge("flagged", "bad") if drift.flagged else badge("not flagged", "neutral"),
                 ],
-                f"score {fmt_num(drift.get('score'), 2)} · p={fmt_p(drift.get('p_value'))} · "
-                f"q={fmt_p(drift.get('q_value'))}",
-                tone="bad" if drift.get("flagged") else "",
+                f"score {fmt_num(drift.score, 2)} · p={fmt_p(drift.p_value)} · "
+                f"q={fmt_p(drift.q_value)}",
+                tone="bad" if drift.flagged else "",
             ),
             stat(
                 "Thumbs-down",
-                fmt_pct(down_rate),
-                f"{fmt_int(fb.get('down'))} down of {fmt_int(fb.get('rated'))} rated"
-                + (" (few ratings: read with care)" if (fb.get("rated") or 0) < 20 else ""),
-                tone="bad" if hotspot.get("flagged") else "",
+                fmt_pct(fb.down_rate),
+                f"{fmt_int(fb.down)} down of {fmt_int(fb.rated)} rated"
+                + (" (few ratings: read with care)" if fb.rated < 20 else ""),
+                tone="bad" if hotspot.flagged else "",
             ),
             stat(
                 "Hotspot lift",
-                f"×{fmt_num(hotspot.get('lift'), 2)}",
+                f"×{fmt_num(hotspot.lift, 2)}",
                 [
-                    f"p={fmt_p(hotspot.get('p_value'))} · q={fmt_p(hotspot.get('q_value'))} ",
-                    badge("flagged", "bad")
-                    if hotspot.get("flagged")
-                    else badge("not flagged", "neutral"),
+                    f"p={fmt_p(hotspot.p_value)} · q={fmt_p(hotspot.q_value)} ",
+                    badge("flagged", "bad") if hotspot.flagged else badge("not flagged", "neutral"),
                 ],
-                tone="bad" if hotspot.get("flagged") else "",
+                tone="bad" if hotspot.flagged else "",
             ),
-            stat(
-                "Latency",
-                f"{fmt_num(lat.get('p50'), 0)} ms",
-                f"p95 {fmt_num(lat.get('p95'), 0)} ms",
-            ),
+            stat("Latency", f"{fmt_num(lat.p50, 0)} ms", f"p95 {fmt_num(lat.p95, 0)} ms"),
             stat(
                 "Tokens (p50)",
-                f"{fmt_num(tok.get('input_p50'), 0)} in",
-                f"{fmt_num(tok.get('output_p50'), 0)} out",
+                f"{fmt_num(tok.input_p50, 0)} in",
+                f"{fmt_num(tok.output_p50, 0)} out",
             ),
         ],
         className="stats",
@@ -213,8 +211,8 @@ def _stats(c: dict[str, Any]) -> html.Div:
     )
 
 
-def _templates(c: dict[str, Any]) -> Any:
-    templates = c.get("templates") or {}
+def _templates(c: ClusterEntry) -> Any:
+    templates = c.templates
     if not templates:
         return html.P("No templates recorded for these calls.", className="muted")
     size = sum(templates.values()) or 1

@@ -28,6 +28,7 @@ from llmscope.dashboard.components import (
 )
 from llmscope.dashboard.data.cache import cached
 from llmscope.dashboard.state import ViewState
+from llmscope.report import ClusterEntry
 
 # The heavy reads, memoised for a few seconds (see data/cache.py): re-renders are instant.
 store_status = cached(data.store_status)
@@ -65,8 +66,7 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     points = map_points(engine, run.id, filters, total=total)
     clusters = data.sorted_clusters(report, state.sort)
     titles = {
-        c["id"]: (c.get("summary") or {}).get("title") or ", ".join(c.get("keywords", [])[:3])
-        for c in clusters
+        c.id: (c.summary.title if c.summary else "") or ", ".join(c.keywords[:3]) for c in clusters
     }
 
     color = html.Div(
@@ -150,7 +150,7 @@ def _sort_header(label: str, key: str, state: ViewState) -> html.Th:
 
 
 def _table(
-    clusters: list[dict[str, Any]], counts: dict[int, int], state: ViewState, *, filtered: bool
+    clusters: list[ClusterEntry], counts: dict[int, int], state: ViewState, *, filtered: bool
 ) -> Any:
     if not clusters:
         return html.P(
@@ -169,70 +169,63 @@ def _table(
     ]
     rows = []
     for c in clusters:
-        drift, hotspot = c.get("drift") or {}, c.get("hotspot") or {}
-        fb = c.get("feedback") or {}
-        summary = c.get("summary") or {}
-        title = summary.get("title") or f"Cluster {c['id']}"
+        drift, hotspot, fb = c.drift, c.hotspot, c.feedback
+        title = (c.summary.title if c.summary else "") or f"Cluster {c.id}"
+        author = c.summary.generated_by if c.summary else None
         rows.append(
             html.Tr(
                 [
                     html.Td(
                         dcc.Link(
-                            [html.Span(f"#{c['id']} ", className="muted"), title],
-                            href=state.href(f"/clusters/{c['id']}", sort="drift", color="cluster"),
+                            [html.Span(f"#{c.id} ", className="muted"), title],
+                            href=state.href(f"/clusters/{c.id}", sort="drift", color="cluster"),
                             className="cluster-link",
                         )
                     ),
-                    html.Td(", ".join(c.get("keywords") or []), className="keywords"),
-                    html.Td(fmt_int(c.get("size")), className="num"),
-                    *(
-                        [html.Td(fmt_int(counts.get(c["id"], 0)), className="num")]
-                        if filtered
-                        else []
-                    ),
+                    html.Td(", ".join(c.keywords), className="keywords"),
+                    html.Td(fmt_int(c.size), className="num"),
+                    *([html.Td(fmt_int(counts.get(c.id, 0)), className="num")] if filtered else []),
                     html.Td(
-                        f"{fmt_pct(c.get('baseline_share'))} → {fmt_pct(c.get('current_share'))}",
+                        f"{fmt_pct(c.baseline_share)} → {fmt_pct(c.current_share)}",
                         className="num",
                     ),
                     html.Td(
                         [
                             badge(
-                                drift.get("kind", "?"),
-                                "bad"
-                                if drift.get("flagged")
-                                else DRIFT_TONES.get(str(drift.get("kind")), "neutral"),
+                                drift.kind,
+                                "bad" if drift.flagged else DRIFT_TONES.get(drift.kind, "neutral"),
                             ),
-                            html.Span(f" {fmt_num(drift.get('score'), 2)}"),
-                            html.Div(f"q={fmt_p(drift.get('q_value'))}", className="muted small"),
+                            html.Span(f" {fmt_num(drift.score, 2)}"),
+                            html.Div(f"q={fmt_p(drift.q_value)}", className="muted small"),
                         ],
                         className="num",
                     ),
                     html.Td(
                         [
-                            badge("hotspot", "bad") if hotspot.get("flagged") else None,
-                            html.Span(f" ×{fmt_num(hotspot.get('lift'), 2)}"),
-                            html.Div(f"q={fmt_p(hotspot.get('q_value'))}", className="muted small"),
+                            badge("hotspot", "bad") if hotspot.flagged else None,
+                            html.Span(f" ×{fmt_num(hotspot.lift, 2)}"),
+                            html.Div(f"q={fmt_p(hotspot.q_value)}", className="muted small"),
                         ],
                         className="num",
                     ),
                     html.Td(
                         [
-                            fmt_pct(fb.get("down_rate")),
+                            fmt_pct(fb.down_rate),
                             html.Div(
-                                f"{fmt_int(fb.get('down'))}/{fmt_int(fb.get('rated'))} rated",
+                                f"{fmt_int(fb.down)}/{fmt_int(fb.rated)} rated",
                                 className="muted small",
                             ),
                         ],
                         className="num",
                     ),
                     html.Td(
-                        summary_author(summary.get("generated_by")).split(" (")[0]
-                        if not (summary.get("generated_by") or "").startswith("llm:")
-                        else summary_author(summary.get("generated_by")),
+                        summary_author(author).split(" (")[0]
+                        if not (author or "").startswith("llm:")
+                        else summary_author(author),
                         className="small",
                     ),
                 ],
-                className="flagged" if drift.get("flagged") or hotspot.get("flagged") else "",
+                className="flagged" if drift.flagged or hotspot.flagged else "",
             )
         )
     noise = counts.get(-1)

@@ -28,6 +28,7 @@ from llmscope.dashboard.components import (
 )
 from llmscope.dashboard.data.cache import cached
 from llmscope.dashboard.state import ViewState
+from llmscope.report import RunReport
 
 # The heavy reads, memoised for a few seconds (see data/cache.py): re-renders are instant.
 store_status = cached(data.store_status)
@@ -44,7 +45,7 @@ def render(engine: Engine, state: ViewState) -> html.Div:
         return page("Overview", no_records())
     found = data.run_report(engine, state.run)
     runs = data.list_runs(engine)
-    run, report = found if found else (None, {})
+    run, report = found if found else (None, None)
     # Default range: the run's baseline and current windows, else the last week of traffic.
     if run is not None:
         since, until = run.baseline_start, run.current_end
@@ -71,7 +72,7 @@ def render(engine: Engine, state: ViewState) -> html.Div:
             )
         )
     children += [
-        _run_card(run, report, state) if run else no_run(status.records),
+        _run_card(run, report, state) if run and report else no_run(status.records),
         _filters(state, options),
         html.Div(
             [
@@ -146,27 +147,22 @@ def _filters(state: ViewState, options: dict[str, list[str]]) -> html.Div:
     return filter_bar(state, options, feedback=False, extra=[split])
 
 
-def _run_card(run: data.RunInfo, report: dict[str, Any], state: ViewState) -> html.Section:
-    clusters = report.get("clusters") or []
-    flagged = [
-        c
-        for c in clusters
-        if (c.get("drift") or {}).get("flagged") or (c.get("hotspot") or {}).get("flagged")
-    ]
-    drift = report.get("global_drift") or {}
-    baseline, current = report.get("baseline") or {}, report.get("current") or {}
+def _run_card(run: data.RunInfo, report: RunReport, state: ViewState) -> html.Section:
+    clusters = report.clusters
+    flagged = [c for c in clusters if c.drift.flagged or c.hotspot.flagged]
+    drift = report.global_drift
     return card(
         html.Div(
             [
                 stat("Run", html.Code(run.id), f"created {fmt_time(run.created_at)}"),
                 stat(
                     "Baseline",
-                    f"{fmt_int(baseline.get('records'))} records",
+                    f"{fmt_int(report.baseline.records)} records",
                     f"{fmt_time(run.baseline_start)} → {fmt_time(run.baseline_end)}",
                 ),
                 stat(
                     "Current",
-                    f"{fmt_int(current.get('records'))} records",
+                    f"{fmt_int(report.current.records)} records",
                     f"{fmt_time(run.current_start)} → {fmt_time(run.current_end)}",
                 ),
                 stat(
@@ -177,9 +173,9 @@ def _run_card(run: data.RunInfo, report: dict[str, Any], state: ViewState) -> ht
                 ),
                 stat(
                     "Global drift",
-                    "flagged" if drift.get("flagged") else "not flagged",
-                    f"{drift.get('method', '')} p={drift.get('p_value', '–')}",
-                    tone="bad" if drift.get("flagged") else "",
+                    "flagged" if drift.flagged else "not flagged",
+                    f"{drift.method} p={drift.p_value}",
+                    tone="bad" if drift.flagged else "",
                 ),
             ],
             className="stats stats-compact",

@@ -1,7 +1,7 @@
 """Stored analysis runs built by hand: records, feedback, a run, its clusters and assignments.
 
 The summaries, alerts and matching steps only read what a run stored, so their tests seed runs
-directly in the contract's report shape instead of running the whole analysis.
+directly as a typed ``RunReport`` instead of running the whole analysis.
 """
 
 from __future__ import annotations
@@ -10,13 +10,23 @@ import itertools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment, RunCluster
+from llmscope.report import (
+    ClusterEntry,
+    Drift,
+    FeedbackCounts,
+    GlobalDrift,
+    Hotspot,
+    LatencySlice,
+    RunReport,
+    TokenSlice,
+    WindowInfo,
+)
 
 _ids = itertools.count()
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -63,7 +73,7 @@ def seed_run(
     run_id = run_id or f"run-{uuid.uuid4().hex[:10]}"
     n_current = sum(len(c.current) for c in clusters) or 1
     n_baseline = sum(len(c.baseline) for c in clusters) or 1
-    report_clusters: list[dict[str, Any]] = []
+    report_clusters: list[ClusterEntry] = []
     with Session(engine) as session:
         run = AnalysisRun(
             id=run_id,
@@ -117,58 +127,56 @@ def seed_run(
                     )
                 )
             rated = len(seed.downs)
-            report_cluster = {
-                "id": seed.id,
-                "size": len(seed.current) + len(seed.baseline),
-                "baseline_count": len(seed.baseline),
-                "current_count": len(seed.current),
-                "baseline_share": len(seed.baseline) / n_baseline,
-                "current_share": len(seed.current) / n_current,
-                "keywords": seed.keywords,
-                "examples": ids["current"][:3],
-                "drift": {
-                    "kind": seed.drift_kind,
-                    "score": 1.0,
-                    "p_value": 0.001 if seed.drift_flagged else 0.6,
-                    "q_value": 0.004 if seed.drift_flagged else 0.8,
-                    "flagged": seed.drift_flagged,
-                },
-                "feedback": {"rated": rated, "down": rated, "down_rate": 1.0 if rated else 0.0},
-                "hotspot": {
-                    "lift": 4.0 if seed.hotspot_flagged else 1.0,
-                    "p_value": 0.001 if seed.hotspot_flagged else 0.7,
-                    "q_value": 0.003 if seed.hotspot_flagged else 0.9,
-                    "flagged": seed.hotspot_flagged,
-                },
-                "latency_ms": {"p50": 400.0, "p95": 950.0},
-                "tokens": {"input_p50": 20.0, "output_p50": 40.0},
-                "templates": {"support@2": len(seed.current) + len(seed.baseline)},
-                "summary": None,
-            }
+            report_cluster = ClusterEntry(
+                id=seed.id,
+                size=len(seed.current) + len(seed.baseline),
+                baseline_count=len(seed.baseline),
+                current_count=len(seed.current),
+                baseline_share=len(seed.baseline) / n_baseline,
+                current_share=len(seed.current) / n_current,
+                keywords=seed.keywords,
+                examples=ids["current"][:3],
+                drift=Drift(
+                    kind=seed.drift_kind,
+                    score=1.0,
+                    p_value=0.001 if seed.drift_flagged else 0.6,
+                    q_value=0.004 if seed.drift_flagged else 0.8,
+                    flagged=seed.drift_flagged,
+                ),
+                feedback=FeedbackCounts(rated=rated, down=rated, down_rate=1.0 if rated else 0.0),
+                hotspot=Hotspot(
+                    lift=4.0 if seed.hotspot_flagged else 1.0,
+                    p_value=0.001 if seed.hotspot_flagged else 0.7,
+                    q_value=0.003 if seed.hotspot_flagged else 0.9,
+                    flagged=seed.hotspot_flagged,
+                ),
+                latency_ms=LatencySlice(p50=400.0, p95=950.0),
+                tokens=TokenSlice(input_p50=20.0, output_p50=40.0),
+                templates={"support@2": len(seed.current) + len(seed.baseline)},
+            )
             report_clusters.append(report_cluster)
             session.add(
                 RunCluster(
                     run_id=run_id,
                     cluster_id=seed.id,
-                    size=report_cluster["size"],
+                    size=report_cluster.size,
                     centroid=np.asarray(seed.centroid, dtype="<f4").tobytes(),
                     keywords=seed.keywords,
                     stats={},
                 )
             )
-        run.report = {
-            "run_id": run_id,
-            "created_at": created_at.isoformat(),
-            "baseline": {"start": "", "end": "", "records": n_baseline},
-            "current": {"start": "", "end": "", "records": n_current},
-            "global_drift": {
-                "statistic": 3.0,
-                "p_value": 0.001 if global_flagged else 0.5,
-                "flagged": global_flagged,
-                "method": "classifier two-sample test",
-            },
-            "clusters": report_clusters,
-            "alerts": [],
-        }
+        run.report = RunReport(
+            run_id=run_id,
+            created_at=created_at,
+            baseline=WindowInfo(start=run.baseline_start, end=run.baseline_end, records=n_baseline),
+            current=WindowInfo(start=run.current_start, end=run.current_end, records=n_current),
+            global_drift=GlobalDrift(
+                statistic=3.0,
+                p_value=0.001 if global_flagged else 0.5,
+                flagged=global_flagged,
+                method="classifier two-sample test",
+            ),
+            clusters=report_clusters,
+        ).to_json()
         session.commit()
     return run_id

@@ -1,8 +1,8 @@
 """Seeded stores for the dashboard: records, feedback, analysis runs, clusters and alerts.
 
 Rows are written straight through SQLAlchemy in the shapes the collector and the analysis job
-write (the run report exactly as the contract gives it), so the dashboard can be tested and
-benchmarked without running either. Everything is deterministic for a given ``seed``.
+write (the run report is a typed ``RunReport``, as the analysis builds it), so the dashboard can
+be tested and benchmarked without running either. Everything is deterministic for a given ``seed``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,19 @@ from llmscope.db.models import (
     Record,
     RunAssignment,
     RunCluster,
+)
+from llmscope.report import (
+    AlertEntry,
+    ClusterEntry,
+    ClusterSummary,
+    Drift,
+    FeedbackCounts,
+    GlobalDrift,
+    Hotspot,
+    LatencySlice,
+    RunReport,
+    TokenSlice,
+    WindowInfo,
 )
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -143,7 +156,7 @@ class SeededStore:
     old_run_id: str | None
     record_ids: list[str]
     cluster_of: dict[str, int]
-    report: dict[str, Any]
+    report: RunReport
     problem_cluster: int
     feedback_count: int = 0
     clusters: dict[int, list[str]] = field(default_factory=dict)
@@ -335,7 +348,7 @@ def _report(
     window_of: dict[str, str],
     feedback: list[dict[str, Any]],
     summarised_by_llm: bool,
-) -> dict[str, Any]:
+) -> RunReport:
     """The contract's run report for the seeded data (the figures the analysis would store)."""
     latest: dict[str, str] = {}
     for event in sorted(feedback, key=lambda f: f["created_at"]):
@@ -358,89 +371,84 @@ def _report(
         is_problem = topic.key == "export"
         generated_by = "llm:gpt-4o-mini" if summarised_by_llm and cid % 2 else "extractive"
         clusters.append(
-            {
-                "id": cid,
-                "size": len(members),
-                "baseline_count": len(base),
-                "current_count": len(cur),
-                "baseline_share": round(len(base) / n_base, 4) if n_base else 0.0,
-                "current_share": round(len(cur) / n_cur, 4) if n_cur else 0.0,
-                "keywords": list(topic.keywords),
-                "examples": ([XSS_RECORD_ID] if is_problem else []) + members[:4],
-                "drift": {
-                    "kind": topic.drift_kind,
-                    "score": {"stable": 0.4, "grew": 3.1, "shrank": 4.2, "new": 9.7}[
-                        topic.drift_kind
-                    ],
-                    "p_value": 0.41 if topic.drift_kind == "stable" else 0.0004,
-                    "q_value": 0.52 if topic.drift_kind == "stable" else 0.0011,
-                    "flagged": topic.drift_kind != "stable",
-                },
-                "feedback": {
-                    "rated": len(rated),
-                    "down": len(down),
-                    "down_rate": round(len(down) / len(rated), 4) if rated else None,
-                },
-                "hotspot": {
-                    "lift": 4.6 if is_problem else round(0.6 + 0.2 * cid, 2),
-                    "p_value": 0.0002 if is_problem else 0.35,
-                    "q_value": 0.0008 if is_problem else 0.47,
-                    "flagged": is_problem,
-                },
-                "latency_ms": {"p50": _percentile(lat, 0.5), "p95": _percentile(lat, 0.95)},
-                "tokens": {
-                    "input_p50": _percentile([by_id[r]["input_tokens"] for r in members], 0.5),
-                    "output_p50": _percentile([by_id[r]["output_tokens"] for r in members], 0.5),
-                },
-                "templates": templates,
-                "summary": {
-                    "title": topic.title,
-                    "text": f"Users ask about {', '.join(topic.keywords[:3])}.",
-                    "root_cause": (
+            ClusterEntry(
+                id=cid,
+                size=len(members),
+                baseline_count=len(base),
+                current_count=len(cur),
+                baseline_share=round(len(base) / n_base, 4) if n_base else 0.0,
+                current_share=round(len(cur) / n_cur, 4) if n_cur else 0.0,
+                keywords=list(topic.keywords),
+                examples=([XSS_RECORD_ID] if is_problem else []) + members[:4],
+                drift=Drift(
+                    kind=topic.drift_kind,
+                    score={"stable": 0.4, "grew": 3.1, "shrank": 4.2, "new": 9.7}[topic.drift_kind],
+                    p_value=0.41 if topic.drift_kind == "stable" else 0.0004,
+                    q_value=0.52 if topic.drift_kind == "stable" else 0.0011,
+                    flagged=topic.drift_kind != "stable",
+                ),
+                feedback=FeedbackCounts(
+                    rated=len(rated),
+                    down=len(down),
+                    down_rate=round(len(down) / len(rated), 4) if rated else None,
+                ),
+                hotspot=Hotspot(
+                    lift=4.6 if is_problem else round(0.6 + 0.2 * cid, 2),
+                    p_value=0.0002 if is_problem else 0.35,
+                    q_value=0.0008 if is_problem else 0.47,
+                    flagged=is_problem,
+                ),
+                latency_ms=LatencySlice(p50=_percentile(lat, 0.5), p95=_percentile(lat, 0.95)),
+                tokens=TokenSlice(
+                    input_p50=_percentile([by_id[r]["input_tokens"] for r in members], 0.5),
+                    output_p50=_percentile([by_id[r]["output_tokens"] for r in members], 0.5),
+                ),
+                templates=templates,
+                summary=ClusterSummary(
+                    title=topic.title,
+                    text=f"Users ask about {', '.join(topic.keywords[:3])}.",
+                    root_cause=(
                         "Template support@3 points users at a Reports menu that no longer exists."
                         if is_problem
                         else ""
                     ),
-                    "suggested_fix": (
+                    suggested_fix=(
                         "Roll back to support@2 or document the new export page."
                         if is_problem
                         else ""
                     ),
-                    "generated_by": generated_by,
-                },
-            }
+                    generated_by=generated_by,
+                ),
+            )
         )
-    problem = next(c for c in clusters if TOPICS[c["id"]].key == "export")
-    return {
-        "run_id": run_id,
-        "created_at": now.isoformat().replace("+00:00", "Z"),
-        "baseline": {"start": _iso(baseline[0]), "end": _iso(baseline[1]), "records": n_base},
-        "current": {"start": _iso(current[0]), "end": _iso(current[1]), "records": n_cur},
-        "global_drift": {
-            "statistic": 0.31,
-            "p_value": 0.0001,
-            "flagged": True,
-            "method": "energy distance permutation test",
-        },
-        "clusters": clusters,
-        "alerts": [
-            {
-                "kind": "new_cluster",
-                "cluster_id": problem["id"],
-                "message": f"New cluster: {problem['summary']['title']}",
-            },
-            {
-                "kind": "hotspot",
-                "cluster_id": problem["id"],
-                "message": f"Thumbs-down hotspot: {problem['summary']['title']} "
-                f"({problem['feedback']['down']}/{problem['feedback']['rated']} down)",
-            },
+    problem = next(c for c in clusters if TOPICS[c.id].key == "export")
+    assert problem.summary is not None
+    return RunReport(
+        run_id=run_id,
+        created_at=now,
+        baseline=WindowInfo(start=baseline[0], end=baseline[1], records=n_base),
+        current=WindowInfo(start=current[0], end=current[1], records=n_cur),
+        global_drift=GlobalDrift(
+            statistic=0.31,
+            p_value=0.0001,
+            flagged=True,
+            method="energy distance permutation test",
+        ),
+        clusters=clusters,
+        alerts=[
+            AlertEntry(
+                kind="new_cluster",
+                cluster_id=problem.id,
+                message=f"New cluster: {problem.summary.title}",
+            ),
+            AlertEntry(
+                kind="hotspot",
+                cluster_id=problem.id,
+                message=f"Thumbs-down hotspot: {problem.summary.title} "
+                f"({problem.feedback.down}/{problem.feedback.rated} down)",
+            ),
         ],
-    }
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+    )
 
 
 def _write_runs(
@@ -449,7 +457,7 @@ def _write_runs(
     now: datetime,
     baseline: tuple[datetime, datetime],
     current: tuple[datetime, datetime],
-    report: dict[str, Any],
+    report: RunReport,
     assignments: list[dict[str, Any]],
     *,
     old_run: bool,
@@ -458,8 +466,9 @@ def _write_runs(
     with engine.begin() as conn:
         if old_id:
             # An earlier, smaller run over the same windows: enough for the run selector.
-            old_report = {**report, "run_id": old_id, "clusters": report["clusters"][:2]}
-            old_report["alerts"] = []
+            old_report = report.model_copy(
+                update={"run_id": old_id, "clusters": report.clusters[:2], "alerts": []}
+            )
             _insert_run(conn, old_id, now - timedelta(hours=6), baseline, current, old_report)
             old_rows = [
                 {**a, "run_id": old_id}
@@ -471,15 +480,15 @@ def _write_runs(
         _insert_run(conn, run_id, now, baseline, current, report)
         for chunk in range(0, len(assignments), 5000):
             conn.execute(insert(RunAssignment), assignments[chunk : chunk + 5000])
-        for i, alert in enumerate(report["alerts"]):
+        for i, alert in enumerate(report.alerts):
             conn.execute(
                 insert(Alert).values(
                     run_id=run_id,
                     created_at=now + timedelta(seconds=i),
-                    kind=alert["kind"],
-                    cluster_id=alert["cluster_id"],
-                    stable_key=f"key-{alert['cluster_id']}",
-                    message=alert["message"],
+                    kind=alert.kind,
+                    cluster_id=alert.cluster_id,
+                    stable_key=f"key-{alert.cluster_id}",
+                    message=alert.message,
                     delivery_status="sent" if i == 0 else "logged",
                     delivery=None,
                 )
@@ -493,7 +502,7 @@ def _insert_run(
     created: datetime,
     baseline: tuple[datetime, datetime],
     current: tuple[datetime, datetime],
-    report: dict[str, Any],
+    report: RunReport,
 ) -> None:
     conn.execute(
         insert(AnalysisRun).values(
@@ -504,20 +513,20 @@ def _insert_run(
             current_start=current[0],
             current_end=current[1],
             params={"min_cluster_size": 10},
-            report=report,
+            report=report.to_json(),
         )
     )
-    for cluster in report["clusters"]:
+    for cluster in report.clusters:
         conn.execute(
             insert(RunCluster).values(
                 run_id=run_id,
-                cluster_id=cluster["id"],
-                stable_key=f"key-{cluster['id']}",
-                size=cluster["size"],
+                cluster_id=cluster.id,
+                stable_key=f"key-{cluster.id}",
+                size=cluster.size,
                 centroid=None,
-                keywords=cluster["keywords"],
-                stats={k: cluster[k] for k in ("drift", "hotspot", "feedback")},
-                summary=cluster["summary"],
+                keywords=cluster.keywords,
+                stats=cluster.to_json(include={"drift", "hotspot", "feedback"}),
+                summary=cluster.summary.to_json() if cluster.summary else None,
             )
         )
 

@@ -97,7 +97,7 @@ def test_clusters_page_table_sorted_and_map_coloured(engine: Engine, seeded: See
     table = by_id(layout, "clusters-table")
     links = [c for c in walk(table) if isinstance(c, dcc.Link) and "/clusters/" in c.href]
     ids = [int(link.href.split("/clusters/")[1].split("?")[0]) for link in links]
-    sizes = {c["id"]: c["size"] for c in seeded.report["clusters"]}
+    sizes = {c.id: c.size for c in seeded.report.clusters}
     assert ids == sorted(sizes, key=lambda i: -sizes[i])
     figure = by_id(layout, "cluster-map").figure
     assert {t["name"] for t in figure["data"]} == {"baseline", "current"}
@@ -119,9 +119,9 @@ def test_cluster_page_says_who_wrote_the_summary(engine: Engine, seeded: SeededS
     text = text_of(problem)
     assert "CSV export failures after the update" in text
     assert "Roll back to support@2" in text
-    cluster = next(c for c in seeded.report["clusters"] if c["id"] == seeded.problem_cluster)
-    fb = cluster["feedback"]
-    assert f"{fb['down']} down of {fb['rated']} rated" in text
+    cluster = next(c for c in seeded.report.clusters if c.id == seeded.problem_cluster)
+    fb = cluster.feedback
+    assert f"{fb.down} down of {fb.rated} rated" in text
     assert "support@3" in text
     extractive = render_path(engine, "/clusters/0", "")
     assert text_of(by_id(extractive, "summary-author")).startswith("extractive")

@@ -86,7 +86,7 @@ def test_drill_from_overview_to_a_record(
     wait_for(browser, "#clusters-table")
     wait_for(browser, "#cluster-map .main-svg")
     rows = browser.find_elements(By.CSS_SELECTOR, "#clusters-table tbody tr")
-    assert len(rows) == len(seeded.report["clusters"])
+    assert len(rows) == len(seeded.report.clusters)
     assert "CSV export failures after the update" in rows[0].text  # the biggest drift first
     assert "Showing all" in browser.find_element(By.ID, "map-caption").text
     screenshot(browser, "2-clusters")

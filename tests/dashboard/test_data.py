@@ -136,9 +136,9 @@ def test_map_point_text_previews_chat_messages(engine: Engine, seeded: SeededSto
 
 def test_sorted_clusters_by_each_key(seeded: SeededStore) -> None:
     report = seeded.report
-    assert data.sorted_clusters(report, "hotspot")[0]["id"] == seeded.problem_cluster
-    assert data.sorted_clusters(report, "drift")[0]["id"] == seeded.problem_cluster
-    sizes = [c["size"] for c in data.sorted_clusters(report, "size")]
+    assert data.sorted_clusters(report, "hotspot")[0].id == seeded.problem_cluster
+    assert data.sorted_clusters(report, "drift")[0].id == seeded.problem_cluster
+    sizes = [c.size for c in data.sorted_clusters(report, "size")]
     assert sizes == sorted(sizes, reverse=True)
 
 
@@ -148,7 +148,7 @@ def test_cluster_records_show_the_report_examples_first(
     cluster = data.find_cluster(seeded.report, seeded.problem_cluster)
     assert cluster is not None
     rows = data.cluster_records(
-        engine, seeded.run_id, seeded.problem_cluster, data.Filters(), first=cluster["examples"]
+        engine, seeded.run_id, seeded.problem_cluster, data.Filters(), first=cluster.examples
     )
     assert rows[0]["id"] == XSS_RECORD_ID
     assert rows[0]["thumb"] == "down" and rows[0]["comment"] == "<i>still</i> broken"
