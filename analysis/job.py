@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from llmscope.analysis.embedding import embed_texts, record_text
@@ -27,7 +27,8 @@ from llmscope.analysis.stats import split_alpha
 from llmscope.analysis.windows import Window, default_windows
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
-from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment, RunCluster
+from llmscope.db.models import AnalysisRun, Record, RunAssignment, RunCluster
+from llmscope.db.queries import newest_thumbs
 from llmscope.report import RunReport
 
 log = logging.getLogger("llmscope.analysis")
@@ -68,32 +69,6 @@ def load_records(session: Session, baseline: Window, current: Window) -> list[di
         record["window"] = "current" if current.start <= moment < current.end else "baseline"
         rows.append(record)
     return rows
-
-
-def latest_thumbs(session: Session, record_ids: Sequence[str]) -> dict[str, bool | None]:
-    """Each record's latest feedback event: True if a thumbs-down, False if up, None if no thumb."""
-    newest = (
-        select(
-            Feedback.record_id,
-            Feedback.thumb,
-            func.row_number()
-            .over(
-                partition_by=Feedback.record_id,
-                order_by=(Feedback.created_at.desc(), Feedback.id.desc()),
-            )
-            .label("rank"),
-        )
-        .where(Feedback.record_id.in_(select(Record.id).where(Record.internal.is_(False))))
-        .subquery()
-    )
-    wanted = set(record_ids)
-    thumbs: dict[str, bool | None] = {}
-    for record_id, thumb in session.execute(
-        select(newest.c.record_id, newest.c.thumb).where(newest.c.rank == 1)
-    ):
-        if record_id in wanted:
-            thumbs[record_id] = None if thumb is None else thumb == "down"
-    return thumbs
 
 
 def store_run(
@@ -170,7 +145,7 @@ def run_analysis(
             texts = [record_text(r, settings.embed_field) for r in records]
             records = [r for r, t in zip(records, texts, strict=True) if t]
             texts = [t for t in texts if t]
-            thumbs = latest_thumbs(session, [r["id"] for r in records])
+            thumbs = newest_thumbs(session, [r["id"] for r in records])
             down = [thumbs.get(r["id"]) for r in records]
             # 2. embed each distinct text once (cached across runs); sorted, so the same records
             # give the same report whatever their ids and the order they were stored in

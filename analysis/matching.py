@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from llmscope.db.models import AnalysisRun, RunCluster
+from llmscope.db.queries import NEWEST_RUN_FIRST
 
 __all__ = ["DEFAULT_THRESHOLD", "Match", "match_centroids", "match_clusters", "new_stable_key"]
 
@@ -80,7 +81,7 @@ def _previous_run_clusters(session: Session, run: AnalysisRun) -> list[RunCluste
     earlier = session.scalars(
         select(AnalysisRun.id)
         .where(AnalysisRun.id != run.id, AnalysisRun.created_at <= run.created_at)
-        .order_by(AnalysisRun.created_at.desc(), AnalysisRun.id.desc())
+        .order_by(*NEWEST_RUN_FIRST)
         .limit(20)
     ).all()
     for run_id in earlier:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from llmscope.analysis.prompts import ClusterBrief, Example
 from llmscope.db.models import Feedback, Record, RunAssignment
+from llmscope.db.queries import newest_feedback
 from llmscope.report import ClusterEntry
 
 __all__ = [
@@ -81,22 +82,26 @@ class UserFeedback:
 
 def latest_feedback(session: Session, run_id: str) -> dict[str, tuple[int, UserFeedback]]:
     """record id -> (cluster id, newest feedback event) for the run's rated records."""
+    newest = newest_feedback(
+        Feedback.record_id.in_(
+            select(RunAssignment.record_id).where(RunAssignment.run_id == run_id)
+        )
+    )
     rows = session.execute(
         select(
             RunAssignment.cluster_id,
-            Feedback.record_id,
-            Feedback.thumb,
-            Feedback.tags,
-            Feedback.comment,
+            newest.c.record_id,
+            newest.c.thumb,
+            newest.c.tags,
+            newest.c.comment,
         )
-        .join(Feedback, Feedback.record_id == RunAssignment.record_id)
+        .join(RunAssignment, RunAssignment.record_id == newest.c.record_id)
         .where(RunAssignment.run_id == run_id)
-        .order_by(Feedback.created_at, Feedback.id)
     ).all()
-    latest: dict[str, tuple[int, UserFeedback]] = {}
-    for cluster_id, record_id, thumb, tags, comment in rows:
-        latest[record_id] = (cluster_id, UserFeedback(thumb, list(tags or []), comment or ""))
-    return latest
+    return {
+        record_id: (cluster_id, UserFeedback(thumb, list(tags or []), comment or ""))
+        for cluster_id, record_id, thumb, tags, comment in rows
+    }
 
 
 def baseline_ids(session: Session, run_id: str, cluster_id: int) -> list[str]:

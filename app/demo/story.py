@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from llmscope.db.models import Feedback, Record, RunAssignment
+from llmscope.db.queries import newest_feedback
 from llmscope.report import ClusterEntry, RunReport, TemplateVersionRow
 
 __all__ = ["Story", "tell"]
@@ -37,20 +38,25 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.0f}%"
 
 
-def _down_feedback(session: Session, run_id: str, cluster_id: int) -> list[Feedback]:
-    """The thumbs-down events on the cluster's current-window records."""
-    query = (
-        select(Feedback)
-        .join(RunAssignment, RunAssignment.record_id == Feedback.record_id)
-        .where(
-            RunAssignment.run_id == run_id,
-            RunAssignment.cluster_id == cluster_id,
-            RunAssignment.window == "current",
-            Feedback.thumb == "down",
+def _down_feedback(session: Session, run_id: str, cluster_id: int) -> list[tuple[list[str], str]]:
+    """(tags, comment) of the cluster's current-window records whose feedback (the newest event
+    counts) is a thumbs-down."""
+    newest = newest_feedback(
+        Feedback.record_id.in_(
+            select(RunAssignment.record_id).where(
+                RunAssignment.run_id == run_id,
+                RunAssignment.cluster_id == cluster_id,
+                RunAssignment.window == "current",
+            )
         )
-        .order_by(Feedback.id)
     )
-    return list(session.scalars(query))
+    # In the order they were given: equal counts are then named in a repeatable order.
+    query = (
+        select(newest.c.tags, newest.c.comment)
+        .where(newest.c.thumb == "down")
+        .order_by(newest.c.id)
+    )
+    return [(list(tags or []), comment or "") for tags, comment in session.execute(query)]
 
 
 def _bad_version(cluster: ClusterEntry, versions: Sequence[TemplateVersionRow], fdr: float) -> str:
@@ -83,11 +89,11 @@ def _hotspot_lines(
     if version:
         lines.append("  " + version)
     events = _down_feedback(session, report.run_id, cluster.id)
-    tags = Counter(tag for e in events for tag in e.tags or [])
+    tags = Counter(tag for event_tags, _ in events for tag in event_tags)
     if tags:
         said = ", ".join(f"{tag} ({n})" for tag, n in tags.most_common(3))
         lines.append(f"  Users tagged those answers: {said}.")
-    comments = Counter(e.comment for e in events if e.comment)
+    comments = Counter(comment for _, comment in events if comment)
     if comments:
         quoted = "; ".join(f'"{c}"' for c, _ in comments.most_common(2))
         lines.append(f"  They wrote: {quoted}")

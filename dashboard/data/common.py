@@ -12,11 +12,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, and_, func, literal, select
+from sqlalchemy import ColumnElement, Select, String, and_, func, literal
 from sqlalchemy.orm import aliased
 
 from llmscope.dashboard.state import ViewState
 from llmscope.db.models import Feedback, Record
+from llmscope.db.queries import newest_feedback_id
 
 LATEST_FEEDBACK = aliased(Feedback, name="latest_event")
 THUMB = LATEST_FEEDBACK.thumb
@@ -102,7 +103,7 @@ class Filters:
 
 def with_feedback(stmt: Select[Any], record_id: Any = Record.id) -> Select[Any]:
     """``stmt`` joined to each record's latest feedback event (``THUMB`` becomes usable): the
-    newest by time, then by id, as the analysis job and the record page count it.
+    one that counts (``llmscope.db.queries``), as the analysis job and the record page count it.
 
     The join is on ``record_id`` and only the few matching events are checked against their
     record's newest (one step down the ``(record_id, created_at, id)`` index), so the plan is a
@@ -110,14 +111,7 @@ def with_feedback(stmt: Select[Any], record_id: Any = Record.id) -> Select[Any]:
     nested loop over all feedback on a PostgreSQL store without statistics (autovacuum off, or
     not yet run after a bulk load).
     """
-    newest = (
-        select(Feedback.id)
-        .where(Feedback.record_id == LATEST_FEEDBACK.record_id)
-        .order_by(Feedback.created_at.desc(), Feedback.id.desc())
-        .limit(1)
-        .correlate(LATEST_FEEDBACK)
-        .scalar_subquery()
-    )
+    newest = newest_feedback_id(LATEST_FEEDBACK.record_id, LATEST_FEEDBACK)
     return stmt.outerjoin(
         LATEST_FEEDBACK, and_(LATEST_FEEDBACK.record_id == record_id, LATEST_FEEDBACK.id == newest)
     )

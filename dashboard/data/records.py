@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment
+from llmscope.db.queries import FEEDBACK_OLDEST_FIRST, NEWEST_RUN_FIRST
 
 
 def record_detail(engine: Engine, record_id: str) -> dict[str, Any] | None:
@@ -30,7 +31,7 @@ def record_detail(engine: Engine, record_id: str) -> dict[str, Any] | None:
                     Feedback.source,
                 )
                 .where(Feedback.record_id == record_id)
-                .order_by(Feedback.created_at, Feedback.id)
+                .order_by(*FEEDBACK_OLDEST_FIRST)
             )
         ]
         record["clusters"] = [
@@ -44,7 +45,7 @@ def record_detail(engine: Engine, record_id: str) -> dict[str, Any] | None:
                 )
                 .join(AnalysisRun, AnalysisRun.id == RunAssignment.run_id)
                 .where(RunAssignment.record_id == record_id)
-                .order_by(AnalysisRun.created_at.desc())
+                .order_by(*NEWEST_RUN_FIRST)
                 .limit(20)
             )
         ]

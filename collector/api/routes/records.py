@@ -12,12 +12,12 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Discriminator, Field, Tag
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
 
 from llmscope.collector.api.deps import SessionDep, SettingsDep
 from llmscope.collector.redaction import redact_row
 from llmscope.collector.store import add_feedback, insert_records
 from llmscope.db.models import Evaluation, Feedback, Record
+from llmscope.db.queries import feedback_history
 from llmscope.schema import (
     EvaluationOut,
     FeedbackIn,
@@ -83,7 +83,7 @@ def get_record(record_id: str, session: SessionDep) -> RecordOut:
     record = session.get(Record, record_id)
     if record is None:
         raise HTTPException(404, f"no record with id {record_id!r}")
-    out = record_out(record, _feedback_for(session, [record_id]).get(record_id, []))
+    out = record_out(record, feedback_history(session, [record_id]).get(record_id, []))
     rows = session.scalars(
         select(Evaluation)
         .where(Evaluation.record_id == record_id)
@@ -131,7 +131,7 @@ def list_records(
         query.order_by(Record.timestamp.desc(), Record.id.desc()).limit(limit + 1)
     ).all()
     page = list(rows[:limit])
-    feedback = _feedback_for(session, [r.id for r in page])
+    feedback = feedback_history(session, [r.id for r in page])
     next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
     return RecordPage(
         records=[record_out(r, feedback.get(r.id, [])) for r in page], next_cursor=next_cursor
@@ -150,20 +150,6 @@ def post_feedback(
     session.commit()
     request.app.state.metrics.feedback(endpoint, event.thumb)
     return FeedbackCreated(id=event.id, record_id=event.record_id)
-
-
-def _feedback_for(session: Session, ids: list[str]) -> dict[str, list[Feedback]]:
-    grouped: dict[str, list[Feedback]] = {}
-    if not ids:
-        return grouped
-    events = session.scalars(
-        select(Feedback)
-        .where(Feedback.record_id.in_(ids))
-        .order_by(Feedback.created_at, Feedback.id)
-    ).all()
-    for event in events:
-        grouped.setdefault(event.record_id, []).append(event)
-    return grouped
 
 
 def _encode_cursor(record: Record) -> str:
