@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, insert
@@ -22,130 +22,19 @@ from llmscope.db.models import (
     RunAssignment,
     RunCluster,
 )
-from llmscope.report import (
-    AlertEntry,
-    ClusterEntry,
-    ClusterSummary,
-    Drift,
-    FeedbackCounts,
-    GlobalDrift,
-    Hotspot,
-    LatencySlice,
-    RunReport,
-    TokenSlice,
-    WindowInfo,
-)
+from llmscope.report import RunReport
+from tests.dashboard.seed_report import seeded_report
+from tests.dashboard.topics import NOW, TOPICS, XSS_PROMPT, XSS_RECORD_ID, Topic
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-XSS_PROMPT = (
-    "<script>window.__llmscope_xss = 1; alert('xss')</script>"
-    '<img src=x onerror="window.__llmscope_xss = 2"> Why does the CSV export fail?'
-)
-XSS_RECORD_ID = "rec-xss"
-
-
-@dataclass(frozen=True)
-class Topic:
-    """One kind of question users ask: it becomes one cluster of the seeded run."""
-
-    key: str
-    questions: tuple[str, ...]
-    answer: str
-    keywords: tuple[str, ...]
-    center: tuple[float, float]
-    baseline_weight: float  # share of baseline traffic
-    current_weight: float  # share of current traffic
-    down_prob: float
-    latency_ms: float
-    template: tuple[str, str]
-    endpoint: str
-    model: str
-    drift_kind: str
-    title: str
-
-
-TOPICS: tuple[Topic, ...] = (
-    Topic(
-        "password",
-        (
-            "How do I reset my password?",
-            "I forgot my password and the reset e-mail never arrives",
-            "Can I change my password from the mobile app?",
-        ),
-        "Open Settings, then Security, then choose Reset password.",
-        ("password", "reset", "email", "login"),
-        (-4.0, 2.0),
-        0.40,
-        0.30,
-        0.08,
-        380.0,
-        ("support", "2"),
-        "support-chat",
-        "gpt-4o-mini",
-        "stable",
-        "Password resets",
-    ),
-    Topic(
-        "refund",
-        (
-            "How long does a refund take to reach my card?",
-            "I was charged twice, can I get a refund?",
-            "Where do I see the status of my refund?",
-        ),
-        "Refunds reach your card within 5 to 10 business days.",
-        ("refund", "charged", "card", "billing"),
-        (3.5, 3.0),
-        0.20,
-        0.25,
-        0.15,
-        520.0,
-        ("billing", "1"),
-        "billing-chat",
-        "gpt-4o",
-        "grew",
-        "Refund timing and double charges",
-    ),
-    Topic(
-        "shipping",
-        (
-            "Where is my parcel? The tracking page shows nothing",
-            "Can I change the delivery address of an order that shipped?",
-            "My order says delivered but I never received it",
-        ),
-        "You can follow your parcel on the tracking page with the number from your e-mail.",
-        ("parcel", "tracking", "delivery", "order"),
-        (0.5, -4.0),
-        0.35,
-        0.10,
-        0.10,
-        450.0,
-        ("support", "2"),
-        "support-chat",
-        "gpt-4o-mini",
-        "shrank",
-        "Parcel tracking",
-    ),
-    Topic(
-        "export",
-        (
-            "The CSV export of my invoices fails with error 500",
-            "Exporting reports to CSV gives an empty file since the update",
-            "Why does the invoice export time out?",
-        ),
-        "Exports are available under Reports, then Export, then CSV.",
-        ("export", "csv", "invoice", "error"),
-        (4.0, -2.0),
-        0.0,
-        0.30,
-        0.70,
-        1450.0,
-        ("support", "3"),
-        "support-chat",
-        "gpt-4o-mini",
-        "new",
-        "CSV export failures after the update",
-    ),
-)
+__all__ = [
+    "NOW",
+    "XSS_PROMPT",
+    "XSS_RECORD_ID",
+    "SeededStore",
+    "add_rows",
+    "plain_record",
+    "seed_store",
+]
 
 
 @dataclass
@@ -204,13 +93,6 @@ def _record_row(
         "span_id": None,
         "internal": False,
     }
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _pick(rng: random.Random, weights: list[float]) -> int:
@@ -298,7 +180,7 @@ def seed_store(
         down.update(tags=["incorrect"], comment="<i>still</i> broken")
         feedback.append(down)
 
-    report = _report(
+    report = seeded_report(
         run_id, now, baseline, current, rows, cluster_of, window_of, feedback, summarised_by_llm
     )
     with engine.begin() as conn:
@@ -336,119 +218,6 @@ def _feedback_row(record_id: str, thumb: str, at: datetime) -> dict[str, Any]:
         "comment": None,
         "source": "user",
     }
-
-
-def _report(
-    run_id: str,
-    now: datetime,
-    baseline: tuple[datetime, datetime],
-    current: tuple[datetime, datetime],
-    rows: list[dict[str, Any]],
-    cluster_of: dict[str, int],
-    window_of: dict[str, str],
-    feedback: list[dict[str, Any]],
-    summarised_by_llm: bool,
-) -> RunReport:
-    """The contract's run report for the seeded data (the figures the analysis would store)."""
-    latest: dict[str, str] = {}
-    for event in sorted(feedback, key=lambda f: f["created_at"]):
-        latest[event["record_id"]] = event["thumb"]
-    by_id = {r["id"]: r for r in rows}
-    n_base = sum(1 for w in window_of.values() if w == "baseline")
-    n_cur = len(window_of) - n_base
-    clusters = []
-    for cid, topic in enumerate(TOPICS):
-        members = [rid for rid, c in cluster_of.items() if c == cid]
-        base = [rid for rid in members if window_of[rid] == "baseline"]
-        cur = [rid for rid in members if window_of[rid] == "current"]
-        rated = [rid for rid in members if rid in latest]
-        down = [rid for rid in rated if latest[rid] == "down"]
-        lat = [by_id[rid]["latency_ms"] for rid in members]
-        templates: dict[str, int] = {}
-        for rid in members:
-            key = f"{by_id[rid]['template_name']}@{by_id[rid]['template_version']}"
-            templates[key] = templates.get(key, 0) + 1
-        is_problem = topic.key == "export"
-        generated_by = "llm:gpt-4o-mini" if summarised_by_llm and cid % 2 else "extractive"
-        clusters.append(
-            ClusterEntry(
-                id=cid,
-                size=len(members),
-                baseline_count=len(base),
-                current_count=len(cur),
-                baseline_share=round(len(base) / n_base, 4) if n_base else 0.0,
-                current_share=round(len(cur) / n_cur, 4) if n_cur else 0.0,
-                keywords=list(topic.keywords),
-                examples=([XSS_RECORD_ID] if is_problem else []) + members[:4],
-                drift=Drift(
-                    kind=topic.drift_kind,
-                    score={"stable": 0.4, "grew": 3.1, "shrank": 4.2, "new": 9.7}[topic.drift_kind],
-                    p_value=0.41 if topic.drift_kind == "stable" else 0.0004,
-                    q_value=0.52 if topic.drift_kind == "stable" else 0.0011,
-                    flagged=topic.drift_kind != "stable",
-                ),
-                feedback=FeedbackCounts(
-                    rated=len(rated),
-                    down=len(down),
-                    down_rate=round(len(down) / len(rated), 4) if rated else None,
-                ),
-                hotspot=Hotspot(
-                    lift=4.6 if is_problem else round(0.6 + 0.2 * cid, 2),
-                    p_value=0.0002 if is_problem else 0.35,
-                    q_value=0.0008 if is_problem else 0.47,
-                    flagged=is_problem,
-                ),
-                latency_ms=LatencySlice(p50=_percentile(lat, 0.5), p95=_percentile(lat, 0.95)),
-                tokens=TokenSlice(
-                    input_p50=_percentile([by_id[r]["input_tokens"] for r in members], 0.5),
-                    output_p50=_percentile([by_id[r]["output_tokens"] for r in members], 0.5),
-                ),
-                templates=templates,
-                summary=ClusterSummary(
-                    title=topic.title,
-                    text=f"Users ask about {', '.join(topic.keywords[:3])}.",
-                    root_cause=(
-                        "Template support@3 points users at a Reports menu that no longer exists."
-                        if is_problem
-                        else ""
-                    ),
-                    suggested_fix=(
-                        "Roll back to support@2 or document the new export page."
-                        if is_problem
-                        else ""
-                    ),
-                    generated_by=generated_by,
-                ),
-            )
-        )
-    problem = next(c for c in clusters if TOPICS[c.id].key == "export")
-    assert problem.summary is not None
-    return RunReport(
-        run_id=run_id,
-        created_at=now,
-        baseline=WindowInfo(start=baseline[0], end=baseline[1], records=n_base),
-        current=WindowInfo(start=current[0], end=current[1], records=n_cur),
-        global_drift=GlobalDrift(
-            statistic=0.31,
-            p_value=0.0001,
-            flagged=True,
-            method="energy distance permutation test",
-        ),
-        clusters=clusters,
-        alerts=[
-            AlertEntry(
-                kind="new_cluster",
-                cluster_id=problem.id,
-                message=f"New cluster: {problem.summary.title}",
-            ),
-            AlertEntry(
-                kind="hotspot",
-                cluster_id=problem.id,
-                message=f"Thumbs-down hotspot: {problem.summary.title} "
-                f"({problem.feedback.down}/{problem.feedback.rated} down)",
-            ),
-        ],
-    )
 
 
 def _write_runs(
