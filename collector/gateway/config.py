@@ -27,34 +27,31 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from llmscope.collector.budgets import Budget
 from llmscope.collector.evaluations.config import EvaluatorConfigError, parse_evaluators
+from llmscope.collector.gateway.provider_keys import (
+    ALIASES,
+    AWS_KEYS,
+    NESTED_SECRETS,
+    PROVIDER_KEYS,
+    REQUIRED_KEYS,
+    UNSUPPORTED,
+    unknown_provider_message,
+)
 from llmscope.collector.pricing import Price
 
 EndpointType = Literal["llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings"]
 RENEWAL_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
-# Keys each provider's ``model.config`` accepts; the ones holding secrets are marked.
-PROVIDER_KEYS: dict[str, dict[str, bool]] = {
-    "openai": {
-        "openai_api_key": True,
-        "openai_api_base": False,
-        "openai_api_type": False,
-        "openai_api_version": False,
-        "openai_deployment_name": False,
-        "openai_organization": False,
-    },
-    "anthropic": {
-        "anthropic_api_key": True,
-        "anthropic_version": False,
-        "anthropic_api_base": False,
-    },
-    "offline": {"latency_ms": False, "embedding_dim": False},
-}
-REQUIRED_KEYS = {"openai": ("openai_api_key",), "anthropic": ("anthropic_api_key",)}
-UNSUPPORTED = {("anthropic", "llm/v1/embeddings")}
 _M = TypeVar("_M", bound=BaseModel)
 _ENV_REF = re.compile(r"^\$(?:\{(\w+)\}|(\w+))$")
 
@@ -78,9 +75,18 @@ class Limit(BaseModel):
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    provider: Literal["openai", "anthropic", "offline"]
+    provider: str
     name: str = Field(min_length=1)
     config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _known_provider(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = ALIASES.get(value, value)
+            if value not in PROVIDER_KEYS:
+                raise ValueError(unknown_provider_message(value))
+        return value
 
 
 class Endpoint(BaseModel):
@@ -167,7 +173,7 @@ class GatewayConfig(BaseModel):
 def _describe(error: dict[str, Any]) -> str:
     # Only the location and the message: pydantic's input_value could be a secret.
     loc = ".".join(str(p) for p in error.get("loc", ()))
-    msg = error.get("msg", "invalid")
+    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     if error.get("type") == "extra_forbidden":
         msg = "unknown field"
     return f"{loc}: {msg}" if loc else msg
@@ -204,6 +210,22 @@ def _check_provider(endpoint: Endpoint, where: str) -> None:
             endpoint.model.config[key] = _resolve_secret(
                 endpoint.model.config[key], f"{where}: model.config.{key}"
             )
+    for key, secrets in NESTED_SECRETS.items():
+        nested = endpoint.model.config.get(key)
+        if nested is None:
+            continue
+        if not isinstance(nested, dict):
+            raise ConfigError(f"{where}: model.config.{key}: must be a mapping")
+        if key == "aws_config":
+            for inner in nested:
+                if inner not in AWS_KEYS:
+                    raise ConfigError(f"{where}: model.config.aws_config.{inner}: unknown field")
+        endpoint.model.config[key] = {
+            inner: _resolve_secret(value, f"{where}: model.config.{key}.{inner}")
+            if inner in secrets
+            else value
+            for inner, value in nested.items()
+        }
     for key in ("latency_ms", "embedding_dim"):
         value = endpoint.model.config.get(key)
         if value is not None and (not isinstance(value, int | float) or value < 0):

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
@@ -117,6 +118,10 @@ class Provider:
         raise self._unsupported("the Responses API")
 
     # --- helpers --------------------------------------------------------------------------
+    async def sign(self, url: str, data: bytes, headers: dict[str, str]) -> dict[str, str]:
+        """The headers to send with ``data`` (providers that sign requests override this)."""
+        return headers
+
     def _unsupported(self, what: str) -> ProviderError:
         return ProviderError(
             400,
@@ -172,12 +177,13 @@ class Provider:
         """
         session = self.http.session
         data = json.dumps(payload).encode()
-        send_headers = {"Content-Type": "application/json", **headers}
+        send_headers = await self.sign(url, data, {"Content-Type": "application/json", **headers})
         attempt = 0
         while True:
             try:
                 response = await session.post(
-                    url,
+                    # a percent-encoded path stays as built: a signature covers it byte for byte
+                    URL(url, encoded=True) if "%" in url else url,
                     data=data,
                     headers=send_headers,
                     timeout=self.stream_timeout if stream else self.timeout,

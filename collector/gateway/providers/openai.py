@@ -24,17 +24,22 @@ class OpenAIProvider(Provider):
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         super().__init__(endpoint, http)
         self.api_type = str(self.config.get("openai_api_type") or "openai").lower()
-        default_base = "https://api.openai.com/v1"
-        self.base = str(self.config.get("openai_api_base") or default_base).rstrip("/")
-        key = str(self.config["openai_api_key"])
+        self.base = self.api_base().rstrip("/")
+        key = self.api_key()
         if self.api_type == "azure":
-            self.headers = {"api-key": key}
+            self.headers = {"api-key": key or ""}
         else:
-            self.headers = {"Authorization": f"Bearer {key}"}
+            self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.has_responses = self.api_type == "openai"  # Azure's Responses API differs
         self.usage_option = True  # ask streams for a final usage chunk while the server accepts it
         if self.config.get("openai_organization"):
             self.headers["OpenAI-Organization"] = str(self.config["openai_organization"])
+
+    def api_base(self) -> str:
+        return str(self.config.get("openai_api_base") or "https://api.openai.com/v1")
+
+    def api_key(self) -> str | None:
+        return str(self.config["openai_api_key"])
 
     def _url(self, path: str) -> str:
         if self.api_type in {"azure", "azuread"}:

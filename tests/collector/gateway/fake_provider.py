@@ -69,6 +69,8 @@ class FakeProvider:
                 Route("/v1/completions", self.openai_completions, methods=["POST"]),
                 Route("/v1/embeddings", self.openai_embeddings, methods=["POST"]),
                 Route("/v1/responses", self.openai_responses, methods=["POST"]),
+                # Databricks model serving: the same wire format under /serving-endpoints
+                Route("/serving-endpoints/chat/completions", self.openai_chat, methods=["POST"]),
                 Route("/anthropic/v1/messages", self.anthropic_messages, methods=["POST"]),
             ]
         )

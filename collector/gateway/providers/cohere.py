@@ -1,0 +1,211 @@
+"""``cohere``: Cohere's v2 Chat and Embed APIs, mapped to and from the unified schema.
+
+Chat messages keep their roles (``tool`` results carry ``tool_call_id``; an assistant's
+``tool_calls`` are sent as Cohere's, which share OpenAI's shape); ``max_tokens``,
+``temperature``, ``top_p`` (``p``), ``top_k`` (``k``), ``stop`` (``stop_sequences``) and
+function ``tools`` are passed on. Answers come back OpenAI-shaped (``finish_reason``
+``COMPLETE``/``MAX_TOKENS``/``TOOL_CALL`` as ``stop``/``length``/``tool_calls``; usage from
+``usage.tokens``); the stream's ``content-delta``, ``tool-call-start``/``-delta`` and
+``message-end`` events become chunks. Completions are one user message. Embeddings use
+``/v2/embed`` with ``input_type: search_document`` and float vectors.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from llmscope.collector.gateway.config import Endpoint
+from llmscope.collector.gateway.http import HttpPool
+from llmscope.collector.gateway.providers.base import Provider
+
+FINISH = {
+    "COMPLETE": "stop",
+    "STOP_SEQUENCE": "stop",
+    "MAX_TOKENS": "length",
+    "TOOL_CALL": "tool_calls",
+    "ERROR": "stop",
+}
+
+
+def _usage(usage: Any) -> dict[str, int]:
+    tokens = (usage or {}).get("tokens") or (usage or {}).get("billed_units") or {}
+    used, made = int(tokens.get("input_tokens") or 0), int(tokens.get("output_tokens") or 0)
+    return {"prompt_tokens": used, "completion_tokens": made, "total_tokens": used + made}
+
+
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for message in messages:
+        role = message.get("role")
+        entry: dict[str, Any] = {"role": "system" if role == "developer" else role}
+        content = message.get("content")
+        if isinstance(content, list):
+            content = [
+                {"type": "text", "text": p.get("text", "")}
+                for p in content
+                if isinstance(p, dict) and p.get("type") == "text"
+            ]
+        if content is not None:
+            entry["content"] = content
+        if role == "tool":
+            entry["tool_call_id"] = message.get("tool_call_id")
+        if message.get("tool_calls"):
+            entry["tool_calls"] = message["tool_calls"]
+        out.append(entry)
+    return out
+
+
+class CohereProvider(Provider):
+    name = "cohere"
+
+    def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
+        super().__init__(endpoint, http)
+        base = str(self.config.get("cohere_api_base") or "https://api.cohere.com").rstrip("/")
+        self.base = base
+        self.headers = {"Authorization": f"Bearer {self.config['cohere_api_key']}"}
+
+    def _payload(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": self.model, "messages": _messages(messages)}
+        for ours, theirs in (
+            ("max_tokens", "max_tokens"),
+            ("temperature", "temperature"),
+            ("top_p", "p"),
+            ("top_k", "k"),
+            ("seed", "seed"),
+            ("frequency_penalty", "frequency_penalty"),
+            ("presence_penalty", "presence_penalty"),
+            ("tools", "tools"),
+        ):
+            if body.get(ours) is not None:
+                payload[theirs] = body[ours]
+        stop = body.get("stop")
+        if stop:
+            payload["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        choice = body.get("tool_choice")
+        if choice in ("required", "none"):
+            payload["tool_choice"] = choice.upper()
+        return payload
+
+    async def _chat(self, body: dict[str, Any], messages: list[Any], kind: str) -> dict[str, Any]:
+        reply = await self.send(f"{self.base}/v2/chat", self._payload(body, messages), self.headers)
+        answer: dict[str, Any] = reply.json()
+        message = answer.get("message") or {}
+        texts = [p.get("text", "") for p in message.get("content") or [] if p.get("type") == "text"]
+        calls = message.get("tool_calls") or []
+        text = "".join(texts) if texts or not calls else None
+        choice: dict[str, Any] = {"index": 0}
+        if kind == "chat":
+            choice["message"] = {"role": "assistant", "content": text}
+            if calls:
+                choice["message"]["tool_calls"] = [
+                    {"id": c.get("id"), "type": "function", "function": c.get("function")}
+                    for c in calls
+                ]
+        else:
+            choice["text"] = text or ""
+        choice["finish_reason"] = FINISH.get(answer.get("finish_reason") or "", "stop")
+        return {
+            "id": answer.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion" if kind == "chat" else "text_completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [choice],
+            "usage": _usage(answer.get("usage")),
+        }
+
+    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._chat(body, list(body.get("messages") or []), "chat")
+
+    async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._chat(body, _prompt(body), "completions")
+
+    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        payload = {**self._payload(body, list(body.get("messages") or [])), "stream": True}
+        response = await self.send(f"{self.base}/v2/chat", payload, self.headers, stream=True)
+        return self._chunks(response, "chat")
+
+    async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        payload = {**self._payload(body, _prompt(body)), "stream": True}
+        response = await self.send(f"{self.base}/v2/chat", payload, self.headers, stream=True)
+        return self._chunks(response, "completions")
+
+    async def _chunks(self, response: Any, kind: str) -> AsyncIterator[dict[str, Any]]:
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
+            "created": int(time.time()),
+            "model": self.model,
+        }
+
+        def piece(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            if kind == "chat":
+                return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            text = delta.get("content") or ""
+            return {**base, "choices": [{"index": 0, "text": text, "finish_reason": finish}]}
+
+        async for event, data in self.sse_data(response):
+            kind_of = data.get("type", event) if isinstance(data, dict) else event
+            delta = (data.get("delta") or {}) if isinstance(data, dict) else {}
+            message = delta.get("message") or {}
+            if kind_of == "message-start":
+                base["id"] = data.get("id") or base["id"]
+            elif kind_of == "content-delta":
+                text = (message.get("content") or {}).get("text")
+                if text:
+                    yield piece({"content": text})
+            elif kind_of == "tool-call-start" and kind == "chat":
+                call = message.get("tool_calls") or {}
+                head = {
+                    "index": data.get("index", 0),
+                    "id": call.get("id"),
+                    "type": "function",
+                    "function": {
+                        "name": (call.get("function") or {}).get("name"),
+                        "arguments": (call.get("function") or {}).get("arguments", ""),
+                    },
+                }
+                yield piece({"tool_calls": [head]})
+            elif kind_of == "tool-call-delta" and kind == "chat":
+                arguments = ((message.get("tool_calls") or {}).get("function") or {}).get(
+                    "arguments", ""
+                )
+                part = {"index": data.get("index", 0), "function": {"arguments": arguments}}
+                yield piece({"tool_calls": [part]})
+            elif kind_of == "message-end":
+                yield piece({}, FINISH.get(delta.get("finish_reason") or "", "stop"))
+                yield {**base, "choices": [], "usage": _usage(delta.get("usage"))}
+            elif kind_of == "error" or (
+                isinstance(data, dict) and "message" in data and not kind_of
+            ):
+                yield {"error": data}
+                return
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        raw = body.get("input", body.get("text"))
+        texts = [raw] if isinstance(raw, str) else [str(t) for t in raw or []]
+        payload = {
+            "model": self.model,
+            "texts": texts,
+            "input_type": body.get("input_type", "search_document"),
+            "embedding_types": ["float"],
+        }
+        answer = (await self.send(f"{self.base}/v2/embed", payload, self.headers)).json()
+        vectors = (answer.get("embeddings") or {}).get("float") or []
+        billed = ((answer.get("meta") or {}).get("billed_units") or {}).get("input_tokens") or 0
+        return {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+            ],
+            "model": self.model,
+            "usage": {"prompt_tokens": billed, "total_tokens": billed},
+        }
+
+
+def _prompt(body: dict[str, Any]) -> list[dict[str, Any]]:
+    prompt = body.get("prompt")
+    text = prompt if isinstance(prompt, str) else "".join(map(str, prompt or []))
+    return [{"role": "user", "content": text}]
