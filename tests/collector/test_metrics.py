@@ -20,6 +20,17 @@ from llmscope.collector.api.routes.metrics import latest_clusters
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import AnalysisRun, Feedback, Record, RunCluster
 from llmscope.metrics import OTHER, Metrics
+from llmscope.report import (
+    ClusterEntry,
+    Drift,
+    FeedbackCounts,
+    GlobalDrift,
+    Hotspot,
+    LatencySlice,
+    RunReport,
+    TokenSlice,
+    WindowInfo,
+)
 from tests.collector.otlp.spans import export_request, make_span
 from tests.conftest import cli_server
 from tests.factories import record
@@ -194,16 +205,20 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
     engine = make_engine(database_url)
     factory = make_sessionmaker(engine)
 
-    def cluster(cid: int, size: int, down: float | None, flagged: bool) -> dict[str, object]:
-        return {
-            "id": cid,
-            "size": size,
-            "baseline_share": size / 200,
-            "current_share": size / 100,
-            "feedback": {"down_rate": down},
-            "drift": {"flagged": flagged},
-            "hotspot": {"flagged": False},
-        }
+    def cluster(cid: int, size: int, down: float | None, flagged: bool) -> ClusterEntry:
+        return ClusterEntry(
+            id=cid,
+            size=size,
+            baseline_count=size // 2,
+            current_count=size - size // 2,
+            baseline_share=size / 200,
+            current_share=size / 100,
+            drift=Drift(kind="grew", score=1.0, p_value=0.01, q_value=0.01, flagged=flagged),
+            feedback=FeedbackCounts(rated=10, down=0, down_rate=down),
+            hotspot=Hotspot(lift=1.0, p_value=0.5, q_value=0.5, flagged=False),
+            latency_ms=LatencySlice(p50=None, p95=None),
+            tokens=TokenSlice(input_p50=None, output_p50=None),
+        )
 
     from datetime import UTC, datetime
 
@@ -228,13 +243,22 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
                     baseline_end=moment,
                     current_start=moment,
                     current_end=moment,
-                    report={"clusters": clusters},
+                    report=RunReport(
+                        run_id=run_id,
+                        created_at=moment,
+                        baseline=WindowInfo(start=moment, end=moment, records=200),
+                        current=WindowInfo(start=moment, end=moment, records=100),
+                        global_drift=GlobalDrift(
+                            statistic=None, p_value=None, flagged=False, method="mmd"
+                        ),
+                        clusters=clusters,
+                    ).to_json(),
                 )
             )
             session.flush()
             for c in clusters:
                 session.add(
-                    RunCluster(run_id=run_id, cluster_id=c["id"], stable_key=f"k{c['id']}", size=1)
+                    RunCluster(run_id=run_id, cluster_id=c.id, stable_key=f"k{c.id}", size=1)
                 )
         session.commit()
         found = latest_clusters(session, cap=2)

@@ -30,8 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from llmscope.db.models import AnalysisRun, RunCluster
-from llmscope.db.queries import pick_run
+from llmscope.db.models import RunCluster
+from llmscope.db.queries import load_run_report
 from llmscope.metrics import OTHER, Metrics
 
 router = APIRouter(tags=["metrics"])
@@ -58,30 +58,29 @@ class _Cached:
 def latest_clusters(session: Session, cap: int) -> list[dict[str, Any]]:
     """The latest run's clusters as ``{key, size, baseline, current, down_rate, drift, hotspot}``;
     beyond ``cap`` clusters the smallest are folded into one ``other`` entry."""
-    run = session.scalars(pick_run(select(AnalysisRun))).first()
-    if run is None:
+    report = load_run_report(session)
+    if report is None:
         return []
     keys = dict(
         session.execute(
-            select(RunCluster.cluster_id, RunCluster.stable_key).where(RunCluster.run_id == run.id)
+            select(RunCluster.cluster_id, RunCluster.stable_key).where(
+                RunCluster.run_id == report.run_id
+            )
         ).all()
     )
-    found: list[dict[str, Any]] = []
-    for cluster in (run.report or {}).get("clusters") or []:
-        cid = int(cluster.get("id", -1))
-        if cid < 0:
-            continue
-        found.append(
-            {
-                "key": keys.get(cid) or f"{run.id[:8]}:{cid}",
-                "size": int(cluster.get("size") or 0),
-                "baseline": float(cluster.get("baseline_share") or 0.0),
-                "current": float(cluster.get("current_share") or 0.0),
-                "down_rate": (cluster.get("feedback") or {}).get("down_rate"),
-                "drift": bool((cluster.get("drift") or {}).get("flagged")),
-                "hotspot": bool((cluster.get("hotspot") or {}).get("flagged")),
-            }
-        )
+    found: list[dict[str, Any]] = [
+        {
+            "key": keys.get(cluster.id) or f"{report.run_id[:8]}:{cluster.id}",
+            "size": cluster.size,
+            "baseline": cluster.baseline_share,
+            "current": cluster.current_share,
+            "down_rate": cluster.feedback.down_rate,
+            "drift": cluster.drift.flagged,
+            "hotspot": cluster.hotspot.flagged,
+        }
+        for cluster in report.clusters
+        if cluster.id >= 0
+    ]
     found.sort(key=lambda c: (-c["size"], c["key"]))
     if len(found) <= cap:
         return found
