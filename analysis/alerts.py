@@ -6,6 +6,8 @@ Rules (all on by default, ``Settings.alert_rules``), each reading only the run r
 - ``drift``: a cluster's share change is flagged (grew, shrank or vanished);
 - ``new_cluster``: a cluster flagged with drift kind ``new``;
 - ``hotspot``: a cluster flagged as a thumbs-down hotspot;
+- ``eval_hotspot``: a cluster flagged as a failure hotspot of one or more evaluators (one alert
+  per cluster, naming each evaluator);
 - ``global_drift``: the global two-sample test is flagged (no cluster).
 
 Each alert is stored in ``alerts``, logged, listed in the report's ``alerts`` and POSTed to the
@@ -129,6 +131,20 @@ def alert_candidates(report: RunReport, rules: set[str]) -> list[AlertCandidate]
                     f"{feedback.rated} rated answers thumbs-down "
                     f"({_pct(feedback.down_rate)}{lift_text}; "
                     f"{_q(hotspot.q_value)}).",
+                )
+            )
+        flagged = [(n, e) for n, e in sorted(cluster.evaluations.items()) if e.flagged]
+        if "eval_hotspot" in rules and flagged:
+            parts = [
+                f"{name}: {e.failed} of {e.evaluated} answers failed "
+                f"({_pct(e.fail_rate)}; {_q(e.q_value)})"
+                for name, e in flagged
+            ]
+            found.append(
+                AlertCandidate(
+                    "eval_hotspot",
+                    cid,
+                    f"Evaluator hotspot in {_label(cluster)}: " + "; ".join(parts) + ".",
                 )
             )
     return found

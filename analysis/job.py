@@ -27,7 +27,7 @@ from llmscope.analysis.stats import split_alpha
 from llmscope.analysis.windows import Window, default_windows
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
-from llmscope.db.models import AnalysisRun, Record, RunAssignment, RunCluster
+from llmscope.db.models import AnalysisRun, Evaluation, Record, RunAssignment, RunCluster
 from llmscope.db.queries import newest_thumbs
 from llmscope.report import RunReport
 
@@ -69,6 +69,43 @@ def load_records(session: Session, baseline: Window, current: Window) -> list[di
         record["window"] = "current" if current.start <= moment < current.end else "baseline"
         rows.append(record)
     return rows
+
+
+def latest_verdicts(
+    session: Session, baseline: Window, current: Window, record_ids: Sequence[str]
+) -> tuple[dict[str, dict[str, bool]], dict[str, str]]:
+    """Per evaluator, the verdicts (record id -> passed) of its newest version over the windows'
+    records, and that version. Errors and pending claims are not verdicts."""
+    in_window = [
+        (Record.timestamp >= w.start) & (Record.timestamp < w.end) for w in (baseline, current)
+    ]
+    rows = session.execute(
+        select(
+            Evaluation.evaluator,
+            Evaluation.version,
+            Evaluation.record_id,
+            Evaluation.passed,
+            Evaluation.created_at,
+        )
+        .join(Record, Record.id == Evaluation.record_id)
+        .where(
+            Evaluation.status == "done",
+            Evaluation.passed.is_not(None),
+            Record.internal.is_(False),
+            or_(*in_window),
+        )
+    ).all()
+    newest: dict[str, tuple[datetime, str]] = {}
+    for row in rows:
+        seen = newest.get(row.evaluator)
+        if seen is None or row.created_at > seen[0]:
+            newest[row.evaluator] = (row.created_at, row.version)
+    wanted = set(record_ids)
+    verdicts: dict[str, dict[str, bool]] = {name: {} for name in newest}
+    for row in rows:
+        if row.version == newest[row.evaluator][1] and row.record_id in wanted:
+            verdicts[row.evaluator][row.record_id] = bool(row.passed)
+    return verdicts, {name: version for name, (_, version) in newest.items()}
 
 
 def store_run(
@@ -147,6 +184,10 @@ def run_analysis(
             texts = [t for t in texts if t]
             thumbs = newest_thumbs(session, [r["id"] for r in records])
             down = [thumbs.get(r["id"]) for r in records]
+            judged, versions = latest_verdicts(
+                session, baseline, current, [r["id"] for r in records]
+            )
+            passed = {name: [v.get(r["id"]) for r in records] for name, v in judged.items()}
             # 2. embed each distinct text once (cached across runs); sorted, so the same records
             # give the same report whatever their ids and the order they were stored in
             distinct = sorted(set(texts))
@@ -156,7 +197,11 @@ def run_analysis(
             embeddings = embed_texts(session, distinct, encoder=encoder, progress=progress)
             # 3. reduce, cluster, describe, test
             is_current = np.array([r["window"] == "current" for r in records], dtype=bool)
-            result = analyse(records, distinct, embeddings, text_index, is_current, down, settings)
+            result = analyse(
+                records, distinct, embeddings, text_index, is_current, down, settings, passed
+            )
+            for name, entry in result.evaluators.items():
+                entry["version"] = versions[name]
             # 4. store the run
             run_id = uuid.uuid4().hex
             params = {

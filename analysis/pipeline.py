@@ -16,6 +16,11 @@ import numpy as np
 
 from llmscope.analysis import stats
 from llmscope.analysis.cluster import Clustering, cluster
+from llmscope.analysis.evaluations import (
+    evaluation_tests,
+    hotspot_levels,
+    template_fail_rates,
+)
 from llmscope.analysis.keywords import ctfidf_keywords, representatives
 from llmscope.analysis.reduce import Reduction, reduce
 from llmscope.analysis.tree import build_tree
@@ -62,6 +67,7 @@ class ClusterResult:
     drift: stats.ShareChange | None = None
     hotspot: HotspotVerdict | None = None
     parent: int | None = None  # a sub-cluster's parent (a cluster or a sub-cluster); else None
+    evaluations: dict[str, stats.Hotspot] = field(default_factory=dict)  # per evaluator
 
 
 @dataclass
@@ -88,6 +94,7 @@ class RunResult:
     novel: NovelGroup | None = None
     # Per record: the most specific flagged sub-cluster holding it, -1 when none.
     subcluster: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    evaluators: dict[str, dict[str, Any]] = field(default_factory=dict)  # report-level summary
 
 
 def analyse(
@@ -98,11 +105,14 @@ def analyse(
     is_current: np.ndarray,
     down: Sequence[bool | None],
     settings: Settings,
+    evaluations: Mapping[str, Sequence[bool | None]] | None = None,
 ) -> RunResult:
     """Everything a run computes.
 
     ``embeddings`` has one row per distinct text (``texts``); ``text_index[i]`` is record i's
     row. ``down[i]`` is record i's latest thumb: True (down), False (up) or None (unrated).
+    ``evaluations[name][i]`` is record i's verdict by evaluator ``name`` (True pass, False
+    fail, None not evaluated): its failure hotspots join the thumbs-down hotspots' family.
     """
     reduction, clustering = cluster_embeddings(embeddings, settings)
     labels = clustering.labels[text_index] if len(text_index) else np.zeros(0, dtype=np.int64)
@@ -142,12 +152,25 @@ def analyse(
         if tree is not None and clustering.micro_labels is not None
         else None
     )
+    passed = dict(evaluations or {})
+    thumbs_level, evals_level = hotspot_levels(settings.drift_alpha, bool(passed))
     verdicts = window_tests(
         labels, len(clusters), embeddings[text_index], is_current, down, settings,
-        tree=tree, micro=micro, novel=novel,
+        tree=tree, micro=micro, novel=novel, hotspot_level=thumbs_level,
     )  # fmt: skip
+    by_evaluator, evaluators = evaluation_tests(
+        labels,
+        len(clusters),
+        is_current,
+        passed,
+        down,
+        fdr=evals_level,
+        min_rated=settings.hotspot_min_rated,
+        min_lift=settings.hotspot_min_lift,
+    )
     for found, change, spot in zip(clusters, verdicts.drift, verdicts.hotspots, strict=True):
         found.drift, found.hotspot = change, spot
+        found.evaluations = {name: spots[found.id] for name, spots in by_evaluator.items()}
 
     subcluster = np.full(len(labels), -1, dtype=np.int64)
     micro_of_text = clustering.micro_labels
@@ -208,10 +231,29 @@ def analyse(
         global_drift=verdicts.global_drift,
         baseline_records=n_base,
         current_records=n_cur,
-        versions=template_versions(records, down),
+        versions=_versions(records, down, passed),
         novel=novel_group,
         subcluster=subcluster,
+        evaluators=evaluators,
     )
+
+
+def _versions(
+    records: Sequence[Mapping[str, Any]],
+    down: Sequence[bool | None],
+    passed: Mapping[str, Sequence[bool | None]],
+) -> list[dict[str, Any]]:
+    """The template A/B rows, with each evaluator's fail rates when the run has evaluations."""
+    rows = template_versions(records, down)
+    if passed:
+        template_of = [
+            (str(r["template_name"]), str(r.get("template_version") or ""))
+            if r.get("template_name")
+            else None
+            for r in records
+        ]
+        template_fail_rates(template_of, dict(passed), rows)
+    return rows
 
 
 def _depth(parent: Mapping[int, int], node: int) -> int:

@@ -25,6 +25,8 @@ from llmscope.report import (
     ClusterEntry,
     Drift,
     DriftKind,
+    EvaluationHotspot,
+    EvaluatorEntry,
     FeedbackCounts,
     GlobalDrift,
     Hotspot,
@@ -88,6 +90,18 @@ def cluster_entry(
             persistent=_test(c.hotspot.persistent, "lift"),
             emerging=_test(c.hotspot.emerging, "rise"),
         ),
+        evaluations={
+            name: EvaluationHotspot(
+                evaluated=spot.rated,
+                failed=spot.down,
+                fail_rate=spot.down_rate if spot.rated else None,
+                lift=spot.lift,
+                p_value=spot.p_value,
+                q_value=spot.q_value,
+                flagged=spot.flagged,
+            )
+            for name, spot in sorted(c.evaluations.items())
+        },
         latency_ms=LatencySlice(p50=_percentile(latencies, 50), p95=_percentile(latencies, 95)),
         tokens=TokenSlice(
             input_p50=_percentile(_column(records, c.members, "input_tokens"), 50),
@@ -149,6 +163,10 @@ def cluster_stats(
         "drift": data["drift"],
         "feedback": data["feedback"],
         "hotspot": {**data["hotspot"], "shrunken_down_rate": finite(c.hotspot.shrunken_rate)},
+        "evaluations": {
+            name: {**data["evaluations"][name], "shrunken_fail_rate": finite(spot.shrunken_rate)}
+            for name, spot in c.evaluations.items()
+        },
         "latency_ms": data["latency_ms"],
         "tokens": data["tokens"],
         "templates": data["templates"],
@@ -187,6 +205,10 @@ def build_report(
         clusters=entries,
         novel=novel_entry(result, records),
         template_versions=[TemplateVersionRow.model_validate(row) for row in result.versions],
+        evaluators={
+            name: EvaluatorEntry.model_validate(entry)
+            for name, entry in sorted(result.evaluators.items())
+        },
     )
 
 

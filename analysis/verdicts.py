@@ -270,6 +270,7 @@ def window_tests(
     tree: Tree | None = None,
     micro: np.ndarray | None = None,
     novel: np.ndarray | None = None,
+    hotspot_level: float | None = None,
 ) -> Verdicts:
     """The flagging statistics of a run, given each record's cluster, window and thumb.
 
@@ -277,9 +278,12 @@ def window_tests(
     ``tree`` and ``micro`` (record i's micro-cluster), the nodes below the cut are tested too;
     ``novel[i]`` marks the records far from every centroid. The run's alpha is split over the
     families so that two windows from one distribution (and thumbs-down independent of the
-    cluster and the window) raise any flag with probability at most alpha.
+    cluster and the window) raise any flag with probability at most alpha. ``hotspot_level``
+    (default: the hotspot family's whole share) is the thumbs' part of that share when the
+    run's evaluator hotspots take the rest (``evaluations.hotspot_levels``).
     """
     levels = stats.split_alpha(settings.drift_alpha)
+    hot_level = levels.hotspots if hotspot_level is None else hotspot_level
     rows = _counts(is_current, down)
     totals = rows.sum(axis=0) if len(rows) else np.zeros(6, dtype=np.int64)
     n_base, n_cur = int(totals[BASE]), int(totals[CUR])
@@ -372,7 +376,7 @@ def window_tests(
                 hot.key.append((kind, -1 - parent))
                 at_parent[(kind, parent)] = len(hot.units) - 1
             cluster_unit[(kind, c)] = (at_parent[(kind, parent)], "parent")
-    hot_decision: Decision = hierarchical_bh(hot.units, levels.hotspots)
+    hot_decision: Decision = hierarchical_bh(hot.units, hot_level)
     prior_a, prior_b = stats.beta_prior(
         per_cluster[:, RATED_C].tolist(), per_cluster[:, DOWN_C].tolist()
     )
@@ -392,7 +396,7 @@ def window_tests(
             u, where = found
             row = per_cluster[c] if where == "cluster" else per_node[-1 - hot.key[u][1]]  # type: ignore[index]
             results[kind] = spots.result(
-                row, kind, hot.units[u].own, hot_decision.own_q[u], levels.hotspots
+                row, kind, hot.units[u].own, hot_decision.own_q[u], hot_level
             )
             level = where if where == "parent" else level
         verdicts.append(_verdict(per_cluster[c], spots, results, shrunk(per_cluster[c]), level))
@@ -402,7 +406,7 @@ def window_tests(
         for j, v in enumerate(hot.nodes[u]):
             node_hot.setdefault(v, {})[kind] = spots.result(
                 per_node[v], kind, hot.units[u].below[j], None if qs is None else qs[j],
-                levels.hotspots,
+                hot_level,
             )  # fmt: skip
 
     global_drift = stats.mmd_two_sample(

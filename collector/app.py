@@ -18,6 +18,7 @@ from llmscope.collector.api.limits import BodySizeLimit
 from llmscope.collector.api.routes import alerts, analysis, health, metrics, records
 from llmscope.collector.api.routes.metrics import StoreCollector, sample_forever
 from llmscope.collector.budgets import BudgetTracker
+from llmscope.collector.evaluations.online import OnlineJudge
 from llmscope.collector.gateway import Gateway
 from llmscope.collector.gateway import mlflow_router as gateway_mlflow_router
 from llmscope.collector.gateway import openai_router as gateway_openai_router
@@ -49,6 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.gateway_config
         else None
     )
+    # Judges new records in the background while the gateway has evaluators (hot-reloaded).
+    online = (
+        OnlineJudge(make_sessionmaker(engine), gateway, settings) if gateway is not None else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,9 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sampler = asyncio.create_task(sample_forever(prom, recorder), name="llmscope-metrics")
         if gateway is not None:
             await gateway.start()
+        if online is not None:
+            await online.start()
         try:
             yield
         finally:
+            if online is not None:
+                await online.stop()
             if gateway is not None:
                 await gateway.stop()
             sampler.cancel()
@@ -90,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.metrics_max_label_values,
         budgets.spends,
     )
+    app.state.online_judge = online
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # An unauthenticated call is refused before its body is read.

@@ -17,7 +17,7 @@ import platformdirs
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ALERT_RULES = ("drift", "new_cluster", "hotspot", "global_drift")
+ALERT_RULES = ("drift", "new_cluster", "hotspot", "global_drift", "eval_hotspot")
 
 
 def default_data_dir() -> Path:
@@ -258,10 +258,11 @@ class Settings(BaseSettings):
         "cluster' as one of the previous run (and keeps its stable key).",
     )
     alert_rules: str = Field(
-        default="drift,new_cluster,hotspot,global_drift",
+        default="drift,new_cluster,hotspot,global_drift,eval_hotspot",
         description="Comma-separated alert rules that are on: drift (a cluster's share "
         "change is flagged), new_cluster (a flagged new cluster), hotspot (a flagged "
-        "thumbs-down hotspot), global_drift (the global two-sample test is flagged).",
+        "thumbs-down hotspot), global_drift (the global two-sample test is flagged), "
+        "eval_hotspot (a flagged failure hotspot of an evaluator).",
     )
     alert_cooldown_hours: float = Field(
         default=24.0,
@@ -307,6 +308,12 @@ class Settings(BaseSettings):
         description="How far back (by arrival) the online judge looks for records still "
         "lacking a verdict: on start (work left by a crash), after a judge outage and when a "
         "new day's token budget opens.",
+    )
+    eval_claim_lease_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a judge's claim on a record holds; a claim left by a process that "
+        "died is taken over by another judge once it runs out (nothing is judged twice).",
     )
 
     @property

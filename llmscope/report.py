@@ -18,7 +18,9 @@ Guarantees:
 
 To add a key: add a field with a default (so stored runs still load) in the place the JSON
 should show it. A key that only some entries carry (``prompt_version`` of an LLM summary) is
-declared with :func:`omitted_while_none`: left out of the JSON while it is ``None``.
+declared with :func:`omitted_while_none`: left out of the JSON while it is ``None``; the
+evaluations' keys (``clusters[].evaluations``, ``evaluators``, ``template_versions[].evaluations``)
+with :func:`omitted_while_empty`: present once a run has evaluations.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 __all__ = [
+    "Agreement",
     "AlertEntry",
     "ClusterEntry",
     "ClusterSummary",
     "Drift",
+    "EvaluationHotspot",
+    "EvaluatorEntry",
     "DriftKind",
     "FeedbackCounts",
     "GlobalDrift",
@@ -48,6 +53,7 @@ __all__ = [
     "TokenSlice",
     "WindowInfo",
     "finite",
+    "omitted_while_empty",
     "omitted_while_none",
     "utc_iso",
 ]
@@ -81,6 +87,16 @@ DriftKind = Literal["new", "grew", "shrank", "vanished", "stable"]
 
 def _is_none(value: Any) -> bool:
     return value is None
+
+
+def _is_empty(value: Any) -> bool:
+    return not value
+
+
+def omitted_while_empty(description: str) -> Any:
+    """A mapping only runs with evaluations carry: empty by default, and then left out of the
+    JSON, so a run without evaluators (and every stored run before them) keeps its shape."""
+    return Field(default_factory=dict, exclude_if=_is_empty, description=description)
 
 
 def omitted_while_none(description: str) -> Any:
@@ -168,6 +184,40 @@ class Hotspot(ReportModel):
     emerging: HotspotTest | None = omitted_while_none("runs since the two hotspot tests")
 
 
+class EvaluationHotspot(ReportModel):
+    """One evaluator's failures in the cluster (current window) against all other evaluated
+    records: tested like a thumbs-down hotspot, in the same family of the run's alpha."""
+
+    evaluated: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    fail_rate: Number
+    lift: Number
+    p_value: Number = None
+    q_value: Number = None
+    flagged: bool = False
+
+
+class Agreement(ReportModel):
+    """An evaluator's pass/fail against the users' thumbs (up = pass) on records with both."""
+
+    n: int = Field(ge=0)
+    kappa: Number = Field(default=None, description="Cohen's kappa; null when undefined")
+    kappa_ci: list[float] | None = Field(default=None, description="95% confidence interval")
+    confusion: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description='{"pass"|"fail": {"up": n, "down": n}}'
+    )
+
+
+class EvaluatorEntry(ReportModel):
+    """One evaluator over the run's current window, and how it agrees with the users."""
+
+    version: str
+    evaluated: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    fail_rate: Number
+    agreement: Agreement
+
+
 class LatencySlice(ReportModel):
     """Latency percentiles over the whole cluster (both windows), in milliseconds."""
 
@@ -213,6 +263,9 @@ class ClusterEntry(ReportModel):
     drift: Drift
     feedback: FeedbackCounts
     hotspot: Hotspot
+    evaluations: dict[str, EvaluationHotspot] = omitted_while_empty(
+        "per evaluator: its failures in this cluster"
+    )
     latency_ms: LatencySlice
     tokens: TokenSlice
     templates: dict[str, int] = Field(default_factory=dict, description='calls per "name@version"')
@@ -236,7 +289,7 @@ class NovelGroup(ReportModel):
 class AlertEntry(ReportModel):
     """An alert the run raised and did not suppress (stored in ``alerts`` with its delivery)."""
 
-    kind: str = Field(description="drift|hotspot|new_cluster|global_drift")
+    kind: str = Field(description="drift|hotspot|new_cluster|global_drift|eval_hotspot")
     cluster_id: int | None = None
     message: str
 
@@ -257,6 +310,10 @@ class TemplateVersionRow(ReportModel):
     latency_q_value: Number = None
     records: int = 0
     against_records: int = 0
+    evaluations: dict[str, dict[str, Any]] = omitted_while_empty(
+        "per evaluator: evaluated, fail_rate, against_evaluated, against_fail_rate, p_value "
+        "(two-sided Fisher), q_value"
+    )
 
 
 class RunReport(ReportModel):
@@ -271,6 +328,9 @@ class RunReport(ReportModel):
     novel: NovelGroup | None = omitted_while_none("records far from every centroid, if any")
     alerts: list[AlertEntry] = Field(default_factory=list)
     template_versions: list[TemplateVersionRow] = Field(default_factory=list)
+    evaluators: dict[str, EvaluatorEntry] = omitted_while_empty(
+        "per evaluator: failures and agreement with users"
+    )
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> Self:

@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,7 @@ async def _run(
             gateway,
             concurrency=settings.eval_concurrency,
             max_tokens_per_day=settings.eval_max_tokens_per_day,
+            lease=timedelta(seconds=settings.eval_claim_lease_s),
         )
         result = await evaluate_range(judging, evaluators, since=since, until=until)
     finally:

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -126,11 +126,13 @@ class Judging:
         *,
         concurrency: int = 16,
         max_tokens_per_day: int | None = None,
+        lease: timedelta = store.LEASE,
         clock: Clock = utc_now,
     ) -> None:
         self.factory = factory
         self.gateway = gateway
         self.clock = clock
+        self.lease = lease
         self.concurrency = concurrency
         self.slots = asyncio.Semaphore(concurrency)
         self.budget = Budget(max_tokens_per_day, factory, clock)
@@ -234,7 +236,9 @@ class Judging:
 
     def _claim(self, record_id: str, evaluator: LLMJudge) -> int | None:
         with session_scope(self.factory) as session:
-            return store.claim(session, record_id, evaluator.name, evaluator.version, self.clock())
+            return store.claim(
+                session, record_id, evaluator.name, evaluator.version, self.clock(), self.lease
+            )
 
     def _release(self, row_id: int) -> None:
         with session_scope(self.factory) as session:

@@ -109,7 +109,12 @@ def store_verdicts(session: Session, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def claim(
-    session: Session, record_id: str, evaluator: str, version: str, now: datetime
+    session: Session,
+    record_id: str,
+    evaluator: str,
+    version: str,
+    now: datetime,
+    lease: timedelta = LEASE,
 ) -> int | None:
     """Claim one (record, evaluator, version) for judging; the row id, or None if taken."""
     statement = (
@@ -120,7 +125,7 @@ def claim(
             version=version,
             status="pending",
             created_at=now,
-            claimed_until=now + LEASE,
+            claimed_until=now + lease,
         )
         .on_conflict_do_nothing(index_elements=["record_id", "evaluator", "version"])
         .returning(Evaluation.id)
@@ -138,7 +143,7 @@ def claim(
             Evaluation.status == "pending",
             Evaluation.claimed_until < now,
         )
-        .values(claimed_until=now + LEASE, created_at=now)
+        .values(claimed_until=now + lease, created_at=now)
         .returning(Evaluation.id)
     ).scalar()
     return None if taken_over is None else int(taken_over)

@@ -1,4 +1,5 @@
-"""Reads for the record view: one whole record, its feedback history and its clusters."""
+"""Reads for the record view: one whole record, its feedback history, its evaluations and its
+clusters."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment
+from llmscope.db.models import AnalysisRun, Evaluation, Feedback, Record, RunAssignment
 from llmscope.db.queries import FEEDBACK_OLDEST_FIRST, NEWEST_RUN_FIRST
 
 
 def record_detail(engine: Engine, record_id: str) -> dict[str, Any] | None:
-    """The record ``record_id`` with ``feedback`` (oldest first; the last one counts) and
-    ``clusters`` (its cluster in each of the newest runs); None if there is no such record."""
+    """The record ``record_id`` with ``feedback`` (oldest first; the last one counts),
+    ``evaluations`` (every evaluator's verdicts, oldest first) and ``clusters`` (its cluster in
+    each of the newest runs); None if there is no such record."""
     with engine.connect() as conn:
         row = conn.execute(select(Record).where(Record.id == record_id)).first()
         if row is None:
@@ -32,6 +34,26 @@ def record_detail(engine: Engine, record_id: str) -> dict[str, Any] | None:
                 )
                 .where(Feedback.record_id == record_id)
                 .order_by(*FEEDBACK_OLDEST_FIRST)
+            )
+        ]
+        record["evaluations"] = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(
+                    Evaluation.evaluator,
+                    Evaluation.version,
+                    Evaluation.status,
+                    Evaluation.score,
+                    Evaluation.passed,
+                    Evaluation.justification,
+                    Evaluation.judge_model,
+                    Evaluation.input_tokens,
+                    Evaluation.output_tokens,
+                    Evaluation.error,
+                    Evaluation.created_at,
+                )
+                .where(Evaluation.record_id == record_id)
+                .order_by(Evaluation.created_at, Evaluation.id)
             )
         ]
         record["clusters"] = [

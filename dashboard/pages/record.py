@@ -1,5 +1,6 @@
 """One record (``/records/<id>``): everything stored about the call, its template and
-variables, its clusters in recent runs, and its feedback history (the newest event counts)."""
+variables, its clusters in recent runs, its feedback history (the newest event counts) and every
+evaluator's verdict with its justification, saying plainly where a verdict contradicts the user."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def render(engine: Engine, state: ViewState, record_id: str) -> html.Div:
         card(_meta(record), title="Call"),
         card(*_conversation(record), title="Prompt and response"),
         card(_template(record), title="Template"),
+        card(_evaluations(record["evaluations"], latest), title="Evaluations"),
         html.Div(
             [
                 card(_feedback(record["feedback"]), title="Feedback history"),
@@ -157,6 +159,71 @@ def _feedback(events: list[dict[str, Any]]) -> Any:
         ],
         className="table",
         id="feedback-history",
+    )
+
+
+def _verdict(e: dict[str, Any]) -> html.Span:
+    if e["status"] == "error":
+        return badge("error", "warn")
+    if e["status"] == "pending":
+        return badge("pending", "neutral")
+    return badge("pass", "good") if e["passed"] else badge("fail", "bad")
+
+
+def disagreements(evaluations: list[dict[str, Any]], thumb: str | None) -> list[str]:
+    """Plain sentences for every verdict that contradicts the user's latest thumb."""
+    if thumb not in ("up", "down"):
+        return []
+    out = []
+    for e in evaluations:
+        if e["status"] != "done" or e["passed"] is None:
+            continue
+        if e["passed"] and thumb == "down":
+            out.append(
+                f"The evaluator {e['evaluator']} passed this answer, but the user gave it a "
+                "thumbs-down: the judge disagrees with the user."
+            )
+        elif not e["passed"] and thumb == "up":
+            out.append(
+                f"The evaluator {e['evaluator']} failed this answer, but the user gave it a "
+                "thumbs-up: the judge disagrees with the user."
+            )
+    return out
+
+
+def _evaluations(evaluations: list[dict[str, Any]], latest: dict[str, Any] | None) -> Any:
+    if not evaluations:
+        return html.P("No evaluator has looked at this call.", className="muted")
+    rows = []
+    for e in evaluations:
+        tokens = (e["input_tokens"] or 0) + (e["output_tokens"] or 0)
+        rows.append(
+            html.Tr(
+                [
+                    html.Td([e["evaluator"], html.Span(f" ({e['version']})", className="muted")]),
+                    html.Td(_verdict(e)),
+                    html.Td(fmt_num(e["score"], 0) if e["score"] is not None else "–"),
+                    html.Td(e["justification"] or e["error"] or ""),
+                    html.Td(e["judge_model"] or "built-in check"),
+                    html.Td(fmt_int(tokens) if tokens else "–"),
+                    html.Td(fmt_time(e["created_at"])),
+                ]
+            )
+        )
+    notes = [
+        html.P(text, className="notice notice-warn disagreement")
+        for text in disagreements(evaluations, latest["thumb"] if latest else None)
+    ]
+    headers = ("evaluator", "verdict", "score", "justification", "judge", "tokens", "time")
+    return html.Div(
+        [
+            *notes,
+            html.Table(
+                [html.Thead(html.Tr([html.Th(h) for h in headers])), html.Tbody(rows)],
+                className="table",
+                id="record-evaluations",
+            ),
+        ]
     )
 
 

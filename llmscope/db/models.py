@@ -261,7 +261,8 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    kind: Mapped[str] = mapped_column(String(32))  # drift|hotspot|new_cluster|global_drift|budget
+    # drift|hotspot|new_cluster|global_drift|budget|eval_hotspot
+    kind: Mapped[str] = mapped_column(String(32))
     cluster_id: Mapped[int | None] = mapped_column(Integer)
     stable_key: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
