@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from llmscope.config import Settings, get_settings
 from llmscope.dashboard import export
 from llmscope.dashboard.auth import Login
-from llmscope.dashboard.pages import cluster, clusters, overview, record
+from llmscope.dashboard.pages import cluster, clusters, evaluators, overview, record
 from llmscope.dashboard.state import ViewState, parse
 from llmscope.db import make_engine, make_sessionmaker
 
@@ -36,6 +36,8 @@ def render_path(engine: Engine, pathname: str | None, search: str | None) -> Any
         return overview.render(engine, state)
     if path.rstrip("/") == "/clusters":
         return clusters.render(engine, state)
+    if path.rstrip("/") == "/evaluators":
+        return evaluators.render(engine, state)
     if match := _CLUSTER.match(path):
         return cluster.render(engine, state, int(match.group(1)))
     if match := _RECORD.match(path):
@@ -64,6 +66,7 @@ def nav(pathname: str | None, search: str | None) -> list[Any]:
     links = [
         ("Overview", "/", path == "/"),
         ("Clusters", "/clusters", path.startswith("/clusters")),
+        ("Evaluators", "/evaluators", path.startswith("/evaluators")),
     ]
     return [
         dcc.Link(label, href=keep.href(href), className="nav-link active" if active else "nav-link")

@@ -245,3 +245,24 @@ def distribution_figure(
     _layout(fig, title, barmode="overlay")
     fig.update_layout(hovermode="closest")
     return fig
+
+
+def fail_rate_figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """Each evaluator's fail rate per day (of the records' time), one line per evaluator."""
+    fig = go.Figure()
+    by_evaluator: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_evaluator[row["evaluator"]].append(row)
+    for i, (name, series) in enumerate(sorted(by_evaluator.items())):
+        fig.add_trace(
+            go.Scatter(
+                x=[r["bucket"] for r in series],
+                y=[r["fail_rate"] for r in series],
+                customdata=[[r["failed"], r["evaluated"]] for r in series],
+                hovertemplate="%{y:.1%} (%{customdata[0]} of %{customdata[1]})",
+                mode="lines+markers",
+                name=htmllib.escape(name),
+                line_color=PALETTE[i % len(PALETTE)],
+            )
+        )
+    return _layout(fig, "Evaluator fail rate", yaxis={"tickformat": ".0%", "rangemode": "tozero"})

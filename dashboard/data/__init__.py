@@ -17,6 +17,11 @@ from llmscope.dashboard.data.clusters import (
     sorted_clusters,
 )
 from llmscope.dashboard.data.common import Filters, bucket_unit, record_text, snippet
+from llmscope.dashboard.data.evaluations import (
+    evaluator_versions,
+    fail_rate_by_day,
+    failing_examples,
+)
 from llmscope.dashboard.data.overview import (
     RunInfo,
     StoreStatus,
@@ -42,7 +47,10 @@ __all__ = [
     "cluster_counts",
     "cluster_records",
     "cluster_values",
+    "evaluator_versions",
     "export_rows",
+    "fail_rate_by_day",
+    "failing_examples",
     "filter_options",
     "find_cluster",
     "latest_alerts",

@@ -65,6 +65,9 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                 problems_banner(state),
                 _summary(cluster, summary),
                 _stats(cluster),
+                _evaluations(cluster, data.failing_examples(engine, run.id, cluster_id))
+                if cluster.evaluations
+                else None,
                 html.Div(
                     [
                         card(
@@ -208,6 +211,61 @@ def _stats(c: ClusterEntry) -> html.Div:
         ],
         className="stats",
         id="cluster-stats",
+    )
+
+
+def _evaluations(c: ClusterEntry, failing: list[dict[str, Any]]) -> html.Section:
+    """Each evaluator's failures in the cluster (current window) and answers it failed."""
+    rows = [
+        html.Tr(
+            [
+                html.Td(name),
+                html.Td(f"{fmt_int(e.failed)} failed of {fmt_int(e.evaluated)} evaluated"),
+                html.Td(fmt_pct(e.fail_rate)),
+                html.Td(f"×{fmt_num(e.lift, 2)}"),
+                html.Td(f"p={fmt_p(e.p_value)} · q={fmt_p(e.q_value)}"),
+                html.Td(badge("flagged", "bad") if e.flagged else badge("not flagged", "neutral")),
+            ]
+        )
+        for name, e in sorted(c.evaluations.items())
+    ]
+    headers = ("evaluator", "failures", "fail rate", "lift", "test", "")
+    examples = [
+        html.Div(
+            [
+                html.Div(
+                    [
+                        dcc.Link(html.Code(f["id"]), href=f"/records/{f['id']}"),
+                        " ",
+                        badge(f"{f['evaluator']}: fail", "bad"),
+                    ],
+                    className="record-head",
+                ),
+                html.Div("Request", className="field-label"),
+                text_block(f["text"]),
+                html.Div("Answer", className="field-label"),
+                text_block(f["response"]),
+                html.Div("Why it failed", className="field-label"),
+                text_block(f["justification"]),
+            ],
+            className="record",
+        )
+        for f in failing
+    ]
+    return card(
+        html.Table(
+            [html.Thead(html.Tr([html.Th(h) for h in headers])), html.Tbody(rows)],
+            className="table",
+            id="cluster-evaluations",
+        ),
+        html.P(
+            "Few evaluated answers make a rate uncertain: read the counts, not only the rate.",
+            className="footnote",
+        ),
+        html.Div(examples, className="records", id="failing-examples")
+        if examples
+        else html.P("No failing answer of this cluster is stored.", className="muted"),
+        title="Evaluators",
     )
 
 

@@ -119,6 +119,7 @@ def render(engine: Engine, state: ViewState) -> html.Div:
             ],
             className="grid-3",
         ),
+        _evaluators_card(engine, state),
         card(_alerts(data.latest_alerts(engine), state), title="Latest alerts"),
     ]
     return page(
@@ -145,6 +146,19 @@ def _filters(state: ViewState, options: dict[str, list[str]]) -> html.Div:
         className="control-group",
     )
     return filter_bar(state, options, feedback=False, extra=[split])
+
+
+def _evaluators_card(engine: Engine, state: ViewState) -> html.Section | None:
+    """Each evaluator's fail rate per day, when anything has been evaluated."""
+    rows = data.fail_rate_by_day(engine)
+    if not rows:
+        return None
+    return card(
+        graph(charts.fail_rate_figure(rows), "chart-fail-rate"),
+        dcc.Link("Evaluators: versions, cost and agreement with users →",
+                 href=state.href("/evaluators")),
+        title="Evaluations",
+    )  # fmt: skip
 
 
 def _run_card(run: data.RunInfo, report: RunReport, state: ViewState) -> html.Section:
