@@ -23,13 +23,15 @@ from llmscope.analysis.encoders import encoder_for
 from llmscope.analysis.followup import finish_run
 from llmscope.analysis.pipeline import RunResult, analyse
 from llmscope.analysis.report import build_report, cluster_entry, cluster_stats
+from llmscope.analysis.sampling import sample_windows, scale_to_totals
 from llmscope.analysis.stats import split_alpha
+from llmscope.analysis.timings import recording, stage
 from llmscope.analysis.windows import Window, default_windows
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import AnalysisRun, Evaluation, Record, RunAssignment, RunCluster
 from llmscope.db.queries import newest_thumbs
-from llmscope.report import RunReport
+from llmscope.report import RunReport, SampleInfo
 
 log = logging.getLogger("llmscope.analysis")
 
@@ -118,10 +120,12 @@ def store_run(
     params: dict[str, Any],
     records: Sequence[dict[str, Any]],
     result: RunResult,
+    sample: SampleInfo | None = None,
 ) -> RunReport:
     """Write the run, its clusters and its assignments in one transaction; return the report."""
     entries = [cluster_entry(c, records, result) for c in result.clusters]
     report = build_report(run_id, created_at, baseline, current, result, entries, records)
+    report.sample = sample
     session.add(
         AnalysisRun(
             id=run_id,
@@ -139,7 +143,7 @@ def store_run(
         RunCluster(
             run_id=run_id,
             cluster_id=c.id,
-            size=int(len(c.members)),
+            size=c.baseline_count + c.current_count,
             centroid=c.centroid.astype("<f4").tobytes(),
             keywords=c.keywords,
             stats=cluster_stats(c, entry, records),
@@ -176,32 +180,47 @@ def run_analysis(
     started = time.perf_counter()
     engine = make_engine(settings.database_url)
     try:
-        with make_sessionmaker(engine)() as session:
-            # 1. what to analyse
-            records = load_records(session, baseline, current)
-            texts = [record_text(r, settings.embed_field) for r in records]
-            records = [r for r, t in zip(records, texts, strict=True) if t]
-            texts = [t for t in texts if t]
-            thumbs = newest_thumbs(session, [r["id"] for r in records])
-            down = [thumbs.get(r["id"]) for r in records]
-            judged, versions = latest_verdicts(
-                session, baseline, current, [r["id"] for r in records]
-            )
-            passed = {name: [v.get(r["id"]) for r in records] for name, v in judged.items()}
+        with make_sessionmaker(engine)() as session, recording() as timings:
+            # 1. what to analyse: above LLMSCOPE_ANALYSIS_MAX_RECORDS, a uniform sample per window
+            with stage("load_s"):
+                records = load_records(session, baseline, current)
+                texts = [record_text(r, settings.embed_field) for r in records]
+                records = [r for r, t in zip(records, texts, strict=True) if t]
+                texts = [t for t in texts if t]
+                drawn = sample_windows(
+                    np.array([r["window"] == "current" for r in records], dtype=bool),
+                    settings.analysis_max_records,
+                    settings.analysis_seed,
+                )
+                if drawn.sampled:
+                    records = [records[i] for i in drawn.keep]
+                    texts = [texts[i] for i in drawn.keep]
+                thumbs = newest_thumbs(session, [r["id"] for r in records])
+                down = [thumbs.get(r["id"]) for r in records]
+                judged, versions = latest_verdicts(
+                    session, baseline, current, [r["id"] for r in records]
+                )
+                passed = {name: [v.get(r["id"]) for r in records] for name, v in judged.items()}
             # 2. embed each distinct text once (cached across runs); sorted, so the same records
             # give the same report whatever their ids and the order they were stored in
-            distinct = sorted(set(texts))
-            position = {t: i for i, t in enumerate(distinct)}
-            text_index = np.array([position[t] for t in texts], dtype=np.int64)
-            encoder = encoder_for(settings)
-            embeddings = embed_texts(session, distinct, encoder=encoder, progress=progress)
-            # 3. reduce, cluster, describe, test
+            with stage("embed_s"):
+                distinct = sorted(set(texts))
+                position = {t: i for i, t in enumerate(distinct)}
+                text_index = np.array([position[t] for t in texts], dtype=np.int64)
+                encoder = encoder_for(settings)
+                embeddings = embed_texts(session, distinct, encoder=encoder, progress=progress)
+            # 3. reduce, cluster (timed inside), describe and test (the rest: tests_s)
             is_current = np.array([r["window"] == "current" for r in records], dtype=bool)
+            analysed_at = time.perf_counter()
             result = analyse(
                 records, distinct, embeddings, text_index, is_current, down, settings, passed
             )
+            timings["tests_s"] = (
+                time.perf_counter() - analysed_at - timings["reduce_s"] - timings["cluster_s"]
+            )
             for name, entry in result.evaluators.items():
                 entry["version"] = versions[name]
+            scale_to_totals(result, drawn)
             # 4. store the run
             run_id = uuid.uuid4().hex
             params = {
@@ -211,6 +230,7 @@ def run_analysis(
                         "embedding_model",
                         "embed_field",
                         "analysis_seed",
+                        "analysis_max_records",
                         "reduce_dims",
                         "reduce_neighbors",
                         "reduce_sample",
@@ -227,18 +247,27 @@ def run_analysis(
                 "embedding_backend": encoder.backend,
                 # The level each family was tested at (the run's alpha, split).
                 "alpha_split": split_alpha(settings.drift_alpha).__dict__,
-                "seconds": round(time.perf_counter() - started, 3),
             }
-            report = store_run(
-                session,
-                run_id=run_id,
-                created_at=datetime.now(UTC),
-                baseline=baseline,
-                current=current,
-                params=params,
-                records=records,
-                result=result,
-            )
+            with stage("store_s"):
+                report = store_run(
+                    session,
+                    run_id=run_id,
+                    created_at=datetime.now(UTC),
+                    baseline=baseline,
+                    current=current,
+                    params=params,
+                    records=records,
+                    result=result,
+                    sample=SampleInfo(max_records=drawn.max_records, analysed=len(records))
+                    if drawn.sampled
+                    else None,
+                )
+            params["timings"] = {name: round(s, 3) for name, s in timings.items()}
+            params["seconds"] = round(time.perf_counter() - started, 3)
+            stored = session.get(AnalysisRun, run_id)
+            assert stored is not None
+            stored.params = {**params}  # a new object, so the JSON column is rewritten
+            session.commit()
             log.info(
                 "analysis run=%s records=%d clusters=%d seconds=%.1f",
                 run_id,

@@ -23,6 +23,7 @@ from llmscope.analysis.evaluations import (
 )
 from llmscope.analysis.keywords import ctfidf_keywords, representatives
 from llmscope.analysis.reduce import Reduction, reduce
+from llmscope.analysis.timings import stage
 from llmscope.analysis.tree import build_tree
 from llmscope.analysis.verdicts import HotspotVerdict, Verdicts, window_tests
 from llmscope.config import Settings
@@ -39,19 +40,21 @@ __all__ = [
 
 def cluster_embeddings(embeddings: np.ndarray, settings: Settings) -> tuple[Reduction, Clustering]:
     """The default pipeline: seeded UMAP (cosine) then automatic clustering."""
-    reduction = reduce(
-        embeddings,
-        dims=settings.reduce_dims,
-        neighbors=settings.reduce_neighbors,
-        sample=settings.reduce_sample,
-        seed=settings.analysis_seed,
-    )
-    clustering = cluster(
-        reduction.reduced,
-        max_clusters=settings.cluster_max,
-        min_size=settings.cluster_min_size,
-        seed=settings.analysis_seed,
-    )
+    with stage("reduce_s"):
+        reduction = reduce(
+            embeddings,
+            dims=settings.reduce_dims,
+            neighbors=settings.reduce_neighbors,
+            sample=settings.reduce_sample,
+            seed=settings.analysis_seed,
+        )
+    with stage("cluster_s"):
+        clustering = cluster(
+            reduction.reduced,
+            max_clusters=settings.cluster_max,
+            min_size=settings.cluster_min_size,
+            seed=settings.analysis_seed,
+        )
     return reduction, clustering
 
 

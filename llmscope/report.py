@@ -49,6 +49,7 @@ __all__ = [
     "NovelGroup",
     "ReportModel",
     "RunReport",
+    "SampleInfo",
     "TemplateVersionRow",
     "TokenSlice",
     "WindowInfo",
@@ -122,6 +123,13 @@ class WindowInfo(ReportModel):
     start: Timestamp
     end: Timestamp
     records: int = Field(ge=0)
+
+
+class SampleInfo(ReportModel):
+    """A sampled run: at most ``max_records`` of the windows' records were ``analysed``."""
+
+    max_records: int = Field(ge=1)
+    analysed: int = Field(ge=0)
 
 
 class GlobalDrift(ReportModel):
@@ -323,6 +331,9 @@ class RunReport(ReportModel):
     created_at: Timestamp
     baseline: WindowInfo
     current: WindowInfo
+    sample: SampleInfo | None = omitted_while_none(
+        "a run over more records than LLMSCOPE_ANALYSIS_MAX_RECORDS: what it analysed"
+    )
     global_drift: GlobalDrift
     clusters: list[ClusterEntry] = Field(default_factory=list)
     novel: NovelGroup | None = omitted_while_none("records far from every centroid, if any")
