@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "llmscope.keys_cli",
     "llmscope.dashboard.cli",
     "llmscope.app.demo.cli",
+    "llmscope.app.worker",
 )
 
 

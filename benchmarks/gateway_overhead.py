@@ -7,6 +7,10 @@ provider and as many through the gateway, in alternating rounds (after a warm-up
 both see the same background load, and prints p50/p95 of both and what the gateway adds.
 Target on 2 cores: <= 3 ms added at p50, <= 15 ms at p95.
 
+A second gateway, the same build with ``LLMSCOPE_METRICS=false``, takes its own rounds in the
+same alternation: the difference is what metrics and cost accounting cost a call (target
+<= 0.1 ms at p50).
+
     python benchmarks/gateway_overhead.py --requests 1000 --concurrency 20
 """
 
@@ -107,7 +111,7 @@ def main() -> int:
         parser.error("--requests must be >= 500, --concurrency and --rounds >= 1")
 
     with tempfile.TemporaryDirectory() as tmp:
-        fake_port, gateway_port = free_port(), free_port()
+        fake_port, gateway_port, plain_port = free_port(), free_port(), free_port()
         fake_url, gateway_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{gateway_port}"
         config = Path(tmp) / "gateway.yaml"
         config.write_text(CONFIG.format(base=fake_url))
@@ -129,28 +133,43 @@ def main() -> int:
              "--config", str(config), "--database-url", database_url],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
+        plain_url = f"http://127.0.0.1:{plain_port}"
+        plain = subprocess.Popen(
+            [sys.executable, "-m", "llmscope", "serve", "--port", str(plain_port),
+             "--config", str(config), "--database-url", f"sqlite:///{tmp}/plain.db"],
+            env={**env, "LLMSCOPE_METRICS": "false", "LLMSCOPE_DATA_DIR": f"{tmp}/plain"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         try:
             wait_for_http(f"{fake_url}/v1/models")
             wait_for_http(f"{gateway_url}/health", gateway)
+            wait_for_http(f"{plain_url}/health", plain)
+            assert httpx.get(f"{plain_url}/metrics").status_code == 404  # really off
             direct_headers = {"Authorization": f"Bearer {OPENAI_KEY}"}
             direct = (f"{fake_url}/v1/chat/completions", direct_headers, "gpt-4o-mini")
             through = (f"{gateway_url}/v1/chat/completions", {}, "chat")
-            results: dict[str, list[float]] = {"direct": [], "gateway": []}
-            paths = {"direct": direct, "gateway": through}
+            unmetered = (f"{plain_url}/v1/chat/completions", {}, "chat")
+            results: dict[str, list[float]] = {"direct": [], "gateway": [], "no-metrics": []}
+            paths = {"direct": direct, "gateway": through, "no-metrics": unmetered}
             for url, headers, model in paths.values():  # warm both up: connections, caches
                 asyncio.run(run_load(url, headers, model, 2 * args.concurrency, args.concurrency))
             # Alternate rounds so both paths see the same background load on a shared machine.
             per_round = args.requests // args.rounds
             cpu_before = process_cpu_seconds(gateway.pid)
+            plain_before = process_cpu_seconds(plain.pid)
             for _ in range(args.rounds):
                 for name, (url, headers, model) in paths.items():
                     results[name] += asyncio.run(
                         run_load(url, headers, model, per_round, args.concurrency)
                     )
             cpu_used = process_cpu_seconds(gateway.pid) - cpu_before
+            plain_cpu = process_cpu_seconds(plain.pid) - plain_before
+            scrape = httpx.get(f"{gateway_url}/metrics").text
         finally:
             gateway.terminate()
             gateway.wait(30)
+            plain.terminate()
+            plain.wait(30)
             fake.terminate()
             fake.wait(30)
         from sqlalchemy import func, select
@@ -177,6 +196,22 @@ def main() -> int:
     print(f"{'added':10} {added50:9.2f} {added95:9.2f}   (target <= 3 ms p50, <= 15 ms p95)")
     calls = len(results["gateway"])
     print(f"gateway CPU per call: {cpu_used / calls * 1000:.2f} ms (server, upstream call, record)")
+    metered50 = percentile(results["gateway"], 50) - percentile(results["no-metrics"], 50)
+    metered95 = percentile(results["gateway"], 95) - percentile(results["no-metrics"], 95)
+    print(
+        f"metrics and cost add {metered50:.2f} ms at p50, {metered95:.2f} ms at p95 "
+        f"(gateway vs the same build with LLMSCOPE_METRICS=false; target <= 0.1 ms p50)"
+    )
+    print(
+        f"CPU per call with / without metrics: {cpu_used / calls * 1000:.3f} / "
+        f"{plain_cpu / calls * 1000:.3f} ms"
+    )
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in scrape.splitlines()
+        if line.startswith("llmscope_calls_total{")
+    )
+    print(f"llmscope_calls_total on the metered gateway: {counted:.0f}")
     print(f"machine load average after the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     expected = calls + 2 * args.concurrency
     print(f"records stored by the gateway: {recorded} of {expected} calls")

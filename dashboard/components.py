@@ -26,6 +26,14 @@ def fmt_num(value: Any, digits: int = 1) -> str:
     return f"{float(value):,.{digits}f}"
 
 
+def fmt_usd(value: Any) -> str:
+    """US dollars: cents from a dollar up, four decimals below (calls cost fractions of cents)."""
+    if value is None:
+        return "–"
+    amount = float(value)
+    return f"${amount:,.2f}" if abs(amount) >= 1 or amount == 0 else f"${amount:.4f}"
+
+
 def fmt_pct(value: Any) -> str:
     return "–" if value is None else f"{100 * float(value):.1f}%"
 

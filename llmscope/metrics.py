@@ -14,7 +14,7 @@ names and labels are public surface (README, CONTRACT.md, ``deploy/monitoring/``
     llmscope_recorder_queue_depth, llmscope_recorder_records_written_total,
     llmscope_recorder_records_spooled_total
     llmscope_worker_runs_total{outcome}, llmscope_worker_run_seconds,
-    llmscope_worker_last_success_timestamp_seconds
+    llmscope_worker_last_success_timestamp_seconds, llmscope_worker_embedded_texts_total
 
 (the store-derived gauges, ``llmscope_cluster_*``, ``llmscope_recorder_spool_bytes`` and
 ``llmscope_budget_*``, are computed at scrape time by the collector's ``/metrics`` route).
@@ -173,6 +173,11 @@ class Metrics:
             "llmscope_worker_run_seconds",
             "Duration of the worker's analysis runs.",
             buckets=RUN_BUCKETS,
+            **reg,
+        )
+        self.worker_embedded = Counter(
+            "llmscope_worker_embedded_texts",
+            "Texts the worker embedded as records arrived (so scheduled runs only cluster).",
             **reg,
         )
         self.worker_last_success = Gauge(

@@ -90,7 +90,7 @@ def test_images_are_the_one_the_dockerfile_builds() -> None:
     assert len(re.findall(r"^FROM ", dockerfile, re.M)) >= 2, "multi-stage"
     assert re.search(r"^USER (?!root)\S+", dockerfile, re.M), "runs as a non-root user"
     services = compose()["services"]
-    own = [s for name, s in services.items() if name != "postgres"]
+    own = [s for name, s in services.items() if name != "postgres" and not s.get("profiles")]
     assert own and all(s["image"] == IMAGE for s in own)
     assert containers() and all(c["image"] == IMAGE for c in containers())
 
@@ -104,9 +104,12 @@ def test_ports_agree_with_the_commands() -> None:
     for name, default in (("collector", 5000), ("dashboard", 8050)):
         port = _port_of(services[name]["command"], default)
         assert any(p.endswith(f":{port}") for p in services[name]["ports"]), name
+    worker_port = _port_of(services["worker"]["command"], 5100)  # scraped inside the network
+    assert f"127.0.0.1:{worker_port}/health" in " ".join(services["worker"]["healthcheck"]["test"])
+    defaults = {"serve": 5000, "dashboard": 8050, "worker": 5100}
     for container in containers():
-        if container.get("args", [None])[0] in ("serve", "dashboard"):
-            default = 5000 if container["args"][0] == "serve" else 8050
+        if container.get("args", [None])[0] in defaults:
+            default = defaults[container["args"][0]]
             declared = {p["containerPort"] for p in container["ports"]}
             assert _port_of(container["args"], default) in declared, container["name"]
 
@@ -149,3 +152,98 @@ def test_the_dockerfile_bakes_in_a_model_function_that_exists() -> None:
     assert found, "the Dockerfile does not load the embedding model at build time"
     module = __import__(found.group(1), fromlist=[found.group(2)])
     assert callable(getattr(module, found.group(2)))
+
+
+MONITORING = DEPLOY / "monitoring"
+
+
+def exposed_metric_names(tmp_path: Path) -> set[str]:
+    """Every sample name the collector's and the worker's /metrics can expose."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from starlette.testclient import TestClient
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "endpoints:\n  - {name: a, endpoint_type: llm/v1/chat, model: {provider: offline, "
+        "name: m}}\nbudgets:\n  - {name: b, endpoint: a, limit_usd: 1}\n"
+    )
+    from llmscope.db import make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    settings = Settings(database_url=url, data_dir=tmp_path, gateway_config=config)
+    with TestClient(create_app(settings)) as client:
+        text = client.get("/metrics").text
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_sum", "_count", "_created"),
+        "gauge": ("",),
+    }
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.update(family.name + end for end in suffixes.get(family.type, ("",)))
+    return names
+
+
+def queried_metric_names() -> dict[str, set[str]]:
+    """The llmscope_* names in the Grafana dashboard's and the alert rules' queries."""
+    import json
+
+    found: dict[str, set[str]] = {}
+    dashboard = json.loads((MONITORING / "grafana" / "dashboards" / "llmscope.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["query"] for v in dashboard["templating"]["list"]]
+    found["dashboard"] = set(re.findall(r"\bllmscope_[a-z_]+", " ".join(exprs)))
+    rules = yaml.safe_load((MONITORING / "alerts.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    found["alerts"] = set(re.findall(r"\bllmscope_[a-z_]+", " ".join(exprs)))
+    return found
+
+
+def test_every_metric_the_dashboard_and_rules_query_exists(tmp_path: Path) -> None:
+    exposed = exposed_metric_names(tmp_path)
+    assert "llmscope_calls_total" in exposed and "llmscope_cluster_share" in exposed
+    for where, names in queried_metric_names().items():
+        assert names, f"{where} queries no llmscope metric?"
+        assert names <= exposed, (
+            f"{where} queries metrics nobody exposes: {sorted(names - exposed)}"
+        )
+    # the dashboard shows every family of the issue: calls, latency, ttft, tokens, cost, feedback,
+    # the recorder and admission internals and the clusters
+    shown = queried_metric_names()["dashboard"]
+    for family in ("calls", "call_latency", "ttft", "tokens", "cost_usd", "feedback", "cluster"):
+        assert any(n.startswith(f"llmscope_{family}") for n in shown), family
+
+
+def test_prometheus_scrapes_the_services_that_serve_metrics() -> None:
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    services = compose()["services"]
+    expected = {
+        f"collector:{_port_of(services['collector']['command'], 5000)}",
+        f"worker:{_port_of(services['worker']['command'], 5100)}",
+    }
+    assert targets == expected
+    assert all(job["metrics_path"] == "/metrics" for job in config["scrape_configs"])
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    monitoring = {n: s for n, s in services.items() if "monitoring" in s.get("profiles", [])}
+    assert set(monitoring) == {"prometheus", "grafana"}
+    mounted = " ".join(v for s in monitoring.values() for v in s["volumes"])
+    for path in ("prometheus.yml", "alerts.yml", "grafana/provisioning", "grafana/dashboards"):
+        assert f"./monitoring/{path}" in mounted
+        assert (MONITORING / path).exists()
+
+
+def test_compose_and_kubernetes_run_the_worker() -> None:
+    assert compose()["services"]["worker"]["command"][0] == "worker"
+    workers = [c for c in containers() if c["args"][0] == "worker"]
+    assert len(workers) == 1 and workers[0]["readinessProbe"]["httpGet"]["path"] == "/health"
+    cronjob = next(d for d in manifests() if d["kind"] == "CronJob")
+    assert cronjob["spec"]["suspend"] is True  # the option, off while the worker runs

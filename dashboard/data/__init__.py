@@ -17,6 +17,7 @@ from llmscope.dashboard.data.clusters import (
     sorted_clusters,
 )
 from llmscope.dashboard.data.common import Filters, bucket_unit, record_text, snippet
+from llmscope.dashboard.data.costs import cost_by
 from llmscope.dashboard.data.evaluations import (
     evaluator_versions,
     fail_rate_by_day,
@@ -47,6 +48,7 @@ __all__ = [
     "cluster_counts",
     "cluster_records",
     "cluster_values",
+    "cost_by",
     "evaluator_versions",
     "export_rows",
     "fail_rate_by_day",

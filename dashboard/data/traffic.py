@@ -33,7 +33,7 @@ from llmscope.dashboard.data.common import with_feedback as _with_feedback
 from llmscope.db.models import Record
 
 GROUPS = ("endpoint", "model", "template")
-FIGURES = ("calls", "errors", "rated", "down", "input_tokens", "output_tokens")
+FIGURES = ("calls", "errors", "rated", "down", "input_tokens", "output_tokens", "cost_usd")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ def _statement(dialect: str, filters: Filters, unit: str, by: str | None) -> Any
                 case((Record.status == "error", 1), else_=0).label("err"),
                 Record.input_tokens.label("tin"),
                 Record.output_tokens.label("tout"),
+                Record.cost_usd.label("cost"),
                 Record.latency_ms.label("v"),
                 THUMB.label("thumb"),
             ).select_from(Record)
@@ -80,6 +81,7 @@ def _statement(dialect: str, filters: Filters, unit: str, by: str | None) -> Any
             func.sum(case((base.c.thumb == "down", 1), else_=0)).label("down"),
             func.sum(base.c.tin).label("input_tokens"),
             func.sum(base.c.tout).label("output_tokens"),
+            func.sum(base.c.cost).label("cost_usd"),
         )
         .group_by(base.c.b, *[base.c[g] for g in GROUPS])
         .cte("fine")
@@ -87,7 +89,7 @@ def _statement(dialect: str, filters: Filters, unit: str, by: str | None) -> Any
     )
     sums = [func.sum(fine.c[f]).label(f) for f in FIGURES]
     no_pct = [_null(Float).label("p50"), _null(Float).label("p95")]
-    no_sums = [_null(Integer).label(f) for f in FIGURES]
+    no_sums = [_null(Float if f == "cost_usd" else Integer).label(f) for f in FIGURES]
     split = fine.c[by] if by else _null(String)
     parts = [
         select(
@@ -168,8 +170,12 @@ def _sqlite_percentiles(
     ]
 
 
-def _figures(row: Any) -> dict[str, int]:
-    return {f: int(row[3 + i] or 0) for i, f in enumerate(FIGURES)}
+def _figures(row: Any) -> dict[str, int | float]:
+    # Counts and token sums are integers; cost_usd (the priced calls' sum) is US dollars.
+    return {
+        f: float(row[3 + i] or 0.0) if f == "cost_usd" else int(row[3 + i] or 0)
+        for i, f in enumerate(FIGURES)
+    }
 
 
 def traffic_summary(

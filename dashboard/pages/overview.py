@@ -1,5 +1,6 @@
 """The overview (``/``): traffic, thumbs-down rate, latency and tokens over time, the same by
-endpoint, model and template version, the latest alerts, and which analysis run is shown."""
+endpoint, model and template version (with their cost), the cost by user and by tag, the latest
+alerts, and which analysis run is shown."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from llmscope.dashboard.components import (
     fmt_num,
     fmt_pct,
     fmt_time,
+    fmt_usd,
     graph,
     no_records,
     no_run,
@@ -34,6 +36,7 @@ from llmscope.report import RunReport
 store_status = cached(data.store_status)
 traffic_summary = cached(data.traffic_summary)
 filter_options = cached(data.filter_options)
+cost_by = cached(data.cost_by)
 
 BREAKDOWNS = (("endpoint", "endpoint"), ("model", "model"), ("template", "template version"))
 SPLITS = {"none": "nothing", "endpoint": "endpoint", "model": "model", "template": "template"}
@@ -93,6 +96,7 @@ def render(engine: Engine, state: ViewState) -> html.Div:
                     fmt_int(total["input_tokens"] + total["output_tokens"]),
                     f"{fmt_int(total['input_tokens'])} in · {fmt_int(total['output_tokens'])} out",
                 ),
+                stat("Cost", fmt_usd(total["cost_usd"]), "calls with a price (pricing:)"),
             ],
             className="stats",
         ),
@@ -120,6 +124,13 @@ def render(engine: Engine, state: ViewState) -> html.Div:
             className="grid-3",
         ),
         _evaluators_card(engine, state),
+        html.Div(
+            [
+                card(_cost_table(cost_by(engine, query, by=key), key), title=f"Cost by {key}")
+                for key in ("user", "tag")
+            ],
+            className="grid-2",
+        ),
         card(_alerts(data.latest_alerts(engine), state), title="Latest alerts"),
     ]
     return page(
@@ -208,6 +219,7 @@ def _breakdown_table(rows: list[dict[str, Any]], state: ViewState, by: str) -> h
             html.Th("calls"),
             html.Th("down rate"),
             html.Th("tokens"),
+            html.Th("cost"),
         ]
     )
     body = []
@@ -229,13 +241,36 @@ def _breakdown_table(rows: list[dict[str, Any]], state: ViewState, by: str) -> h
                         className="num",
                     ),
                     html.Td(fmt_int(r["input_tokens"] + r["output_tokens"]), className="num"),
+                    html.Td(fmt_usd(r["cost_usd"]), className="num"),
                 ]
             )
         )
     return html.Table([html.Thead(head), html.Tbody(body)], className="table")
 
 
-KIND_TONES = {"hotspot": "bad", "drift": "warn", "new_cluster": "info", "global_drift": "warn"}
+def _cost_table(rows: list[dict[str, Any]], by: str) -> html.Table:
+    head = html.Tr([html.Th(by), html.Th("calls"), html.Th("priced"), html.Th("cost")])
+    body = [
+        html.Tr(
+            [
+                html.Td(str(r["group"]) if r["group"] is not None else "(none)"),
+                html.Td(fmt_int(r["calls"]), className="num"),
+                html.Td(fmt_int(r["priced"]), className="num"),
+                html.Td(fmt_usd(r["cost_usd"]), className="num"),
+            ]
+        )
+        for r in rows
+    ]
+    return html.Table([html.Thead(head), html.Tbody(body)], className="table")
+
+
+KIND_TONES = {
+    "hotspot": "bad",
+    "drift": "warn",
+    "new_cluster": "info",
+    "global_drift": "warn",
+    "budget": "warn",
+}
 
 
 def _alerts(alerts: list[dict[str, Any]], state: ViewState) -> Any:
