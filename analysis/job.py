@@ -49,6 +49,7 @@ RECORD_COLUMNS = (
     Record.input_tokens,
     Record.output_tokens,
     Record.latency_ms,
+    Record.cost_usd,
 )
 LOOKUP_CHUNK = 900
 INSERT_CHUNK = 5000

@@ -23,6 +23,7 @@ from llmscope.analysis.windows import Window
 from llmscope.db.models import AnalysisRun
 from llmscope.report import (
     ClusterEntry,
+    CostSlice,
     Drift,
     DriftKind,
     EvaluationHotspot,
@@ -108,6 +109,16 @@ def cluster_entry(
             output_p50=_percentile(_column(records, c.members, "output_tokens"), 50),
         ),
         templates=dict(templates),
+        cost=_cost(_column(records, c.members, "cost_usd")),
+    )
+
+
+def _cost(costs: list[float]) -> CostSlice:
+    total = float(sum(costs))
+    return CostSlice(
+        total_usd=round(total, 12),
+        per_call_usd=round(total / len(costs), 12) if costs else None,
+        priced=len(costs),
     )
 
 

@@ -240,6 +240,14 @@ class TokenSlice(ReportModel):
     output_p50: Number
 
 
+class CostSlice(ReportModel):
+    """What the cluster's calls cost (both windows): stored ``cost_usd``, priced calls only."""
+
+    total_usd: float = Field(ge=0, description="sum of the priced calls' cost_usd")
+    per_call_usd: Number = Field(description="mean cost of a priced call; null if none is priced")
+    priced: int = Field(ge=0, description="calls with a cost_usd")
+
+
 class ClusterSummary(ReportModel):
     """What a cluster is about and, for an LLM summary, why it is a problem."""
 
@@ -277,6 +285,7 @@ class ClusterEntry(ReportModel):
     latency_ms: LatencySlice
     tokens: TokenSlice
     templates: dict[str, int] = Field(default_factory=dict, description='calls per "name@version"')
+    cost: CostSlice | None = omitted_while_none("runs since cost_usd exists: the cluster's spend")
     summary: ClusterSummary | None = None
 
 

@@ -24,31 +24,32 @@ def cost_by(engine: Engine, filters: Filters, *, by: str, limit: int = 12) -> li
     ``calls``, ``priced`` and ``cost_usd``."""
     if by not in ("user", "tag"):
         raise ValueError(f"cost_by: by must be 'user' or 'tag', not {by!r}")
+    postgres = engine.dialect.name == "postgresql"
+    conditions = list(filters.conditions())
+    if by == "tag":  # records whose tags are a JSON object (not SQL or JSON null)
+        typeof = func.jsonb_typeof if postgres else func.json_type
+        conditions.append(typeof(Record.tags) == "object")
     columns = cast(Select[Any], select(Record.user_id, Record.tags, Record.cost_usd))
-    matching = (
-        _with_feedback(columns.select_from(Record))
-        .where(*filters.conditions())
-        .subquery("matching")
-    )
+    matching = _with_feedback(columns.select_from(Record)).where(*conditions).subquery("matching")
     priced = func.sum(case((matching.c.cost_usd.is_not(None), 1), else_=0))
     spend = func.coalesce(func.sum(matching.c.cost_usd), 0.0)
+    source: Any = matching
+    if by == "user":
+        keys: list[Any] = [matching.c.user_id]
+    else:
+        each = func.jsonb_each_text if postgres else func.json_each
+        pairs = each(matching.c.tags).table_valued("key", "value")
+        # A function in FROM may read the rows before it (implicitly lateral).
+        source = matching.join(pairs, true())
+        keys = [pairs.c.key, pairs.c.value]
+    query = (
+        select(*keys, func.count(), priced, spend)
+        .select_from(source)
+        .group_by(*keys)
+        .order_by(desc(spend), desc(func.count()), *keys)
+        .limit(limit)
+    )
     with engine.connect() as conn:
-        source: Any = matching
-        if by == "user":
-            keys: list[Any] = [matching.c.user_id]
-        else:
-            each = "jsonb_each_text" if conn.dialect.name == "postgresql" else "json_each"
-            pairs = getattr(func, each)(matching.c.tags).table_valued("key", "value")
-            # A function in FROM may read the rows before it (implicitly lateral).
-            source = matching.join(pairs, true())
-            keys = [pairs.c.key, pairs.c.value]
-        query = (
-            select(*keys, func.count(), priced, spend)
-            .select_from(source)
-            .group_by(*keys)
-            .order_by(desc(spend), desc(func.count()), *keys)
-            .limit(limit)
-        )
         rows = conn.execute(query).all()
     out = []
     for row in rows:

@@ -17,14 +17,14 @@ from llmscope.analysis.windows import parse_interval
 from llmscope.collector.app import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
-from llmscope.db.models import AnalysisRun, Embedding, RunAssignment, RunCluster
+from llmscope.db.models import AnalysisRun, Embedding, Record, RunAssignment, RunCluster
 from tests.analysis.traffic import BASELINE, CURRENT, NOW, seed_traffic
 from tests.conftest import BACKENDS, _truncate_all, count_rows
 
 CLUSTER_KEYS = {
     "id", "size", "baseline_count", "current_count", "baseline_share", "current_share",
     "keywords", "examples", "drift", "feedback", "hotspot", "latency_ms", "tokens",
-    "templates", "summary",
+    "templates", "cost", "summary",
 }  # fmt: skip
 REPORT_KEYS = {"run_id", "created_at", "baseline", "current", "global_drift", "clusters", "alerts"}
 
@@ -98,6 +98,29 @@ def test_report_has_the_contract_shape(analysed: tuple[Settings, dict[str, Any]]
     top = [c for c in report["clusters"] if "parent" not in c]
     assert sum(c["size"] for c in top) == 300
     assert sum(c["current_share"] for c in top) == pytest.approx(1.0)
+
+
+def test_each_cluster_reports_what_its_calls_cost(
+    analysed: tuple[Settings, dict[str, Any]],
+) -> None:
+    settings, report = analysed
+    engine = make_engine(settings.database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(RunAssignment.cluster_id, Record.cost_usd)
+            .join(Record, Record.id == RunAssignment.record_id)
+            .where(RunAssignment.run_id == report["run_id"])
+        ).all()
+    engine.dispose()
+    for cluster in report["clusters"]:
+        costs = [cost for cid, cost in rows if cid == cluster["id"] and cost is not None]
+        # only the current window's calls are priced in the seeded store
+        assert cluster["cost"]["priced"] == len(costs) == cluster["current_count"]
+        assert cluster["cost"]["total_usd"] == pytest.approx(sum(costs))
+        assert cluster["cost"]["per_call_usd"] == pytest.approx(sum(costs) / len(costs))
+    total = sum(c["cost"]["total_usd"] for c in report["clusters"])
+    # hand-computed: 150 current calls, (input_tokens x $0.15 + 6 x $0.60) per million
+    assert total == pytest.approx(sum(cost for _, cost in rows if cost is not None))
 
 
 def test_internal_and_out_of_window_records_are_not_analysed(

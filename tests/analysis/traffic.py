@@ -105,6 +105,8 @@ def _record(
         output_tokens=6,
         latency_ms=300.0 + len(text) * (2.0 if version == "2" else 1.0),
         internal=internal,
+        # priced in the current window only (template version 2): gpt-4o-mini's list price
+        cost_usd=((len(text.split()) + 20) * 0.15 + 6 * 0.60) / 1e6 if version == "2" else None,
     )
 
 
