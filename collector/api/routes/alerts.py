@@ -14,7 +14,7 @@ from llmscope.db.models import Alert
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
-AlertKind = Literal["drift", "new_cluster", "hotspot", "global_drift"]
+AlertKind = Literal["drift", "new_cluster", "hotspot", "global_drift", "eval_hotspot", "budget"]
 DeliveryStatus = Literal["sent", "partial", "failed", "logged", "suppressed"]
 
 

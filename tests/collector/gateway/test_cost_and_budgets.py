@@ -104,11 +104,15 @@ def spend(engine: Any, when: datetime, cost: float, **fields: Any) -> None:
         )
 
 
-def test_budgets_alert_at_80_and_100_percent_once_per_period(database_url: str) -> None:
+def test_budgets_alert_at_80_and_100_percent_once_per_period(
+    database_url: str, tmp_path: Path
+) -> None:
     hooks = Hooks()
     engine = make_engine(database_url)
     factory = make_sessionmaker(engine)
-    settings = Settings(database_url=database_url, alert_webhook_url=hooks.url)
+    settings = Settings(
+        database_url=database_url, data_dir=tmp_path / "data", alert_webhook_url=hooks.url
+    )
     now = [datetime(2026, 3, 10, 9, 0, tzinfo=UTC)]
     # two collector processes watching the same budgets
     trackers = [BudgetTracker(factory, settings, clock=lambda: now[0]) for _ in range(2)]
@@ -151,6 +155,14 @@ def test_budgets_alert_at_80_and_100_percent_once_per_period(database_url: str) 
     assert (
         "team-web" in hooks.bodies[0]["message"] and "$8.50 of $10.00" in hooks.bodies[0]["message"]
     )
+    from starlette.testclient import TestClient
+
+    from llmscope.collector import create_app
+
+    with TestClient(create_app(settings)) as client:  # the alert history lists them
+        listed = client.get("/api/v1/alerts", params={"kind": "budget"}).json()["alerts"]
+    assert [a["stable_key"] for a in listed][-1] == "budget:team-web:2026-03-10:80"
+    assert len(listed) == 4 and {a["run_id"] for a in listed} == {"budget"}
     hooks.server.shutdown()
     engine.dispose()
 
