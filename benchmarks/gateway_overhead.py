@@ -11,7 +11,11 @@ A second gateway, the same build with ``LLMSCOPE_METRICS=false``, takes its own 
 same alternation: the difference is what metrics and cost accounting cost a call (target
 <= 0.1 ms at p50).
 
-    python benchmarks/gateway_overhead.py --requests 1000 --concurrency 20
+``--scenario route`` sends the gateway's calls to a traffic-split route (two endpoints, 50/50,
+with a fallback) instead of an endpoint; ``--scenario tools`` offers a function tool on both
+paths, so every answer is a tool call the gateway passes through and records.
+
+    python benchmarks/gateway_overhead.py --requests 1000 --concurrency 20 [--scenario route]
 """
 
 from __future__ import annotations
@@ -44,7 +48,30 @@ endpoints:
       config:
         openai_api_key: $BENCH_OPENAI_KEY
         openai_api_base: {base}/v1
+  - name: chat-b
+    endpoint_type: llm/v1/chat
+    model:
+      provider: openai
+      name: gpt-4o-mini
+      config:
+        openai_api_key: $BENCH_OPENAI_KEY
+        openai_api_base: {base}/v1
+routes:
+  - name: split
+    task_type: llm/v1/chat
+    destinations:
+      - {{name: chat, traffic_percentage: 50}}
+      - {{name: chat-b, traffic_percentage: 50}}
+    fallbacks: [chat-b]
 """
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "track_order",
+        "description": "Where an order is",
+        "parameters": {"type": "object", "properties": {"order": {"type": "string"}}},
+    },
+}
 
 
 def serve_fake(port: int, delay: float) -> None:
@@ -55,7 +82,12 @@ def serve_fake(port: int, delay: float) -> None:
 
 
 async def run_load(
-    url: str, headers: dict[str, str], model: str, requests: int, concurrency: int
+    url: str,
+    headers: dict[str, str],
+    model: str,
+    requests: int,
+    concurrency: int,
+    tools: bool = False,
 ) -> list[float]:
     latencies: list[float] = []
     # One small client per worker: httpx's pool costs CPU per connection it holds, and the
@@ -65,10 +97,12 @@ async def run_load(
 
     async def worker(client: httpx.AsyncClient) -> None:
         for i in counter:
-            body = {
+            body: dict[str, object] = {
                 "model": model,
                 "messages": [{"role": "user", "content": f"Where is my order {i}?"}],
             }
+            if tools:
+                body["tools"] = [TOOL]
             started = time.perf_counter()
             response = await client.post(url, json=body, headers=headers)
             latencies.append((time.perf_counter() - started) * 1000)
@@ -102,6 +136,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--delay-ms", type=float, default=100.0)
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per path")
+    parser.add_argument("--scenario", choices=("plain", "route", "tools"), default="plain")
     parser.add_argument("--serve-fake", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:
@@ -147,12 +182,16 @@ def main() -> int:
             assert httpx.get(f"{plain_url}/metrics").status_code == 404  # really off
             direct_headers = {"Authorization": f"Bearer {OPENAI_KEY}"}
             direct = (f"{fake_url}/v1/chat/completions", direct_headers, "gpt-4o-mini")
-            through = (f"{gateway_url}/v1/chat/completions", {}, "chat")
-            unmetered = (f"{plain_url}/v1/chat/completions", {}, "chat")
+            gateway_model = "split" if args.scenario == "route" else "chat"
+            tools = args.scenario == "tools"
+            through = (f"{gateway_url}/v1/chat/completions", {}, gateway_model)
+            unmetered = (f"{plain_url}/v1/chat/completions", {}, gateway_model)
             results: dict[str, list[float]] = {"direct": [], "gateway": [], "no-metrics": []}
             paths = {"direct": direct, "gateway": through, "no-metrics": unmetered}
             for url, headers, model in paths.values():  # warm both up: connections, caches
-                asyncio.run(run_load(url, headers, model, 2 * args.concurrency, args.concurrency))
+                asyncio.run(
+                    run_load(url, headers, model, 2 * args.concurrency, args.concurrency, tools)
+                )
             # Alternate rounds so both paths see the same background load on a shared machine.
             per_round = args.requests // args.rounds
             cpu_before = process_cpu_seconds(gateway.pid)
@@ -160,7 +199,7 @@ def main() -> int:
             for _ in range(args.rounds):
                 for name, (url, headers, model) in paths.items():
                     results[name] += asyncio.run(
-                        run_load(url, headers, model, per_round, args.concurrency)
+                        run_load(url, headers, model, per_round, args.concurrency, tools)
                     )
             cpu_used = process_cpu_seconds(gateway.pid) - cpu_before
             plain_cpu = process_cpu_seconds(plain.pid) - plain_before
@@ -185,7 +224,7 @@ def main() -> int:
     print(
         f"{len(results['gateway'])} chat calls per path, {args.concurrency} concurrent, "
         f"{args.rounds} alternating rounds, provider delay "
-        f"{args.delay_ms:.0f} ms, SQLite store"
+        f"{args.delay_ms:.0f} ms, SQLite store, scenario {args.scenario}"
     )
     print(f"{'':10} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9}")
     for name, values in results.items():

@@ -8,7 +8,8 @@ attributes plus ``traceloop.*``):
 - ``GenAIDeprecated``: the older GenAI names still widely emitted (``gen_ai.system``,
   ``gen_ai.usage.prompt_tokens``, indexed ``gen_ai.prompt.{i}.*``);
 - ``OpenInference``: ``openinference.span.kind``, ``llm.*``, ``session.id``, ``tag.tags``, ...;
-- ``Traceloop``: OpenLLMetry's ``traceloop.prompt.*`` templates and association properties.
+- ``Traceloop``: OpenLLMetry's ``traceloop.prompt.*`` templates and association properties;
+- ``MLflowTracing`` (``otlp/mlflow.py``): MLflow Tracing and autolog's ``mlflow.*`` attributes.
 
 Each adapter gives a verdict (this span is an LLM call, is not one, or carries none of my
 attributes) and the record fields it found; earlier adapters win where two set one field. The
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from llmscope.collector.otlp.attributes import Attrs, BadAttribute, attributes_of
+from llmscope.collector.otlp.mlflow import MLflowTracing
 from llmscope.schema import RecordIn
 
 # Record ids of traced calls are derived from trace and span id, so a retried export (same
@@ -337,7 +339,15 @@ class Traceloop:
         }
 
 
-ADAPTERS: tuple[Adapter, ...] = (GenAI(), GenAIDeprecated(), OpenInference(), Traceloop())
+# MLflow first: its values are JSON text, which another family reading ``session.id`` or
+# ``user.id`` would keep quoted; on spans without ``mlflow.*`` attributes it gives nothing.
+ADAPTERS: tuple[Adapter, ...] = (
+    MLflowTracing(),
+    GenAI(),
+    GenAIDeprecated(),
+    OpenInference(),
+    Traceloop(),
+)
 
 
 # --- a span to a record ----------------------------------------------------------------------
