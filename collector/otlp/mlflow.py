@@ -162,7 +162,9 @@ def _tool_names(attrs: Attrs, inputs: Any) -> list[str] | None:
     names = []
     for tool in tools:
         if isinstance(tool, dict):
-            function = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+            function: dict[str, Any] = (
+                tool["function"] if isinstance(tool.get("function"), dict) else tool
+            )
             if isinstance(function.get("name"), str):
                 names.append(function["name"])
     return names or None
