@@ -4,6 +4,10 @@ A template is plain text with ``{placeholders}`` filled by :func:`render_summary
 ``SUMMARY_PROMPT_VERSION`` whenever the wording changes: the version is part of the summary
 cache key, so a new template re-summarises every cluster once instead of serving answers
 written for the old one. The README ("Summaries and alerts") shows the template in full.
+
+A cluster with evaluations gets two more parts (each evaluator's failures among the numbers,
+and the answers an evaluator failed with its justification); for a cluster without them the
+prompt is the same text as before, so ``summary-v1`` still names it.
 """
 
 from __future__ import annotations
@@ -93,6 +97,21 @@ class ClusterBrief:
     examples: Sequence[Example] = field(default_factory=tuple)
     thumbs_down: Sequence[Example] = field(default_factory=tuple)
     baseline: Sequence[Example] = field(default_factory=tuple)
+    # "- evaluator NAME: F of N answers failed (R, lift L, flagged as a hotspot: yes|no)" lines
+    evaluations: Sequence[str] = field(default_factory=tuple)
+    # answers an evaluator failed: ``tags`` = (evaluator,), ``comment`` = its justification
+    judge_failures: Sequence[Example] = field(default_factory=tuple)
+
+
+def _judged(examples: Sequence[Example]) -> str:
+    lines = []
+    for i, example in enumerate(examples, 1):
+        lines.append(f"{i}. User: {example.prompt}")
+        if example.response:
+            lines.append(f"   Answer: {example.response}")
+        who = example.tags[0] if example.tags else "evaluator"
+        lines.append(f'   Failed by {who}: "{example.comment}"')
+    return "\n".join(lines)
 
 
 def _numbered(examples: Sequence[Example], *, with_response: bool, with_feedback: bool) -> str:
@@ -133,6 +152,16 @@ def render_summary_prompt(brief: ClusterBrief) -> list[dict[str, str]]:
         thumbs_down=_numbered(brief.thumbs_down, with_response=True, with_feedback=True),
         baseline=_numbered(brief.baseline, with_response=False, with_feedback=False),
     )
+    if brief.evaluations:
+        numbers_end = "\n\nRepresentative requests and answers"
+        user = user.replace(numbers_end, "\n" + "\n".join(brief.evaluations) + numbers_end, 1)
+    if brief.judge_failures:
+        block = (
+            "Answers an evaluator (an LLM judge or a check) failed, with its justification:\n"
+            + _judged(brief.judge_failures)
+        )
+        baseline_start = "\n\nFor comparison, a sample of requests from the baseline window:"
+        user = user.replace(baseline_start, "\n\n" + block + baseline_start, 1)
     return [
         {"role": "system", "content": SUMMARY_SYSTEM_PROMPT},
         {"role": "user", "content": user},

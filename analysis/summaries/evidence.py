@@ -7,6 +7,7 @@ of the baseline window come from the run's assignments and the records.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from llmscope.analysis.prompts import ClusterBrief, Example
-from llmscope.db.models import Feedback, Record, RunAssignment
+from llmscope.db.models import Evaluation, Feedback, Record, RunAssignment
 from llmscope.db.queries import newest_feedback
 from llmscope.report import ClusterEntry
 
@@ -26,6 +27,7 @@ __all__ = [
     "baseline_ids",
     "brief",
     "cluster_member_ids",
+    "failed_verdicts",
     "latest_feedback",
     "records_by_id",
     "short",
@@ -132,6 +134,31 @@ def cluster_member_ids(session: Session, run_id: str, cluster_id: int, limit: in
     )
 
 
+def failed_verdicts(session: Session, run_id: str) -> dict[int, list[tuple[str, str, str]]]:
+    """Per cluster of the run, the answers an evaluator failed in the current window:
+    (record id, evaluator, justification), in record-id order (a repeatable prompt)."""
+    rows = session.execute(
+        select(
+            RunAssignment.cluster_id,
+            Evaluation.record_id,
+            Evaluation.evaluator,
+            Evaluation.justification,
+        )
+        .join(RunAssignment, RunAssignment.record_id == Evaluation.record_id)
+        .where(
+            RunAssignment.run_id == run_id,
+            RunAssignment.window == "current",
+            Evaluation.status == "done",
+            Evaluation.passed.is_(False),
+        )
+        .order_by(Evaluation.record_id, Evaluation.evaluator)
+    ).all()
+    found: dict[int, list[tuple[str, str, str]]] = {}
+    for cluster_id, record_id, evaluator, justification in rows:
+        found.setdefault(int(cluster_id), []).append((record_id, evaluator, justification or ""))
+    return found
+
+
 def records_by_id(session: Session, ids: list[str]) -> dict[str, Record]:
     if not ids:
         return {}
@@ -143,8 +170,11 @@ def brief(
     examples: list[Record],
     down: list[tuple[Record, UserFeedback]],
     baseline: list[Record],
+    failed: Sequence[tuple[Record, str, str]] = (),
 ) -> ClusterBrief:
-    """The prompt's view of ``cluster``: its numbers formatted, its records cut short."""
+    """The prompt's view of ``cluster``: its numbers formatted, its records cut short.
+
+    ``failed`` holds answers an evaluator failed: (record, evaluator, justification)."""
     lift = cluster.hotspot.lift
     latency = cluster.latency_ms
     return ClusterBrief(
@@ -170,4 +200,14 @@ def brief(
             for r, f in down
         ],
         baseline=[Example(short(_question(r))) for r in baseline],
+        evaluations=[
+            f"- evaluator {name}: {e.failed} of {e.evaluated} answers failed "
+            f"({_pct(e.fail_rate)}, lift {_num(e.lift, 2) + 'x' if _is_num(e.lift) else 'n/a'}, "
+            f"flagged as a hotspot: {'yes' if e.flagged else 'no'})"
+            for name, e in sorted(cluster.evaluations.items())
+        ],
+        judge_failures=[
+            Example(short(_question(r)), short(r.response), (name,), short(why))
+            for r, name, why in failed
+        ],
     )

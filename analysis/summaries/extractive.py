@@ -29,6 +29,12 @@ def extractive_summary(brief: ClusterBrief, down_tags: Counter[str], reason: str
         f"{' (flagged hotspot)' if brief.hotspot_flagged else ''}; "
         f"latency p50 {brief.latency_p50} ms, p95 {brief.latency_p95} ms."
     )
+    for line in brief.evaluations:  # "- evaluator NAME: F of N answers failed (...)"
+        sentence = line.removeprefix("- ")
+        parts.append(sentence[:1].upper() + sentence[1:] + ".")
+    for failure in brief.judge_failures[:3]:
+        who = failure.tags[0] if failure.tags else "an evaluator"
+        parts.append(f'Failed by {who}: "{failure.prompt}" -> "{failure.comment}".')
     tags = ", ".join(f"{tag} ({n})" for tag, n in down_tags.most_common(5))
     return ClusterSummary(
         title=title,

@@ -18,6 +18,7 @@ from llmscope.analysis.summaries.evidence import (
     baseline_ids,
     brief,
     cluster_member_ids,
+    failed_verdicts,
     latest_feedback,
     records_by_id,
 )
@@ -54,6 +55,8 @@ def summarize_report(
         if event.thumb == "down":
             down_by_cluster.setdefault(cluster_id, []).append((record_id, event))
 
+    failed_by_cluster = failed_verdicts(session, run_id)
+
     configured = bool(settings.summary_llm_url and settings.summary_llm_model)
     writer: LLMWriter | None = None
     if configured and settings.summary_max_clusters:
@@ -71,12 +74,15 @@ def summarize_report(
             downs.sort(key=lambda item: (not item[1].comment, item[0]))
             down_ids = [rid for rid, _ in downs[:THUMBS_DOWN_SHOWN]] if use_llm else []
             base_ids = baseline_ids(session, run_id, cid) if use_llm else []
-            records = records_by_id(session, example_ids + down_ids + base_ids)
+            failed = failed_by_cluster.get(cid, [])[:THUMBS_DOWN_SHOWN]
+            failed_ids = [rid for rid, _, _ in failed]
+            records = records_by_id(session, example_ids + down_ids + base_ids + failed_ids)
             about = brief(
                 cluster,
                 [records[i] for i in example_ids if i in records],
                 [(records[rid], f) for rid, f in downs[:THUMBS_DOWN_SHOWN] if rid in records],
                 [records[i] for i in base_ids if i in records],
+                [(records[rid], name, why) for rid, name, why in failed if rid in records],
             )
             summary: ClusterSummary | None = None
             reason = "not among the clusters sent to the LLM"

@@ -169,6 +169,37 @@ def test_a_topic_failing_the_judge_is_flagged_with_no_thumbs_at_all(
         "kappa_ci": None,
         "confusion": {"pass": {"up": 0, "down": 0}, "fail": {"up": 0, "down": 0}},
     }
+    # the (extractive) summary shows failing answers with the judge's justification
+    text = flagged[0]["summary"]["text"]
+    assert "Evaluator correctness:" in text and "answers failed" in text
+    assert 'Failed by correctness: "' in text and "outdated 2025 policy" in text
     kinds = {(a["kind"], a["cluster_id"]) for a in report["alerts"]}
     assert {("eval_hotspot", c["id"]) for c in flagged} <= kinds
     assert not any(k == "hotspot" for k, _ in kinds)
+
+
+def test_the_summary_prompt_shows_failing_answers_only_when_there_are_some() -> None:
+    from dataclasses import replace
+
+    from llmscope.analysis.prompts import ClusterBrief, Example, render_summary_prompt
+
+    plain = ClusterBrief(
+        cluster_id=3, size=40, current_count=30, baseline_count=10, keywords=["refund"],
+        baseline_share="1.0%", current_share="9.0%", drift_kind="grew", drift_flagged=True,
+        down_rate="n/a", rated=0, lift="n/a", hotspot_flagged=False, latency_p50="400",
+        latency_p95="900", templates="none",
+    )  # fmt: skip
+    before = render_summary_prompt(plain)[1]["content"]
+    assert "evaluator" not in before
+    judged = replace(
+        plain,
+        evaluations=["- evaluator correctness: 17 of 20 answers failed (85.0%, lift 3.20x, "
+                     "flagged as a hotspot: yes)"],
+        judge_failures=[Example("Can I return shoes?", "Within 14 days.", ("correctness",),
+                                "States the outdated 2025 policy.")],
+    )  # fmt: skip
+    after = render_summary_prompt(judged)[1]["content"]
+    assert "- evaluator correctness: 17 of 20 answers failed" in after
+    assert 'Failed by correctness: "States the outdated 2025 policy."' in after
+    numbers, rest = after.split("Representative requests", 1)
+    assert "evaluator correctness" in numbers and "Failed by" in rest.split("For comparison")[0]
