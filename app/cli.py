@@ -27,6 +27,7 @@ from llmscope.cli import (
 COMMAND_MODULES = (
     "llmscope.collector.cli",
     "llmscope.collector.evaluations.cli",
+    "llmscope.collector.experiments.cli",
     "llmscope.analysis.cli",
     "llmscope.keys_cli",
     "llmscope.dashboard.cli",

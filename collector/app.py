@@ -15,7 +15,14 @@ from llmscope.collector.api.admission import Admission
 from llmscope.collector.api.auth import ApiKeyAuth
 from llmscope.collector.api.errors import install_error_handlers
 from llmscope.collector.api.limits import BodySizeLimit
-from llmscope.collector.api.routes import alerts, analysis, health, metrics, records
+from llmscope.collector.api.routes import (
+    alerts,
+    analysis,
+    experiments,
+    health,
+    metrics,
+    records,
+)
 from llmscope.collector.api.routes.metrics import StoreCollector, sample_forever
 from llmscope.collector.budgets import BudgetTracker
 from llmscope.collector.evaluations.online import OnlineJudge
@@ -116,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(records.router)
     app.include_router(alerts.router)
     app.include_router(analysis.router)
+    app.include_router(experiments.router)
     app.include_router(otlp_receiver.router)
     app.include_router(metrics.router)
     if gateway is not None:

@@ -324,6 +324,21 @@ class Settings(BaseSettings):
         "died is taken over by another judge once it runs out (nothing is judged twice).",
     )
 
+    # --- experiments -------------------------------------------------------------------------
+    experiment_max_tokens: int | None = Field(
+        default=2_000_000,
+        ge=0,
+        description="Tokens (replayed calls plus their judges) one `llmscope experiment run` may "
+        "spend; past it, the experiment stops, says so, and reports what it answered. Unset: "
+        "no limit.",
+    )
+    experiment_concurrency: int = Field(
+        default=8,
+        gt=0,
+        description="Most replayed calls (each with its judging) in flight at once in "
+        "`llmscope experiment run`.",
+    )
+
     @property
     def hotspot_fdr(self) -> float:
         """The hotspots' Benjamini-Hochberg level: their share of ``drift_alpha`` (a third).

@@ -1,6 +1,7 @@
 """The store's schema: every table llmscope has, for the collector, the analysis and the dashboard.
 
-The collector writes ``records``, ``feedback`` and ``evaluations``; the analysis reads them and
+The collector writes ``records``, ``feedback``, ``evaluations`` and ``experiments`` (with
+``experiment_items``); the analysis reads them and
 writes ``embeddings``, ``analysis_runs``, ``run_clusters``, ``run_assignments``, ``summaries``
 and ``alerts``; the dashboard only reads. Alembic migrations in ``migrations/`` create these tables;
 change a table here and add a migration beside it.
@@ -170,6 +171,62 @@ class Evaluation(Base):
         UniqueConstraint("record_id", "evaluator", "version", name="uq_evaluations_record"),
         Index("ix_evaluations_evaluator_created", "evaluator", "version", "created_at"),
         Index("ix_evaluations_created", "created_at"),
+    )
+
+
+class Experiment(Base):
+    """A candidate fix tried on a problem cluster's records: its spec and, once done, its report.
+
+    ``spec`` holds what was asked (variants as given and resolved, evaluators, sample size) and
+    ``record_ids`` the dataset in order; ``report`` is an ``ExperimentReport`` as JSON.
+    """
+
+    __tablename__ = "experiments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    run_id: Mapped[str] = mapped_column(String(64))
+    cluster_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|stopped
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    record_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+    __table_args__ = (Index("ix_experiments_created", "created_at"),)
+
+
+class ExperimentItem(Base):
+    """One answer in an experiment: a record's original answer (``variant='baseline'``) or a
+    variant's replayed answer, with the evaluators' verdicts on it.
+
+    ``variant_key`` is a hash of what the variant sends (endpoint, template text, parameters):
+    a later experiment with the same key on the same record reuses the answer.
+    """
+
+    __tablename__ = "experiment_items"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("experiments.id", ondelete="CASCADE")
+    )
+    record_id: Mapped[str] = mapped_column(String(128))
+    variant: Mapped[str] = mapped_column(String(64))  # baseline | the variant's index "1", "2"..
+    variant_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="ok")  # ok|error
+    answer: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    call_record_id: Mapped[str | None] = mapped_column(String(128))  # the internal call
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    verdicts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "record_id", "variant", name="uq_experiment_items"),
+        Index("ix_experiment_items_reuse", "variant_key", "record_id"),
     )
 
 

@@ -1,0 +1,156 @@
+"""One replayed call through the gateway, and the evaluators' verdicts on one answer.
+
+A replay goes through the gateway's own endpoint, provider, rate limit, pricing and recorder,
+as an *internal* call (recorded, never analysed, never judged) tagged
+``llmscope.experiment=<id>`` and ``llmscope.experiment.variant=<name>``, with the template name,
+version, text and variables it was rendered from. Judging reuses the evaluations' parts: the
+built-in checks (``checks.run_check``) and the LLM judge's client (``judge.judge_answer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from llmscope.collector.evaluations.checks import run_check
+from llmscope.collector.evaluations.config import LLMJudge
+from llmscope.collector.evaluations.judge import JudgeUnavailable, judge_answer, question_of
+from llmscope.collector.experiments.spec import Replay
+from llmscope.collector.gateway.extension import CallMeta
+from llmscope.collector.gateway.providers import ProviderError
+from llmscope.collector.gateway.recording import Call
+from llmscope.collector.gateway.service import Gateway
+from llmscope.collector.gateway.shapes import first_text
+from llmscope.collector.pricing import PriceTable
+
+EXPERIMENT_TAG = "llmscope.experiment"
+VARIANT_TAG = "llmscope.experiment.variant"
+
+
+@dataclass
+class Answer:
+    text: str | None
+    error: str | None
+    call_record_id: str
+    input_tokens: int | None
+    output_tokens: int | None
+    latency_ms: float
+    cost_usd: float | None
+
+
+async def replay(
+    gateway: Gateway, request: Replay, experiment_id: str, variant: str, prices: PriceTable
+) -> Answer:
+    """Send ``request`` through the gateway as an internal call; the answer or its error."""
+    state = gateway.state
+    assert state is not None, "the gateway is not started"
+    spec = state.config.endpoint(request.endpoint)
+    assert spec is not None, "endpoints are checked before anything is called"
+    provider = state.providers[spec.name]
+    limiter = state.limiters.get(spec.name)
+    while limiter is not None and (wait := limiter.acquire()):
+        await asyncio.sleep(wait)
+    call = Call(
+        endpoint=spec.name,
+        kind=request.kind,
+        body=dict(request.body),
+        meta=CallMeta(
+            template=request.template,
+            version=request.version,
+            variables=request.variables,
+            template_text=request.template_text,
+            tags={EXPERIMENT_TAG: experiment_id, VARIANT_TAG: variant},
+            internal=True,
+        ),
+        provider=spec.model.provider,
+        model=spec.model.name,
+        log_content=spec.log_content,
+        offline=provider.offline,
+    )
+    error: str | None = None
+    try:
+        if request.kind == "chat":
+            reply = await provider.chat(dict(request.body))
+        else:
+            reply = await provider.completions(dict(request.body))
+        call.take_usage(reply.get("usage"))
+        call.response = first_text(reply, request.kind)
+    except ProviderError as exc:
+        call.fail(exc.message)
+        error = exc.message[:2000]
+    latency = call.elapsed_ms()
+    gateway.record(call)
+    row = {"model": spec.model.name, "input_tokens": call.input_tokens}
+    row["output_tokens"] = call.output_tokens
+    return Answer(
+        text=call.response,
+        error=error,
+        call_record_id=call.id,
+        input_tokens=call.input_tokens,
+        output_tokens=call.output_tokens,
+        latency_ms=round(latency, 3),
+        cost_usd=prices.cost(row),
+    )
+
+
+async def judge(
+    gateway: Gateway | None,
+    evaluators: list[Any],
+    *,
+    question: str,
+    answer: str | None,
+    latency_ms: float | None,
+    have: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], int]:
+    """Every evaluator's verdict on one answer (``have``: verdicts already known, by name, kept
+    when their version is current); ``(verdicts, judge tokens spent)``."""
+    verdicts: dict[str, Any] = {}
+    tokens = 0
+    for evaluator in evaluators:
+        known = (have or {}).get(evaluator.name)
+        if known and known.get("version") == evaluator.version and known.get("error") is None:
+            verdicts[evaluator.name] = known
+            continue
+        if isinstance(evaluator, LLMJudge):
+            if answer is None or gateway is None:
+                continue
+            started = time.perf_counter()
+            try:
+                result = await judge_answer(gateway, evaluator, question, answer)
+            except JudgeUnavailable as exc:
+                verdicts[evaluator.name] = _verdict(evaluator, None, None, None, str(exc))
+                continue
+            tokens += result.input_tokens + result.output_tokens
+            passed = None if result.score is None else result.score >= evaluator.pass_threshold
+            verdicts[evaluator.name] = {
+                **_verdict(evaluator, result.score, passed, result.justification, result.error),
+                "judge_record_id": result.record_id,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+        else:
+            verdict = run_check(evaluator, answer, latency_ms)
+            if verdict is not None:
+                verdicts[evaluator.name] = _verdict(
+                    evaluator, verdict.score, verdict.passed, verdict.justification, verdict.error
+                )
+    return verdicts, tokens
+
+
+def _verdict(
+    evaluator: Any, score: float | None, passed: bool | None, why: str | None, error: str | None
+) -> dict[str, Any]:
+    return {
+        "version": evaluator.version,
+        "type": evaluator.type,
+        "score": None if score is None else float(score),
+        "passed": passed,
+        "justification": why,
+        "error": error,
+    }
+
+
+def question_for(prompt: str | None, messages: list[dict[str, Any]] | None) -> str:
+    """What the judge is shown as the input (the evaluations' own rendering)."""
+    return question_of(prompt, messages)

@@ -1,0 +1,231 @@
+"""``llmscope experiment`` end to end: the fake provider behind the gateway, a fake judge, a real
+store on every backend."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from llmscope.app.cli import main
+from llmscope.collector.app import create_app
+from llmscope.config import Settings
+from llmscope.db import make_engine, make_sessionmaker
+from llmscope.db.models import Experiment, ExperimentItem, Record
+from tests.analysis.http_fakes import FakeLLM, fake_llm
+from tests.collector.evaluations.support import grade
+from tests.collector.experiments.support import RUN_ID, cluster_records, seed_run, write_config
+from tests.collector.gateway.fake_provider import FakeProvider, serving
+from tests.conftest import free_port
+
+N = 24
+
+
+@dataclass
+class World:
+    config: Path
+    provider: FakeProvider
+    judge: FakeLLM
+    url: str
+
+    def run(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+        code = main(["experiment", *args, "--database-url", self.url])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def experiment(self, capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+        code, out, err = self.run(
+            capsys, "run", "--cluster", "0", "--config", str(self.config), "--json", *args
+        )
+        assert code == 0, err
+        return json.loads(out)
+
+
+@contextmanager
+def world(url: str, tmp_path: Path, extra_prompts: str = "") -> Iterator[World]:
+    provider = FakeProvider()
+    with serving(provider.app, free_port()) as app_url, fake_llm(default=grade) as judge:
+        config = write_config(tmp_path / "gw.yaml", app_url, judge.url, extra_prompts)
+        yield World(config, provider, judge, url)
+
+
+def rows(url: str, model: type, *where: object) -> list:
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as session:
+        found = list(session.scalars(select(model).where(*where)))
+    engine.dispose()
+    return found
+
+
+@pytest.fixture
+def seeded(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("LLMSCOPE_DATA_DIR", str(tmp_path / "data"))
+    seed_run(
+        database_url,
+        {0: cluster_records(N), 1: cluster_records(5, prefix="c1", version="2")},
+        thumbs_down=["c0-0003", "c0-0007"],
+    )
+    return database_url
+
+
+def test_the_fixed_template_is_judged_better_and_production_shows_no_difference(
+    seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with world(seeded, tmp_path) as w:
+        report = w.experiment(
+            capsys, "--variant", "template=support@2", "--variant", "template=support@1"
+        )
+        assert report["status"] == "done" and report["records"] == N
+        assert report["run_id"] == RUN_ID and report["evaluators"] == ["correctness", "refusal"]
+        base = report["baseline"]
+        assert base["pass_rate"] == 0.0 and base["mean_score"] == 1.0 and base["judged"] == N
+        assert base["tokens"] == N * 41
+        fixed, same = report["variants"]
+        assert fixed["verdict"] == "better" and fixed["pass_rate"] == 1.0
+        assert fixed["p_value"] == pytest.approx(2 / 2**N) and fixed["p_value"] < 0.01
+        assert fixed["ci"][0] > 0.5 and fixed["mean_score_difference"] == 4.0
+        assert fixed["score_p_value"] < 0.01 and fixed["errors"] == 0
+        assert same["verdict"] == "no detectable difference" and same["p_value"] == 1.0
+        assert same["pass_rate"] == 0.0 and same["needed_sample"] is None
+        assert fixed["latency_p50"] is not None and fixed["tokens"] > 0
+
+        # each record x variant replayed once through the fake provider; the judge graded the
+        # original answers and both variants' answers
+        assert len(w.provider.requests) == 2 * N
+        assert len(w.judge.requests) == 3 * N
+        sent = [r["body"]["messages"][0]["content"] for r in w.provider.requests]
+        assert sum("in force today" in s for s in sent) == N
+
+        # the replays are recorded as internal calls, tagged with the experiment and variant
+        calls = rows(seeded, Record, Record.internal.is_(True))
+        replays = [c for c in calls if c.tags and "llmscope.experiment" in c.tags]
+        assert len(replays) == 2 * N
+        assert {c.tags["llmscope.experiment"] for c in replays} == {report["id"]}
+        assert {c.tags["llmscope.experiment.variant"] for c in replays} == {"1", "2"}
+        assert {(c.template_name, c.template_version) for c in replays} == {
+            ("support", "1"),
+            ("support", "2"),
+        }
+        assert len([c for c in calls if c.tags and "llmscope.evaluator" in c.tags]) == 3 * N
+
+        # show and the API serve the stored report
+        code, out, _ = w.run(capsys, "show", report["id"], "--json")
+        assert code == 0 and json.loads(out) == report
+        code, out, _ = w.run(capsys, "show", report["id"])
+        assert "better: McNemar p=" in out and "no detectable difference" in out
+        app = create_app(Settings(database_url=seeded, data_dir=tmp_path / "api"))
+        with TestClient(app) as client:
+            got = client.get(f"/api/v1/experiments/{report['id']}")
+            assert got.status_code == 200 and got.json() == report
+            assert client.get("/api/v1/experiments/exp-nope").status_code == 404
+
+        # a rerun of the same spec on the same records reuses every answer and verdict
+        again = w.experiment(capsys, "--variant", "template=support@2")
+        assert again["id"] != report["id"]
+        assert again["variants"][0]["reused"] == N
+        assert again["variants"][0]["verdict"] == "better"
+        assert len(w.provider.requests) == 2 * N and len(w.judge.requests) == 3 * N
+    items = rows(seeded, ExperimentItem, ExperimentItem.experiment_id == report["id"])
+    assert len(items) == 3 * N
+    assert {i.record_id for i in items} == {f"c0-{i:04d}" for i in range(N)}
+
+
+def test_the_sample_takes_thumbs_down_first_and_is_seeded(
+    seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with world(seeded, tmp_path) as w:
+        first = w.experiment(capsys, "--variant", "param.temperature=0.2", "--sample", "5")
+        second = w.experiment(capsys, "--variant", "param.temperature=0.2", "--sample", "5")
+        assert len(w.provider.requests) == 5  # the second run reused the five answers
+        assert all(r["body"]["temperature"] == 0.2 for r in w.provider.requests)
+    chosen = [
+        rows(seeded, Experiment, Experiment.id == e["id"])[0].record_ids for e in (first, second)
+    ]
+    assert chosen[0] == chosen[1] and len(chosen[0]) == 5
+    assert set(chosen[0][:2]) == {"c0-0003", "c0-0007"}
+    # without a template in the spec, the original messages are replayed: same answers
+    assert first["variants"][0]["verdict"] == "no detectable difference"
+
+
+BAD = [
+    (["--variant", "template=support@9"], "no template 'support@9'"),
+    (["--variant", "template=nope@1"], "no template 'nope@1'"),
+    (["--variant", "endpoint=missing"], "no endpoint 'missing'"),
+    (["--variant", "endpoint=embed"], "is llm/v1/embeddings"),
+    (["--variant", "template=support@3"], "needs the variable 'customer'"),
+    (["--variant", "temperature=1"], "unknown key 'temperature'"),
+    (["--variant", "param.model=x"], "'param.model' cannot be set"),
+    (["--variant", "template-file=/nonexistent/t.txt"], "cannot read template-file"),
+    (["--variant", "template=support@2", "--evaluator", "nope"], "no evaluator 'nope'"),
+    (["--variant", "template=support@2", "--run", "run-nope"], "no analysis run 'run-nope'"),
+    (["--variant", "template=support@2", "--sample", "0"], "--sample"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_input_exits_2_with_one_line_and_calls_nothing(
+    seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    extra = '  - {name: support, version: 3, text: "Dear {{customer}}: {{question}}"}'
+    with world(seeded, tmp_path, extra) as w:
+        code, out, err = w.run(capsys, "run", "--cluster", "0", "--config", str(w.config), *args)
+        assert code == 2 and out == ""
+        assert message in err and len(err.strip().splitlines()) == 1
+        code, _, err = w.run(
+            capsys,
+            "run",
+            "--cluster",
+            "7",
+            "--config",
+            str(w.config),
+            "--variant",
+            "template=support@2",
+        )
+        assert code == 2 and "no cluster 7 in run run-exp-1" in err
+        assert w.provider.requests == [] and w.judge.requests == []
+    assert rows(seeded, Experiment) == []
+    assert rows(seeded, Record, Record.internal.is_(True)) == []
+
+
+def test_export_a_cluster_and_an_experiment_as_mlflow_datasets(
+    seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow.genai.evaluation.utils import _convert_eval_set_to_df
+
+    with world(seeded, tmp_path) as w:
+        report = w.experiment(capsys, "--variant", "template=support@2", "--sample", "4")
+        code, out, _ = w.run(capsys, "export", "--cluster", "1")
+        assert code == 0
+        lines = [json.loads(line) for line in out.splitlines()]
+        assert len(lines) == 5 and all(
+            set(r) >= {"inputs", "outputs", "expectations"} for r in lines
+        )
+        assert lines[0]["inputs"]["variables"]["question"].startswith("can I return item c1-")
+        assert lines[0]["outputs"].startswith("Echo: ")
+        path = tmp_path / "exp.jsonl"
+        code, _, _ = w.run(capsys, "export", "--experiment", report["id"], "--output", str(path))
+        assert code == 0
+        exported = [json.loads(line) for line in path.read_text().splitlines()]
+        assert [r["variant"] for r in exported] == ["baseline"] * 4 + ["1"] * 4
+        assert all(r["expectations"]["evaluations"]["correctness"]["passed"] for r in exported[4:])
+        assert not any(
+            r["expectations"]["evaluations"]["correctness"]["passed"] for r in exported[:4]
+        )
+        assert "in force today" in exported[4]["inputs"]["messages"][0]["content"]
+        frame = _convert_eval_set_to_df(exported)  # what mlflow.genai.evaluate reads
+        assert len(frame) == 8 and {"inputs", "outputs", "expectations"} <= set(frame.columns)
+        code, out, _ = w.run(capsys, "export", "--cluster", "1", "--format", "csv")
+        assert code == 0 and out.splitlines()[0].startswith("inputs,outputs,expectations")
+        assert len(out.strip().splitlines()) == 6
+        code, _, err = w.run(capsys, "export", "--cluster", "9")
+        assert code == 2 and "no cluster 9" in err
+    engine = make_engine(seeded)
+    with make_sessionmaker(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(ExperimentItem)) == 8
+    engine.dispose()
