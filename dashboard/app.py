@@ -20,12 +20,13 @@ from sqlalchemy import Engine
 from llmscope.config import Settings, get_settings
 from llmscope.dashboard import export
 from llmscope.dashboard.auth import Login
-from llmscope.dashboard.pages import cluster, clusters, evaluators, overview, record
+from llmscope.dashboard.pages import cluster, clusters, evaluators, experiments, overview, record
 from llmscope.dashboard.state import ViewState, parse
 from llmscope.db import make_engine, make_sessionmaker
 
 _CLUSTER = re.compile(r"^/clusters/(-?\d+)/?$")
 _RECORD = re.compile(r"^/records/(.+?)/?$")
+_EXPERIMENT = re.compile(r"^/experiments/([A-Za-z0-9._-]+)/?$")
 
 
 def render_path(engine: Engine, pathname: str | None, search: str | None) -> Any:
@@ -38,6 +39,10 @@ def render_path(engine: Engine, pathname: str | None, search: str | None) -> Any
         return clusters.render(engine, state)
     if path.rstrip("/") == "/evaluators":
         return evaluators.render(engine, state)
+    if path.rstrip("/") == "/experiments":
+        return experiments.render_list(engine, state)
+    if match := _EXPERIMENT.match(path):
+        return experiments.render_detail(engine, state, match.group(1))
     if match := _CLUSTER.match(path):
         return cluster.render(engine, state, int(match.group(1)))
     if match := _RECORD.match(path):
@@ -67,6 +72,7 @@ def nav(pathname: str | None, search: str | None) -> list[Any]:
         ("Overview", "/", path == "/"),
         ("Clusters", "/clusters", path.startswith("/clusters")),
         ("Evaluators", "/evaluators", path.startswith("/evaluators")),
+        ("Experiments", "/experiments", path.startswith("/experiments")),
     ]
     return [
         dcc.Link(label, href=keep.href(href), className="nav-link active" if active else "nav-link")

@@ -1,0 +1,116 @@
+"""The experiments pages read stored experiments: the list with verdicts, one experiment's
+figures and its answers side by side."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from llmscope.dashboard.app import nav, render_path
+from llmscope.db import make_sessionmaker, session_scope
+from llmscope.db.models import Experiment, ExperimentItem
+from llmscope.experiment_report import ExperimentReport, Side, VariantResult
+from tests.dashboard.test_app import by_id, text_of
+
+CREATED = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+
+
+def seed_experiment(engine: Engine) -> None:
+    report = ExperimentReport(
+        id="exp-abc",
+        status="done",
+        created_at=CREATED,
+        run_id="run-1",
+        cluster_id=4,
+        records=2,
+        evaluators=["correctness"],
+        baseline=Side(answers=2, judged=2, pass_rate=0.0, mean_score=1.0, tokens=80),
+        variants=[
+            VariantResult(
+                name="1",
+                spec="template=support@2",
+                answers=2,
+                judged=2,
+                pass_rate=1.0,
+                mean_score=5.0,
+                tokens=82,
+                pairs=2,
+                p_value=0.5,
+                ci=(-0.1, 1.0),
+                verdict="no detectable difference",
+                needed_sample=7,
+            )
+        ],
+    )
+    verdict = {
+        "correctness": {
+            "version": "v",
+            "score": 1.0,
+            "passed": False,
+            "justification": "It states the outdated policy.",
+        }
+    }
+    fixed = {
+        "correctness": {"version": "v", "score": 5.0, "passed": True, "justification": "Current."}
+    }
+    with session_scope(make_sessionmaker(engine)) as session:
+        session.add(
+            Experiment(
+                id="exp-abc",
+                created_at=CREATED,
+                run_id="run-1",
+                cluster_id=4,
+                status="done",
+                spec={"variants": [{"name": "1", "spec": "template=support@2"}]},
+                record_ids=["r-1", "r-2"],
+                report=report.to_json(),
+            )
+        )
+        session.flush()
+        for rid in ("r-1", "r-2"):
+            session.add(
+                ExperimentItem(
+                    experiment_id="exp-abc",
+                    record_id=rid,
+                    variant="baseline",
+                    variant_key=f"record:{rid}",
+                    answer=f"old answer {rid}",
+                    verdicts=verdict,
+                )
+            )
+            session.add(
+                ExperimentItem(
+                    experiment_id="exp-abc",
+                    record_id=rid,
+                    variant="1",
+                    variant_key=f"k-{rid}",
+                    answer=f"new answer {rid}",
+                    verdicts=fixed,
+                )
+            )
+
+
+def test_the_list_shows_each_experiment_with_its_verdicts(engine: Engine) -> None:
+    empty = text_of(render_path(engine, "/experiments", ""))
+    assert "No experiment yet" in empty and "llmscope experiment run" in empty
+    seed_experiment(engine)
+    table = by_id(render_path(engine, "/experiments", ""), "experiments-table")
+    text = text_of(table)
+    assert "exp-abc" in text and "template=support@2" in text
+    assert "no detectable difference" in text
+    assert any("Experiments" in text_of(link) for link in nav("/experiments", ""))
+
+
+def test_an_experiment_shows_figures_verdict_and_answers_side_by_side(engine: Engine) -> None:
+    seed_experiment(engine)
+    layout = render_path(engine, "/experiments/exp-abc", "")
+    summary = text_of(by_id(layout, "experiment-summary"))
+    assert "baseline (production)" in summary and "100.0%" in summary
+    assert "about 7 records would tell" in summary
+    answers = text_of(by_id(layout, "experiment-answers"))
+    for rid in ("r-1", "r-2"):
+        assert f"old answer {rid}" in answers and f"new answer {rid}" in answers
+    assert "outdated policy" in answers and "fail" in answers and "pass" in answers
+    missing = text_of(render_path(engine, "/experiments/exp-nope", ""))
+    assert "Experiment not found" in missing
