@@ -1,4 +1,7 @@
-"""``llmscope worker``: the analysis on a schedule, new records embedded as they arrive.
+"""``llmscope worker``: the analysis on a schedule, new records embedded as they arrive, and,
+with a gateway config (``LLMSCOPE_GATEWAY_CONFIG``) that has ``evaluators:``, new records judged
+online (``collector.evaluations.online.BackgroundJudge``; claims keep it from judging what a
+collector judges).
 
 ::
 
@@ -116,10 +119,21 @@ def worker_command(args: argparse.Namespace) -> int:
         args.host,
         server.server_port,
     )
+    # With a gateway config: its evaluators judge new records too (collector.evaluations.online).
+    from llmscope.collector.evaluations.online import BackgroundJudge
+    from llmscope.collector.gateway.config import ConfigError
+
+    try:
+        judge = BackgroundJudge.start_if_configured(settings)
+    except ConfigError as exc:
+        server.shutdown()
+        raise UsageError(f"LLMSCOPE_GATEWAY_CONFIG: {exc}") from None
     worker.install_signal_handlers()
     try:
         worker.run_forever()
     finally:
+        if judge is not None:
+            judge.stop()
         server.shutdown()
         worker.engine.dispose()
     log.info("worker stopped")

@@ -31,6 +31,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -93,7 +94,7 @@ class _Evaluator(BaseModel):
     def is_judge(self) -> bool:
         return False
 
-    @property
+    @cached_property
     def version(self) -> str:
         """12 hex digits of the SHA-256 of what decides this evaluator's verdicts."""
         content: dict[str, Any] = {"type": getattr(self, "type", "")}

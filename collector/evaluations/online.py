@@ -15,8 +15,9 @@ by a dead process have run out. A judge that cannot be reached is paused (5 s, d
 judges pause until the next UTC day. Verdicts go through claims (``store.claim``), so two judges
 (this one, another worker, ``llmscope evaluate``) never judge a record twice.
 
-Other processes (``llmscope worker``) can run it too: ``OnlineJudge(sessionmaker, gateway,
-settings)``, then ``await start()`` / ``await stop()`` inside their event loop.
+Other processes can run it too: ``OnlineJudge(sessionmaker, gateway, settings)``, then
+``await start()`` / ``await stop()`` inside their event loop, or, without a loop of their own
+(``llmscope worker``), ``BackgroundJudge.start_if_configured(settings)`` and ``stop()``.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from llmscope.collector.evaluations import store
@@ -34,7 +36,9 @@ from llmscope.collector.evaluations.config import LLMJudge
 from llmscope.collector.evaluations.runner import Clock, Judging, selects, settled_ids, utc_now
 from llmscope.collector.evaluations.store import Candidate
 from llmscope.collector.gateway.service import Gateway
+from llmscope.collector.recorder import Recorder
 from llmscope.config import Settings
+from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import Record
 
 log = logging.getLogger("llmscope.evaluations.online")
@@ -263,3 +267,59 @@ async def drain(judge: OnlineJudge, timeout: float = 30.0) -> None:
     assert judge.queue is not None
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(judge.queue.join(), timeout)
+
+
+class BackgroundJudge:
+    """An :class:`OnlineJudge` with its own gateway, recorder and event loop in a thread, for
+    processes that are not the collector (``llmscope worker``). Start it with
+    :meth:`start_if_configured`; :meth:`stop` gives back unfinished claims and joins."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="llmscope-eval-loop")
+        self.judge: OnlineJudge | None = None
+        self.engine: Engine | None = None
+        self.recorder: Recorder | None = None
+        self.gateway: Gateway | None = None
+
+    @classmethod
+    def start_if_configured(cls, settings: Settings) -> BackgroundJudge | None:
+        """Judging in the background when ``LLMSCOPE_GATEWAY_CONFIG`` is set; else None.
+
+        The evaluators are read (and hot-reloaded) from that file; an invalid file raises
+        ``ConfigError``."""
+        if settings.gateway_config is None:
+            return None
+        background = cls(settings)
+        background.thread.start()
+        asyncio.run_coroutine_threadsafe(background._start(), background.loop).result(60)
+        return background
+
+    async def _start(self) -> None:
+        self.engine = make_engine(self.settings.database_url)
+        factory = make_sessionmaker(self.engine)
+        self.recorder = Recorder(factory, spool_dir=self.settings.data_dir / "spool")
+        self.recorder.start()
+        assert self.settings.gateway_config is not None
+        self.gateway = Gateway(
+            self.settings.gateway_config, self.recorder, redact=self.settings.redact_pii
+        )
+        await self.gateway.start()
+        self.judge = OnlineJudge(factory, self.gateway, self.settings)
+        await self.judge.start()
+
+    async def _stop(self) -> None:
+        if self.judge is not None:
+            await self.judge.stop()
+        if self.gateway is not None:
+            await self.gateway.stop()
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(60)
+        if self.recorder is not None:
+            self.recorder.stop()  # the judge's call records reach the store
+        if self.engine is not None:
+            self.engine.dispose()

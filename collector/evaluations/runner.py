@@ -145,6 +145,7 @@ class Judging:
     def check_rows(self, evaluator: Any, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
         """Verdict rows of a built-in check (records lacking what it needs are skipped)."""
         now = self.clock()
+        name, version = evaluator.name, evaluator.version
         rows = []
         for c in candidates:
             verdict = run_check(evaluator, c.response, c.latency_ms)
@@ -153,8 +154,8 @@ class Judging:
             rows.append(
                 {
                     "record_id": c.id,
-                    "evaluator": evaluator.name,
-                    "version": evaluator.version,
+                    "evaluator": name,
+                    "version": version,
                     "status": "done",
                     "score": verdict.score,
                     "passed": verdict.passed,

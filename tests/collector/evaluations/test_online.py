@@ -158,3 +158,47 @@ def test_serve_killed_mid_judging_loses_nothing_and_judges_nothing_twice(
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Evaluation)) == 16  # no stray claims
     engine.dispose()
+
+
+def test_the_background_judge_judges_outside_the_collector(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from llmscope.collector.evaluations.online import BackgroundJudge
+
+    assert BackgroundJudge.start_if_configured(settings) is None  # no gateway config: nothing
+    ids = seed(settings.database_url, support_records(6, outdated_every=2, prefix="bg"))
+    with fake_llm(default=grade) as judge:
+        config = write_config(tmp_path / "gw.yaml", judge.url, JUDGE)
+        background = BackgroundJudge.start_if_configured(
+            settings.model_copy(update={"gateway_config": config})
+        )
+        assert background is not None
+        try:
+            wait_until(lambda: len(verdicts(settings.database_url)) == 6)
+        finally:
+            background.stop()
+        assert len(judge.requests) == 6
+    rows = verdicts(settings.database_url)
+    assert sorted(r.record_id for r in rows) == sorted(ids)
+    assert sum(not r.passed for r in rows) == 3
+
+
+def test_llmscope_worker_judges_with_a_gateway_config(database_url: str, tmp_path: Path) -> None:
+    seed(database_url, support_records(4, prefix="wk"))
+    port = free_port()
+    with fake_llm(default=grade) as judge:
+        config = write_config(tmp_path / "gw.yaml", judge.url, JUDGE)
+        env = {
+            "LLMSCOPE_DATA_DIR": str(tmp_path / "data"),
+            "LLMSCOPE_GATEWAY_CONFIG": str(config),
+        }
+        proc = start_cli_server(
+            ["worker", "--database-url", database_url, "--port", str(port)], env=env
+        )
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/health", proc)
+            wait_until(lambda: len(verdicts(database_url)) == 4, 180)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=120)
+        assert len(judge.requests) == 4
