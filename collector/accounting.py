@@ -41,6 +41,8 @@ class Accounting:
 
     def counted(self, rows: Iterable[dict[str, Any]]) -> None:
         """The rows are answered (gateway) or committed (others): metrics and budgets see them."""
-        for row in rows:
-            self.metrics.call(row)
-            self.budgets.add(row)
+        rows = list(rows)
+        self.metrics.calls_committed(rows)
+        if self.budgets.budgets:
+            for row in rows:
+                self.budgets.add(row)

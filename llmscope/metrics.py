@@ -76,6 +76,20 @@ class _Bounded:
         return OTHER
 
 
+class _Group:
+    """What one batch's calls with the same labels add up to."""
+
+    __slots__ = ("calls", "cost", "latencies", "tokens_in", "tokens_out", "ttfts")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.cost = 0.0
+        self.latencies: list[float] = []
+        self.ttfts: list[float] = []
+
+
 class Metrics:
     """The process's metrics; see the module docstring for names, modes and bounds."""
 
@@ -190,36 +204,62 @@ class Metrics:
     # --- updates ----------------------------------------------------------------------------
     def call(self, row: Mapping[str, Any]) -> None:
         """Count one recorded call (a ``records`` row: answered or committed)."""
-        if not self.enabled:
-            return
-        b = self.bound
-        endpoint, model = b("endpoint", row.get("endpoint")), b("model", row.get("model"))
-        name = row.get("template_name")
-        template = "" if name is None else f"{name}@{row.get('template_version') or ''}"
-        self.calls.labels(
-            b("source", row.get("source")),
-            endpoint,
-            model,
-            b("template", template),
-            b("status", row.get("status") or "ok"),
-        ).inc()
-        latency = row.get("latency_ms")
-        if isinstance(latency, int | float) and latency >= 0:
-            self.latency.labels(endpoint, model).observe(latency / 1000)
-        ttft = row.get("ttft_ms")
-        if isinstance(ttft, int | float) and ttft >= 0:
-            self.ttft.labels(endpoint, model).observe(ttft / 1000)
-        for direction in ("input", "output"):
-            count = row.get(f"{direction}_tokens")
-            if isinstance(count, int) and count > 0:
-                self.tokens.labels(endpoint, model, direction).inc(count)
-        cost = row.get("cost_usd")
-        if isinstance(cost, int | float) and cost > 0:
-            self.cost.labels(endpoint, model).inc(cost)
+        self.calls_committed((row,))
 
     def calls_committed(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Count recorded calls. A batch is first summed per distinct label set (the rows of
+        one batch share a handful), so the per-row work is a tuple and a few additions, and
+        the label lookups and metric updates happen once per set."""
+        if not self.enabled:
+            return
+        groups: dict[tuple[Any, ...], _Group] = {}
         for row in rows:
-            self.call(row)
+            get = row.get
+            raw = (
+                get("source"),
+                get("endpoint"),
+                get("model"),
+                get("template_name"),
+                get("template_version"),
+                get("status"),
+            )
+            group = groups.get(raw)
+            if group is None:
+                group = groups[raw] = _Group()
+            group.calls += 1
+            latency, ttft = get("latency_ms"), get("ttft_ms")
+            if latency is not None and latency >= 0:
+                group.latencies.append(latency / 1000)
+            if ttft is not None and ttft >= 0:
+                group.ttfts.append(ttft / 1000)
+            group.tokens_in += get("input_tokens") or 0
+            group.tokens_out += get("output_tokens") or 0
+            group.cost += get("cost_usd") or 0.0
+        b = self.bound
+        for (source, endpoint, model, name, version, status), group in groups.items():
+            key = (b("endpoint", endpoint), b("model", model))
+            template = "" if name is None else f"{name}@{version or ''}"
+            labels = (
+                b("source", source),
+                *key,
+                b("template", template),
+                b("status", status or "ok"),
+            )
+            self.calls.labels(*labels).inc(group.calls)
+            if group.latencies:
+                child = self.latency.labels(*key)
+                for value in group.latencies:
+                    child.observe(value)
+            if group.ttfts:
+                child = self.ttft.labels(*key)
+                for value in group.ttfts:
+                    child.observe(value)
+            if group.tokens_in > 0:
+                self.tokens.labels(*key, "input").inc(group.tokens_in)
+            if group.tokens_out > 0:
+                self.tokens.labels(*key, "output").inc(group.tokens_out)
+            if group.cost > 0:
+                self.cost.labels(*key).inc(group.cost)
 
     def feedback(self, endpoint: str | None, thumb: str | None) -> None:
         """Count one stored feedback event on a record of ``endpoint``."""
