@@ -28,6 +28,7 @@ from llmscope.dashboard.components import (
     text_block,
     thumb_badge,
 )
+from llmscope.dashboard.pages import experiments
 from llmscope.dashboard.state import ViewState
 from llmscope.report import ClusterEntry, ClusterSummary
 
@@ -101,6 +102,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                     ],
                     className="grid-2",
                 ),
+                experiments.try_a_fix(engine, state, cluster_id),
                 card(
                     _feedback_filter(state),
                     _records(records, state),

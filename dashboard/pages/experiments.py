@@ -218,3 +218,29 @@ def render_detail(engine: Engine, state: ViewState, experiment_id: str) -> html.
         card(side_by_side, title="Answers side by side"),
         subtitle=back,
     )
+
+
+def try_a_fix(engine: Engine, state: ViewState, cluster_id: int) -> html.Section:
+    """The cluster page's "Try a fix" card: how to run an experiment on this cluster, and the
+    experiments already run on it with their verdicts."""
+    past = list_experiments(engine, cluster_id)
+    items = [
+        html.Li(
+            [
+                dcc.Link(e["id"], href=state.href(f"/experiments/{e['id']}")),
+                f" ({fmt_time(e['created_at'])}): ",
+                *[
+                    html.Span([html.Code(v["spec"] or ""), " ", verdict_badge(v["verdict"]), " "])
+                    for v in e["variants"]
+                ],
+            ]
+        )
+        for e in past[:10]
+    ]
+    return card(
+        how_to_run(cluster_id),
+        html.Ul(items, id="cluster-experiments")
+        if items
+        else html.P("No experiment on this cluster yet.", className="muted"),
+        title="Try a fix",
+    )

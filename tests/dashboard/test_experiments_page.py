@@ -114,3 +114,15 @@ def test_an_experiment_shows_figures_verdict_and_answers_side_by_side(engine: En
     assert "outdated policy" in answers and "fail" in answers and "pass" in answers
     missing = text_of(render_path(engine, "/experiments/exp-nope", ""))
     assert "Experiment not found" in missing
+
+
+def test_the_cluster_page_offers_to_try_a_fix_and_lists_its_experiments(engine: Engine) -> None:
+    from llmscope.dashboard.pages.experiments import try_a_fix
+    from llmscope.dashboard.state import parse
+
+    empty = text_of(try_a_fix(engine, parse(""), 4))
+    assert "Try a fix" in empty and "--cluster 4" in empty and "No experiment on this" in empty
+    seed_experiment(engine)
+    listed = try_a_fix(engine, parse(""), 4)
+    assert "exp-abc" in text_of(by_id(listed, "cluster-experiments"))
+    assert "exp-abc" not in text_of(try_a_fix(engine, parse(""), 5))

@@ -229,3 +229,49 @@ def test_export_a_cluster_and_an_experiment_as_mlflow_datasets(
     with make_sessionmaker(engine)() as session:
         assert session.scalar(select(func.count()).select_from(ExperimentItem)) == 8
     engine.dispose()
+
+
+def test_a_candidate_file_with_failed_replays_and_a_rerun_that_retries_only_those(
+    seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    candidate = tmp_path / "fix.txt"
+    candidate.write_text("Answer {{question}} with the refund policy in force today.")
+    spec = f"template-file={candidate},param.max_tokens=50"
+    with world(seeded, tmp_path) as w:
+        w.provider.fail_next(400, {"error": {"message": "bad request"}}, times=2)
+        report = w.experiment(capsys, "--variant", spec)
+        variant = report["variants"][0]
+        assert variant["errors"] == 2 and variant["answers"] == N - 2
+        assert variant["pairs"] == N - 2 and variant["verdict"] == "better"
+        assert variant["resolved"]["template_file"] == str(candidate)
+        assert all(r["body"]["max_tokens"] == 50 for r in w.provider.requests)
+        again = w.experiment(capsys, "--variant", spec)
+        assert len(w.provider.requests) == N + 2  # only the two failed replays are made again
+        assert again["variants"][0]["reused"] == N - 2 and again["variants"][0]["errors"] == 0
+    replays = [
+        c
+        for c in rows(seeded, Record, Record.internal.is_(True))
+        if c.tags and "llmscope.experiment" in c.tags
+    ]
+    versions = {c.template_version for c in replays}
+    assert len(versions) == 1 and versions.pop().startswith("file-")
+    assert sum(c.status == "error" for c in replays) == 2
+
+
+def test_the_token_budget_stops_the_experiment_and_says_so(
+    seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMSCOPE_EXPERIMENT_MAX_TOKENS", "12000")
+    monkeypatch.setenv("LLMSCOPE_EXPERIMENT_CONCURRENCY", "1")
+    with world(seeded, tmp_path) as w:
+        code, out, err = w.run(
+            capsys, "run", "--cluster", "0", "--config", str(w.config), "--json",
+            "--variant", "template=support@2",
+        )  # fmt: skip
+        assert code == 0
+        report = json.loads(out)
+        assert report["status"] == "stopped" and "token budget reached" in err
+        answered = report["variants"][0]["answers"]
+        assert 0 < len(w.provider.requests) == answered < N
+    stored = rows(seeded, Experiment, Experiment.id == report["id"])[0]
+    assert stored.status == "stopped" and stored.report["stopped"] == report["stopped"]
