@@ -265,6 +265,7 @@ def _create(factory: sessionmaker[Session], plan: Plan, created: datetime) -> No
 def _known_verdicts(factory: sessionmaker[Session], plan: Plan) -> dict[str, dict[str, Any]]:
     """Verdicts on the original answers already in ``evaluations`` (current versions only)."""
     versions = {e.name: e.version for e in plan.evaluators}
+    types = {e.name: e.type for e in plan.evaluators}
     out: dict[str, dict[str, Any]] = {}
     ids = [i.id for i in plan.items]
     with factory() as session:
@@ -281,6 +282,7 @@ def _known_verdicts(factory: sessionmaker[Session], plan: Plan) -> dict[str, dic
                     continue
                 out.setdefault(row.record_id, {})[row.evaluator] = {
                     "version": row.version,
+                    "type": types[row.evaluator],
                     "score": row.score,
                     "passed": row.passed,
                     "justification": row.justification,

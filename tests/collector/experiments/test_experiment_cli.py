@@ -275,3 +275,16 @@ def test_the_token_budget_stops_the_experiment_and_says_so(
         assert 0 < len(w.provider.requests) == answered < N
     stored = rows(seeded, Experiment, Experiment.id == report["id"])[0]
     assert stored.status == "stopped" and stored.report["stopped"] == report["stopped"]
+
+
+def test_verdicts_llmscope_evaluate_stored_are_reused_for_the_original_answers(
+    seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with world(seeded, tmp_path) as w:
+        code = main(["evaluate", "--config", str(w.config), "--database-url", seeded])
+        capsys.readouterr()
+        assert code == 0 and len(w.judge.requests) == N + 5
+        report = w.experiment(capsys, "--variant", "template=support@2")
+        assert len(w.judge.requests) == N + 5 + N  # only the variant's answers were judged
+        assert report["baseline"]["pass_rate"] == 0.0 and report["baseline"]["mean_score"] == 1.0
+        assert report["variants"][0]["verdict"] == "better"
