@@ -7,7 +7,9 @@ settings:
 - ``torch`` (sentence-transformers): the key is the model name alone, as before backends
   existed, so caches filled by earlier versions stay valid;
 - ``onnx`` / ``onnx-int8``: the model exported once with ``torch.onnx`` into the data
-  directory and run by onnxruntime (``onnx_backend.py``); key ``MODEL@onnx`` / ``MODEL@onnx-int8``.
+  directory and run by onnxruntime (``onnx_backend.py``); key ``MODEL@onnx`` / ``MODEL@onnx-int8``;
+- ``LLMSCOPE_EMBEDDING_MODEL=gateway:<endpoint>``: an embeddings endpoint of llmscope's gateway
+  (``gateway_embeddings.py``); key ``gateway:<endpoint>``, whatever the backend setting.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Protocol
 import numpy as np
 
 from llmscope.config import Settings
+
+GATEWAY_PREFIX = "gateway:"
 
 
 class Encoder(Protocol):
@@ -30,7 +34,7 @@ class Encoder(Protocol):
 
     @property
     def backend(self) -> str:
-        """What runs the model: ``torch``, ``onnx`` or ``onnx-int8``."""
+        """What runs the model: ``torch``, ``onnx``, ``onnx-int8`` or ``gateway``."""
         ...
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
@@ -65,6 +69,10 @@ class TorchEncoder:
 def encoder_for(settings: Settings) -> Encoder:
     """The encoder the settings ask for."""
     model = settings.embedding_model
+    if model.startswith(GATEWAY_PREFIX):
+        from llmscope.analysis.gateway_embeddings import GatewayEncoder
+
+        return GatewayEncoder(model.removeprefix(GATEWAY_PREFIX), settings)
     if settings.embedding_backend == "torch":
         return TorchEncoder(model, settings.embed_batch_size)
     from llmscope.analysis.onnx_backend import OnnxEncoder

