@@ -141,12 +141,7 @@ def analyse(
             )
         )
 
-    # Novel: texts whose nearest centroid is still far (window-blind, so its test is valid).
-    similarity = (
-        (embeddings @ np.vstack([centroids[c] for c in range(clustering.n_clusters)]).T).max(axis=1)
-        if clustering.n_clusters and len(embeddings)
-        else np.ones(len(embeddings))
-    )
+    similarity = nearest_similarity(embeddings, centroids)
     novel_text = similarity < settings.novel_max_similarity
     novel = novel_text[text_index] if len(text_index) else np.zeros(0, dtype=bool)
     tree = build_tree(clustering)
@@ -257,6 +252,14 @@ def _versions(
         ]
         template_fail_rates(template_of, dict(passed), rows)
     return rows
+
+
+def nearest_similarity(embeddings: np.ndarray, centroids: Mapping[int, np.ndarray]) -> np.ndarray:
+    """Per text, the cosine similarity to its nearest cluster centroid (novel when below the
+    threshold; window-blind, so the novel group's share test stays exact)."""
+    if not centroids or not len(embeddings):
+        return np.ones(len(embeddings))
+    return np.asarray((embeddings @ np.vstack(list(centroids.values())).T).max(axis=1))
 
 
 def _depth(parent: Mapping[int, int], node: int) -> int:

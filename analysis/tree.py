@@ -13,7 +13,7 @@ the node made by row ``i`` of the linkage matrix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,7 @@ class Tree:
     parent: dict[int, int]  # node -> its parent (the root has none)
     leaves: dict[int, np.ndarray]  # node -> the micro-clusters it holds
     cut_root: dict[int, int]  # cluster id -> the node that is that cluster
+    _below: dict[int, list[int]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def root(self) -> int:
@@ -36,15 +37,13 @@ class Tree:
 
     def below(self, cluster_id: int) -> list[int]:
         """The nodes strictly below a cluster's node, parents before children."""
+        if cluster_id in self._below:
+            return self._below[cluster_id]
         top = self.cut_root.get(cluster_id)
-        if top is None:
-            return []
-        out: list[int] = []
-        stack = list(self.children.get(top, ()))
-        while stack:
-            node = stack.pop(0)
-            out.append(node)
-            stack.extend(self.children.get(node, ()))
+        out: list[int] = [] if top is None else list(self.children.get(top, ()))
+        for node in out:  # grows while it is walked: breadth first
+            out.extend(self.children.get(node, ()))
+        self._below[cluster_id] = out
         return out
 
     def above(self, cluster_id: int) -> list[int]:

@@ -221,13 +221,15 @@ def _verdict(
     )
 
 
-def _most_specific(tree: Tree, top: int, flagged: dict[int, int], tested: set[int]) -> list[int]:
+def _most_specific(tree: Tree, top: int, flagged: dict[int, int], p: dict[int, float]) -> list[int]:
     """The flagged nodes under ``top`` a reader should see: the most specific explanation.
 
     Walking down from ``top``: an unflagged node is looked through; a flagged node stands for
-    its effect unless exactly one child carries the same flag and the other child was tested
-    and is calm, in which case the flag is that child's (and the walk goes on in it). When
-    ``top`` itself carries a flag, nodes below are reported only if they explain it better.
+    its effect unless exactly one child carries the same flag, the other child was tested
+    (``p`` holds the tested nodes' p-values) and is calm, and the flagged child's evidence is at
+    least as strong (p no larger); then the flag is that child's and the walk goes on in it. A
+    hot intent merged with a calm neighbour is reported as itself, not as a fragment of itself.
+    When ``top`` carries a flag, nodes below are reported only if they explain it better.
     """
 
     def refine(node: int, sign: int) -> int:
@@ -235,11 +237,14 @@ def _most_specific(tree: Tree, top: int, flagged: dict[int, int], tested: set[in
         if not kids:
             return node
         a, b = kids
-        fa, fb = flagged.get(a) == sign, flagged.get(b) == sign
-        if fa and not fb and b in tested:
-            return refine(a, sign)
-        if fb and not fa and a in tested:
-            return refine(b, sign)
+        for one, other in ((a, b), (b, a)):
+            if (
+                flagged.get(one) == sign
+                and flagged.get(other) != sign
+                and other in p
+                and p[one] <= p.get(node, 1.0)
+            ):
+                return refine(one, sign)
         return node
 
     out: list[int] = []
@@ -442,23 +447,32 @@ def _subclusters(
             continue
         chosen: set[int] = set()
         below = set(tree.below(c))
-        tests: list[tuple[dict[int, int], set[int]]] = []
+        tests: list[tuple[dict[int, int], dict[int, float]]] = []
         drift_flags = {
             v: int(np.sign(d.score)) for v, d in node_drift.items() if v in below and d.flagged
         }
+        drift_p = {v: d.p_value for v, d in node_drift.items() if v in below}
+        drift_p[top] = changes[c].p_value
         if changes[c].flagged:
             drift_flags[top] = int(np.sign(changes[c].score))
-        tests.append((drift_flags, {v for v in node_drift if v in below}))
+        tests.append((drift_flags, drift_p))
         for kind in ("persistent", "emerging"):
             flags = {
                 v: 1 for v, r in node_hot.items() if v in below and kind in r and r[kind].flagged
             }
+            hot_p: dict[int, float] = {}
+            for v, r in node_hot.items():
+                p_value = r[kind].p_value if v in below and kind in r else None
+                if p_value is not None:
+                    hot_p[v] = p_value
             own = getattr(hotspots[c], kind)
-            if own.flagged and hotspots[c].level == "cluster":
-                flags[top] = 1
-            tests.append((flags, {v for v, r in node_hot.items() if v in below and kind in r}))
-        for flags, tested in tests:
-            chosen.update(_most_specific(tree, top, flags, tested))
+            if own.p_value is not None and hotspots[c].level == "cluster":
+                hot_p[top] = own.p_value
+                if own.flagged:
+                    flags[top] = 1
+            tests.append((flags, hot_p))
+        for flags, p_values in tests:
+            chosen.update(_most_specific(tree, top, flags, p_values))
         for v in sorted(chosen, key=lambda v: (-int(per_node[v][:2].sum()), v)):
             parent = tree.parent.get(v)
             while parent is not None and parent != top and parent not in chosen:

@@ -4,16 +4,17 @@ CLINC150 (``--intents`` intents drawn once, ``--per-intent`` training queries ea
 and clustered once with the job's pipeline. Clustering sees both windows together and never the
 window labels, so one clustering serves every split. Then, ``--splits`` times:
 
-- null: every record goes to the current window with probability 1/2, 50% of current records
-  are rated, thumbs-down with probability 8% everywhere. A report with any flag (global drift,
-  a cluster's drift, a hotspot) is a false alarm;
+- null: every record goes to the current window with probability 1/2, 50% of records are
+  rated (both windows), thumbs-down with probability 8% everywhere. A report with any flag
+  (global drift, a cluster's or a sub-cluster's drift, the novel group's drift, a persistent or
+  emerging hotspot) is a false alarm;
 - planted (``--planted`` times): one intent is new (all its records current), one grew
   (current with probability 3/4), one shrank (1/4), one is a hotspot (50% thumbs-down).
   Found: the cluster holding most of the intent's records is flagged with the right kind.
 
-Every split is decided by ``pipeline.window_tests``, the function the job uses, under the
-allocation in ``stats.split_alpha`` (alpha/3 per family) and, as the baseline in the same run,
-the previous one (alpha/2 global, alpha/2 per-cluster drift, a separate 0.05 for hotspots).
+Every split is decided by ``pipeline.window_tests``, the function the job uses, with the Ward
+tree and the novel group (``now``), and, as the baseline in the same run, by the decision before
+issue 12 (``previous_decision.py``: the cut only, current-window hotspots; alpha/3 per family).
 
     python benchmarks/analysis_calibration.py [--data ../shared/data] [--splits 300]
 """
@@ -22,30 +23,40 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
+from previous_decision import previous_decision  # the sibling benchmarks module
 from scipy.stats import binomtest
 
-from llmscope.analysis import stats
 from llmscope.analysis.embedding import load_model
-from llmscope.analysis.pipeline import Verdicts, cluster_embeddings, window_tests
+from llmscope.analysis.keywords import representatives
+from llmscope.analysis.pipeline import cluster_embeddings, nearest_similarity, window_tests
+from llmscope.analysis.tree import build_tree
 from llmscope.config import Settings
 
-
-def previous_split(alpha: float) -> stats.AlphaSplit:
-    """The allocation before the report-level bound: drift halves alpha, hotspots had 0.05."""
-    return stats.AlphaSplit(global_drift=alpha / 2, cluster_drift=alpha / 2, hotspots=0.05)
+DECISIONS = ("now (tree, persistent + emerging, novel)", "before (cut only, current window)")
 
 
-ALLOCATIONS: dict[str, Callable[[float], stats.AlphaSplit]] = {
-    "alpha/3 per family (now)": stats.split_alpha,
-    "previous (a/2 + a/2, hotspots 0.05)": previous_split,
-}
+@dataclass
+class Flags:
+    """What one decision flagged, per family, and per cluster of the cut."""
+
+    global_drift: bool
+    cluster_drift: bool  # any drift flag: clusters, sub-clusters, novel
+    hotspots: bool
+    drift: list[tuple[bool, str]]  # per cluster: (flagged, kind)
+    hot: list[bool]
+    hot_below: set[int] = field(default_factory=set)  # clusters with a flagged sub-cluster
+    drift_below: dict[int, set[str]] = field(default_factory=dict)
+
+    @property
+    def report(self) -> bool:
+        return self.global_drift or self.cluster_drift or self.hotspots
 
 
 def thumbs(rng: np.random.Generator, n: int, rate: np.ndarray) -> list[bool | None]:
@@ -54,12 +65,35 @@ def thumbs(rng: np.random.Generator, n: int, rate: np.ndarray) -> list[bool | No
     return [bool(d) if r else None for r, d in zip(rated, down, strict=True)]
 
 
-def decide(labels, k, vectors, is_current, down, settings) -> dict[str, Verdicts]:
-    out = {}
-    for name, split in ALLOCATIONS.items():
-        with mock.patch.object(stats, "split_alpha", split):
-            out[name] = window_tests(labels, k, vectors, is_current, down, settings)
-    return out
+def decide(labels, k, vectors, is_current, down, settings, tree, micro, novel) -> dict[str, Flags]:
+    v = window_tests(
+        labels, k, vectors, is_current, down, settings, tree=tree, micro=micro, novel=novel
+    )
+    below_hot = {s.cluster for s in v.subclusters if s.hotspot.flagged}
+    below_drift: dict[int, set[str]] = {}
+    for s in v.subclusters:
+        if s.drift.flagged:
+            below_drift.setdefault(s.cluster, set()).add(s.drift.kind)
+    now = Flags(
+        global_drift=v.global_drift.flagged,
+        cluster_drift=any(d.flagged for d in v.drift)
+        or bool(v.novel and v.novel.flagged)
+        or any(s.drift.flagged for s in v.subclusters),
+        hotspots=any(h.flagged for h in v.hotspots) or bool(below_hot),
+        drift=[(d.flagged, d.kind) for d in v.drift],
+        hot=[h.flagged for h in v.hotspots],
+        hot_below=below_hot,
+        drift_below=below_drift,
+    )
+    drift, spots = previous_decision(labels, k, is_current, down, settings)
+    before = Flags(
+        global_drift=v.global_drift.flagged,  # the same test before and after
+        cluster_drift=any(d.flagged for d in drift),
+        hotspots=any(h.flagged for h in spots),
+        drift=[(d.flagged, d.kind) for d in drift],
+        hot=[h.flagged for h in spots],
+    )
+    return dict(zip(DECISIONS, (now, before), strict=True))
 
 
 def interval(hits: int, n: int) -> str:
@@ -99,31 +133,36 @@ def main() -> None:
             np.save(cache, vectors)
     _, clustering = cluster_embeddings(vectors, settings)
     labels, k = clustering.labels, clustering.n_clusters
+    tree, micro = build_tree(clustering), clustering.micro_labels
+    centroids, _ = representatives(vectors, labels)
+    novel = nearest_similarity(vectors, centroids) < settings.novel_max_similarity
     home = [
         Counter(labels[intent_of == i].tolist()).most_common(1)[0][0] for i in range(len(chosen))
     ]
     print(
         f"{len(texts)} CLINC150 queries, {len(chosen)} intents -> {k} clusters "
-        f"({time.perf_counter() - started:.0f}s to embed and cluster); alpha {args.alpha}"
+        f"({time.perf_counter() - started:.0f}s to embed and cluster); alpha {args.alpha}; "
+        f"{int(novel.sum())} novel; load average {os.getloadavg()[0]:.1f}"
     )
+    context = (tree, micro, novel)
 
     n = len(texts)
     rng = np.random.default_rng(0)
-    alarms = {name: Counter() for name in ALLOCATIONS}
+    alarms: dict[str, Counter] = {name: Counter() for name in DECISIONS}
     started = time.perf_counter()
     for _ in range(args.splits):
         is_current = rng.random(n) < 0.5
         down = thumbs(rng, n, np.full(n, 0.08))
-        for name, v in decide(labels, k, vectors, is_current, down, settings).items():
+        for name, f in decide(labels, k, vectors, is_current, down, settings, *context).items():
             alarms[name].update(
-                report=v.flagged,
-                global_drift=v.global_drift.flagged,
-                cluster_drift=any(d.flagged for d in v.drift),
-                hotspots=any(h.flagged for h in v.hotspots),
+                report=f.report,
+                global_drift=f.global_drift,
+                cluster_drift=f.cluster_drift,
+                hotspots=f.hotspots,
             )
     null_seconds = time.perf_counter() - started
 
-    found = {name: Counter() for name in ALLOCATIONS}
+    found: dict[str, Counter] = {name: Counter() for name in DECISIONS}
     for _ in range(args.planted):
         new, grew, shrank, hot = rng.choice(len(chosen), 4, replace=False)
         p_current = np.full(n, 0.5)
@@ -131,17 +170,18 @@ def main() -> None:
         p_current[intent_of == shrank] = 0.25
         is_current = rng.random(n) < p_current
         down = thumbs(rng, n, np.where(intent_of == hot, 0.5, 0.08))
-        for name, v in decide(labels, k, vectors, is_current, down, settings).items():
+        for name, f in decide(labels, k, vectors, is_current, down, settings, *context).items():
             for kind, intent in (("new", new), ("grew", grew), ("shrank", shrank)):
-                drift = v.drift[home[intent]]
+                flagged, got = f.drift[home[intent]]
                 # A new intent inside a cluster with other baseline traffic can only "grow".
                 right = {"new": {"new", "grew"}}.get(kind, {kind})
-                found[name][kind] += drift.flagged and drift.kind in right
-            found[name]["hotspot"] += v.hotspots[home[hot]].flagged
-            found[name]["global"] += v.global_drift.flagged
+                below = f.drift_below.get(home[intent], set())
+                found[name][kind] += (flagged and got in right) or bool(below & right)
+            found[name]["hotspot"] += f.hot[home[hot]] or home[hot] in f.hot_below
+            found[name]["global"] += f.global_drift
 
-    print(f"\nnull: {args.splits} random splits ({null_seconds:.0f}s, both allocations)")
-    print("| allocation | whole report (95% CI) | global drift | cluster drift | hotspots |")
+    print(f"\nnull: {args.splits} random splits ({null_seconds:.0f}s, both decisions)")
+    print("| decision | whole report (95% CI) | global drift | drift (all groups) | hotspots |")
     print("|---|---|---|---|---|")
     for name, a in alarms.items():
         fams = " | ".join(
@@ -149,7 +189,7 @@ def main() -> None:
         )
         print(f"| {name} | {interval(a['report'], args.splits)} | {fams} |")
     print(f"\nplanted: {args.planted} scenarios, recall")
-    print("| allocation | new | grew x3 | shrank /3 | hotspot 50% vs 8% | global drift |")
+    print("| decision | new | grew x3 | shrank /3 | hotspot 50% vs 8% | global drift |")
     print("|---|---|---|---|---|---|")
     for name, f in found.items():
         cells = " | ".join(

@@ -1,152 +1,264 @@
-"""Drift and thumbs-down detection on CLINC150 scenarios, and a null scenario that must be quiet.
+"""Drift and thumbs-down detection on CLINC150 scenarios, before and after tree testing.
 
-Scenario (per seed): 40 of 60 fixed intents in the baseline; in the current window 3 new
-intents appear, 3 grow (x3), 3 shrink (/5), 2 vanish, the rest are unchanged; 3 unchanged
-intents get a thumbs-down rate of 60% (the others 8%). Recall: a changed intent counts as
-found when the cluster holding most of its records is flagged with the right kind (hotspots:
-flagged as a hotspot). False flags: flagged clusters whose majority intent did not change.
-Null: the same 40 intents split at random into two windows: nothing may be flagged.
+Two scenarios per seed, built from real CLINC150 queries (80 intents drawn once):
 
-    python benchmarks/analysis_drift.py [--data ../shared/data] [--seeds 3]
+- ``strong`` (the original): 40 intents in the baseline, 60 queries per intent and window;
+  3 new, 3 grown x3, 3 shrunk /5, 2 vanished; 3 intents with 60% thumbs-down against 8%, half
+  of the current window rated.
+- ``weak`` (issue 12): 35 queries per intent and window, ~60% of answers rated in *both*
+  windows (about 20 ratings per intent and window), thumbs-down 40% against 6% (in both
+  windows); 3 new, 3 grown x3, 3 shrunk /4, 2 vanished, 3 hot; and the hot and new intents
+  are chosen next to a similar baseline intent (nearest centroid), so that merges happen.
+- ``null``: 40 intents, each record's window drawn at random, thumbs 6% everywhere.
+
+A planted change is *found* when a flagged group (a cluster, a sub-cluster, or the novel
+group) holds at least half of the intent's records and carries the right flag: drift kind
+new/grew for a new intent (a new intent inside a cluster with other baseline traffic can only
+grow), grew, shrank, vanished/shrank for a vanished one; hotspot for a hot intent. A flag is
+*false* when planted intents of that kind make up less than 30% of the flagged group.
+*before* is the previous decision on the same clustering (the cut only, hotspots on the
+current window's ratings, alpha/3 per family); *after* is ``pipeline.analyse`` as it runs now.
+
+    python benchmarks/analysis_drift.py [--data ../shared/data] [--seeds 10] [--cache F.npz]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from previous_decision import previous_decision  # the sibling benchmarks module
 
 from llmscope.analysis.embedding import load_model
-from llmscope.analysis.pipeline import analyse
+from llmscope.analysis.pipeline import RunResult, analyse
 from llmscope.config import Settings
 
-PER_INTENT = 60
+KINDS = ("new", "grew", "shrank", "vanished", "hot")
+RIGHT = {
+    "new": {"new", "grew"},
+    "grew": {"grew"},
+    "shrank": {"shrank"},
+    "vanished": {"vanished", "shrank"},
+}
+STRONG = {"per": 60, "grow": 3, "shrink": 5, "rated": 0.5, "hot": 0.6, "calm": 0.08}
+WEAK = {"per": 35, "grow": 3, "shrink": 4, "rated": 0.6, "hot": 0.4, "calm": 0.06}
 
 
-def scenario(rng: np.random.Generator, intents: list[str], pool: dict[str, list[str]], null: bool):
-    chosen = list(rng.choice(intents, 52, replace=False))
-    base, new = chosen[:40], chosen[40:43]
-    order = list(rng.permutation(base))
-    grew, shrank, vanished, hot = order[:3], order[3:6], order[6:8], order[8:11]
-    rows: list[tuple[str, str, bool]] = []  # (text, intent, is_current)
-    for intent in base:
+def scenario(
+    rng: np.random.Generator,
+    intents: list[str],
+    pool: dict[str, list[str]],
+    centroid: dict[str, np.ndarray],
+    shape: dict[str, float] | None,
+) -> tuple[list[tuple[str, str, bool]], list[bool | None], dict[str, str]]:
+    """Rows (text, intent, is_current), thumbs, and the planted kind of each changed intent."""
+    order = list(rng.permutation(intents))
+    base, spare = order[:40], order[40:]
+    p = shape or WEAK
+    per = int(p["per"])
+    plan: dict[str, str] = {}
+    if shape is not None:
+        rest = list(rng.permutation(base))
+        if shape is WEAK:  # hot and new intents next to a similar baseline intent
+
+            def nearest(to: str, among: list[str]) -> str:
+                return max(among, key=lambda i: float(centroid[i] @ centroid[to]))
+
+            anchors = rest[:5]
+            rest = rest[5:]
+            hot = []
+            for a in anchors[:3]:
+                h = nearest(a, [i for i in rest if i not in hot])
+                hot.append(h)
+            new = []
+            for a in anchors[3:5]:
+                new.append(nearest(a, [i for i in spare if i not in new]))
+            new.append(next(i for i in spare if i not in new))
+            rest = [i for i in rest if i not in hot]
+        else:
+            hot, new, rest = rest[:3], spare[:3], rest[3:]
+        plan.update(dict.fromkeys(new, "new"))
+        plan.update(dict.fromkeys(rest[:3], "grew"))
+        plan.update(dict.fromkeys(rest[3:6], "shrank"))
+        plan.update(dict.fromkeys(rest[6:8], "vanished"))
+        plan.update(dict.fromkeys(hot, "hot"))
+    rows: list[tuple[str, str, bool]] = []
+    for intent in base + [i for i, k in plan.items() if k == "new"]:
         texts = pool[intent]
-        if null:
-            for t in rng.choice(texts, 2 * PER_INTENT):
-                rows.append((t, intent, bool(rng.random() < 0.5)))
+        if shape is None:
+            rows += [(t, intent, bool(rng.random() < 0.5)) for t in rng.choice(texts, 2 * per)]
             continue
-        rows += [(t, intent, False) for t in rng.choice(texts, PER_INTENT)]
-        n_cur = {**dict.fromkeys(grew, 3 * PER_INTENT), **dict.fromkeys(shrank, PER_INTENT // 5),
-                 **dict.fromkeys(vanished, 0)}.get(intent, PER_INTENT)  # fmt: skip
+        kind = plan.get(intent)
+        n_base = 0 if kind == "new" else per
+        n_cur = {"new": per, "grew": per * int(p["grow"]), "shrank": per // int(p["shrink"]),
+                 "vanished": 0}.get(kind or "", per)  # fmt: skip
+        rows += [(t, intent, False) for t in rng.choice(texts, n_base)]
         rows += [(t, intent, True) for t in rng.choice(texts, n_cur)]
-    if not null:
-        for intent in new:
-            rows += [(t, intent, True) for t in rng.choice(pool[intent], PER_INTENT)]
-    truth = {} if null else {
-        **dict.fromkeys(new, "new"), **dict.fromkeys(grew, "grew"),
-        **dict.fromkeys(shrank, "shrank"), **dict.fromkeys(vanished, "vanished"),
-    }  # fmt: skip
-    hot_set = set() if null else set(hot)
-    down = []
+    down: list[bool | None] = []
     for _, intent, current in rows:
-        rated = current and rng.random() < 0.5
-        down.append(bool(rng.random() < (0.6 if intent in hot_set else 0.08)) if rated else None)
-    return rows, down, truth, hot_set
+        rated = rng.random() < p["rated"] if (current or shape is not STRONG) else False
+        rate = p["hot"] if plan.get(intent) == "hot" else p["calm"]
+        down.append(bool(rng.random() < rate) if rated else None)
+    return rows, down, plan
+
+
+def previous(result: RunResult, is_current: np.ndarray, down: list[bool | None], settings):
+    """The decision before tree testing, on the same clusters (``previous_decision.py``)."""
+    top = [c for c in result.clusters if c.parent is None]
+    labels = np.full(len(is_current), -1)
+    for c in top:
+        labels[c.members] = c.id
+    drift, spots = previous_decision(labels, len(top), is_current, down, settings)
+    return [
+        (c.members, d.kind if d.flagged else None, h.flagged)
+        for c, d, h in zip(top, drift, spots, strict=True)
+    ]
+
+
+def now(result: RunResult) -> list[tuple[np.ndarray, str | None, bool]]:
+    groups = [
+        (c.members, c.drift.kind if c.drift and c.drift.flagged else None,
+         bool(c.hotspot and c.hotspot.flagged))
+        for c in result.clusters
+    ]  # fmt: skip
+    g = result.novel
+    if g is not None and g.drift is not None:
+        groups.append((g.members, g.drift.kind if g.drift.flagged else None, False))
+    return groups
+
+
+def score(groups, rows, plan) -> Counter:
+    """Found per kind and false flags, for one decision on one scenario."""
+    intent_of = np.array([r[1] for r in rows])
+    out: Counter = Counter()
+    for intent, kind in plan.items():
+        mine = intent_of == intent
+        need = mine.sum() / 2
+        out[f"{kind}_n"] += 1
+        for members, drift, hot in groups:
+            held = mine[members].sum()
+            if held < need or held == 0:
+                continue
+            if (kind == "hot" and hot) or (kind != "hot" and drift in RIGHT[kind]):
+                out[kind] += 1
+                break
+    for members, drift, hot in groups:
+        planted = Counter(plan.get(i) for i in intent_of[members])
+        if drift and sum(planted[k] for k in RIGHT) < 0.3 * len(members):
+            out["false_drift"] += 1
+        if hot and planted["hot"] < 0.3 * len(members):
+            out["false_hot"] += 1
+    return out
 
 
 _vectors: dict[str, np.ndarray] = {}
 
 
-def run(model, settings, rows, down):
-    texts = list(dict.fromkeys(t for t, _, _ in rows))
-    index = {t: i for i, t in enumerate(texts)}
-    todo = [t for t in texts if t not in _vectors]  # each text embedded once across scenarios
+def embed(model: Any, texts: list[str], cache: Path | None) -> None:
+    todo = [t for t in dict.fromkeys(texts) if t not in _vectors]
     if todo:
-        encoded = model.encode(todo, batch_size=64, normalize_embeddings=True)
+        encoded = model().encode(todo, batch_size=64, normalize_embeddings=True)
         _vectors.update(zip(todo, encoded, strict=True))
+        if cache:
+            keys = list(_vectors)
+            np.savez(cache, texts=np.array(keys), vectors=np.vstack([_vectors[k] for k in keys]))
+
+
+def run(settings: Settings, rows, down) -> tuple[RunResult, np.ndarray]:
+    texts = sorted({t for t, _, _ in rows})
+    index = {t: i for i, t in enumerate(texts)}
     embeddings = np.vstack([_vectors[t] for t in texts])
     text_index = np.array([index[t] for t, _, _ in rows])
     is_current = np.array([c for _, _, c in rows])
     records = [{"id": str(i)} for i in range(len(rows))]
-    return analyse(records, texts, embeddings, text_index, is_current, down, settings)
+    result = analyse(records, texts, embeddings, text_index, is_current, down, settings)
+    return result, is_current
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_data = Path(__file__).resolve().parents[2] / "shared" / "data"
     parser.add_argument("--data", default=str(default_data))
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--scenarios", default="weak,strong,null")
+    parser.add_argument("--cache", help="an .npz file keeping the embeddings across runs")
     args = parser.parse_args()
     data = json.loads((Path(args.data) / "clinc150" / "data_full.json").read_text())
     pool: dict[str, list[str]] = {}
     for text, intent in data["train"]:
         pool.setdefault(intent, []).append(text)
-    # 60 intents drawn once: every scenario picks its 52 among them (bounded embedding work).
-    intents = sorted(np.random.default_rng(2024).choice(sorted(pool), 60, replace=False))
+    intents = sorted(np.random.default_rng(2024).choice(sorted(pool), 80, replace=False))
     settings = Settings(database_url="sqlite://")
-    model = load_model(settings.embedding_model)
+    cache = Path(args.cache) if args.cache else None
+    if cache and cache.exists():
+        saved = np.load(cache)
+        _vectors.update(zip(saved["texts"].tolist(), saved["vectors"], strict=True))
+    loaded: list[Any] = []
 
-    totals = Counter()
-    for seed in range(args.seeds):
-        rng = np.random.default_rng(seed)
-        started = time.perf_counter()
-        rows, down, truth, hot = scenario(rng, intents, pool, null=False)
-        result = run(model, settings, rows, down)
-        majority = {}
-        for c in result.clusters:
-            counts = Counter(rows[i][1] for i in c.members)
-            majority[c.id] = counts.most_common(1)[0][0]
-        home = {}
-        for intent in set(truth) | hot:
-            where = Counter(int(result.labels[i]) for i, r in enumerate(rows) if r[1] == intent)
-            home[intent] = where.most_common(1)[0][0] if where else None
-        by_id = {c.id: c for c in result.clusters}
-        drift_found = sum(
-            1
-            for intent, kind in truth.items()
-            if home[intent] is not None
-            and by_id[home[intent]].drift.flagged
-            and by_id[home[intent]].drift.kind == kind
-        )
-        hot_found = sum(1 for i in hot if by_id[home[i]].hotspot.flagged)
-        false_drift = sum(
-            1 for c in result.clusters if c.drift.flagged and majority[c.id] not in truth
-        )
-        false_hot = sum(
-            1 for c in result.clusters if c.hotspot.flagged and majority[c.id] not in hot
-        )
-        print(
-            f"seed {seed}: {len(result.clusters)} clusters, "
-            f"drift recall {drift_found}/{len(truth)}, "
-            f"hotspot recall {hot_found}/{len(hot)}, false drift flags {false_drift}, "
-            f"false hotspot flags {false_hot}, "
-            f"global drift p={result.global_drift.p_value:.3g}"
-            f" ({time.perf_counter() - started:.0f}s)"
-        )
-        totals.update(drift=drift_found, drift_n=len(truth), hot=hot_found, hot_n=len(hot),
-                      false_drift=false_drift, false_hot=false_hot)  # fmt: skip
+    def model() -> Any:
+        if not loaded:
+            loaded.append(load_model(settings.embedding_model))
+        return loaded[0]
 
-    null_flags = 0
-    for seed in range(args.seeds):
-        rng = np.random.default_rng(100 + seed)
-        rows, down, _, _ = scenario(rng, intents, pool, null=True)
-        result = run(model, settings, rows, down)
-        flags = sum(c.drift.flagged + c.hotspot.flagged for c in result.clusters)
-        flags += result.global_drift.flagged
-        null_flags += flags
-        print(
-            f"null seed {seed}: {len(result.clusters)} clusters, flags {flags}, "
-            f"global drift p={result.global_drift.p_value:.3g}"
-        )
-    print(
-        f"TOTAL drift recall {totals['drift']}/{totals['drift_n']}, hotspot recall "
-        f"{totals['hot']}/{totals['hot_n']}, false flags drift {totals['false_drift']} hotspot "
-        f"{totals['false_hot']}; null scenario flags {null_flags} over {args.seeds} runs"
-    )
+    embed(model, [t for i in intents for t in pool[i]], cache)
+    centroid = {}
+    for i in intents:
+        c = np.mean([_vectors[t] for t in pool[i]], axis=0)
+        centroid[i] = c / np.linalg.norm(c)
+
+    print(f"load average at start {os.getloadavg()[0]:.1f}; seeds {args.seeds}")
+    for name in args.scenarios.split(","):
+        shape = {"weak": WEAK, "strong": STRONG, "null": None}[name]
+        totals = {"before": Counter(), "after": Counter()}
+        null_flags = {"before": 0, "after": 0}
+        for seed in range(args.seeds):
+            rng = np.random.default_rng(seed + (100 if shape is None else 0))
+            started = time.perf_counter()
+            rows, down, plan = scenario(rng, intents, pool, centroid, shape)
+            result, is_current = run(settings, rows, down)
+            line = []
+            for label, groups in (("before", previous(result, is_current, down, settings)),
+                                  ("after", now(result))):  # fmt: skip
+                if shape is None:
+                    flags = sum(bool(d) + h for _, d, h in groups)
+                    flags += result.global_drift.flagged
+                    null_flags[label] += flags
+                    line.append(f"{label} flags {flags}")
+                    continue
+                s = score(groups, rows, plan)
+                totals[label].update(s)
+                found = sum(s[k] for k in KINDS)
+                line.append(
+                    f"{label} {found}/{len(plan)} found, false {s['false_drift'] + s['false_hot']}"
+                )
+            subs = sum(c.parent is not None for c in result.clusters)
+            novel = len(result.novel.members) if result.novel else 0
+            top = sum(c.parent is None for c in result.clusters)
+            print(
+                f"{name} seed {seed}: {top} clusters, {subs} sub-clusters, {novel} novel; "
+                + "; ".join(line)
+                + f" ({time.perf_counter() - started:.0f}s, load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+        if shape is None:
+            print(
+                f"NULL: runs {args.seeds}, flags before {null_flags['before']}, "
+                f"after {null_flags['after']}"
+            )
+            continue
+        print(f"\n{name.upper()} | " + " | ".join(KINDS) + " | all | false flags per run")
+        for label, t in totals.items():
+            cells = " | ".join(f"{t[k]}/{t[k + '_n']}" for k in KINDS)
+            found, n = sum(t[k] for k in KINDS), sum(t[k + "_n"] for k in KINDS)
+            false = (t["false_drift"] + t["false_hot"]) / args.seeds
+            print(f"{label} | {cells} | {found}/{n} = {found / n:.0%} | {false:.2f}")
+        print()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Calls the flagging statistics the job uses (``pipeline.window_tests``) on synthe
 no embedding model is needed. The null test is seeded (no flakiness); its bounds are 99.9%
 binomial quantiles at the nominal levels (alpha for the report, alpha/3 per family), tight
 enough that the old allocation (alpha/2 + alpha/2 for drift and a separate alpha for hotspots,
-2 alpha in all) fails it.
+2 alpha in all) fails it. The last test adds every family of issue 12: the Ward tree's nodes
+below the cut, the novel group, persistent and emerging hotspots.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import numpy as np
 from scipy.stats import binom
 
 from llmscope.analysis import stats
+from llmscope.analysis.cluster import cluster
 from llmscope.analysis.pipeline import Verdicts, window_tests
+from llmscope.analysis.tree import build_tree
 from llmscope.config import Settings
 
 
@@ -81,3 +84,47 @@ def test_planted_drift_and_hotspot_are_flagged_at_the_default_alpha() -> None:
     assert verdicts.hotspots[0].flagged
     assert [i for i, h in enumerate(verdicts.hotspots) if h.flagged] == [0]
     assert verdicts.flagged
+
+
+def test_null_false_alarm_rate_with_the_tree_novel_group_and_both_hotspot_kinds() -> None:
+    # The same bound with every family the job runs: drift on clusters, on the Ward-tree nodes
+    # below them and on a novel group; persistent and emerging hotspots on clusters and nodes.
+    alpha, draws, n = 0.3, 300, 300
+    settings = Settings(
+        database_url="sqlite://",
+        drift_alpha=alpha,
+        drift_min_ratio=1.0,
+        drift_min_share_change=0.0,
+        hotspot_min_lift=1.0,
+    )
+    rng = np.random.default_rng(5)
+    points = np.vstack([rng.normal(size=(75, 2)) + 6 * i for i in range(4)])
+    clustering = cluster(points, min_size=10, seed=0)
+    tree = build_tree(clustering)
+    assert tree is not None and clustering.micro_labels is not None
+    assert sum(len(tree.below(c)) for c in range(clustering.n_clusters)) > 40  # a real tree
+    novel = rng.random(n) < 0.05
+    alarms = {"report": 0, "global drift": 0, "drift": 0, "hotspots": 0, "below": 0}
+    for _ in range(draws):
+        is_current = rng.random(n) < 0.5
+        rated, thumbs_down = rng.random(n) < 0.6, rng.random(n) < 0.3
+        down = [bool(d) if r else None for r, d in zip(rated, thumbs_down, strict=True)]
+        v = window_tests(
+            clustering.labels, clustering.n_clusters, points, is_current, down, settings,
+            tree=tree, micro=clustering.micro_labels, novel=novel,
+        )  # fmt: skip
+        alarms["report"] += v.flagged
+        alarms["global drift"] += v.global_drift.flagged
+        alarms["drift"] += (
+            any(d.flagged for d in v.drift)
+            or bool(v.novel and v.novel.flagged)
+            or any(s.drift.flagged for s in v.subclusters)
+        )
+        alarms["hotspots"] += any(h.flagged for h in v.hotspots) or any(
+            s.hotspot.flagged for s in v.subclusters
+        )
+        alarms["below"] += bool(v.subclusters)
+    bounds = {name: int(binom.ppf(0.999, draws, alpha / 3)) for name in alarms}
+    bounds["report"] = int(binom.ppf(0.999, draws, alpha))
+    assert all(alarms[name] <= bounds[name] for name in alarms), (alarms, bounds)
+    assert alarms["report"] > 0 and alarms["below"] > 0  # the tree's tests do run and flag
