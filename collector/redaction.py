@@ -77,6 +77,8 @@ CONTENT_FIELDS = (
     "prompt",
     "messages",
     "response",
+    "tool_calls",
+    "choices",
     "template_text",
     "template_variables",
     "error",

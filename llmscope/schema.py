@@ -103,6 +103,10 @@ class RecordOut(BaseModel):
     span_id: str | None
     internal: bool
     cost_usd: float | None = Field(default=None, description="US dollars; null when unpriced.")
+    tool_calls: list[dict[str, Any]] | None = None
+    tools: list[str] | None = None
+    choices: list[dict[str, Any]] | None = None
+    route: str | None = None
     feedback: list[FeedbackOut] = Field(
         default_factory=list, description="The record's feedback history, oldest first."
     )
@@ -143,6 +147,10 @@ def record_row(record: RecordIn, *, source: str = "api", internal: bool = False)
         "latency_ms": record.latency_ms,
         "ttft_ms": record.ttft_ms,
         "cost_usd": record.cost_usd,
+        "tool_calls": [c.model_dump() for c in record.tool_calls] if record.tool_calls else None,
+        "tools": record.tools,
+        "choices": record.choices,
+        "route": record.route,
         "status": record.status,
         "error": record.error,
         "user_id": record.user_id,

@@ -9,8 +9,9 @@ adds ``fallbacks:`` to a route: endpoints tried in order when the chosen one fai
 a timeout. The old spelling, where ``routes:`` lists endpoints, is still read: an entry with
 ``route_type`` or ``model`` is an endpoint. Secrets in ``model.config`` are ``$ENV_VAR`` references
 (or literal values), resolved when the file is loaded. llmscope adds per-endpoint options
-(``log_content``, ``timeout_seconds``, ``max_retries``) and a top-level ``prompts:`` list of
-named, versioned templates with ``{{variable}}`` placeholders, ``evaluators:`` (parsed by
+(``log_content``, ``log_media``, ``timeout_seconds``, ``max_retries``) and a top-level
+``prompts:`` list of named, versioned templates with ``{{variable}}`` placeholders,
+``evaluators:`` (parsed by
 ``llmscope.collector.evaluations.config``; hot-reloaded with the rest of the file), and the
 ``pricing:`` and ``budgets:`` lists (entries defined in ``collector/pricing.py`` and
 ``collector/budgets.py``).
@@ -99,6 +100,7 @@ class Endpoint(BaseModel):
     model: ModelSpec
     limit: Limit | None = None
     log_content: bool = True
+    log_media: bool = False  # llmscope: keep inline images/audio in records, not references
     timeout_seconds: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
 

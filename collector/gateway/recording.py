@@ -2,7 +2,10 @@
 
 The row has ``llmscope.schema.record_row``'s column names and ``source="gateway"``. With
 ``log_content: false`` on the endpoint only metadata is kept (no prompt, messages, response or
-template text/variables). Offline calls carry ``provider: offline`` and the tag
+template text/variables; tool calls keep their names only). Inline media in messages are stored
+as references (``media.py``) unless the endpoint says ``log_media: true``. The answer's tool
+calls, the tools offered, every choice of an ``n > 1`` call and the route are recorded too.
+Offline calls carry ``provider: offline`` and the tag
 ``llmscope.offline: "true"``. The row's timestamp is the call's start, or the time the caller
 gave in the ``llmscope`` extension (a replay of historical traffic). Strings are cut to their
 column sizes, so one odd call can never make a batch fail in the store.
@@ -19,10 +22,18 @@ from typing import Any
 
 from llmscope.collector.gateway.choices import ChoiceSummary
 from llmscope.collector.gateway.extension import CallMeta
+from llmscope.collector.gateway.media import media_references
 from llmscope.collector.redaction import redact_row
 
 OFFLINE_TAG = "llmscope.offline"
-_LIMITS = {"endpoint": 256, "provider": 64, "model": 256, "user_id": 256, "session_id": 256}
+_LIMITS = {
+    "route": 256,
+    "endpoint": 256,
+    "provider": 64,
+    "model": 256,
+    "user_id": 256,
+    "session_id": 256,
+}
 
 
 @dataclass
@@ -36,6 +47,7 @@ class Call:
     provider: str | None = None
     model: str | None = None
     log_content: bool = True
+    log_media: bool = False  # keep inline images/audio as sent, not as references
     offline: bool = False
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -82,6 +94,9 @@ class Call:
         if self.offline:
             tags[OFFLINE_TAG] = "true"
         prompt, messages = _inputs(self.kind, self.body)
+        if messages and not self.log_media:
+            messages = media_references(messages)
+        several = len(self.choices) > 1
         row: dict[str, Any] = {
             "id": self.id,
             "timestamp": self.meta.timestamp or self.started_at,
@@ -109,6 +124,10 @@ class Call:
             "trace_id": None,
             "span_id": None,
             "internal": self.meta.internal,
+            "tool_calls": self.tool_calls,
+            "tools": self.tools,
+            "choices": [c.as_dict() for c in self.choices] if several else None,
+            "route": self.route,
         }
         for name, limit in _LIMITS.items():
             if isinstance(row[name], str):
@@ -116,6 +135,9 @@ class Call:
         if not self.log_content:
             for name in ("prompt", "messages", "response", "template_text", "template_variables"):
                 row[name] = None
+            row["choices"] = None
+            if row["tool_calls"]:  # which tools were called is metadata; their arguments are not
+                row["tool_calls"] = [{**c, "arguments": None} for c in row["tool_calls"]]
         return redact_row(row) if redact else row
 
 

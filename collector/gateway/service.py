@@ -284,6 +284,7 @@ class Gateway:
         call.endpoint = endpoint.name
         call.provider, call.model = endpoint.model.provider, endpoint.model.name
         call.log_content = endpoint.log_content
+        call.log_media = endpoint.log_media
         provider = state.providers[endpoint.name]
         call.offline = provider.offline
         self._check_budget(call)

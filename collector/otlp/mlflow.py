@@ -227,5 +227,7 @@ class MLflowTracing:
             "user_id": _short(_decoded(attrs, "user.id"))
             or _short(_decoded(attrs, "mlflow.trace.user")),
             "tags": {"mlflow.request_id": request_id} if request_id else None,
+            "tool_calls": calls or None,
+            "tools": _tool_names(attrs, inputs),
         }
         return fields

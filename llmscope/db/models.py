@@ -105,6 +105,13 @@ class Record(Base):
     internal: Mapped[bool] = mapped_column(Boolean, default=False)
     # US dollars, priced when written (collector/pricing.py); None when the model has no price.
     cost_usd: Mapped[float | None] = mapped_column(Float)
+    # What the model called ([{id, name, arguments}]) and which tools it was offered (names).
+    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    tools: Mapped[list[str] | None] = mapped_column(JSONType)
+    # Every choice of an n > 1 call ({index, text, tool_calls, finish_reason}); else null.
+    choices: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    # The gateway route named by the caller; ``endpoint`` is the endpoint that answered.
+    route: Mapped[str | None] = mapped_column(String(256))
 
     __table_args__ = (
         Index("ix_records_timestamp", "timestamp"),

@@ -214,6 +214,10 @@ def record_out(record: Record, events: list[Feedback]) -> RecordOut:
         span_id=record.span_id,
         internal=record.internal,
         cost_usd=record.cost_usd,
+        tool_calls=record.tool_calls,
+        tools=record.tools,
+        choices=record.choices,
+        route=record.route,
         feedback=history,
         latest_feedback=history[-1] if history else None,
     )

@@ -27,6 +27,7 @@ __all__ = [
     "RecordIn",
     "ShortStr",
     "Template",
+    "ToolCall",
 ]
 
 _ID_PATTERN = r"^[^\x00-\x20/?#%\x7f]+$"
@@ -57,6 +58,16 @@ class Template(BaseModel):
     variables: dict[str, Any] | None = None
 
 
+class ToolCall(BaseModel):
+    """A tool the model called: its name and the arguments as the model sent them (JSON text)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[StrictStr, Field(max_length=256)] | None = None
+    name: ShortStr
+    arguments: StrictStr | None = None
+
+
 class RecordIn(BaseModel):
     """A record as a client sends it; every field is optional and unknown fields are refused."""
 
@@ -85,6 +96,20 @@ class RecordIn(BaseModel):
         default=None,
         description="What the call cost, US dollars; default: priced by the collector from the "
         "model's entry in the gateway's pricing: table (null when the model has none).",
+    )
+    tool_calls: list[ToolCall] | None = Field(
+        default=None, description="The tools the answer called (its first choice), in order."
+    )
+    tools: list[ShortStr] | None = Field(
+        default=None, description="The names of the tools the request offered."
+    )
+    choices: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Every choice when the call asked for several (n > 1): "
+        "{index, text, tool_calls, finish_reason}; response is the first one's text.",
+    )
+    route: ShortStr | None = Field(
+        default=None, description="The gateway route the call was sent to (endpoint: who answered)."
     )
     status: Literal["ok", "error"] = "ok"
     error: StrictStr | None = None

@@ -7,6 +7,7 @@ formats) and its AGENT/chain spans are skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +61,9 @@ def test_mlflow_autolog_and_spans_over_otlp_become_records(live_server: str) -> 
     assert (tools_call["input_tokens"], tools_call["output_tokens"]) == (20, 9)
     assert tools_call["status"] == "ok" and tools_call["response"] is None  # a tool call
     assert tools_call["tags"]["mlflow.request_id"].startswith("tr-")
+    assert tools_call["tools"] == ["get_weather"]
+    assert [c["name"] for c in tools_call["tool_calls"]] == ["get_weather"]
+    assert json.loads(tools_call["tool_calls"][0]["arguments"]) == {"query": "Weather in Paris?"}
 
     reset = [r for r in records if r["messages"][-1]["content"] == "How do I reset my password?"]
     assert len(reset) == 2  # the LangChain span and the OpenAI span inside it
