@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,30 @@ class _Bounded:
                 seen.add(text)
                 return text
         return OTHER
+
+
+def _observe_many(child: Any, values: list[float]) -> None:
+    """``child.observe(v)`` for each value, as one update per bucket and one of the sum.
+
+    In multiprocess mode every update is a locked write to a memory-mapped file (~5 us), so a
+    batch of 1,000 latencies costs 1,000 x 2 of them through ``observe``. This uses the
+    histogram's own per-bucket values (``_upper_bounds``, ``_buckets``, ``_sum``, stable in
+    prometheus-client since 0.4) and falls back to ``observe`` if they ever change.
+    """
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total = getattr(child, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            child.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1  # the first bucket whose bound >= value
+    for index, count in enumerate(counts):
+        if count:
+            buckets[index].inc(count)
+    total.inc(sum(values))
 
 
 class _Group:
@@ -247,13 +272,9 @@ class Metrics:
             )
             self.calls.labels(*labels).inc(group.calls)
             if group.latencies:
-                child = self.latency.labels(*key)
-                for value in group.latencies:
-                    child.observe(value)
+                _observe_many(self.latency.labels(*key), group.latencies)
             if group.ttfts:
-                child = self.ttft.labels(*key)
-                for value in group.ttfts:
-                    child.observe(value)
+                _observe_many(self.ttft.labels(*key), group.ttfts)
             if group.tokens_in > 0:
                 self.tokens.labels(*key, "input").inc(group.tokens_in)
             if group.tokens_out > 0:

@@ -267,3 +267,35 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
     assert found[0]["current"] == pytest.approx(0.3) and found[0]["down_rate"] == 0.25
     assert found[0]["drift"] is True
     assert found[1]["current"] == pytest.approx(0.3)  # clusters 1 and 2 summed
+
+
+def test_a_batch_counts_exactly_as_its_calls_one_by_one() -> None:
+    values = [0.0, 50.0, 51.0, 100.0, 300.0, 1000.0, 2400.0, 2500.0, 99_000.0, 500_000.0]
+    rows = [
+        {"source": "api", "endpoint": "e", "model": "m", "latency_ms": v, "ttft_ms": v / 2}
+        | {"input_tokens": 3, "output_tokens": i, "cost_usd": 0.001 * i, "template_name": "t"}
+        for i, v in enumerate(values)
+    ]
+    batched, single = Metrics(), Metrics()
+    batched.calls_committed(rows)
+    for row in rows:
+        single.latency.labels("e", "m").observe(row["latency_ms"] / 1000)
+        single.ttft.labels("e", "m").observe(row["ttft_ms"] / 1000)
+        single.calls.labels("api", "e", "m", "t@", "ok").inc()
+        single.tokens.labels("e", "m", "input").inc(3)
+        if row["output_tokens"]:
+            single.tokens.labels("e", "m", "output").inc(row["output_tokens"])
+        if row["cost_usd"]:
+            single.cost.labels("e", "m").inc(row["cost_usd"])
+
+    def samples(metrics: Metrics) -> dict[str, float]:
+        return {
+            f"{s.name}{sorted(s.labels.items())}": s.value
+            for f in text_string_to_metric_families(metrics.render().decode())
+            for s in f.samples
+            if not s.name.endswith("_created")
+        }
+
+    expected = samples(single)
+    assert samples(batched) == pytest.approx(expected)
+    assert expected["llmscope_call_latency_seconds_count[('endpoint', 'e'), ('model', 'm')]"] == 10
