@@ -102,6 +102,7 @@ def test_retry_does_not_overwrite_the_stored_record(client: TestClient) -> None:
     ("bad", "status", "needle"),
     [
         ({"input_tokens": -1}, 422, "records[3].input_tokens"),
+        ({"input_tokens": 2**63}, 422, "records[3].input_tokens"),  # past the column's range
         ({"output_tokens": "12"}, 422, "records[3].output_tokens"),
         ({"colour": "blue"}, 422, "records[3].colour: unknown field"),
         ({"timestamp": "yesterday-ish"}, 422, "records[3].timestamp"),

@@ -31,7 +31,9 @@ __all__ = [
 ]
 
 _ID_PATTERN = r"^[^\x00-\x20/?#%\x7f]+$"
-NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+# Token counts are stored as 32-bit integers (PostgreSQL INTEGER): a larger count is a 422, not a 500.
+MAX_COUNT = 2**31 - 1
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
 NonNegativeFloat = Annotated[float, Strict(), Field(ge=0)]
 ShortStr = Annotated[StrictStr, Field(max_length=256)]
 
