@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 _ID_PATTERN = r"^[^\x00-\x20/?#%\x7f]+$"
-# Token counts are stored as 32-bit integers (PostgreSQL INTEGER): a larger count is a 422, not a 500.
+# Token counts are stored as 32-bit integers (PostgreSQL INTEGER): a larger one is a 422.
 MAX_COUNT = 2**31 - 1
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
 NonNegativeFloat = Annotated[float, Strict(), Field(ge=0)]
