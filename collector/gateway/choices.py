@@ -78,10 +78,11 @@ class StreamAssembler:
         self._texts: dict[int, list[str]] = {}
         self._calls: dict[int, dict[int, dict[str, Any]]] = {}
         self._finish: dict[int, str | None] = {}
+        self._seen = False  # any content yet (for the time to first token)
 
     def feed(self, chunk: dict[str, Any]) -> bool:
-        """Take one chunk; True when it carried content (text or a tool call) for the first time."""
-        fresh = False
+        """Take one chunk; True when it is the first to carry content (text or a tool call)."""
+        carried = False
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
@@ -91,20 +92,21 @@ class StreamAssembler:
             delta = choice.get("delta")
             text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
             if isinstance(text, str) and text:
-                fresh = fresh or not any(self._texts.values())
+                carried = True
                 texts.append(text)
             if isinstance(delta, dict):
                 for call in delta.get("tool_calls") or []:
-                    fresh = self._feed_call(index, call) or fresh
+                    carried = self._feed_call(index, call) or carried
             if choice.get("finish_reason"):
                 self._finish[index] = choice["finish_reason"]
-        return fresh
+        first = carried and not self._seen
+        self._seen = self._seen or carried
+        return first
 
     def _feed_call(self, index: int, call: Any) -> bool:
         if not isinstance(call, dict):
             return False
         calls = self._calls.setdefault(index, {})
-        first = not any(self._calls.values()) or not calls
         position = call.get("index", len(calls))
         slot = calls.setdefault(position, {"id": None, "name": None, "arguments": ""})
         if call.get("id"):
@@ -116,7 +118,7 @@ class StreamAssembler:
             slot["name"] = function["name"]
         if isinstance(function.get("arguments"), str):
             slot["arguments"] += function["arguments"]
-        return first
+        return True
 
     def choices(self) -> list[ChoiceSummary]:
         indexes = sorted(set(self._texts) | set(self._calls) | set(self._finish))

@@ -1,0 +1,121 @@
+"""Pure pieces on hand-made inputs: media references, stream assembly, MLflow span formats."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+from llmscope.collector.gateway.choices import StreamAssembler, answer_choices, offered_tools
+from llmscope.collector.gateway.media import media_references, part_reference
+from llmscope.collector.otlp.attributes import Attrs
+from llmscope.collector.otlp.mlflow import MLflowTracing
+
+
+def _ref(kind: str, media_type: str, data: bytes) -> dict[str, object]:
+    return {
+        "type": kind,
+        "media_type": media_type,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def test_every_inline_media_shape_becomes_a_reference() -> None:
+    audio, image, pdf = b"RIFF-audio" * 10, b"\x89PNG" * 50, b"%PDF-1.7" * 20
+    b64 = {k: base64.b64encode(v).decode() for k, v in {"a": audio, "i": image, "p": pdf}.items()}
+    assert part_reference(
+        {"type": "input_audio", "input_audio": {"data": b64["a"], "format": "mp3"}}
+    ) == _ref("audio", "audio/mp3", audio)
+    assert part_reference(
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                     "data": b64["i"]}}
+    ) == _ref("image", "image/png", image)  # fmt: skip
+    assert part_reference(
+        {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{b64['p']}"}}
+    ) == _ref("file", "application/pdf", pdf)
+    assert part_reference({"type": "input_image", "image_url": "https://x/y.png"}) == {
+        "type": "image",
+        "url": "https://x/y.png",
+    }
+    text = {"type": "text", "text": "keep me"}
+    assert part_reference(text) is text
+    messages = [{"role": "user", "content": "plain"}, {"role": "user", "content": [text]}]
+    assert media_references(messages) == messages
+
+
+def test_stream_assembly_equals_the_whole_answer() -> None:
+    whole = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "a", "function": {"name": "f", "arguments": '{"x": 1}'}},
+                        {"id": "b", "function": {"name": "g", "arguments": "{}"}},
+                    ],
+                },
+                "finish_reason": "tool_calls",
+            },
+            {"index": 1, "message": {"content": "hi there"}, "finish_reason": "stop"},
+        ]
+    }
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": "a", "function": {"name": "f", "arguments": ""}}]}}]},
+        {"choices": [{"index": 1, "delta": {"content": "hi "}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": '{"x": '}},
+            {"index": 1, "id": "b", "function": {"name": "g", "arguments": "{}"}}]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": "1}"}}]}, "finish_reason": "tool_calls"}]},
+        {"choices": [{"index": 1, "delta": {"content": "there"}, "finish_reason": "stop"}]},
+    ]  # fmt: skip
+    assembler = StreamAssembler()
+    firsts = [assembler.feed(c) for c in chunks]
+    assert firsts == [True, False, False, False, False]  # time to first token: the first chunk
+    assert [c.as_dict() for c in assembler.choices()] == [
+        c.as_dict() for c in answer_choices(whole, "chat")
+    ]
+    assert offered_tools({"tools": [{"type": "function", "function": {"name": "f"}},
+                                    {"type": "web_search"}]}) == ["f", "web_search"]  # fmt: skip
+
+
+def _attrs(values: dict[str, object]) -> Attrs:
+    return Attrs({k: json.dumps(v) for k, v in values.items()})  # MLflow JSON-encodes each
+
+
+def test_mlflow_langchain_and_responses_outputs() -> None:
+    adapter = MLflowTracing()
+    langchain = _attrs(
+        {
+            "mlflow.spanType": "CHAT_MODEL",
+            "mlflow.spanInputs": [[{"type": "system", "content": "Be brief."},
+                                   {"type": "human", "content": "Weather?"}]],
+            "mlflow.spanOutputs": {"generations": [[{"text": "", "message": {
+                "content": "", "type": "ai",
+                "tool_calls": [{"name": "weather", "args": {"city": "Paris"}, "id": "t1"}]}}]]},
+        }
+    )  # fmt: skip
+    assert adapter.verdict(langchain) is True
+    fields = adapter.fields(langchain)
+    assert fields["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather?"},
+    ]
+    assert fields["tool_calls"] == [{"id": "t1", "name": "weather",
+                                     "arguments": '{"city": "Paris"}'}]  # fmt: skip
+    responses = _attrs(
+        {
+            "mlflow.spanType": "LLM",
+            "mlflow.spanInputs": {"model": "gpt-5", "input": "Hi", "instructions": "Be kind."},
+            "mlflow.spanOutputs": {"output": [{"type": "message", "content": [
+                {"type": "output_text", "text": "Hello!"}]}]},
+        }
+    )  # fmt: skip
+    fields = adapter.fields(responses)
+    assert fields["response"] == "Hello!" and fields["model"] == "gpt-5"
+    assert fields["messages"][0] == {"role": "system", "content": "Be kind."}
+    assert adapter.verdict(_attrs({"mlflow.spanType": "TOOL"})) is False
+    assert adapter.verdict(Attrs({"gen_ai.system": "openai"})) is None
