@@ -40,8 +40,8 @@ from llmscope.collector.evaluations.config import parse_evaluators  # noqa: E402
 from llmscope.collector.evaluations.runner import Judging, evaluate_range  # noqa: E402
 from llmscope.collector.evaluations.store import Candidate  # noqa: E402
 from llmscope.collector.gateway.service import Gateway  # noqa: E402
-from llmscope.collector.recorder import Recorder  # noqa: E402
-from llmscope.collector.store import insert_records  # noqa: E402
+from llmscope.collector.ingest import Recorder, RecordWriter  # noqa: E402
+from llmscope.collector.ingest.store import insert_records  # noqa: E402
 from llmscope.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
 from llmscope.db.models import Evaluation  # noqa: E402
 from llmscope.schema import RecordIn, record_row  # noqa: E402
@@ -206,7 +206,7 @@ def bench_judged(workdir: Path, pg_url: str | None, judge_url: str, n: int) -> N
             ) -> tuple[float, Any]:
                 recorder = Recorder(factory, spool_dir=workdir / "spool")
                 recorder.start()
-                gateway = Gateway(config, recorder)
+                gateway = Gateway(config, RecordWriter(recorder=recorder))
                 await gateway.start()
                 judging = Judging(
                     factory, gateway, concurrency=in_flight, lease=timedelta(minutes=10)

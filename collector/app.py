@@ -29,8 +29,8 @@ from llmscope.collector.evaluations.online import OnlineJudge
 from llmscope.collector.gateway import Gateway
 from llmscope.collector.gateway import mlflow_router as gateway_mlflow_router
 from llmscope.collector.gateway import openai_router as gateway_openai_router
+from llmscope.collector.ingest import Recorder, RecordWriter
 from llmscope.collector.otlp import receiver as otlp_receiver
-from llmscope.collector.recorder import Recorder
 from llmscope.config import Settings, get_settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.metrics import Metrics
@@ -49,14 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         make_sessionmaker(engine), settings, on_refused=lambda: prom.refused("budget")
     )
     accounting = Accounting(prom, budgets)
+    # The one write path: every door (REST, OTLP, the gateway) stores through it.
+    writer = RecordWriter.from_settings(settings, recorder, accounting)
     # An invalid gateway config raises ConfigError here, before anything is served.
-    gateway = (
-        Gateway(
-            settings.gateway_config, recorder, redact=settings.redact_pii, accounting=accounting
-        )
-        if settings.gateway_config
-        else None
-    )
+    gateway = Gateway(settings.gateway_config, writer) if settings.gateway_config else None
     # Judges new records in the background while the gateway has evaluators (hot-reloaded).
     online = (
         OnlineJudge(make_sessionmaker(engine), gateway, settings) if gateway is not None else None
@@ -97,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.recorder = recorder
+    app.state.writer = writer
     app.state.gateway = gateway
     app.state.metrics = prom
     app.state.accounting = accounting

@@ -21,7 +21,7 @@ from llmscope.collector.evaluations.config import (
     RefusalCheck,
     RegexCheck,
 )
-from llmscope.collector.redaction import MASKS, redact_text
+from llmscope.collector.ingest.redaction import MASKS, redact_text
 
 
 @dataclass(frozen=True)

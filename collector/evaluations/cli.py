@@ -106,7 +106,7 @@ async def _run(
     from llmscope.collector.evaluations.config import LLMJudge
     from llmscope.collector.evaluations.runner import Judging, evaluate_range
     from llmscope.collector.gateway.service import Gateway
-    from llmscope.collector.recorder import Recorder
+    from llmscope.collector.ingest import Recorder, RecordWriter
     from llmscope.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)
@@ -117,7 +117,7 @@ async def _run(
         if any(isinstance(e, LLMJudge) for e in evaluators):
             recorder = Recorder(factory, spool_dir=settings.data_dir / "spool")
             recorder.start()
-            gateway = Gateway(path, recorder, redact=settings.redact_pii)
+            gateway = Gateway(path, RecordWriter.from_settings(settings, recorder))
             await gateway.start()
         judging = Judging(
             factory,

@@ -161,7 +161,7 @@ async def call_endpoint(
         raise
     finally:
         with contextlib.suppress(Exception):  # recording trouble never fails a judgement
-            gateway.recorder.submit(call.row(redact=gateway.redact))
+            gateway.writer.submit(call.row(), log_content=call.log_content)
 
 
 async def judge_answer(

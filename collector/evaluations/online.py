@@ -36,7 +36,7 @@ from llmscope.collector.evaluations.config import LLMJudge
 from llmscope.collector.evaluations.runner import Clock, Judging, selects, settled_ids, utc_now
 from llmscope.collector.evaluations.store import Candidate
 from llmscope.collector.gateway.service import Gateway
-from llmscope.collector.recorder import Recorder
+from llmscope.collector.ingest import Recorder, RecordWriter
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import Record
@@ -302,9 +302,8 @@ class BackgroundJudge:
         self.recorder = Recorder(factory, spool_dir=self.settings.data_dir / "spool")
         self.recorder.start()
         assert self.settings.gateway_config is not None
-        self.gateway = Gateway(
-            self.settings.gateway_config, self.recorder, redact=self.settings.redact_pii
-        )
+        writer = RecordWriter.from_settings(self.settings, self.recorder)
+        self.gateway = Gateway(self.settings.gateway_config, writer)
         await self.gateway.start()
         self.judge = OnlineJudge(factory, self.gateway, self.settings)
         await self.judge.start()

@@ -134,14 +134,14 @@ def run_command(args: argparse.Namespace) -> int:
 async def _execute(settings: Any, path: Path, ready: Any) -> dict[str, Any]:
     from llmscope.collector.experiments.runner import execute
     from llmscope.collector.gateway.service import Gateway
-    from llmscope.collector.recorder import Recorder
+    from llmscope.collector.ingest import Recorder, RecordWriter
     from llmscope.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)
     factory = make_sessionmaker(engine)
     recorder = Recorder(factory, spool_dir=settings.data_dir / "spool")
     recorder.start()
-    gateway = Gateway(path, recorder, redact=settings.redact_pii)
+    gateway = Gateway(path, RecordWriter.from_settings(settings, recorder))
     try:
         await gateway.start()
         report = await execute(

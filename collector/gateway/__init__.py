@@ -1,7 +1,7 @@
 """The gateway: an MLflow AI Gateway- and OpenAI-compatible proxy that records every call.
 
 ``config`` reads the YAML, ``providers`` talk to LLMs, ``service`` runs calls and hot reloads,
-``routes`` is the HTTP surface; records leave through ``llmscope.collector.recorder``.
+``routes`` is the HTTP surface; records leave through ``llmscope.collector.ingest``.
 """
 
 from llmscope.collector.gateway.config import ConfigError, GatewayConfig, load_config

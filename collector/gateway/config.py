@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmscope import limits
 from llmscope.collector.budgets import Budget
 from llmscope.collector.evaluations.config import EvaluatorConfigError, parse_evaluators
 from llmscope.collector.gateway.provider_keys import (
@@ -136,8 +137,8 @@ class Route(BaseModel):
 class Prompt(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=256)
-    version: str = Field(default="1", max_length=64)
+    name: str = Field(min_length=1, max_length=limits.NAME)
+    version: str = Field(default="1", max_length=limits.VERSION)
     text: str
 
     @model_validator(mode="before")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from llmscope import limits
 from llmscope.collector.gateway.config import GatewayConfig
 
 EXTENSION_KEYS = {
@@ -71,7 +72,7 @@ def _timestamp(value: Any, where: str) -> datetime | None:
     return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
 
-def _short(value: Any, where: str, limit: int = 256) -> str | None:
+def _short(value: Any, where: str, limit: int = limits.NAME) -> str | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -104,7 +105,7 @@ def _tags(value: Any, where: str) -> dict[str, str]:
         if not isinstance(item, str | int | float | bool):
             raise BadRequest(f"{where}.{key}: must be a string")
         text = str(item).lower() if isinstance(item, bool) else str(item)
-        if len(key) > 256 or len(text) > 1024:
+        if len(key) > limits.NAME or len(text) > limits.TAG_VALUE:
             raise BadRequest(f"{where}.{key}: too long")
         tags[str(key)] = text
     return tags
@@ -136,7 +137,9 @@ def read_meta(body: dict[str, Any], headers: Mapping[str, str]) -> CallMeta:
             ext.get("template", headers.get("x-llmscope-template")), "llmscope.template"
         ),
         version=_short(
-            ext.get("version", headers.get("x-llmscope-template-version")), "llmscope.version", 64
+            ext.get("version", headers.get("x-llmscope-template-version")),
+            "llmscope.version",
+            limits.VERSION,
         ),
         variables=variables,
         user_id=_short(user, "llmscope.user_id"),

@@ -1,14 +1,14 @@
 """What the gateway records about a call: one ``records`` row built from a :class:`Call`.
 
-The row has ``llmscope.schema.record_row``'s column names and ``source="gateway"``. With
-``log_content: false`` on the endpoint only metadata is kept (no prompt, messages, response or
-template text/variables; tool calls keep their names only). Inline media in messages are stored
+The row has ``llmscope.schema.record_row``'s column names and ``source="gateway"``; the write
+path (``RecordWriter.submit``) finishes it: cuts strings to their column sizes, applies the
+endpoint's ``log_content: false`` (:attr:`Call.log_content`: only metadata is kept, tool calls
+keep their names only) and masks PII. Inline media in messages are stored
 as references (``media.py``) unless the endpoint says ``log_media: true``. The answer's tool
 calls, the tools offered, every choice of an ``n > 1`` call and the route are recorded too.
 Offline calls carry ``provider: offline`` and the tag
 ``llmscope.offline: "true"``. The row's timestamp is the call's start, or the time the caller
-gave in the ``llmscope`` extension (a replay of historical traffic). Strings are cut to their
-column sizes, so one odd call can never make a batch fail in the store.
+gave in the ``llmscope`` extension (a replay of historical traffic).
 """
 
 from __future__ import annotations
@@ -23,17 +23,8 @@ from typing import Any
 from llmscope.collector.gateway.choices import ChoiceSummary
 from llmscope.collector.gateway.extension import CallMeta
 from llmscope.collector.gateway.media import media_references
-from llmscope.collector.redaction import redact_row
 
 OFFLINE_TAG = "llmscope.offline"
-_LIMITS = {
-    "route": 256,
-    "endpoint": 256,
-    "provider": 64,
-    "model": 256,
-    "user_id": 256,
-    "session_id": 256,
-}
 
 
 @dataclass
@@ -87,8 +78,8 @@ class Call:
         self.status = "error"
         self.error = message[:4000]
 
-    def row(self, *, redact: bool = False) -> dict[str, Any]:
-        """The ``records`` row for this call (latency measured up to now)."""
+    def row(self) -> dict[str, Any]:
+        """The ``records`` row for this call (latency measured up to now), not yet finished."""
         latency_ms = self.elapsed_ms()
         tags = dict(self.meta.tags)
         if self.offline:
@@ -97,7 +88,7 @@ class Call:
         if messages and not self.log_media:
             messages = media_references(messages)
         several = len(self.choices) > 1
-        row: dict[str, Any] = {
+        return {
             "id": self.id,
             "timestamp": self.meta.timestamp or self.started_at,
             "received_at": datetime.now(UTC),
@@ -129,16 +120,6 @@ class Call:
             "choices": [c.as_dict() for c in self.choices] if several else None,
             "route": self.route,
         }
-        for name, limit in _LIMITS.items():
-            if isinstance(row[name], str):
-                row[name] = row[name][:limit]
-        if not self.log_content:
-            for name in ("prompt", "messages", "response", "template_text", "template_variables"):
-                row[name] = None
-            row["choices"] = None
-            if row["tool_calls"]:  # which tools were called is metadata; their arguments are not
-                row["tool_calls"] = [{**c, "arguments": None} for c in row["tool_calls"]]
-        return redact_row(row) if redact else row
 
 
 def _inputs(kind: str, body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]] | None]:

@@ -4,7 +4,7 @@
 pooled HTTP client every provider shares, and watches the file: a valid change swaps in a new
 state (calls already under way finish on the state they started with, so none is dropped), an
 invalid change is logged and the old state stays. :meth:`Gateway.invoke` serves one call and
-hands its record to the recorder, off the request path.
+hands its record to the write path (``RecordWriter.submit``), off the request path.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from llmscope.collector.accounting import Accounting
 from llmscope.collector.gateway.choices import answer_choices, offered_tools
 from llmscope.collector.gateway.config import (
     ConfigError,
@@ -49,7 +48,7 @@ from llmscope.collector.gateway.streaming import (
     stream_responses,
 )
 from llmscope.collector.gateway.validation import InvalidRequest, check_mlflow_request
-from llmscope.collector.recorder import Recorder
+from llmscope.collector.ingest import RecordWriter
 
 log = logging.getLogger("llmscope.gateway")
 
@@ -85,22 +84,13 @@ class State:
 
 
 class Gateway:
-    """The live gateway for the YAML at ``path``; records go to ``recorder``."""
+    """The live gateway for the YAML at ``path``; records leave through ``writer``."""
 
-    def __init__(
-        self,
-        path: Path,
-        recorder: Recorder,
-        *,
-        redact: bool = False,
-        reload_interval: float = 1.0,
-        accounting: Accounting | None = None,
-    ) -> None:
+    def __init__(self, path: Path, writer: RecordWriter, *, reload_interval: float = 1.0) -> None:
         self.path = Path(path)
-        self.recorder = recorder
-        self.redact = redact
+        self.writer = writer
         self.reload_interval = reload_interval
-        self.accounting = accounting  # cost, budgets and metrics of the calls
+        self.accounting = writer.accounting  # pricing and budgets from this config
         self.config = load_config(self.path)  # ConfigError here stops the collector's start
         self._configure_accounting(self.config)
         self._fingerprint = self._read_fingerprint()
@@ -358,12 +348,7 @@ class Gateway:
 
     def _record(self, call: Call) -> None:
         try:
-            row = call.row(redact=self.redact)
-            if self.accounting is not None:
-                self.accounting.price([row])
-            self.recorder.submit(row)
-            if self.accounting is not None:
-                self.accounting.counted([row])  # answered: the call counts now
+            self.writer.submit(call.row(), log_content=call.log_content)
         except Exception:  # recording trouble never fails the user's call
             log.exception("could not record gateway call id=%s", call.id)
         log.debug(

@@ -14,11 +14,11 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from pydantic import ValidationError
 
+from llmscope import limits
+from llmscope.collector.ingest import FeedbackEvent, RecordWriter
 from llmscope.collector.otlp.attributes import BadAttribute, attributes_of
-from llmscope.collector.otlp.feedback import TraceFeedback, feedback_of
+from llmscope.collector.otlp.feedback import feedback_of
 from llmscope.collector.otlp.mapping import record_id_for, span_ids, span_record
-from llmscope.collector.redaction import redact_row
-from llmscope.schema import record_row
 
 _ERRORS_SHOWN = 5
 log = logging.getLogger("llmscope.collector.otlp")
@@ -27,7 +27,7 @@ log = logging.getLogger("llmscope.collector.otlp")
 @dataclass
 class ExportBatch:
     rows: list[dict[str, Any]] = field(default_factory=list)
-    feedback: list[TraceFeedback] = field(default_factory=list)
+    feedback: list[FeedbackEvent] = field(default_factory=list)
     spans: int = 0
     skipped: int = 0
     rejected: int = 0
@@ -54,11 +54,11 @@ def _service_name(request_resource: Any) -> str | None:
         name = attributes_of(request_resource.attributes).text("service.name")
     except BadAttribute:
         return None
-    return name[:256] if name else None
+    return name[: limits.NAME] if name else None
 
 
-def map_export(request: ExportTraceServiceRequest, *, redact: bool) -> ExportBatch:
-    """The rows and feedback of ``request``; records use ``source="otlp"``."""
+def map_export(request: ExportTraceServiceRequest, writer: RecordWriter) -> ExportBatch:
+    """The rows (finished by ``writer``) and feedback of ``request``; ``source="otlp"``."""
     batch = ExportBatch()
     seen: set[str] = set()
     for resource_spans in request.resource_spans:
@@ -95,10 +95,10 @@ def map_export(request: ExportTraceServiceRequest, *, redact: bool) -> ExportBat
                 if record is None:
                     batch.skipped += 1
                     continue
-                row = record_row(record, source="otlp")
+                row = writer.row(record, source="otlp")
                 if row["id"] in seen:  # the same span twice in one export is one record
                     batch.skipped += 1
                     continue
                 seen.add(row["id"])
-                batch.rows.append(redact_row(row) if redact else row)
+                batch.rows.append(row)
     return batch

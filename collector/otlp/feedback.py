@@ -1,7 +1,8 @@
 """Feedback carried in traces: ``gen_ai.evaluation.result`` events and OpenInference annotations.
 
-Each becomes a ``feedback`` row on the record of the span it belongs to: the span's own record,
-or, when that span is not an LLM call (an evaluator span), the record of its parent span. A
+Each becomes a :class:`~llmscope.collector.ingest.FeedbackEvent` on the record of the span it
+belongs to: the span's own record, or, when that span is not an LLM call (an evaluator span),
+the record of its parent span; the write path stores it. A
 label such as ``pass``/``fail`` or ``correct``/``incorrect`` becomes a thumb, a numeric score is
 kept as the score; the evaluation's name and label become tags, its explanation the comment.
 The event time is the feedback time, which also makes a retried export store nothing twice.
@@ -9,16 +10,12 @@ The event time is the feedback time, which also makes a retried export store not
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from llmscope.collector.ingest import FeedbackEvent
 from llmscope.collector.otlp.attributes import Attrs, attributes_of
-from llmscope.collector.store import find_record_id
-from llmscope.db.models import Feedback, Record
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 _UP_LABELS = {
@@ -31,20 +28,6 @@ _DOWN_LABELS = {
 }  # fmt: skip
 # OpenInference annotation lists (span scope only: trace and session scopes name no span).
 _ANNOTATION_LISTS = (("annotations", "annotation"), ("evaluations", "evaluation"))
-
-
-@dataclass(frozen=True)
-class TraceFeedback:
-    """One feedback event found in a trace, addressed to the record of ``span_id``."""
-
-    record_id: str
-    span_id: str
-    thumb: str | None
-    score: float | None
-    tags: list[str]
-    comment: str | None
-    source: str
-    created_at: datetime
 
 
 def thumb_for(label: str | None) -> str | None:
@@ -62,7 +45,7 @@ def _event(
     span_id: str,
     at: datetime,
     default_source: str,
-) -> TraceFeedback | None:
+) -> FeedbackEvent | None:
     name = attrs.text(f"{prefix}name")
     label = attrs.text(f"{prefix}score.label") or attrs.text(f"{prefix}label")
     score = attrs.number(f"{prefix}score.value")
@@ -72,14 +55,14 @@ def _event(
     if thumb is None and score is None:
         return None  # nothing the analysis can count (an unknown label alone)
     kind = attrs.text(f"{prefix}annotator_kind")
-    return TraceFeedback(
-        record_id=record_id,
+    return FeedbackEvent(
+        record_ref=record_id,
         span_id=span_id,
         thumb=thumb,
         score=score if score is not None else (1.0 if thumb == "up" else 0.0),
-        tags=[t[:128] for t in (name, label) if t],
+        tags=[t for t in (name, label) if t],
         comment=attrs.text(f"{prefix}explanation"),
-        source=(kind.lower() if kind else default_source)[:64],
+        source=kind.lower() if kind else default_source,
         created_at=at,
     )
 
@@ -88,9 +71,9 @@ def _time(nanos: int) -> datetime:
     return datetime.fromtimestamp(nanos / 1e9, UTC) if nanos > 0 else datetime.now(UTC)
 
 
-def feedback_of(span: Span, attrs: Attrs, *, record_id: str, span_id: str) -> list[TraceFeedback]:
+def feedback_of(span: Span, attrs: Attrs, *, record_id: str, span_id: str) -> list[FeedbackEvent]:
     """The feedback events in ``span``, addressed to ``record_id`` (found by ``span_id``)."""
-    found: list[TraceFeedback | None] = []
+    found: list[FeedbackEvent | None] = []
     for event in span.events:
         if event.name == EVALUATION_EVENT:
             found.append(
@@ -117,40 +100,3 @@ def feedback_of(span: Span, attrs: Attrs, *, record_id: str, span_id: str) -> li
                 )
             )
     return [f for f in found if f is not None]
-
-
-def _already_stored(session: Session, record_id: str, item: TraceFeedback) -> bool:
-    rows = session.scalars(
-        select(Feedback).where(
-            Feedback.record_id == record_id,
-            Feedback.created_at == item.created_at,
-            Feedback.source == item.source,
-        )
-    ).all()
-    return any(list(row.tags or []) == item.tags and row.comment == item.comment for row in rows)
-
-
-def store_feedback(session: Session, items: list[TraceFeedback]) -> list[Feedback]:
-    """Add ``items`` whose record exists (same export or stored before); returns those added."""
-    stored: list[Feedback] = []
-    for item in items:
-        record_id = (
-            item.record_id
-            if session.get(Record, item.record_id) is not None
-            else find_record_id(session, item.span_id)
-        )
-        if record_id is None or _already_stored(session, record_id, item):
-            continue
-        event = Feedback(
-            record_id=record_id,
-            created_at=item.created_at,
-            thumb=item.thumb,
-            score=item.score,
-            tags=item.tags,
-            comment=item.comment,
-            source=item.source,
-        )
-        session.add(event)
-        session.flush()
-        stored.append(event)
-    return stored

@@ -20,10 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from llmscope.collector.api.limits import BodyTooLarge
+from llmscope.collector.ingest import RecordWriter
 from llmscope.collector.otlp import wire
 from llmscope.collector.otlp.batch import ExportBatch, map_export
-from llmscope.collector.otlp.feedback import store_feedback
-from llmscope.collector.store import insert_records
 from llmscope.config import Settings
 from llmscope.db import session_scope
 from llmscope.db.models import Record
@@ -73,25 +72,29 @@ def write_gate(request: Request) -> WriteGate:
 
 
 def _decode(
-    body: bytes, content_encoding: str | None, encoding: wire.Encoding, settings: Settings
+    body: bytes,
+    content_encoding: str | None,
+    encoding: wire.Encoding,
+    settings: Settings,
+    writer: RecordWriter,
 ) -> ExportBatch:
     data = wire.decompress(body, content_encoding, settings.max_body_bytes)
     message = wire.parse_request(data, encoding)
-    return map_export(message, redact=settings.redact_pii)
+    return map_export(message, writer)
 
 
 def _write(
-    factory: sessionmaker[Session], batch: ExportBatch
+    factory: sessionmaker[Session], writer: RecordWriter, batch: ExportBatch
 ) -> list[tuple[str | None, str | None]]:
     """Store the batch in one transaction; returns the stored feedback's (endpoint, thumb)."""
     with session_scope(factory) as session:
-        insert_records(session, batch.rows)
-        events = store_feedback(session, batch.feedback)
-        return [(_endpoint_of(session, e.record_id), e.thumb) for e in events]
+        writer.store(session, batch.rows)
+        events = writer.feedback(session, batch.feedback)
+        return [(_endpoint_of(session, e.record_id), e.thumb) for e in events if e is not None]
 
 
 def _endpoint_of(session: Session, record_id: str) -> str | None:
-    record = session.get(Record, record_id)  # in the session already: no query
+    record = session.get(Record, record_id)
     return None if record is None else record.endpoint
 
 
@@ -108,6 +111,7 @@ def _error(encoding: wire.Encoding, status: int, message: str, retry: bool = Fal
 async def export_traces(request: Request) -> Response:
     """Take an OTLP/HTTP trace export; spans of LLM calls become records."""
     settings: Settings = request.app.state.settings
+    writer: RecordWriter = request.app.state.writer
     try:
         encoding = wire.encoding_of(request.headers.get("content-type"))
     except wire.WireError as exc:
@@ -115,24 +119,25 @@ async def export_traces(request: Request) -> Response:
     try:
         body = await request.body()
         batch = await run_in_threadpool(
-            _decode, body, request.headers.get("content-encoding"), encoding, settings
+            _decode, body, request.headers.get("content-encoding"), encoding, settings, writer
         )
     except BodyTooLarge as exc:
         return _error(encoding, 413, str(exc.detail))
     except wire.WireError as exc:
         return _error(encoding, exc.status, exc.message)
     accounting = request.app.state.accounting
-    accounting.price(batch.rows)
     try:
         async with write_gate(request).slot():
-            feedback = await run_in_threadpool(_write, request.app.state.sessionmaker, batch)
+            feedback = await run_in_threadpool(
+                _write, request.app.state.sessionmaker, writer, batch
+            )
     except WriterSaturated:
         accounting.metrics.refused("otlp_concurrency")
         return _error(encoding, 429, "the writer is saturated; retry later", retry=True)
     except OperationalError:
         log.warning("otlp export not stored: the store is unavailable", exc_info=True)
         return _error(encoding, 503, "the store is unavailable; retry later", retry=True)
-    accounting.counted(batch.rows)
+    writer.accepted(batch.rows)
     for endpoint, thumb in feedback:
         accounting.metrics.feedback(endpoint, thumb)
     log.info(

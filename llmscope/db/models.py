@@ -32,6 +32,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from llmscope import limits
+
 # JSONB on PostgreSQL, JSON (text) on SQLite: the same Python values either way.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
@@ -76,31 +78,32 @@ class Record(Base):
 
     __tablename__ = "records"
 
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    id: Mapped[str] = mapped_column(String(limits.RECORD_ID), primary_key=True)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    source: Mapped[str] = mapped_column(String(16), default="api")  # api|gateway|otlp|sdk
-    endpoint: Mapped[str | None] = mapped_column(String(256))
-    provider: Mapped[str | None] = mapped_column(String(64))
-    model: Mapped[str | None] = mapped_column(String(256))
+    # api|gateway|otlp|sdk
+    source: Mapped[str] = mapped_column(String(limits.SOURCE), default="api")
+    endpoint: Mapped[str | None] = mapped_column(String(limits.NAME))
+    provider: Mapped[str | None] = mapped_column(String(limits.PROVIDER))
+    model: Mapped[str | None] = mapped_column(String(limits.NAME))
     prompt: Mapped[str | None] = mapped_column(Text)
     messages: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     response: Mapped[str | None] = mapped_column(Text)
-    template_name: Mapped[str | None] = mapped_column(String(256))
-    template_version: Mapped[str | None] = mapped_column(String(64))
+    template_name: Mapped[str | None] = mapped_column(String(limits.NAME))
+    template_version: Mapped[str | None] = mapped_column(String(limits.VERSION))
     template_text: Mapped[str | None] = mapped_column(Text)
     template_variables: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     input_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     ttft_ms: Mapped[float | None] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(16), default="ok")
+    status: Mapped[str] = mapped_column(String(limits.STATUS), default="ok")
     error: Mapped[str | None] = mapped_column(Text)
-    user_id: Mapped[str | None] = mapped_column(String(256))
-    session_id: Mapped[str | None] = mapped_column(String(256))
+    user_id: Mapped[str | None] = mapped_column(String(limits.NAME))
+    session_id: Mapped[str | None] = mapped_column(String(limits.NAME))
     tags: Mapped[dict[str, str] | None] = mapped_column(JSONType)
-    trace_id: Mapped[str | None] = mapped_column(String(32))
-    span_id: Mapped[str | None] = mapped_column(String(16))
+    trace_id: Mapped[str | None] = mapped_column(String(limits.TRACE_ID))
+    span_id: Mapped[str | None] = mapped_column(String(limits.SPAN_ID))
     # Calls llmscope makes itself (cluster summaries): recorded, never analysed.
     internal: Mapped[bool] = mapped_column(Boolean, default=False)
     # US dollars, priced when written (collector/pricing.py); None when the model has no price.
@@ -111,7 +114,7 @@ class Record(Base):
     # Every choice of an n > 1 call ({index, text, tool_calls, finish_reason}); else null.
     choices: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     # The gateway route named by the caller; ``endpoint`` is the endpoint that answered.
-    route: Mapped[str | None] = mapped_column(String(256))
+    route: Mapped[str | None] = mapped_column(String(limits.NAME))
 
     __table_args__ = (
         Index("ix_records_timestamp", "timestamp"),
@@ -131,15 +134,15 @@ class Feedback(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     record_id: Mapped[str] = mapped_column(
-        String(128), ForeignKey("records.id", ondelete="CASCADE")
+        String(limits.RECORD_ID), ForeignKey("records.id", ondelete="CASCADE")
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # "up" / "down" for thumbs; None when the user gave a number only.
-    thumb: Mapped[str | None] = mapped_column(String(8))
+    thumb: Mapped[str | None] = mapped_column(String(limits.THUMB))
     score: Mapped[float | None] = mapped_column(Float)
     tags: Mapped[list[str] | None] = mapped_column(JSONType)
     comment: Mapped[str | None] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(64), default="user")
+    source: Mapped[str] = mapped_column(String(limits.FEEDBACK_SOURCE), default="user")
 
     __table_args__ = (Index("ix_feedback_record_created", "record_id", "created_at", "id"),)
 
@@ -294,7 +297,7 @@ class RunAssignment(Base):
     run_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("analysis_runs.id", ondelete="CASCADE"), primary_key=True
     )
-    record_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(limits.RECORD_ID), primary_key=True)
     cluster_id: Mapped[int] = mapped_column(Integer)  # -1 = noise / unclustered
     window: Mapped[str] = mapped_column(String(16))  # baseline|current
     x: Mapped[float] = mapped_column(Float)

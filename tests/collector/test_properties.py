@@ -24,6 +24,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from sqlalchemy.orm import Session
 
 from llmscope.collector import create_app
+from llmscope.collector.ingest import RecordWriter
 from llmscope.collector.otlp import wire
 from llmscope.collector.otlp.batch import map_export
 from llmscope.config import Settings
@@ -125,7 +126,7 @@ def test_arbitrary_bytes_decode_or_raise_a_400(data: bytes, encoding: str) -> No
     except wire.WireError as exc:
         assert exc.status == 400 and exc.message
         return
-    map_export(request, redact=False)  # whatever decoded must map without raising
+    map_export(request, RecordWriter())  # whatever decoded must map without raising
 
 
 any_values = st.recursive(
@@ -171,7 +172,7 @@ def test_spans_with_any_attribute_types_never_break_the_batch(batch: list[Span])
     request = ExportTraceServiceRequest(
         resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=batch)])]
     )
-    result = map_export(request, redact=False)
+    result = map_export(request, RecordWriter())
     assert len(result.rows) + result.rejected + result.skipped == len(batch)
     for row in result.rows:
         json.dumps(row, default=str)  # every stored value is serialisable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmscope.collector.redaction import luhn_ok, redact_row, redact_text
+from llmscope.collector.ingest.redaction import luhn_ok, redact_row, redact_text
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Discriminator, Field, Tag
 from sqlalchemy import and_, or_, select
 
-from llmscope.collector.api.deps import SessionDep, SettingsDep
-from llmscope.collector.redaction import redact_row
-from llmscope.collector.store import add_feedback, insert_records
+from llmscope.collector.api.deps import SessionDep, SettingsDep, WriterDep
+from llmscope.collector.ingest import FeedbackEvent
 from llmscope.db.models import Evaluation, Feedback, Record
 from llmscope.db.queries import feedback_history
 from llmscope.schema import (
@@ -25,7 +24,6 @@ from llmscope.schema import (
     RecordBatch,
     RecordIn,
     RecordOut,
-    record_row,
 )
 
 router = APIRouter(prefix="/api/v1/records", tags=["records"])
@@ -57,7 +55,7 @@ class FeedbackCreated(BaseModel):
 
 @router.post("", status_code=201, response_model=IngestResult)
 def ingest_records(
-    body: IngestBody, session: SessionDep, settings: SettingsDep, request: Request
+    body: IngestBody, session: SessionDep, settings: SettingsDep, writer: WriterDep
 ) -> IngestResult:
     """Store one record, or a batch of records all together; 201 means committed."""
     records = body.records if isinstance(body, RecordBatch) else [body]
@@ -66,14 +64,10 @@ def ingest_records(
         raise RequestValidationError(
             [{"loc": ("body", "records"), "msg": message, "type": "too_long"}]
         )
-    rows = [record_row(record) for record in records]
-    if settings.redact_pii:
-        rows = [redact_row(row) for row in rows]
-    accounting = request.app.state.accounting
-    accounting.price(rows)
-    insert_records(session, rows)
+    rows = [writer.row(record, source="api") for record in records]
+    writer.store(session, rows)
     session.commit()
-    accounting.counted(rows)
+    writer.accepted(rows)
     return IngestResult(ids=[row["id"] for row in rows])
 
 
@@ -140,10 +134,10 @@ def list_records(
 
 @router.post("/{record_id}/feedback", status_code=201, response_model=FeedbackCreated)
 def post_feedback(
-    record_id: str, body: FeedbackIn, session: SessionDep, request: Request
+    record_id: str, body: FeedbackIn, session: SessionDep, writer: WriterDep, request: Request
 ) -> FeedbackCreated:
     """Attach feedback to a record (by record id or by the span id of a traced call)."""
-    event = add_feedback(session, record_id, body)
+    [event] = writer.feedback(session, [FeedbackEvent.from_input(record_id, body)])
     if event is None:
         raise HTTPException(404, f"no record with id {record_id!r}")
     endpoint = session.scalar(select(Record.endpoint).where(Record.id == event.record_id))

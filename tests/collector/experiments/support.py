@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from llmscope.collector.store import insert_records
+from llmscope.collector.ingest.store import insert_records
 from llmscope.db import make_engine, make_sessionmaker, session_scope
 from llmscope.db.models import AnalysisRun, Feedback, RunAssignment, RunCluster
 from llmscope.schema import RecordIn, record_row

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from llmscope.collector.gateway.config import ConfigError, load_config, parse_config
-from llmscope.collector.recorder import Recorder
+from llmscope.collector.ingest import Recorder
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.schema import RecordIn, record_row

@@ -142,7 +142,7 @@ def test_store_down_spools_and_replays_with_nothing_lost(
 def test_recorder_spools_while_store_unreachable_and_replays(
     settings: Settings, database_url: str, engine: Engine
 ) -> None:
-    from llmscope.collector.recorder import Recorder
+    from llmscope.collector.ingest import Recorder
     from llmscope.db import make_engine, make_sessionmaker
     from llmscope.schema import RecordIn, record_row
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from llmscope.collector.ingest import RecordWriter
 from llmscope.collector.otlp.batch import map_export
 from tests.collector.otlp.spans import export_request, make_span
 
@@ -241,7 +242,7 @@ def test_each_family_maps_to_a_record(attributes: dict[str, Any], expected: dict
     span = make_span(
         attributes, trace_id=bytes(range(16)), span_id=bytes(range(8)), duration_ms=812.5
     )
-    batch = map_export(export_request([span], service="support-bot"), redact=False)
+    batch = map_export(export_request([span], service="support-bot"), RecordWriter())
     assert (batch.spans, batch.skipped, batch.rejected, batch.errors) == (1, 0, 0, [])
     [row] = batch.rows
     assert row["source"] == "otlp"
@@ -260,17 +261,17 @@ def test_record_ids_are_stable_per_span_and_differ_between_spans() -> None:
     again = make_span(GENAI_CURRENT, trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
     other = make_span(GENAI_CURRENT, trace_id=b"\x01" * 16, span_id=b"\x03" * 8)
     ids = [
-        map_export(export_request([s]), redact=False).rows[0]["id"] for s in (first, again, other)
+        map_export(export_request([s]), RecordWriter()).rows[0]["id"] for s in (first, again, other)
     ]
     assert ids[0] == ids[1] != ids[2]
     # The same span twice in one export is one record; the copy is counted as skipped.
-    twice = map_export(export_request([first, again]), redact=False)
+    twice = map_export(export_request([first, again]), RecordWriter())
     assert (len(twice.rows), twice.skipped) == (1, 1)
 
 
 def test_an_error_span_is_a_record_with_status_error() -> None:
     span = make_span(GENAI_DEPRECATED, error="rate limited by provider")
-    [row] = map_export(export_request([span]), redact=False).rows
+    [row] = map_export(export_request([span]), RecordWriter()).rows
     assert (row["status"], row["error"]) == ("error", "rate limited by provider")
 
 
@@ -289,7 +290,7 @@ NOT_LLM_CALLS = [
 
 def test_spans_that_are_not_llm_calls_are_counted_and_skipped() -> None:
     spans = [make_span(a) for a in NOT_LLM_CALLS] + [make_span(GENAI_CURRENT)]
-    batch = map_export(export_request(spans), redact=False)
+    batch = map_export(export_request(spans), RecordWriter())
     assert (batch.spans, batch.skipped, batch.rejected, len(batch.rows)) == (10, 9, 0, 1)
 
 
@@ -316,7 +317,7 @@ BROKEN = [
 def test_a_broken_span_is_rejected_alone(attributes: dict[str, Any], named: str) -> None:
     good_before, good_after = make_span(GENAI_CURRENT), make_span(OPENINFERENCE)
     broken = make_span(attributes, span_id=b"\xab" * 8)
-    batch = map_export(export_request([good_before, broken, good_after]), redact=False)
+    batch = map_export(export_request([good_before, broken, good_after]), RecordWriter())
     assert batch.rejected == 1
     assert len(batch.rows) == 2
     assert "span abababababababab" in batch.error_message()
@@ -325,5 +326,5 @@ def test_a_broken_span_is_rejected_alone(attributes: dict[str, Any], named: str)
 
 def test_redaction_applies_to_traced_content() -> None:
     attributes = {**GENAI_DEPRECATED, "gen_ai.prompt.1.content": "mail me at ann@example.com"}
-    [row] = map_export(export_request([make_span(attributes)]), redact=True).rows
+    [row] = map_export(export_request([make_span(attributes)]), RecordWriter(redact_pii=True)).rows
     assert row["messages"][1]["content"] == "mail me at [EMAIL]"

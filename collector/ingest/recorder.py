@@ -9,8 +9,9 @@ and any receiver that wants the same guarantees) hands finished ``records`` rows
     recorder.submit(row)      # never blocks on the store, never raises
     recorder.stop()           # drains the queue (to the store, or to the spool) and joins
 
-``row`` is a dict of ``records`` column values, as :func:`llmscope.schema.record_row` makes it,
-with an ``id`` (the store skips ids it already holds, so replaying a row twice is harmless).
+``row`` is a dict of ``records`` column values, finished by the write path
+(:meth:`llmscope.collector.ingest.RecordWriter.submit` hands it over), with an ``id`` (the
+store skips ids it already holds, so replaying a row twice is harmless).
 
 Before ``submit`` returns, the row is appended to a per-process journal file with one
 ``write()``: the operating system holds it even if the process is killed the next moment
@@ -19,7 +20,7 @@ every row in it is in the store or the spool; segments left by a dead process ar
 when a recorder starts (the store skips ids it already holds). Only an operating-system crash
 can lose the last unflushed rows; the spool (below) is fsync'd.
 
-The writer flushes batches through :func:`llmscope.collector.store.insert_records`. When the
+The writer flushes batches through :func:`llmscope.collector.ingest.store.insert_records`. When the
 store fails, the batch is appended to a JSON-lines spool file under ``spool_dir`` (one file per
 process, fsync'd before the batch is dropped from memory) and the writer retries the store every
 ``retry_interval`` seconds; once it answers, the spool is replayed and removed. Spool files left
@@ -44,7 +45,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from llmscope.collector.store import insert_records
+from llmscope.collector.ingest.store import insert_records
 from llmscope.db import session_scope
 
 __all__ = ["Recorder"]

@@ -1,4 +1,4 @@
-"""Writes of the collector: records (idempotent by id) and feedback events."""
+"""The store side of the write path: the records insert (idempotent by id) and record lookup."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from llmscope.db.models import Feedback, Record
-from llmscope.schema import FeedbackIn
+from llmscope.db.models import Record
 
 
 def insert_records(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -45,25 +44,3 @@ def find_record_id(session: Session, ref: str) -> str | None:
             .limit(1)
         )
     return found
-
-
-def add_feedback(session: Session, record_ref: str, feedback: FeedbackIn) -> Feedback | None:
-    """Append a feedback event to the record ``record_ref`` names; None if there is none."""
-    record_id = find_record_id(session, record_ref)
-    if record_id is None:
-        return None
-    if isinstance(feedback.value, str):
-        thumb, score = feedback.value, (1.0 if feedback.value == "up" else 0.0)
-    else:
-        thumb, score = None, float(feedback.value)
-    event = Feedback(
-        record_id=record_id,
-        thumb=thumb,
-        score=score,
-        tags=list(feedback.tags),
-        comment=feedback.comment,
-        source=feedback.source,
-    )
-    session.add(event)
-    session.flush()
-    return event
