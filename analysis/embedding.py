@@ -10,7 +10,6 @@ the backends and their keys. The default model, all-MiniLM-L6-v2, is loaded offl
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from llmscope.db.models import Embedding
+from llmscope.text import user_text
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -38,35 +38,13 @@ CHUNK = 2048
 LOOKUP_CHUNK = 900
 
 
-def prompt_text(row: Mapping[str, Any]) -> str:
-    """What the user asked: a template's variables, else the prompt, else the last user turn.
-
-    For a templated prompt the fixed template text is the same for every call, so only the
-    variable part says what this call was about.
-    """
-    variables = row.get("template_variables")
-    if variables:
-        parts = [v if isinstance(v, str) else json.dumps(v) for _, v in sorted(variables.items())]
-        return "\n".join(parts).strip()
-    if row.get("prompt"):
-        return str(row["prompt"]).strip()
-    for message in reversed(row.get("messages") or []):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):  # content parts: keep the text ones
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return str(content or "").strip()
-    return ""
-
-
 def record_text(row: Mapping[str, Any], field: str) -> str:
     """The text embedded for a record under ``embed_field`` (prompt, response or pair)."""
-    if field == "prompt":
-        return prompt_text(row)
     response = str(row.get("response") or "").strip()
     if field == "response":
         return response
-    return f"{prompt_text(row)}\n\n{response}".strip()
+    asked = user_text(row.get("prompt"), row.get("messages"), row.get("template_variables"))
+    return asked if field == "prompt" else f"{asked}\n\n{response}".strip()
 
 
 def text_hash(text: str) -> str:

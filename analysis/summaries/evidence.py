@@ -18,6 +18,7 @@ from llmscope.analysis.prompts import ClusterBrief, Example
 from llmscope.db.models import Evaluation, Feedback, Record, RunAssignment
 from llmscope.db.queries import newest_feedback
 from llmscope.report import ClusterEntry
+from llmscope.text import user_text
 
 __all__ = [
     "BASELINE_SHOWN",
@@ -46,19 +47,7 @@ def short(text: str | None) -> str:
 
 
 def _question(record: Record) -> str:
-    """What the user asked: the prompt, else the last user message of a chat."""
-    if record.prompt:
-        return record.prompt
-    for message in reversed(record.messages or []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):  # OpenAI content parts
-                return " ".join(
-                    str(p.get("text", "")) for p in content if isinstance(p, dict)
-                ).strip()
-    return ""
+    return user_text(record.prompt, record.messages, record.template_variables)
 
 
 def _is_num(value: Any) -> bool:

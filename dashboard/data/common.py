@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from llmscope.dashboard.state import ViewState
 from llmscope.db.models import Feedback, Record
 from llmscope.db.queries import newest_feedback_id
+from llmscope.text import conversation_text
 
 LATEST_FEEDBACK = aliased(Feedback, name="latest_event")
 THUMB = LATEST_FEEDBACK.thumb
@@ -161,15 +162,7 @@ def snippet(text: str | None, limit: int = 140) -> str:
 
 def record_text(prompt: str | None, messages: list[dict[str, Any]] | None) -> str:
     """What the user asked: the prompt, or the chat messages as ``role: content`` lines."""
-    if prompt:
-        return prompt
-    lines = []
-    for message in messages or []:
-        content = message.get("content")
-        if isinstance(content, list):  # multi-part content: keep the text parts
-            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        lines.append(f"{message.get('role', '?')}: {content or ''}")
-    return "\n".join(lines)
+    return conversation_text(prompt, messages)
 
 
 def and_all(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:

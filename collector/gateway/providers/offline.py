@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from llmscope.collector.gateway.providers.base import Provider
+from llmscope.text import last_user_text
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
@@ -122,16 +123,6 @@ def answer_for(question: str) -> str:
     return "\n".join([opener, *lines])
 
 
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return str(content or "")
-    return ""
-
-
 class OfflineProvider(Provider):
     name = "offline"
     offline = True
@@ -145,7 +136,7 @@ class OfflineProvider(Provider):
         if "messages" in body:
             messages = list(body.get("messages") or [])
             full = " ".join(str(m.get("content") or "") for m in messages)
-            return _last_user_text(messages), full
+            return last_user_text(messages), full
         prompt = body.get("prompt")
         text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
         return text, text
