@@ -23,6 +23,7 @@ from llmscope.analysis.evaluations import (
 )
 from llmscope.analysis.keywords import ctfidf_keywords, representatives
 from llmscope.analysis.reduce import Reduction, reduce
+from llmscope.analysis.routes import route_destinations
 from llmscope.analysis.timings import stage
 from llmscope.analysis.tree import build_tree
 from llmscope.analysis.verdicts import HotspotVerdict, Verdicts, window_tests
@@ -98,6 +99,7 @@ class RunResult:
     # Per record: the most specific flagged sub-cluster holding it, -1 when none.
     subcluster: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     evaluators: dict[str, dict[str, Any]] = field(default_factory=dict)  # report-level summary
+    routes: list[dict[str, Any]] = field(default_factory=list)  # traffic-split destinations
 
 
 def analyse(
@@ -230,6 +232,7 @@ def analyse(
         baseline_records=n_base,
         current_records=n_cur,
         versions=_versions(records, down, passed),
+        routes=route_destinations(records, labels, down, passed),
         novel=novel_group,
         subcluster=subcluster,
         evaluators=evaluators,

@@ -34,6 +34,7 @@ from llmscope.report import (
     HotspotTest,
     LatencySlice,
     NovelGroup,
+    RouteDestinationRow,
     RunReport,
     TemplateVersionRow,
     TokenSlice,
@@ -216,6 +217,7 @@ def build_report(
         clusters=entries,
         novel=novel_entry(result, records),
         template_versions=[TemplateVersionRow.model_validate(row) for row in result.versions],
+        route_destinations=[RouteDestinationRow.model_validate(row) for row in result.routes],
         evaluators={
             name: EvaluatorEntry.model_validate(entry)
             for name, entry in sorted(result.evaluators.items())

@@ -333,6 +333,33 @@ class TemplateVersionRow(ReportModel):
     )
 
 
+class RouteEvaluation(ReportModel):
+    """One evaluator on one route destination, against the route's other destinations."""
+
+    evaluated: int
+    fail_rate: Number = None
+    others_evaluated: int
+    others_fail_rate: Number = None
+    p_value: Number = None
+    q_value: Number = None
+
+
+class RouteDestinationRow(ReportModel):
+    """A traffic-split route's destination against its other destinations (the route A/B view)."""
+
+    route: str
+    cluster_id: int | None = Field(default=None, description="None: the whole run")
+    endpoint: str = Field(description="the destination endpoint that answered")
+    records: int
+    rated: int
+    down_rate: Number = None
+    others_rated: int
+    others_down_rate: Number = None
+    down_p_value: Number = Field(default=None, description="two-sided Fisher exact")
+    down_q_value: Number = Field(default=None, description="BH over the run's route tests")
+    evaluations: dict[str, RouteEvaluation] = omitted_while_empty("per evaluator, when evaluated")
+
+
 class RunReport(ReportModel):
     """The contract's run report (plus ``template_versions``, the per-template A/B view)."""
 
@@ -348,6 +375,12 @@ class RunReport(ReportModel):
     novel: NovelGroup | None = omitted_while_none("records far from every centroid, if any")
     alerts: list[AlertEntry] = Field(default_factory=list)
     template_versions: list[TemplateVersionRow] = Field(default_factory=list)
+    route_destinations: list[RouteDestinationRow] = Field(
+        default_factory=list,
+        exclude_if=_is_empty,  # runs without routed traffic keep their shape
+        description="per traffic-split route, whole run and per cluster: each destination "
+        "against the route's other destinations",
+    )
     evaluators: dict[str, EvaluatorEntry] = omitted_while_empty(
         "per evaluator: failures and agreement with users"
     )
