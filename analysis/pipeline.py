@@ -21,12 +21,13 @@ from llmscope.analysis.evaluations import (
     hotspot_levels,
     template_fail_rates,
 )
+from llmscope.analysis.hotspot_tests import HotspotVerdict
 from llmscope.analysis.keywords import ctfidf_keywords, representatives
 from llmscope.analysis.reduce import Reduction, reduce
 from llmscope.analysis.routes import route_destinations
 from llmscope.analysis.timings import stage
 from llmscope.analysis.tree import build_tree
-from llmscope.analysis.verdicts import HotspotVerdict, Verdicts, window_tests
+from llmscope.analysis.verdicts import Verdicts, window_tests
 from llmscope.config import Settings
 
 __all__ = [

@@ -17,8 +17,8 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from llmscope.analysis import stats
+from llmscope.analysis.hotspot_tests import KindResult
 from llmscope.analysis.pipeline import ClusterResult, RunResult
-from llmscope.analysis.verdicts import KindResult
 from llmscope.analysis.windows import Window
 from llmscope.db.models import AnalysisRun
 from llmscope.report import (

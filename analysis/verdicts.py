@@ -15,64 +15,40 @@ enough (its ``hotspot.level`` is then ``parent``), rather than not at all.
 
 Under the null of a false alarm (windows from one distribution, thumbs independent of topic
 and window) each family flags anything with probability at most its level, so the report
-flags anything with probability at most alpha; ``hierarchy.py`` gives the argument.
+flags anything with probability at most alpha; ``hierarchy.py`` gives the argument. The
+thumbs-down tests of one group live in ``hotspot_tests.py``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import fisher_exact
 
 from llmscope.analysis import stats
 from llmscope.analysis.hierarchy import (
     Decision,
     Unit,
-    excess_p_values,
     hierarchical_bh,
     share_p_values,
 )
+from llmscope.analysis.hotspot_tests import (
+    BASE,
+    CUR,
+    DOWN_C,
+    RATED_C,
+    UNTESTED,
+    HotspotTests,
+    HotspotVerdict,
+    KindResult,
+    count_rows,
+    fisher_two_sided,
+    group_sums,
+    hotspot_verdict,
+)
 from llmscope.analysis.tree import Tree
 from llmscope.config import Settings
-
-# Per-record count columns, summed per cluster and per tree node.
-BASE, CUR, RATED_B, DOWN_B, RATED_C, DOWN_C = range(6)
-
-
-@dataclass(frozen=True)
-class KindResult:
-    """One thumbs-down test (persistent or emerging) of one group."""
-
-    rated: int  # ratings the test used
-    down: int
-    effect: float  # persistent: lift over all rated; emerging: rise over the baseline rate
-    p_value: float | None  # None: too few ratings
-    q_value: float | None
-    flagged: bool
-
-
-UNTESTED = KindResult(0, 0, 0.0, None, None, False)
-
-
-@dataclass(frozen=True)
-class HotspotVerdict:
-    """A group's thumbs-down verdict; ``rated``/``down``/``lift`` describe the current window."""
-
-    kind: str | None  # emerging | persistent | None (not flagged)
-    rated: int
-    down: int
-    down_rate: float
-    lift: float  # current-window rate / current-window overall rate
-    p_value: float | None  # of the kind shown (the flagged one, else the smaller q)
-    q_value: float | None
-    flagged: bool
-    shrunken_rate: float
-    persistent: KindResult = UNTESTED
-    emerging: KindResult = UNTESTED
-    level: str = "cluster"  # cluster | parent (too few ratings: tested with its neighbours)
 
 
 @dataclass(frozen=True)
@@ -108,26 +84,6 @@ class Verdicts:
         )
 
 
-def _counts(is_current: np.ndarray, down: Sequence[bool | None]) -> np.ndarray:
-    rated = np.array([d is not None for d in down], dtype=bool)
-    is_down = np.array([bool(d) for d in down], dtype=bool)
-    cur = is_current.astype(bool)
-    cols = [~cur, cur, rated & ~cur, rated & is_down & ~cur, rated & cur, rated & is_down & cur]
-    return np.column_stack(cols).astype(np.int64)
-
-
-def _group_sums(keys: np.ndarray, rows: np.ndarray, n_groups: int) -> np.ndarray:
-    out = np.zeros((n_groups, rows.shape[1]), dtype=np.int64)
-    ok = keys >= 0
-    np.add.at(out, keys[ok], rows[ok])
-    return out
-
-
-def _fisher_two_sided(b: int, c: int, n_base: int, n_cur: int) -> float:
-    table = [[c, n_cur - c], [b, n_base - b]]
-    return float(fisher_exact(table, alternative="two-sided")[1])
-
-
 @dataclass
 class _Family:
     """Units of one family and which group each unit's own test and nodes belong to."""
@@ -135,90 +91,6 @@ class _Family:
     units: list[Unit] = field(default_factory=list)
     nodes: list[list[int]] = field(default_factory=list)  # tree nodes below, per unit
     key: list[object] = field(default_factory=list)  # what the unit's own test is about
-
-
-class _Hotspots:
-    """The persistent and emerging tests on any group's count row."""
-
-    def __init__(self, totals: np.ndarray, settings: Settings) -> None:
-        self.rated_all = int(totals[RATED_B] + totals[RATED_C])
-        self.down_all = int(totals[DOWN_B] + totals[DOWN_C])
-        self.rated_cur, self.down_cur = int(totals[RATED_C]), int(totals[DOWN_C])
-        self.min_rated = settings.hotspot_min_rated
-        self.min_lift = settings.hotspot_min_lift
-
-    def supported(self, row: np.ndarray, kind: str) -> bool:
-        if kind == "persistent":
-            return bool(row[RATED_B] + row[RATED_C] >= self.min_rated)
-        half = math.ceil(self.min_rated / 2)
-        return bool(row[RATED_B] >= half and row[RATED_C] >= half)
-
-    def p_values(self, rows: np.ndarray, kind: str) -> np.ndarray:
-        rows = np.atleast_2d(rows)
-        if kind == "persistent":
-            return excess_p_values(
-                rows[:, DOWN_B] + rows[:, DOWN_C],
-                rows[:, RATED_B] + rows[:, RATED_C],
-                self.down_all,
-                self.rated_all,
-            )
-        # Within the group: are its current-window thumbs-down more than its baseline's share?
-        return excess_p_values(
-            rows[:, DOWN_C],
-            rows[:, RATED_C],
-            rows[:, DOWN_B] + rows[:, DOWN_C],
-            rows[:, RATED_B] + rows[:, RATED_C],
-        )
-
-    def effect(self, row: np.ndarray, kind: str) -> float:
-        if kind == "persistent":
-            n, k = row[RATED_B] + row[RATED_C], row[DOWN_B] + row[DOWN_C]
-            overall = self.down_all / self.rated_all if self.rated_all else 0.0
-            return float(k / n / overall) if n and overall > 0 else 0.0
-        rate_now = (row[DOWN_C] + 0.5) / (row[RATED_C] + 1)
-        return float(rate_now / ((row[DOWN_B] + 0.5) / (row[RATED_B] + 1)))
-
-    def result(
-        self, row: np.ndarray, kind: str, p: float | None, q: float | None, level: float
-    ) -> KindResult:
-        rated = int(row[RATED_B] + row[RATED_C]) if kind == "persistent" else int(row[RATED_C])
-        down = int(row[DOWN_B] + row[DOWN_C]) if kind == "persistent" else int(row[DOWN_C])
-        effect = self.effect(row, kind)
-        big = effect >= self.min_lift
-        if kind == "emerging":
-            # It must also stand out now, not only rise with everything else.
-            overall_now = self.down_cur / self.rated_cur if self.rated_cur else 0.0
-            big = big and row[RATED_C] > 0 and row[DOWN_C] / row[RATED_C] > overall_now
-        flagged = bool(q is not None and q <= level and big)
-        return KindResult(rated, down, effect, p, q, flagged)
-
-
-def _verdict(
-    row: np.ndarray, spots: _Hotspots, results: dict[str, KindResult], shrunk: float, level: str
-) -> HotspotVerdict:
-    rated, down = int(row[RATED_C]), int(row[DOWN_C])
-    rate = down / rated if rated else 0.0
-    overall = spots.down_cur / spots.rated_cur if spots.rated_cur else 0.0
-    persistent, emerging = results["persistent"], results["emerging"]
-    kind = "emerging" if emerging.flagged else "persistent" if persistent.flagged else None
-    shown = {"emerging": emerging, "persistent": persistent}.get(kind or "")
-    if shown is None:
-        tested = [r for r in (persistent, emerging) if r.q_value is not None]
-        shown = min(tested, key=lambda r: r.q_value or 1.0) if tested else persistent
-    return HotspotVerdict(
-        kind=kind,
-        rated=rated,
-        down=down,
-        down_rate=float(rate),
-        lift=float(rate / overall) if overall > 0 else 0.0,
-        p_value=shown.p_value,
-        q_value=shown.q_value,
-        flagged=kind is not None,
-        shrunken_rate=shrunk,
-        persistent=persistent,
-        emerging=emerging,
-        level=level,
-    )
 
 
 def _most_specific(tree: Tree, top: int, flagged: dict[int, int], p: dict[int, float]) -> list[int]:
@@ -289,13 +161,13 @@ def window_tests(
     """
     levels = stats.split_alpha(settings.drift_alpha)
     hot_level = levels.hotspots if hotspot_level is None else hotspot_level
-    rows = _counts(is_current, down)
+    rows = count_rows(is_current, down)
     totals = rows.sum(axis=0) if len(rows) else np.zeros(6, dtype=np.int64)
     n_base, n_cur = int(totals[BASE]), int(totals[CUR])
-    per_cluster = _group_sums(labels.astype(np.int64), rows, n_clusters)
+    per_cluster = group_sums(labels.astype(np.int64), rows, n_clusters)
     per_node: dict[int, np.ndarray] = {}
     if tree is not None and micro is not None:
-        per_node = tree.sums(_group_sums(micro.astype(np.int64), rows, tree.n_micro))
+        per_node = tree.sums(group_sums(micro.astype(np.int64), rows, tree.n_micro))
     else:
         tree = None
 
@@ -317,16 +189,16 @@ def window_tests(
     both_windows = n_base > 0 and n_cur > 0
     for c in range(n_clusters):
         b, cur = int(per_cluster[c, BASE]), int(per_cluster[c, CUR])
-        own = _fisher_two_sided(b, cur, n_base, n_cur) if both_windows else None
+        own = fisher_two_sided(b, cur, n_base, n_cur) if both_windows else None
         below = [v for v in below_of(c) if per_node[v][:2].sum() >= size and both_windows]
         counts = np.array([per_node[v][:2] for v in below]).reshape(-1, 2)
         p_below = share_p_values(counts[:, 0], counts[:, 1], n_base, n_cur)
         fam.units.append(Unit(own, [float(p) for p in p_below]))
         fam.nodes.append(below)
         fam.key.append(c)
-    novel_row = _group_sums(np.where(novel, 0, -1), rows, 1)[0] if novel is not None else None
+    novel_row = group_sums(np.where(novel, 0, -1), rows, 1)[0] if novel is not None else None
     if novel_row is not None and both_windows and novel_row[:2].sum() > 0:
-        own = _fisher_two_sided(int(novel_row[BASE]), int(novel_row[CUR]), n_base, n_cur)
+        own = fisher_two_sided(int(novel_row[BASE]), int(novel_row[CUR]), n_base, n_cur)
         fam.units.append(Unit(own))
         fam.nodes.append([])
         fam.key.append("novel")
@@ -354,7 +226,7 @@ def window_tests(
             )  # fmt: skip
 
     # --- hotspots: persistent and emerging, one family ------------------------------------
-    spots = _Hotspots(totals, settings)
+    spots = HotspotTests(totals, settings)
     hot = _Family()
     at_parent: dict[tuple[str, int], int] = {}  # (kind, node above the cut) -> its unit
     cluster_unit: dict[tuple[str, int], tuple[int, str]] = {}
@@ -404,7 +276,9 @@ def window_tests(
                 row, kind, hot.units[u].own, hot_decision.own_q[u], hot_level
             )
             level = where if where == "parent" else level
-        verdicts.append(_verdict(per_cluster[c], spots, results, shrunk(per_cluster[c]), level))
+        verdicts.append(
+            hotspot_verdict(per_cluster[c], spots, results, shrunk(per_cluster[c]), level)
+        )
     node_hot: dict[int, dict[str, KindResult]] = {}
     for u, (kind, _c) in enumerate(hot.key):  # type: ignore[misc]
         qs = hot_decision.below_q[u]
@@ -434,7 +308,7 @@ def _subclusters(
     node_drift: dict[int, stats.ShareChange],
     node_hot: dict[int, dict[str, KindResult]],
     per_node: dict[int, np.ndarray],
-    spots: _Hotspots,
+    spots: HotspotTests,
     shrunk: Callable[[np.ndarray], float],
     changes: list[stats.ShareChange],
     hotspots: list[HotspotVerdict],
@@ -488,7 +362,7 @@ def _subclusters(
                     cluster=c,
                     parent_node=None if parent == top else parent,
                     drift=drift,
-                    hotspot=_verdict(row, spots, results, shrunk(row), "cluster"),
+                    hotspot=hotspot_verdict(row, spots, results, shrunk(row), "cluster"),
                 )
             )
     return out
