@@ -26,6 +26,7 @@ from llmscope.collector.api.routes import (
 from llmscope.collector.api.routes.metrics import StoreCollector, sample_forever
 from llmscope.collector.budgets import BudgetTracker
 from llmscope.collector.evaluations.online import OnlineJudge
+from llmscope.collector.experiments.jobs import ExperimentJobs
 from llmscope.collector.gateway import Gateway
 from llmscope.collector.gateway import mlflow_router as gateway_mlflow_router
 from llmscope.collector.gateway import openai_router as gateway_openai_router
@@ -57,6 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     online = (
         OnlineJudge(make_sessionmaker(engine), gateway, settings) if gateway is not None else None
     )
+    # Experiments started over REST replay through the same gateway, in the background.
+    experiment_jobs = (
+        ExperimentJobs(make_sessionmaker(engine), gateway, settings) if gateway else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if experiment_jobs is not None:
+                await experiment_jobs.stop()
             if online is not None:
                 await online.stop()
             if gateway is not None:
@@ -104,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         budgets.spends,
     )
     app.state.online_judge = online
+    app.state.experiment_jobs = experiment_jobs
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # An unauthenticated call is refused before its body is read.

@@ -83,3 +83,43 @@ class ExperimentReport(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class VariantRequest(BaseModel):
+    """A variant as parts (``POST /api/v1/experiments``), for a candidate that is pasted text
+    rather than a file: ``template`` (``NAME@VERSION`` under ``prompts:``) or ``template_text``
+    (``{{variable}}`` placeholders), ``endpoint`` (an endpoint or a traffic-split route) and
+    ``params`` (``temperature``, ``max_tokens``, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str | None = Field(default=None, min_length=1, max_length=300)
+    template_text: str | None = Field(default=None, max_length=100_000)
+    endpoint: str | None = Field(default=None, min_length=1, max_length=300)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExperimentRequest(BaseModel):
+    """The body of ``POST /api/v1/experiments``: what ``llmscope experiment run`` takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cluster_id: int
+    run: str = Field(default="latest", min_length=1, max_length=64)  # a run id or "latest"
+    variants: list[str | VariantRequest] = Field(min_length=1, max_length=10)  # SPEC or parts
+    evaluators: list[str] | None = None  # default: every evaluator in the gateway config
+    sample: int = Field(default=100, ge=1, le=10_000)
+
+
+class ExperimentStatus(BaseModel):
+    """Where an experiment is (``GET /api/v1/experiments/{id}/status``): ``done`` of ``total``
+    answers judged while ``running``; ``done``, ``stopped`` (its report is served) or ``failed``
+    (``error`` says why) after."""
+
+    id: str
+    status: str  # running | done | stopped | failed
+    cluster_id: int
+    run_id: str
+    done: int
+    total: int
+    error: str | None = None

@@ -74,19 +74,13 @@ def _config(args: argparse.Namespace, settings: Any) -> tuple[Path, Any]:
 
 
 def _evaluators(config: Any, path: Path, names: list[str] | None) -> list[Any]:
-    evaluators = list(config.evaluators)
-    if not evaluators:
-        raise UsageError(f"--config: {path} has no evaluators: section")
-    if names:
-        known = {e.name for e in evaluators}
-        for name in names:
-            if name not in known:
-                raise UsageError(
-                    f"--evaluator: no evaluator {name!r} in {path} (known: "
-                    f"{', '.join(sorted(known))})"
-                )
-        evaluators = [e for e in evaluators if e.name in set(names)]
-    return evaluators
+    from llmscope.collector.experiments.spec import SpecError, select_evaluators
+
+    try:
+        return select_evaluators(config, names, str(path))
+    except SpecError as exc:
+        message = str(exc)
+        raise UsageError(message if message.startswith("--") else f"--config: {message}") from None
 
 
 def run_command(args: argparse.Namespace) -> int:

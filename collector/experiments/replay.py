@@ -3,8 +3,10 @@
 A replay goes through the gateway's own endpoint, provider, rate limit, pricing and recorder,
 as an *internal* call (recorded, never analysed, never judged) tagged
 ``llmscope.experiment=<id>`` and ``llmscope.experiment.variant=<name>``, with the template name,
-version, text and variables it was rendered from. Judging reuses the evaluations' parts: the
-built-in checks (``checks.run_check``) and the LLM judge's client (``judge.judge_answer``).
+version, text and variables it was rendered from. A traffic-split route draws its destination
+and falls back as live calls do (``Gateway.targets``), and the record names the route. Judging
+reuses the evaluations' parts: the built-in checks (``checks.run_check``) and the LLM judge's
+client (``judge.judge_answer``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from llmscope.collector.experiments.spec import Replay
 from llmscope.collector.gateway.extension import CallMeta
 from llmscope.collector.gateway.providers import ProviderError
 from llmscope.collector.gateway.recording import Call
-from llmscope.collector.gateway.service import Gateway
+from llmscope.collector.gateway.service import Gateway, worth_another
 from llmscope.collector.gateway.shapes import first_text
 from llmscope.collector.pricing import PriceTable
 
@@ -46,14 +48,10 @@ async def replay(
     """Send ``request`` through the gateway as an internal call; the answer or its error."""
     state = gateway.state
     assert state is not None, "the gateway is not started"
-    spec = state.config.endpoint(request.endpoint)
-    assert spec is not None, "endpoints are checked before anything is called"
-    provider = state.providers[spec.name]
-    limiter = state.limiters.get(spec.name)
-    while limiter is not None and (wait := limiter.acquire()):
-        await asyncio.sleep(wait)
+    route, endpoints = gateway.targets(request.endpoint)
+    assert endpoints, "endpoints and routes are checked before anything is called"
     call = Call(
-        endpoint=spec.name,
+        endpoint=endpoints[0].name,
         kind=request.kind,
         body=dict(request.body),
         meta=CallMeta(
@@ -64,25 +62,34 @@ async def replay(
             tags={EXPERIMENT_TAG: experiment_id, VARIANT_TAG: variant},
             internal=True,
         ),
-        provider=spec.model.provider,
-        model=spec.model.name,
-        log_content=spec.log_content,
-        offline=provider.offline,
     )
+    call.route = route.name if route is not None else None
     error: str | None = None
-    try:
-        if request.kind == "chat":
-            reply = await provider.chat(dict(request.body))
-        else:
-            reply = await provider.completions(dict(request.body))
+    for position, spec in enumerate(endpoints):
+        # A route draws its destination and falls back as the gateway does for live calls.
+        provider = state.providers[spec.name]
+        call.endpoint, call.provider, call.model = spec.name, spec.model.provider, spec.model.name
+        call.log_content, call.offline = spec.log_content, provider.offline
+        limiter = state.limiters.get(spec.name)
+        while limiter is not None and (wait := limiter.acquire()):
+            await asyncio.sleep(wait)
+        try:
+            if request.kind == "chat":
+                reply = await provider.chat(dict(request.body))
+            else:
+                reply = await provider.completions(dict(request.body))
+        except ProviderError as exc:
+            if position < len(endpoints) - 1 and worth_another(exc.status):
+                continue
+            call.fail(exc.message)
+            error = exc.message[:2000]
+            break
         call.take_usage(reply.get("usage"))
         call.response = first_text(reply, request.kind)
-    except ProviderError as exc:
-        call.fail(exc.message)
-        error = exc.message[:2000]
+        break
     latency = call.elapsed_ms()
     gateway.record(call)
-    row = {"model": spec.model.name, "input_tokens": call.input_tokens}
+    row = {"model": call.model, "input_tokens": call.input_tokens}
     row["output_tokens"] = call.output_tokens
     return Answer(
         text=call.response,

@@ -135,10 +135,13 @@ async def execute(
     max_tokens: int | None = None,
     progress: Callable[[Progress], None] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    created: datetime | None = None,
 ) -> ExperimentReport:
-    """Run ``plan`` and store its report (see the module's docstring)."""
-    created = now()
-    await asyncio.to_thread(_create, factory, plan, created)
+    """Run ``plan`` and store its report (see the module's docstring); ``created``: the
+    experiment's row was already stored (:func:`create`) at that time."""
+    if created is None:
+        created = now()
+        await asyncio.to_thread(create, factory, plan, created)
     budget = Tokens(max_tokens)
     slots = asyncio.Semaphore(concurrency)
     state = Progress(total=len(plan.items) * (1 + len(plan.variants)))
@@ -242,7 +245,8 @@ def _tick(state: Progress, progress: Callable[[Progress], None] | None) -> None:
 
 
 # --- the store ----------------------------------------------------------------------------
-def _create(factory: sessionmaker[Session], plan: Plan, created: datetime) -> None:
+def create(factory: sessionmaker[Session], plan: Plan, created: datetime) -> None:
+    """Store the experiment as ``running``, with its spec and dataset."""
     spec = {
         "variants": [{"name": v.name, "spec": v.spec, **v.describe()} for v in plan.variants],
         "evaluators": [{"name": e.name, "version": e.version} for e in plan.evaluators],

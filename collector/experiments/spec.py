@@ -2,10 +2,11 @@
 
 A SPEC is comma-separated ``key=value``: ``template=NAME@VERSION`` (a template under
 ``prompts:``; without ``@VERSION``, the last one listed), ``template-file=PATH`` (a candidate
-text not yet registered), ``endpoint=NAME`` (default: the endpoint that answered the record),
-``param.NAME=VALUE`` (``temperature``, ``max_tokens``, ...; the value read as JSON when it is
-JSON, else as text). Everything is checked before anything is called: :class:`SpecError` says
-what is wrong in one line.
+text not yet registered), ``endpoint=NAME`` (an endpoint or a traffic-split route; default: the
+endpoint that answered the record), ``param.NAME=VALUE`` (``temperature``, ``max_tokens``, ...;
+the value read as JSON when it is JSON, else as text). :func:`structured` takes the same parts
+as a mapping (the REST API's form), where ``template_text`` is a pasted candidate. Everything is
+checked before anything is called: :class:`SpecError` says what is wrong in one line.
 
 :func:`request_for` builds a record's replay request: the variant's template rendered with the
 record's template variables, or else the record's original messages (chat) or prompt
@@ -49,6 +50,8 @@ class Variant:
         out: dict[str, Any] = {"endpoint": self.endpoint or "the record's"}
         if self.template_file is not None:
             out["template_file"] = self.template_file
+        elif self.version is not None and self.version.startswith("text-"):
+            out["template_text"] = self.template_text
         elif self.template is not None:
             out["template"] = f"{self.template}@{self.version}"
         if self.params:
@@ -89,22 +92,7 @@ def parse(name: str, spec: str, config: GatewayConfig) -> Variant:
             )
     if "template" in fields and "template-file" in fields:
         raise SpecError(f"--variant {spec!r}: give template or template-file, not both")
-    variant = Variant(name=name, spec=spec, params=fields["params"])
-    endpoint = fields.get("endpoint")
-    if endpoint is not None:
-        check_endpoint(config, endpoint, f"--variant {spec!r}")
-        variant = _with(variant, endpoint=endpoint)
-    if "template" in fields:
-        tname, _, version = fields["template"].partition("@")
-        prompt = config.prompt(tname, version or None)
-        if prompt is None:
-            known = sorted({f"{p.name}@{p.version}" for p in config.prompts}) or ["none"]
-            raise SpecError(
-                f"--variant {spec!r}: no template {fields['template']!r} under prompts: "
-                f"(known: {', '.join(known)})"
-            )
-        variant = _with(variant, template=prompt.name, version=prompt.version)
-        variant = _with(variant, template_text=prompt.text)
+    text: str | None = None
     if "template-file" in fields:
         path = Path(fields["template-file"])
         try:
@@ -116,9 +104,79 @@ def parse(name: str, spec: str, config: GatewayConfig) -> Variant:
             ) from None
         if not text.strip():
             raise SpecError(f"--variant {spec!r}: template-file {str(path)!r} is empty")
-        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-        variant = _with(variant, template_file=str(path), template_text=text)
-        variant = _with(variant, version=f"file-{digest}")
+    return _resolve(
+        name,
+        spec,
+        config,
+        endpoint=fields.get("endpoint"),
+        template=fields.get("template"),
+        text=text,
+        text_file=fields.get("template-file"),
+        params=fields["params"],
+    )
+
+
+def structured(name: str, parts: dict[str, Any], config: GatewayConfig) -> Variant:
+    """A variant from a mapping: ``template`` (``NAME@VERSION``) or ``template_text`` (a pasted
+    candidate), ``endpoint``, ``params``; its SPEC is rebuilt for the report."""
+    template, text = parts.get("template"), parts.get("template_text")
+    endpoint, params = parts.get("endpoint"), dict(parts.get("params") or {})
+    pieces = [] if endpoint is None else [f"endpoint={endpoint}"]
+    if template is not None:
+        pieces.insert(0, f"template={template}")
+    if text is not None:
+        pieces.insert(0, f"template-text={_digest(text)}")
+    pieces += [f"param.{k}={json.dumps(v)}" for k, v in params.items()]
+    spec = ",".join(pieces)
+    if not spec:
+        raise SpecError(f"variant {name}: give a template, template_text, endpoint or params")
+    if template is not None and text is not None:
+        raise SpecError(f"variant {spec!r}: give template or template_text, not both")
+    if text is not None and not text.strip():
+        raise SpecError(f"variant {name}: template_text is empty")
+    for pname in params:
+        if not pname or pname in RESERVED_PARAMS:
+            raise SpecError(f"variant {spec!r}: 'param.{pname}' cannot be set")
+    return _resolve(
+        name, spec, config, endpoint=endpoint, template=template, text=text, params=params
+    )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _resolve(
+    name: str,
+    spec: str,
+    config: GatewayConfig,
+    *,
+    endpoint: str | None,
+    template: str | None,
+    text: str | None,
+    params: dict[str, Any],
+    text_file: str | None = None,
+) -> Variant:
+    """The parts checked against ``config`` (the endpoint or route, the registered template)."""
+    variant = Variant(name=name, spec=spec, params=params)
+    if endpoint is not None:
+        check_endpoint(config, endpoint, f"--variant {spec!r}")
+        variant = _with(variant, endpoint=endpoint)
+    if template is not None:
+        tname, _, version = template.partition("@")
+        prompt = config.prompt(tname, version or None)
+        if prompt is None:
+            known = sorted({f"{p.name}@{p.version}" for p in config.prompts}) or ["none"]
+            raise SpecError(
+                f"--variant {spec!r}: no template {template!r} under prompts: "
+                f"(known: {', '.join(known)})"
+            )
+        variant = _with(variant, template=prompt.name, version=prompt.version)
+        variant = _with(variant, template_text=prompt.text)
+    if text is not None:
+        prefix = "file" if text_file is not None else "text"
+        variant = _with(variant, template_file=text_file, template_text=text)
+        variant = _with(variant, version=f"{prefix}-{_digest(text)}")
     return variant
 
 
@@ -127,18 +185,43 @@ def _with(variant: Variant, **changes: Any) -> Variant:
 
 
 def check_endpoint(config: GatewayConfig, name: str, where: str) -> str:
-    """The kind (chat or completions) of endpoint ``name``; SpecError if it cannot answer."""
-    endpoint = config.endpoint(name)
-    if endpoint is None:
-        known = ", ".join(sorted(e.name for e in config.endpoints))
-        raise SpecError(f"{where}: no endpoint {name!r} in the gateway config (known: {known})")
-    kind = KINDS.get(endpoint.endpoint_type)
+    """The kind (chat or completions) of endpoint or traffic-split route ``name``; SpecError if
+    it cannot answer."""
+    endpoint, route = config.endpoint(name), config.route(name)
+    if endpoint is not None:
+        what, endpoint_type = "endpoint", endpoint.endpoint_type
+    elif route is not None:
+        what, endpoint_type = "route", route.task_type
+    else:
+        known = sorted([e.name for e in config.endpoints] + [r.name for r in config.routes])
+        raise SpecError(
+            f"{where}: no endpoint or route {name!r} in the gateway config "
+            f"(known: {', '.join(known)})"
+        )
+    kind = KINDS.get(endpoint_type)
     if kind is None:
         raise SpecError(
-            f"{where}: endpoint {name!r} is {endpoint.endpoint_type}: a candidate needs a chat "
+            f"{where}: {what} {name!r} is {endpoint_type}: a candidate needs a chat "
             "or completions endpoint"
         )
     return kind
+
+
+def select_evaluators(config: GatewayConfig, names: list[str] | None, where: str) -> list[Any]:
+    """The config's evaluators, or only those ``names``; SpecError naming an unknown one."""
+    evaluators = list(config.evaluators)
+    if not evaluators:
+        raise SpecError(f"{where} has no evaluators: section")
+    if names:
+        known = {e.name for e in evaluators}
+        for name in names:
+            if name not in known:
+                raise SpecError(
+                    f"--evaluator: no evaluator {name!r} in {where} (known: "
+                    f"{', '.join(sorted(known))})"
+                )
+        evaluators = [e for e in evaluators if e.name in set(names)]
+    return evaluators
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ KINDS = {
 FALLBACK_STATUSES = frozenset({408, 429})  # and every 5xx (504 is a provider timeout)
 
 
-def _worth_another(status: int) -> bool:
+def worth_another(status: int) -> bool:
     """Whether a route should try its next endpoint after this failure."""
     return status in FALLBACK_STATUSES or status >= 500
 
@@ -236,7 +236,7 @@ class Gateway:
                 try:
                     return await self._attempt(call, endpoint, state, flavor, original)
                 except (ProviderError, GatewayError) as exc:
-                    if last or not _worth_another(exc.status):
+                    if last or not worth_another(exc.status):
                         raise
                     log.info(
                         "gateway route=%s endpoint=%s failed status=%s, falling back",

@@ -4,9 +4,6 @@ store on every backend."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,60 +15,8 @@ from llmscope.collector.app import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import Experiment, ExperimentItem, Record
-from tests.analysis.http_fakes import FakeLLM, fake_llm
-from tests.collector.evaluations.support import grade
-from tests.collector.experiments.support import RUN_ID, cluster_records, seed_run, write_config
-from tests.collector.gateway.fake_provider import FakeProvider, serving
-from tests.conftest import free_port
-
-N = 24
-
-
-@dataclass
-class World:
-    config: Path
-    provider: FakeProvider
-    judge: FakeLLM
-    url: str
-
-    def run(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-        code = main(["experiment", *args, "--database-url", self.url])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    def experiment(self, capsys: pytest.CaptureFixture[str], *args: str) -> dict:
-        code, out, err = self.run(
-            capsys, "run", "--cluster", "0", "--config", str(self.config), "--json", *args
-        )
-        assert code == 0, err
-        return json.loads(out)
-
-
-@contextmanager
-def world(url: str, tmp_path: Path, extra_prompts: str = "") -> Iterator[World]:
-    provider = FakeProvider()
-    with serving(provider.app, free_port()) as app_url, fake_llm(default=grade) as judge:
-        config = write_config(tmp_path / "gw.yaml", app_url, judge.url, extra_prompts)
-        yield World(config, provider, judge, url)
-
-
-def rows(url: str, model: type, *where: object) -> list:
-    engine = make_engine(url)
-    with make_sessionmaker(engine)() as session:
-        found = list(session.scalars(select(model).where(*where)))
-    engine.dispose()
-    return found
-
-
-@pytest.fixture
-def seeded(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("LLMSCOPE_DATA_DIR", str(tmp_path / "data"))
-    seed_run(
-        database_url,
-        {0: cluster_records(N), 1: cluster_records(5, prefix="c1", version="2")},
-        thumbs_down=["c0-0003", "c0-0007"],
-    )
-    return database_url
+from tests.collector.experiments.support import RUN_ID
+from tests.collector.experiments.world import N, rows, world
 
 
 def test_the_fixed_template_is_judged_better_and_production_shows_no_difference(
@@ -156,7 +101,7 @@ def test_the_sample_takes_thumbs_down_first_and_is_seeded(
 BAD = [
     (["--variant", "template=support@9"], "no template 'support@9'"),
     (["--variant", "template=nope@1"], "no template 'nope@1'"),
-    (["--variant", "endpoint=missing"], "no endpoint 'missing'"),
+    (["--variant", "endpoint=missing"], "no endpoint or route 'missing'"),
     (["--variant", "endpoint=embed"], "is llm/v1/embeddings"),
     (["--variant", "template=support@3"], "needs the variable 'customer'"),
     (["--variant", "temperature=1"], "unknown key 'temperature'"),

@@ -1,0 +1,183 @@
+"""``POST /api/v1/experiments`` end to end: the collector checks the request as the CLI does,
+answers 202, runs the experiment in the background through its own gateway (the fake provider,
+a fake judge) and reports progress, then the stored report; a variant may name a route."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from llmscope.collector.app import create_app
+from llmscope.config import Settings
+from llmscope.db import make_engine, make_sessionmaker, session_scope
+from llmscope.db.models import Experiment, Record
+from llmscope.keys import create_key
+from tests.collector.experiments.support import RUN_ID, V2
+from tests.collector.experiments.world import N, World, rows, world
+
+FIX = "Answer {{question}} with the refund policy in force today."
+ROUTE = """
+routes:
+  - name: support-route
+    task_type: llm/v1/chat
+    destinations: [{name: support-chat, traffic_percentage: 100}]
+"""
+
+
+@contextmanager
+def collector(w: World, tmp_path: Path, **env: Any) -> Iterator[TestClient]:
+    settings = Settings(
+        database_url=w.url, data_dir=tmp_path / "api", gateway_config=w.config, **env
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def follow(client: TestClient, experiment_id: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """Every status read until the experiment is no longer running."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = client.get(f"/api/v1/experiments/{experiment_id}/status")
+        assert got.status_code == 200, got.text
+        seen.append(got.json())
+        if seen[-1]["status"] != "running":
+            return seen
+        time.sleep(0.02)
+    raise AssertionError(f"experiment still running after {timeout}s: {seen[-1]}")
+
+
+def test_post_runs_in_the_background_reports_progress_then_the_report(
+    seeded: str, tmp_path: Path
+) -> None:
+    running = world(seeded, tmp_path, delay=0.03, tail=ROUTE)
+    with running as w, collector(w, tmp_path, experiment_concurrency=2) as client:
+        options = client.get("/api/v1/experiments/options").json()
+        assert {"name": "support", "version": "2", "text": V2} in options["templates"]
+        assert [(e["name"], e["kind"]) for e in options["endpoints"]] == [
+            ("support-chat", "endpoint"),
+            ("judge", "endpoint"),
+            ("support-route", "route"),
+        ]  # the embeddings endpoint cannot answer a candidate
+        assert [e["name"] for e in options["evaluators"]] == ["correctness", "refusal"]
+
+        body = {
+            "cluster_id": 0,
+            "variants": [
+                "template=support@2",
+                {
+                    "template_text": FIX,
+                    "endpoint": "support-route",
+                    "params": {"temperature": 0.2, "max_tokens": 50},
+                },
+            ],
+        }
+        started = client.post("/api/v1/experiments", json=body)
+        assert started.status_code == 202, started.text
+        head = started.json()
+        assert head["status"] == "running" and head["run_id"] == RUN_ID
+        assert head["done"] == 0 and head["total"] == 3 * N
+        assert started.headers["location"] == f"/api/v1/experiments/{head['id']}/status"
+        pending = client.get(f"/api/v1/experiments/{head['id']}")
+        assert pending.status_code == 404 and "no finished experiment" in pending.text
+
+        seen = follow(client, head["id"])
+        assert seen[-1]["status"] == "done" and seen[-1]["done"] == 3 * N
+        done = [s["done"] for s in seen]
+        assert done == sorted(done) and any(0 < d < 3 * N for d in done)
+
+        report = client.get(f"/api/v1/experiments/{head['id']}").json()
+        assert report["records"] == N and report["status"] == "done"
+        fixed, pasted = report["variants"]
+        assert fixed["spec"] == "template=support@2" and fixed["verdict"] == "better"
+        assert fixed["p_value"] < 0.01
+        assert pasted["verdict"] == "better" and pasted["errors"] == 0
+        assert pasted["spec"].startswith("template-text=")
+        assert pasted["spec"].endswith(
+            ",endpoint=support-route,param.temperature=0.2,param.max_tokens=50"
+        )
+        assert pasted["resolved"]["template_text"].startswith("Answer {{question}}")
+    assert len(w.provider.requests) == 2 * N
+    assert sum(r["body"].get("temperature") == 0.2 for r in w.provider.requests) == N
+    replays = [
+        c
+        for c in rows(seeded, Record, Record.internal.is_(True))
+        if c.tags and c.tags.get("llmscope.experiment") == head["id"]
+    ]
+    assert len(replays) == 2 * N
+    routed = [c for c in replays if c.tags["llmscope.experiment.variant"] == "2"]
+    assert {(c.route, c.endpoint) for c in routed} == {("support-route", "support-chat")}
+    assert all(c.template_version.startswith("text-") for c in routed)
+
+
+BAD: list[tuple[dict[str, Any], str]] = [
+    ({"cluster_id": 7, "variants": ["template=support@2"]}, "no cluster 7 in run run-exp-1"),
+    ({"cluster_id": 0, "run": "run-nope", "variants": ["template=support@2"]}, "run-nope"),
+    ({"cluster_id": 0, "variants": ["template=support@9"]}, "no template 'support@9'"),
+    ({"cluster_id": 0, "variants": ["endpoint=missing"]}, "no endpoint or route 'missing'"),
+    ({"cluster_id": 0, "variants": [{"endpoint": "embed"}]}, "is llm/v1/embeddings"),
+    (
+        {"cluster_id": 0, "variants": [{"template_text": "Dear {{customer}}: {{question}}"}]},
+        "needs the variable 'customer'",
+    ),
+    (
+        {"cluster_id": 0, "variants": ["template=support@2"], "evaluators": ["nope"]},
+        "no evaluator 'nope'",
+    ),
+    ({"cluster_id": 0, "variants": [{"params": {"model": "x"}}]}, "'param.model' cannot be set"),
+    ({"cluster_id": 0, "variants": []}, "variants: List should have at least 1 item"),
+    ({"cluster_id": 0, "variants": ["template=support@2"], "sample": 0}, "sample:"),
+    ({"cluster_id": 0, "variants": [{"prompt": "x"}]}, "unknown field"),
+]
+
+
+def test_bad_requests_are_refused_naming_the_problem_and_nothing_is_called(
+    seeded: str, tmp_path: Path
+) -> None:
+    with world(seeded, tmp_path) as w, collector(w, tmp_path) as client:
+        for body, message in BAD:
+            got = client.post("/api/v1/experiments", json=body)
+            assert got.status_code == 422, (body, got.text)
+            assert message in got.json()["message"], (body, got.json())
+        missing = client.get("/api/v1/experiments/exp-nope/status")
+        assert missing.status_code == 404 and "no experiment 'exp-nope'" in missing.text
+        assert w.provider.requests == [] and w.judge.requests == []
+    assert rows(seeded, Experiment) == []
+    assert rows(seeded, Record, Record.internal.is_(True)) == []
+
+
+def test_without_a_gateway_the_answer_says_how_to_enable_it(seeded: str, tmp_path: Path) -> None:
+    settings = Settings(database_url=seeded, data_dir=tmp_path / "api")
+    with TestClient(create_app(settings)) as client:
+        got = client.post("/api/v1/experiments", json={"cluster_id": 0, "variants": ["x=1"]})
+        assert got.status_code == 409 and "llmscope serve --config" in got.json()["message"]
+
+
+def test_starting_an_experiment_needs_an_admin_key_once_keys_exist(
+    seeded: str, tmp_path: Path
+) -> None:
+    engine = make_engine(seeded)
+    with session_scope(make_sessionmaker(engine)) as session:
+        read = create_key(session, name="reader", scope="read")
+        admin = create_key(session, name="admin", scope="admin")
+    engine.dispose()
+    body = {"cluster_id": 0, "variants": ["template=support@2"], "sample": 3}
+    with world(seeded, tmp_path) as w, collector(w, tmp_path) as client:
+        assert client.post("/api/v1/experiments", json=body).status_code == 401
+        refused = client.post(
+            "/api/v1/experiments", json=body, headers={"Authorization": f"Bearer {read}"}
+        )
+        assert refused.status_code == 403 and "'admin'" in refused.text
+        assert w.provider.requests == []
+        started = client.post(
+            "/api/v1/experiments", json=body, headers={"Authorization": f"Bearer {admin}"}
+        )
+        assert started.status_code == 202
+        client.headers["Authorization"] = f"Bearer {read}"  # reading needs only read
+        assert follow(client, started.json()["id"])[-1]["status"] == "done"
+    assert len(w.provider.requests) == 3
