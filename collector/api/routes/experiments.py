@@ -51,7 +51,7 @@ async def start_experiment(body: ExperimentRequest, request: Request) -> JSONRes
     try:
         plan = await run_in_threadpool(checked)
     except (SpecError, DatasetError) as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(400, str(exc)) from None
     await jobs.submit(plan)
     started = ExperimentStatus(
         id=plan.id,
