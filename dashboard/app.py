@@ -18,7 +18,7 @@ from flask import Response, abort, request
 from sqlalchemy import Engine
 
 from llmscope.config import Settings, get_settings
-from llmscope.dashboard import export
+from llmscope.dashboard import export, tryfix
 from llmscope.dashboard.auth import Login
 from llmscope.dashboard.pages import cluster, clusters, evaluators, experiments, overview, record
 from llmscope.dashboard.state import ViewState, parse
@@ -199,6 +199,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     def _health() -> dict[str, str]:
         return {"status": "ok"}
 
+    tryfix.register(app, engine, settings)
     app.server.config["LLMSCOPE_ENGINE"] = engine
     return app
 

@@ -1,8 +1,10 @@
-"""``llmscope dashboard``: serve the Dash dashboard over the store (read only)."""
+"""``llmscope dashboard``: serve the Dash dashboard over the store (read only; experiments are
+asked of the collector at ``--collector-url``)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from llmscope.cli import (
     add_database_url,
@@ -22,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     dashboard.add_argument(
         "--port", type=port_number, default=8050, help="port to bind (default 8050)"
     )
+    dashboard.add_argument(
+        "--collector-url",
+        metavar="URL",
+        help="the collector (llmscope serve --config ...) that runs the cluster page's Try a "
+        "fix experiments (default: $LLMSCOPE_COLLECTOR_URL, else http://127.0.0.1:5000)",
+    )
     add_database_url(dashboard)
     add_insecure(dashboard)
     dashboard.set_defaults(handler=dashboard_command)
@@ -32,6 +40,8 @@ def dashboard_command(args: argparse.Namespace) -> int:
 
     from llmscope.dashboard.app import create_app
 
+    if args.collector_url:
+        os.environ["LLMSCOPE_COLLECTOR_URL"] = args.collector_url
     settings = settings_from(args)
     # The dashboard only reads, but a brand-new store needs its tables to show its empty state.
     prepare_store(settings)

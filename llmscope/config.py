@@ -103,12 +103,14 @@ class Settings(BaseSettings):
     # --- Python SDK (in the instrumented app) ------------------------------------------------
     collector_url: str = Field(
         default="http://127.0.0.1:5000",
-        description="Base URL of the collector that llmscope.sdk (records, feedback) and its "
-        "OpenTelemetry helper (traces) send to.",
+        description="Base URL of the collector that llmscope.sdk (records, feedback), its "
+        "OpenTelemetry helper (traces) and the dashboard's Try a fix panel (experiments) talk "
+        "to; `llmscope dashboard --collector-url` sets it.",
     )
     collector_api_key: str | None = Field(
         default=None,
-        description="Bearer key llmscope.sdk sends to the collector, when keys are in use.",
+        description="Bearer key llmscope.sdk and the dashboard send to the collector, when keys "
+        "are in use (the dashboard's Try a fix needs admin scope: it spends tokens).",
     )
 
     # --- content safety ----------------------------------------------------------------------

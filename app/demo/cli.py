@@ -270,7 +270,8 @@ def _serve_dashboard(
     from llmscope.dashboard.app import create_app
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per page view
-    app = create_app(settings)
+    # The cluster page's "Try a fix" runs experiments on the demo's own collector.
+    app = create_app(settings.model_copy(update={"collector_url": collector_url}))
     try:
         server = make_server("127.0.0.1", port, app.server, threaded=True)
     except OSError:  # the port is taken (another dashboard?): any free one will do

@@ -9,7 +9,7 @@ from typing import Any
 from dash import dcc, html
 from sqlalchemy import Engine
 
-from llmscope.dashboard import charts, data
+from llmscope.dashboard import charts, data, tryfix
 from llmscope.dashboard.components import (
     FEEDBACK_LABELS,
     badge,
@@ -102,7 +102,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                     ],
                     className="grid-2",
                 ),
-                experiments.try_a_fix(engine, state, cluster_id),
+                experiments.try_a_fix(engine, state, cluster_id, tryfix.panel(cluster_id, run.id)),
                 card(
                     _feedback_filter(state),
                     _records(records, state),

@@ -24,7 +24,7 @@ from llmscope.dashboard.components import (
     page,
     text_block,
 )
-from llmscope.dashboard.data.experiments import Answer, experiment_detail, list_experiments
+from llmscope.dashboard.data.experiments import Answer, Row, experiment_detail, list_experiments
 from llmscope.dashboard.state import ViewState
 from llmscope.experiment_report import ExperimentReport, Side
 
@@ -111,7 +111,8 @@ def _figures(name: str, side: Side, extra: list[Any]) -> html.Tr:
     )
 
 
-def _summary(report: ExperimentReport) -> html.Table:
+def summary_table(report: ExperimentReport) -> html.Table:
+    """Each side's figures, and each variant's paired tests and verdict."""
     rows = [_figures("baseline (production)", report.baseline, ["", "", "", ""])]
     for v in report.variants:
         ci = "–" if v.ci is None else f"[{100 * v.ci[0]:+.1f}, {100 * v.ci[1]:+.1f}] pts"
@@ -161,18 +162,11 @@ def _answer(answer: Answer | None) -> html.Td:
     return html.Td([body, *verdicts])
 
 
-def render_detail(engine: Engine, state: ViewState, experiment_id: str) -> html.Div:
-    report, spec, rows = experiment_detail(engine, experiment_id)
-    back = dcc.Link("← Experiments", href=state.href("/experiments"))
-    if spec is None:
-        return page(
-            "Experiment not found",
-            card(html.P(["No experiment ", html.Code(experiment_id), "."])),
-            subtitle=back,
-        )
+def answers_table(state: ViewState, spec: dict[str, Any], rows: list[Row]) -> html.Table:
+    """The original and each variant's answers, one record a row, with the verdicts."""
     names = ["baseline", *[str(v.get("name")) for v in spec.get("variants", [])]]
     titles = ["original"] + [f"{v.get('name')}: {v.get('spec')}" for v in spec.get("variants", [])]
-    side_by_side = html.Table(
+    return html.Table(
         [
             html.Thead(html.Tr([html.Th("record"), *[html.Th(t) for t in titles]])),
             html.Tbody(
@@ -197,6 +191,18 @@ def render_detail(engine: Engine, state: ViewState, experiment_id: str) -> html.
         className="table side-by-side",
         id="experiment-answers",
     )
+
+
+def render_detail(engine: Engine, state: ViewState, experiment_id: str) -> html.Div:
+    report, spec, rows = experiment_detail(engine, experiment_id)
+    back = dcc.Link("← Experiments", href=state.href("/experiments"))
+    if spec is None:
+        return page(
+            "Experiment not found",
+            card(html.P(["No experiment ", html.Code(experiment_id), "."])),
+            subtitle=back,
+        )
+    side_by_side = answers_table(state, spec, rows)
     if report is None:
         head = card(
             html.P("This experiment is still running (or was interrupted)."), badge("running")
@@ -208,7 +214,7 @@ def render_detail(engine: Engine, state: ViewState, experiment_id: str) -> html.
                 f"Cluster {report.cluster_id} of run {report.run_id}: {report.records} records, "
                 f"judged by {', '.join(report.evaluators)}."
             ),
-            _summary(report),
+            summary_table(report),
             *([stopped] if stopped else []),
             title="Verdict",
         )
@@ -220,9 +226,12 @@ def render_detail(engine: Engine, state: ViewState, experiment_id: str) -> html.
     )
 
 
-def try_a_fix(engine: Engine, state: ViewState, cluster_id: int) -> html.Section:
-    """The cluster page's "Try a fix" card: how to run an experiment on this cluster, and the
-    experiments already run on it with their verdicts."""
+def try_a_fix(
+    engine: Engine, state: ViewState, cluster_id: int, runner: Any = None
+) -> html.Section:
+    """The cluster page's "Try a fix" card: ``runner`` (the panel that runs an experiment from
+    the browser, ``llmscope.dashboard.tryfix``), how to run one from the command line, and the
+    experiments already run on this cluster with their verdicts."""
     past = list_experiments(engine, cluster_id)
     items = [
         html.Li(
@@ -238,6 +247,7 @@ def try_a_fix(engine: Engine, state: ViewState, cluster_id: int) -> html.Section
         for e in past[:10]
     ]
     return card(
+        *([runner] if runner is not None else []),
         how_to_run(cluster_id),
         html.Ul(items, id="cluster-experiments")
         if items

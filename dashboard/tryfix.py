@@ -1,0 +1,264 @@
+"""The cluster page's "Try a fix" panel: run an experiment from the browser and read its verdict.
+
+The form (a registered template version or a pasted candidate text, an endpoint or route,
+temperature and max_tokens, the evaluators, the sample size) is filled from the collector's
+``GET /api/v1/experiments/options`` once the panel is on the page; **Run** posts the experiment to
+the collector (:mod:`llmscope.dashboard.collector_client`), a ``dcc.Interval`` polls its status
+into a progress bar, and once it is finished the verdict and the answers side by side are read
+from the store, as the experiment page reads them. The collector checks the request; whatever it
+refuses is shown in its own words. Without a reachable collector the panel says how to enable it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from llmscope.config import Settings
+from llmscope.dashboard.collector_client import CollectorClient, CollectorError
+from llmscope.dashboard.components import fmt_p, fmt_pct
+from llmscope.dashboard.data.experiments import experiment_detail
+from llmscope.dashboard.pages.experiments import answers_table, summary_table
+from llmscope.dashboard.state import ViewState
+from llmscope.experiment_report import ExperimentReport, ExperimentRequest, VariantRequest
+
+POLL_MS = 500
+DEFAULT_SAMPLE = 100
+
+
+def panel(cluster_id: int, run_id: str) -> html.Div:
+    """The panel's frame; its form arrives from the collector (see :func:`register`)."""
+    return html.Div(
+        [
+            dcc.Store(id="tryfix-context", data={"cluster_id": cluster_id, "run_id": run_id}),
+            dcc.Store(id="tryfix-job"),
+            dcc.Interval(id="tryfix-poll", interval=POLL_MS, disabled=True),
+            html.Div(html.P("Asking the collector…", className="muted"), id="tryfix-form"),
+            html.Div(id="tryfix-message"),
+            html.Div(id="tryfix-progress"),
+            html.Div(id="tryfix-result"),
+        ],
+        id="tryfix",
+        className="tryfix",
+    )
+
+
+def _field(label: str, control: Any) -> html.Div:
+    return html.Div(
+        [html.Label(label, className="control-label"), control], className="control-group"
+    )
+
+
+def form(options: dict[str, Any]) -> html.Div:
+    """The controls, from what the collector's gateway config offers."""
+    templates = [f"{t['name']}@{t['version']}" for t in options.get("templates", [])]
+    targets = [
+        {"label": f"{e['name']} ({e['kind']})", "value": e["name"]}
+        for e in options.get("endpoints", [])
+    ]
+    evaluators = [e["name"] for e in options.get("evaluators", [])]
+    return html.Div(
+        [
+            html.Div(
+                [
+                    _field(
+                        "Registered template",
+                        dcc.Dropdown(
+                            id="tryfix-template",
+                            options=templates,
+                            placeholder="keep the records' prompts",
+                            className="control",
+                        ),
+                    ),
+                    _field(
+                        "Endpoint or route",
+                        dcc.Dropdown(
+                            id="tryfix-endpoint",
+                            options=targets,
+                            placeholder="each record's own",
+                            className="control",
+                        ),
+                    ),
+                    _field(
+                        "Temperature",
+                        dcc.Input(id="tryfix-temperature", type="number", min=0, max=2, step=0.1),
+                    ),
+                    _field("Max tokens", dcc.Input(id="tryfix-max-tokens", type="number", min=1)),
+                    _field(
+                        "Records",
+                        dcc.Input(id="tryfix-sample", type="number", min=1, value=DEFAULT_SAMPLE),
+                    ),
+                ],
+                className="filter-bar",
+            ),
+            _field(
+                "…or paste a candidate template ({{variable}} placeholders)",
+                dcc.Textarea(id="tryfix-text", className="tryfix-text", rows=4),
+            ),
+            _field(
+                "Evaluators",
+                dcc.Checklist(
+                    id="tryfix-evaluators",
+                    options=evaluators,
+                    value=evaluators,
+                    inline=True,
+                ),
+            ),
+            html.Button("Run", id="tryfix-run", className="button", n_clicks=0),
+        ]
+    )
+
+
+def request_from(
+    context: dict[str, Any],
+    template: str | None,
+    text: str | None,
+    endpoint: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    evaluators: list[str] | None,
+    sample: int | None,
+) -> ExperimentRequest:
+    """The form's values as the collector's request (checking is the collector's)."""
+    params: dict[str, Any] = {}
+    if temperature is not None:
+        params["temperature"] = temperature
+    if max_tokens is not None:
+        params["max_tokens"] = int(max_tokens)
+    variant = VariantRequest(
+        template=template or None,
+        template_text=text if text and text.strip() else None,
+        endpoint=endpoint or None,
+        params=params,
+    )
+    return ExperimentRequest(
+        cluster_id=int(context["cluster_id"]),
+        run=str(context["run_id"]),
+        variants=[variant],
+        evaluators=list(evaluators or []) or None,
+        sample=int(sample or DEFAULT_SAMPLE),
+    )
+
+
+def progress(done: int, total: int) -> html.Div:
+    return html.Div(
+        [
+            html.Progress(id="tryfix-bar", value=str(done), max=str(max(total, 1))),
+            html.Span(f" answered and judged {done} of {total}", id="tryfix-count"),
+        ],
+        className="tryfix-progress",
+    )
+
+
+def verdict_sentences(report: ExperimentReport) -> html.Div:
+    """Each variant's verdict in words, with the figures behind it."""
+    lines = []
+    for v in report.variants:
+        ci = "" if v.ci is None else f", 95% CI [{100 * v.ci[0]:+.1f}, {100 * v.ci[1]:+.1f}] pts"
+        needed = f"; about {v.needed_sample} records would tell" if v.needed_sample else ""
+        lines.append(
+            html.P(
+                [
+                    html.B(f"The candidate is {v.verdict}"),
+                    f": pass rate {fmt_pct(report.baseline.pass_rate)} → {fmt_pct(v.pass_rate)}"
+                    f" on {v.pairs} paired records (McNemar p={fmt_p(v.p_value)}{ci}){needed}.",
+                ]
+            )
+        )
+    return html.Div(lines, id="tryfix-verdict")
+
+
+def result(engine: Engine, experiment_id: str) -> html.Div:
+    """The finished experiment: the verdict and the answers side by side, from the store."""
+    report, spec, rows = experiment_detail(engine, experiment_id)
+    state = ViewState()
+    link = dcc.Link(f"experiment {experiment_id}", href=state.href(f"/experiments/{experiment_id}"))
+    if report is None or spec is None:
+        return html.Div(html.P(["No report for ", link, "."], className="muted"))
+    stopped = [html.P(report.stopped, className="muted")] if report.stopped else []
+    return html.Div(
+        [
+            verdict_sentences(report),
+            summary_table(report),
+            *stopped,
+            html.P(["Kept as ", link, "."], className="muted"),
+            answers_table(state, spec, rows),
+        ]
+    )
+
+
+def _fields(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def _error(message: str) -> html.P:
+    return html.P(message, className="tryfix-error", id="tryfix-error")
+
+
+def register(app: Dash, engine: Engine, settings: Settings) -> None:
+    """The panel's callbacks: fill the form, run, poll, show the result."""
+    client = CollectorClient(settings.collector_url, settings.collector_api_key)
+
+    @app.callback(Output("tryfix-form", "children"), Input("tryfix-context", "data"))
+    def _load(context: dict[str, Any] | None) -> Any:
+        try:
+            return form(client.options())
+        except CollectorError as exc:
+            return html.Div(
+                [
+                    _error(f"Try a fix is not available: {exc}"),
+                    html.P(
+                        "It needs the collector with a gateway config (llmscope serve --config "
+                        "gateway.yaml) and the dashboard pointed at it: llmscope dashboard "
+                        "--collector-url http://HOST:PORT (or LLMSCOPE_COLLECTOR_URL).",
+                        className="muted",
+                    ),
+                ]
+            )
+
+    @app.callback(
+        Output("tryfix-job", "data"),
+        Output("tryfix-poll", "disabled"),
+        Output("tryfix-message", "children"),
+        Output("tryfix-progress", "children"),
+        Output("tryfix-result", "children"),
+        Input("tryfix-run", "n_clicks"),
+        Input("tryfix-poll", "n_intervals"),
+        State("tryfix-context", "data"),
+        State("tryfix-job", "data"),
+        State("tryfix-template", "value"),
+        State("tryfix-text", "value"),
+        State("tryfix-endpoint", "value"),
+        State("tryfix-temperature", "value"),
+        State("tryfix-max-tokens", "value"),
+        State("tryfix-evaluators", "value"),
+        State("tryfix-sample", "value"),
+        prevent_initial_call=True,
+    )
+    def _run_or_poll(
+        clicks: int | None, _ticks: int | None, context: dict[str, Any], job: Any, *values: Any
+    ) -> tuple[Any, ...]:
+        if ctx.triggered_id == "tryfix-run":
+            if not clicks:
+                return (no_update,) * 5
+            try:
+                started = client.start(request_from(context, *values))
+            except CollectorError as exc:
+                return None, True, _error(str(exc)), None, None
+            except ValidationError as exc:
+                return None, True, _error(_fields(exc)), None, None
+            return started.id, False, None, progress(started.done, started.total), None
+        if not job:
+            return no_update, True, no_update, no_update, no_update
+        try:
+            now = client.status(str(job))
+        except CollectorError as exc:
+            return no_update, True, _error(str(exc)), no_update, no_update
+        if now.status == "running":
+            return no_update, False, no_update, progress(now.done, now.total), no_update
+        if now.status == "failed":
+            return no_update, True, _error(f"The experiment failed: {now.error}"), None, None
+        return no_update, True, None, progress(now.done, now.total), result(engine, now.id)
