@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import httpx
+from common import process_cpu_seconds  # the sibling benchmarks module
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -113,15 +114,6 @@ async def run_load(
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
     return latencies
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc), 0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:

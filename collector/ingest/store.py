@@ -5,32 +5,55 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from llmscope.db.models import Record
 
 
-def insert_records(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def insert_records(session: Session, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert ``rows`` into ``records``; a row whose id is already stored is skipped.
 
     That makes a retried batch (same client-given ids) store nothing twice, on SQLite and
-    PostgreSQL alike. The caller commits.
+    PostgreSQL alike. Returns the rows this call stored (the first of each new id, in order),
+    so what is counted (metrics, budgets) counts once per record however often it is sent.
+    The caller commits.
     """
     if not rows:
-        return
+        return []
     dialect = session.get_bind().dialect.name
     # Core insert on the table: the ORM's bulk path costs a third more per row for nothing here.
     table = Record.__table__
     assert isinstance(table, Table)
+    ids = table.c.id
     if dialect == "postgresql":
         statement: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=["id"])
+        session.execute(statement, list(rows))
+        # Which ids this transaction inserted: their row's inserting transaction (``xmin``) is
+        # ours. Exact even when another request stores the same ids at the same moment, and
+        # cheap (one indexed lookup), where ``RETURNING`` through SQLAlchemy's executemany made
+        # a 1,000-row batch six times slower.
+        stored = set(
+            session.scalars(
+                select(ids).where(
+                    ids.in_({row["id"] for row in rows}),
+                    text("xmin = pg_current_xact_id()::xid"),
+                )
+            )
+        )
     elif dialect == "sqlite":
+        # SQLite serialises writers, and RETURNING costs nothing measurable here.
         statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"])
+        stored = set(session.scalars(statement.returning(ids), list(rows)))
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported stores
         raise RuntimeError(f"unsupported database dialect: {dialect}")
-    session.execute(statement, list(rows))
+    new = []
+    for row in rows:
+        if row["id"] in stored:
+            stored.discard(row["id"])  # a second row with the same id in the batch was skipped
+            new.append(row)
+    return new
 
 
 def find_record_id(session: Session, ref: str) -> str | None:

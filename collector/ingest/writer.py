@@ -30,9 +30,9 @@ class RecordWriter:
 
         writer = RecordWriter.from_settings(settings, recorder, accounting)
         rows = [writer.row(record, source="api") for record in records]   # validated RecordIn
-        writer.store(session, rows)              # in the caller's transaction: all or nothing
+        stored = writer.store(session, rows)     # in the caller's transaction: all or nothing
         session.commit()
-        writer.accepted(rows)
+        writer.accepted(stored)                  # what this call stored: a retry counts nothing
         writer.submit(call.row(), log_content=False)   # off the request path (the gateway)
         writer.feedback(session, [FeedbackEvent.from_input(record_id, body)])
     """
@@ -68,9 +68,12 @@ class RecordWriter:
         """The finished row of a validated record."""
         return self.finish(record_row(record, source=source, internal=internal))
 
-    def store(self, session: Session, rows: Sequence[Row]) -> None:
-        """Insert finished ``rows`` in the caller's transaction; ids already stored are skipped."""
-        insert_records(session, rows)
+    def store(self, session: Session, rows: Sequence[Row]) -> list[Row]:
+        """Insert finished ``rows`` in the caller's transaction; ids already stored are skipped.
+
+        Returns the rows it stored, the ones to pass to :meth:`accepted` once committed.
+        """
+        return insert_records(session, rows)
 
     def accepted(self, rows: Sequence[Row]) -> None:
         """``rows`` count now (committed, or for the gateway answered): metrics and budgets."""

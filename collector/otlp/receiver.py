@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import OperationalError
@@ -85,12 +86,14 @@ def _decode(
 
 def _write(
     factory: sessionmaker[Session], writer: RecordWriter, batch: ExportBatch
-) -> list[tuple[str | None, str | None]]:
-    """Store the batch in one transaction; returns the stored feedback's (endpoint, thumb)."""
+) -> tuple[list[dict[str, Any]], list[tuple[str | None, str | None]]]:
+    """Store the batch in one transaction; returns the rows it stored (an exporter's retry
+    stores none again) and the stored feedback's (endpoint, thumb)."""
     with session_scope(factory) as session:
-        writer.store(session, batch.rows)
+        stored = writer.store(session, batch.rows)
         events = writer.feedback(session, batch.feedback)
-        return [(_endpoint_of(session, e.record_id), e.thumb) for e in events if e is not None]
+        thumbs = [(_endpoint_of(session, e.record_id), e.thumb) for e in events if e is not None]
+        return stored, thumbs
 
 
 def _endpoint_of(session: Session, record_id: str) -> str | None:
@@ -128,7 +131,7 @@ async def export_traces(request: Request) -> Response:
     accounting = request.app.state.accounting
     try:
         async with write_gate(request).slot():
-            feedback = await run_in_threadpool(
+            stored, feedback = await run_in_threadpool(
                 _write, request.app.state.sessionmaker, writer, batch
             )
     except WriterSaturated:
@@ -137,7 +140,7 @@ async def export_traces(request: Request) -> Response:
     except OperationalError:
         log.warning("otlp export not stored: the store is unavailable", exc_info=True)
         return _error(encoding, 503, "the store is unavailable; retry later", retry=True)
-    writer.accepted(batch.rows)
+    writer.accepted(stored)
     for endpoint, thumb in feedback:
         accounting.metrics.feedback(endpoint, thumb)
     log.info(

@@ -82,12 +82,21 @@ def mixed_load(base: str) -> None:
             assert answer.status_code == 200
         answer = http.post("/v1/chat/completions", json={"model": "nope", "messages": []})
         assert answer.status_code == 404  # recorded too, with status error
-        for k in range(3):  # REST batches: one priced model, one unpriced
-            batch = [
+        def batch(k: int, ids: range) -> list[dict[str, object]]:  # a priced and an unpriced model
+            return [
                 record(id=f"r{k}-{i}", model="gpt-4o-mini" if i % 2 else "house-model")
-                for i in range(10)
+                for i in ids
             ]
-            assert http.post("/api/v1/records", json={"records": batch}).status_code == 201
+
+        for k in range(3):  # REST batches
+            answer = http.post("/api/v1/records", json={"records": batch(k, range(10))})
+            assert answer.status_code == 201
+        # Retries: a whole batch again (stores and counts nothing), and a batch half of whose
+        # records are already stored (5 new records, two of them priced).
+        retried = http.post("/api/v1/records", json={"records": batch(0, range(10))})
+        assert retried.status_code == 201
+        half = batch(2, range(5)) + batch(3, range(5))
+        assert http.post("/api/v1/records", json={"records": half}).status_code == 201
         attributes = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": "openai",
@@ -96,12 +105,13 @@ def mixed_load(base: str) -> None:
             "gen_ai.usage.output_tokens": 11,
         }
         spans = [make_span(attributes, span_id=bytes([0] * 7 + [i + 1])) for i in range(7)]
-        answer = http.post(
-            "/v1/traces",
-            content=export_request(spans).SerializeToString(),
-            headers={"content-type": "application/x-protobuf"},
-        )
-        assert answer.status_code == 200, answer.text
+        for _ in range(2):  # the exporter retries the same export: its spans count once
+            answer = http.post(
+                "/v1/traces",
+                content=export_request(spans).SerializeToString(),
+                headers={"content-type": "application/x-protobuf"},
+            )
+            assert answer.status_code == 200, answer.text
         for i, value in enumerate(["down", "up", "down", 0.5, "down"]):  # feedback
             answer = http.post(f"/api/v1/records/r0-{i}/feedback", json={"value": value})
             assert answer.status_code == 201
@@ -120,7 +130,7 @@ def test_metrics_equal_the_store_after_mixed_load(
         engine = make_engine(database_url)
         with make_sessionmaker(engine)() as session:
             deadline = time.monotonic() + 20
-            while session.scalar(select(func.count()).select_from(Record)) < 50:
+            while session.scalar(select(func.count()).select_from(Record)) < 55:
                 assert time.monotonic() < deadline, "the gateway's records never arrived"
                 time.sleep(0.2)
                 session.rollback()
@@ -147,17 +157,17 @@ def test_metrics_equal_the_store_after_mixed_load(
         # A scrape may land on either worker: each must answer the sum over both.
         for _ in range(3 * workers):
             samples = scrape(base)
-            assert by_source == {"gateway": 13, "api": 30, "otlp": 7}
+            assert by_source == {"gateway": 13, "api": 35, "otlp": 7}
             for source, count in by_source.items():
                 assert total(samples, "llmscope_calls_total", source=source) == count
             assert total(samples, "llmscope_calls_total", status="error") == errors == 1
             assert total(samples, "llmscope_tokens_total", direction="input") == tokens_in
             assert total(samples, "llmscope_tokens_total", direction="output") == tokens_out
             assert total(samples, "llmscope_cost_usd_total") == pytest.approx(cost, rel=1e-9)
-            assert priced == 12 + 15 + 7  # priced gateway calls, gpt-4o-mini records and spans
+            assert priced == 12 + 17 + 7  # priced gateway calls, gpt-4o-mini records and spans
             assert total(samples, "llmscope_feedback_total") == feedback == 5
             assert total(samples, "llmscope_feedback_total", thumb="down") == downs == 3
-            assert total(samples, "llmscope_call_latency_seconds_count") == 50
+            assert total(samples, "llmscope_call_latency_seconds_count") == 55
             assert total(samples, "llmscope_calls_total", template="faq@2") == 4
             assert "llmscope_recorder_spool_bytes{}" in samples
 

@@ -65,9 +65,9 @@ def ingest_records(
             [{"loc": ("body", "records"), "msg": message, "type": "too_long"}]
         )
     rows = [writer.row(record, source="api") for record in records]
-    writer.store(session, rows)
+    stored = writer.store(session, rows)
     session.commit()
-    writer.accepted(rows)
+    writer.accepted(stored)
     return IngestResult(ids=[row["id"] for row in rows])
 
 
