@@ -100,11 +100,27 @@ def form(options: dict[str, Any]) -> html.Div:
             ),
             _field(
                 "Evaluators",
-                dcc.Checklist(
-                    id="tryfix-evaluators",
-                    options=evaluators,
-                    value=evaluators,
-                    inline=True,
+                html.Div(
+                    [
+                        dcc.Checklist(
+                            id="tryfix-evaluators",
+                            options=evaluators,
+                            value=evaluators,
+                            inline=True,
+                        ),
+                        *(
+                            []
+                            if evaluators
+                            else [
+                                html.P(
+                                    "The collector's gateway config has no evaluators: section; "
+                                    "add one (an llm_judge or a check) so answers can be judged.",
+                                    className="tryfix-error",
+                                    id="tryfix-no-evaluators",
+                                )
+                            ]
+                        ),
+                    ]
                 ),
             ),
             html.Button("Run", id="tryfix-run", className="button", n_clicks=0),

@@ -126,3 +126,31 @@ def test_the_cluster_page_offers_to_try_a_fix_and_lists_its_experiments(engine: 
     listed = try_a_fix(engine, parse(""), 4)
     assert "exp-abc" in text_of(by_id(listed, "cluster-experiments"))
     assert "exp-abc" not in text_of(try_a_fix(engine, parse(""), 5))
+
+
+def test_the_try_a_fix_form_and_request_follow_the_collector_options() -> None:
+    from llmscope.dashboard.tryfix import form, request_from
+
+    options = {
+        "templates": [{"name": "support", "version": "2", "text": "..."}],
+        "endpoints": [{"name": "support-route", "kind": "route", "type": "llm/v1/chat"}],
+        "evaluators": [{"name": "correctness", "type": "llm_judge"}],
+    }
+    layout = form(options)
+    assert "Registered template" in text_of(layout) and "no evaluators" not in text_of(layout)
+    assert by_id(layout, "tryfix-evaluators").value == ["correctness"]  # all judge by default
+    assert by_id(layout, "tryfix-endpoint").options == [
+        {"label": "support-route (route)", "value": "support-route"}
+    ]
+    assert "no evaluators: section" in text_of(form({**options, "evaluators": []}))
+    context = {"cluster_id": 3, "run_id": "run-1"}
+    request = request_from(context, "support@2", "  ", "support-route", 0.2, 50, [], None)
+    assert request.model_dump(exclude_none=True) == {
+        "cluster_id": 3,
+        "run": "run-1",
+        "variants": [
+            {"template": "support@2", "endpoint": "support-route",
+             "params": {"temperature": 0.2, "max_tokens": 50}}
+        ],
+        "sample": 100,
+    }  # fmt: skip
