@@ -58,8 +58,16 @@ def plan_request(
     )
 
 
+class Busy(Exception):
+    """This process already runs its most experiments at once."""
+
+
 class ExperimentJobs:
-    """The collector's running experiments (tasks on its event loop)."""
+    """The collector's running experiments (tasks on its event loop), at most ``MAX_RUNNING``
+    at once per process: each has its own concurrency and token budget, so the cap bounds
+    what one collector spends and keeps in flight."""
+
+    MAX_RUNNING = 4
 
     def __init__(
         self, factory: sessionmaker[Session], gateway: Gateway, settings: Settings
@@ -69,8 +77,17 @@ class ExperimentJobs:
         self.settings = settings
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def check_room(self) -> None:
+        """Busy when ``MAX_RUNNING`` experiments already run here."""
+        if len(self._tasks) >= self.MAX_RUNNING:
+            raise Busy(
+                f"{len(self._tasks)} experiments are running on this collector (at most "
+                f"{self.MAX_RUNNING} at once); retry when one has finished"
+            )
+
     async def submit(self, plan: runner.Plan) -> None:
         """Store the experiment as running and start it; returns once the row exists."""
+        self.check_room()
         created = datetime.now(UTC)
         await asyncio.to_thread(runner.create, self.factory, plan, created)
         task = asyncio.create_task(self._run(plan, created), name=f"llmscope-{plan.id}")

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from llmscope.collector.api.deps import SessionDep
 from llmscope.collector.experiments.dataset import DatasetError
 from llmscope.collector.experiments.export import load_report
-from llmscope.collector.experiments.jobs import ExperimentJobs, plan_request, status
+from llmscope.collector.experiments.jobs import Busy, ExperimentJobs, plan_request, status
 from llmscope.collector.experiments.spec import KINDS, SpecError
 from llmscope.collector.gateway.config import GatewayConfig
 from llmscope.experiment_report import ExperimentReport, ExperimentRequest, ExperimentStatus
@@ -43,6 +43,10 @@ async def start_experiment(body: ExperimentRequest, request: Request) -> JSONRes
     """Check and start an experiment on a cluster's records; 202 with its id."""
     jobs = _jobs(request)
     config = jobs.gateway.config
+    try:
+        jobs.check_room()  # before the plan's reads
+    except Busy as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
 
     def checked() -> Any:
         with request.app.state.sessionmaker() as session:
@@ -52,7 +56,10 @@ async def start_experiment(body: ExperimentRequest, request: Request) -> JSONRes
         plan = await run_in_threadpool(checked)
     except (SpecError, DatasetError) as exc:
         raise HTTPException(400, str(exc)) from None
-    await jobs.submit(plan)
+    try:
+        await jobs.submit(plan)
+    except Busy as exc:  # others started while this one was planned
+        raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
     started = ExperimentStatus(
         id=plan.id,
         status="running",

@@ -183,3 +183,23 @@ def test_starting_an_experiment_needs_an_admin_key_once_keys_exist(
         client.headers["Authorization"] = f"Bearer {read}"  # reading needs only read
         assert follow(client, started.json()["id"])[-1]["status"] == "done"
     assert len(w.provider.requests) == 3
+
+
+def test_an_experiment_the_collector_stops_is_marked_failed_and_a_fifth_is_refused(
+    seeded: str, tmp_path: Path
+) -> None:
+    body = {"cluster_id": 0, "variants": ["template=support@2"], "sample": 2}
+    with world(seeded, tmp_path, delay=2.0) as w:
+        with collector(w, tmp_path, experiment_concurrency=1) as client:
+            started = [client.post("/api/v1/experiments", json=body) for _ in range(4)]
+            assert [s.status_code for s in started] == [202] * 4
+            busy = client.post("/api/v1/experiments", json=body)
+            assert busy.status_code == 429 and "at most 4 at once" in busy.json()["message"]
+            assert busy.headers["retry-after"] == "30"
+        # the collector stopped while the replays waited on the slow provider
+        with collector(w, tmp_path) as client:
+            ended = [
+                client.get(f"/api/v1/experiments/{s.json()['id']}/status").json() for s in started
+            ]
+    assert {(e["status"], e["error"]) for e in ended} == {("failed", "the collector stopped")}
+    assert len(rows(seeded, Experiment)) == 4
