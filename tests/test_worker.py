@@ -6,12 +6,14 @@ wall clock (the worker's windows are relative to now), so nothing here depends o
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,8 +22,11 @@ from sqlalchemy.orm import Session
 
 from llmscope.app.worker import AnalysisLock, interval
 from llmscope.db import make_engine
-from llmscope.db.models import AnalysisRun, Record, RunAssignment, RunCluster
+from llmscope.db.models import AnalysisRun, Evaluation, Record, RunAssignment, RunCluster
+from llmscope.db.queries import load_run_report
+from tests.analysis.http_fakes import fake_llm
 from tests.analysis.traffic import NOW, seed_traffic
+from tests.collector.evaluations.support import JUDGE, write_config
 from tests.conftest import free_port, start_cli_server, wait_for_http
 
 
@@ -133,10 +138,9 @@ def spans_of(lines: list[str]) -> list[tuple[float, float]]:
     """(start, end) wall-clock seconds of each analysis run in a worker's log lines."""
     found, started = [], None
     for line in lines:
-        stamp = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})", line)
-        if stamp is None:
+        if re.match(r"\d{4}-", line) is None:
             continue
-        moment = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        moment = started_at(line)
         if "analysis started" in line:
             started = moment
         elif "analysis finished" in line and started is not None:
@@ -178,3 +182,80 @@ def test_sigterm_lets_the_run_in_progress_finish(database_url: str, tmp_path: Pa
     assert "analysis finished outcome=ok" in output and "worker stopped" in output
     assert runs_are_whole(engine) == 1
     engine.dispose()
+
+
+def refunds_fail(body: dict[str, Any]) -> str:
+    """A judge that fails every answer to a refund question (its input), and passes the rest."""
+    graded = [m["content"] for m in body["messages"] if m["role"] == "user"][0]
+    question = graded.split("Output:", 1)[0]
+    failed = "refund" in question or "money back" in question
+    score = 1 if failed else 5
+    return json.dumps({"score": score, "justification": "graded by the test's fake judge"})
+
+
+@pytest.mark.slow
+def test_a_scheduled_run_tests_the_online_evaluations(database_url: str, tmp_path: Path) -> None:
+    """The worker judges new records online and its scheduled analysis tests those verdicts."""
+    engine = make_engine(database_url)
+    seed_recent(engine)
+    with Session(engine) as session:
+        analysed = session.scalar(select(func.count()).where(Record.internal.is_(False)))
+    with fake_llm(default=refunds_fail) as judge:
+        config = write_config(tmp_path / "gateway.yaml", judge.url, JUDGE)
+        port = free_port()
+        proc = start_cli_server(
+            [
+                "worker",
+                "--database-url",
+                database_url,
+                "--port",
+                str(port),
+                "--analyze-every",
+                "20s",
+            ],  # fmt: skip
+            env={
+                "LLMSCOPE_DATA_DIR": str(tmp_path / "data"),
+                "LLMSCOPE_GATEWAY_CONFIG": str(config),
+                "PYTHONUNBUFFERED": "1",
+            },
+        )
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/health", proc)
+            deadline = time.monotonic() + 300
+            while judged(engine) < analysed:  # every analysed record, never an internal one
+                assert time.monotonic() < deadline, f"{judged(engine)} of {analysed} judged"
+                time.sleep(0.5)
+            all_judged = time.time()
+            # the first run that starts from here sees every verdict (an earlier one may not)
+            while started_at(read_until(proc, r"analysis started")[-1]) < all_judged:
+                pass
+            read_until(proc, r"analysis finished outcome=ok")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            output = proc.communicate(timeout=540)[0].decode()
+        assert proc.returncode == 0, output
+        assert len(judge.requests) == analysed  # each record judged once
+    with Session(engine) as session:
+        report = load_run_report(session)  # the latest run
+    engine.dispose()
+    assert report is not None
+    entry = report.evaluators["correctness"]
+    refunds = report.current.records // 4  # the current window's topics take turns, 4 of them
+    assert entry.evaluated == report.current.records and entry.failed == refunds
+    flagged = [c for c in report.clusters if "correctness" in c.evaluations]
+    hot = [c for c in flagged if c.evaluations["correctness"].flagged]
+    assert hot, "the refund cluster's judge failures were not flagged"
+    for cluster in hot:
+        assert any("refund" in k or "money" in k for k in cluster.keywords), cluster.keywords
+
+
+def started_at(line: str) -> float:
+    """The wall-clock time of a worker's log line."""
+    stamp = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})", line)
+    assert stamp is not None, line
+    return datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def judged(engine: Engine) -> int:
+    with Session(engine) as session:
+        return session.scalar(select(func.count()).where(Evaluation.status != "pending")) or 0

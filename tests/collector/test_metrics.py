@@ -82,10 +82,10 @@ def mixed_load(base: str) -> None:
             assert answer.status_code == 200
         answer = http.post("/v1/chat/completions", json={"model": "nope", "messages": []})
         assert answer.status_code == 404  # recorded too, with status error
+
         def batch(k: int, ids: range) -> list[dict[str, object]]:  # a priced and an unpriced model
             return [
-                record(id=f"r{k}-{i}", model="gpt-4o-mini" if i % 2 else "house-model")
-                for i in ids
+                record(id=f"r{k}-{i}", model="gpt-4o-mini" if i % 2 else "house-model") for i in ids
             ]
 
         for k in range(3):  # REST batches
