@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmscope.cli import CommandError, UsageError, add_database_url, prepare_store, settings_from
-from llmscope.report import utc_iso
+from llmscope.report import deepest_subcluster, utc_iso
 
 if TYPE_CHECKING:
     from llmscope.report import RunReport
@@ -137,20 +137,11 @@ def export_clusters_command(args: argparse.Namespace) -> int:
 
 def _subcluster_of(clusters: Sequence[Any]) -> dict[str, int]:
     """Record id -> the most specific flagged sub-cluster holding it (the deepest one)."""
-    parent = {int(c): (s or {}).get("parent") for c, s in clusters}
-
-    def depth(c: int) -> int:
-        d = 0
-        while parent.get(c) is not None:
-            c, d = int(parent[c]), d + 1  # type: ignore[arg-type]
-        return d
-
-    out: dict[str, int] = {}
-    subs = [(depth(int(c)), int(c), s) for c, s in clusters if parent.get(int(c)) is not None]
-    for _, c, s in sorted(subs, key=lambda t: (t[0], t[1])):
-        for record_id in s.get("members", []):
-            out[record_id] = c
-    return out
+    stats = {int(c): s or {} for c, s in clusters}
+    return deepest_subcluster(
+        {c: s.get("parent") for c, s in stats.items()},
+        {c: s.get("members", []) for c, s in stats.items() if s.get("parent") is not None},
+    )
 
 
 def _encode(rows: list[tuple[str, int, str, int | None]], fmt: str) -> bytes:

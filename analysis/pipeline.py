@@ -147,7 +147,7 @@ def analyse(
     similarity = nearest_similarity(embeddings, centroids)
     novel_text = similarity < settings.novel_max_similarity
     novel = novel_text[text_index] if len(text_index) else np.zeros(0, dtype=bool)
-    tree = build_tree(clustering)
+    tree = build_tree(clustering) if settings.tree_testing else None
     micro = (
         clustering.micro_labels[text_index]
         if tree is not None and clustering.micro_labels is not None

@@ -30,6 +30,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -43,6 +44,7 @@ from llmscope.analysis.pipeline import cluster_embeddings
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
 from llmscope.db.models import AnalysisRun, Record
+from llmscope.report import RunReport
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -109,6 +111,25 @@ def compare_backends(data: Path, n: int, workdir: Path) -> None:
     )
 
 
+def fill_cache(session: Session, texts: list[str], settings: Settings) -> None:
+    """Embed the texts the cache lacks, printing how long it took."""
+    started = time.perf_counter()
+    embed_texts(session, texts, encoder=encoder_for(settings), progress=True)
+    print(f"   cache filled in {time.perf_counter() - started:.0f}s (0 when already cached)")
+
+
+def timed_run(settings: Settings) -> tuple[float, RunReport, dict[str, Any]]:
+    """Wall seconds, report and stored ``params`` of one analysis run at ``NOW``."""
+    started = time.perf_counter()
+    report = run_analysis(settings, now=NOW, progress=False)
+    seconds = time.perf_counter() - started
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        params = session.get(AnalysisRun, report.run_id).params  # type: ignore[union-attr]
+    engine.dispose()
+    return seconds, report, params
+
+
 def large_run(data: Path, records: int, store: Path, distinct: int, backend: str) -> None:
     texts = questions(data)
     if distinct:
@@ -135,17 +156,9 @@ def large_run(data: Path, records: int, store: Path, distinct: int, backend: str
             ]
             session.bulk_insert_mappings(Record, rows)  # type: ignore[arg-type]
             session.commit()
-        started = time.perf_counter()
-        embed_texts(session, texts, encoder=encoder_for(settings), progress=True)
-        print(f"   cache filled in {time.perf_counter() - started:.0f}s (0 when already cached)")
+        fill_cache(session, texts, settings)
     engine.dispose()
-    started = time.perf_counter()
-    report = run_analysis(settings, now=NOW, progress=False)
-    seconds = time.perf_counter() - started
-    engine = make_engine(settings.database_url)
-    with Session(engine) as session:
-        params = session.get(AnalysisRun, report.run_id).params  # type: ignore[union-attr]
-    engine.dispose()
+    seconds, report, params = timed_run(settings)
     total = report.baseline.records + report.current.records
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     analysed = report.sample.analysed if report.sample else total

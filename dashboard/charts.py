@@ -12,6 +12,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from llmscope.report import deepest_subcluster
+
 PALETTE = (
     "#4C78A8",
     "#F58518",
@@ -25,6 +27,8 @@ PALETTE = (
     "#BAB0AC",
 )
 NOISE = "#C9CED6"
+# Rings around a sub-cluster's points: dark, so they read on every colouring of the map.
+SUBCLUSTER_COLORS = ("#111827", "#7C3AED", "#B91C1C", "#047857")
 WINDOW_COLORS = {"baseline": "#8DA0CB", "current": "#F58518"}
 FEEDBACK_COLORS = {"down": "#D62728", "up": "#2CA02C", None: "#C9CED6"}
 FEEDBACK_NAMES = {"down": "thumbs-down", "up": "thumbs-up", None: "unrated"}
@@ -134,9 +138,22 @@ def traffic_figures(rows: list[dict[str, Any]], split: bool) -> dict[str, go.Fig
     return {"calls": calls, "down": down, "latency": latency, "tokens": tokens}
 
 
-def cluster_map(points: list[dict[str, Any]], color: str, titles: dict[int, str]) -> dict[str, Any]:
+def cluster_map(
+    points: list[dict[str, Any]],
+    color: str,
+    titles: dict[int, str],
+    subclusters: dict[int, list[str]] | None = None,
+    parents: dict[int, int] | None = None,
+) -> dict[str, Any]:
     """The 2-D map as one WebGL trace per colour group (a plain dict: 20k points need no
-    validation pass)."""
+    validation pass).
+
+    ``subclusters`` (sub-cluster id -> its record ids) and ``parents`` (sub-cluster id -> the
+    entry above it) add one trace per sub-cluster on top: its drawn points again as open
+    rings named "sub-cluster N of M", so they stand out while the parent's trace still
+    covers them (a legend click hides either)."""
+    subclusters, parents = subclusters or {}, parents or {}
+    held = deepest_subcluster(parents, subclusters) if subclusters else {}
     groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for p in points:
         key = (
@@ -171,9 +188,32 @@ def cluster_map(points: list[dict[str, Any]], color: str, titles: dict[int, str]
                 "x": [p["x"] for p in pts],
                 "y": [p["y"] for p in pts],
                 "customdata": [p["record_id"] for p in pts],
-                "text": [_hover(p) for p in pts],
+                "text": [_hover(p, held.get(p["record_id"])) for p in pts],
                 "hovertemplate": "%{text}<extra></extra>",
                 "marker": {"size": 5, "color": marker_color, "opacity": 0.75},
+            }
+        )
+    for sub in sorted(subclusters):
+        ids = set(subclusters[sub])
+        pts = [p for p in points if p["record_id"] in ids]
+        if not pts:
+            continue
+        traces.append(
+            {
+                "type": "scattergl",
+                "mode": "markers",
+                "name": f"sub-cluster {sub} of {parents.get(sub, '?')}: {titles.get(sub, '')}"[:48],
+                "x": [p["x"] for p in pts],
+                "y": [p["y"] for p in pts],
+                "customdata": [p["record_id"] for p in pts],
+                "text": [_hover(p, held.get(p["record_id"])) for p in pts],
+                "hovertemplate": "%{text}<extra></extra>",
+                "marker": {
+                    "size": 9,
+                    "symbol": "circle-open",
+                    "color": SUBCLUSTER_COLORS[sub % len(SUBCLUSTER_COLORS)],
+                    "line": {"width": 1.5},
+                },
             }
         )
     return {
@@ -191,8 +231,10 @@ def cluster_map(points: list[dict[str, Any]], color: str, titles: dict[int, str]
     }
 
 
-def _hover(point: dict[str, Any]) -> str:
+def _hover(point: dict[str, Any], subcluster: int | None = None) -> str:
     cluster = "noise" if point["cluster_id"] == -1 else f"cluster {point['cluster_id']}"
+    if subcluster is not None:
+        cluster += f" › sub-cluster {subcluster}"
     thumb = point["thumb"] or "unrated"
     return (
         f"<b>{htmllib.escape(point['record_id'])}</b> · {cluster} · {point['window']} · {thumb}"

@@ -30,14 +30,16 @@ def cluster_csv(
     if found is None:
         return None
     run, report = found
-    if data.find_cluster(report, cluster_id) is None:
+    cluster = data.find_cluster(report, cluster_id)
+    if cluster is None:
         return None
+    members = data.members_of(engine, run.id, cluster)  # a sub-cluster's own records
 
     def chunks() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(data.EXPORT_COLUMNS)
-        for i, row in enumerate(data.export_rows(engine, run.id, cluster_id), 1):
+        for i, row in enumerate(data.export_rows(engine, run.id, cluster_id, members), 1):
             writer.writerow([safe_cell(v) for v in row])
             if i % 500 == 0:
                 yield buffer.getvalue()

@@ -212,6 +212,12 @@ class Settings(BaseSettings):
         description="A hotspot's thumbs-down rate must be at least this multiple of the "
         "overall rate (persistent), or of its own baseline rate (emerging).",
     )
+    tree_testing: bool = Field(
+        default=True,
+        description="Also test drift and hotspots on the Ward-tree nodes below each cluster "
+        "(flagged nodes become sub-clusters) and test a cluster with too few ratings at the "
+        "node above it. false: the cut only (for comparison; see the README's issue 12 speed).",
+    )
     novel_max_similarity: float = Field(
         default=0.5,
         ge=-1,

@@ -26,6 +26,7 @@ with :func:`omitted_while_empty`: present once a run has evaluations.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
@@ -53,6 +54,7 @@ __all__ = [
     "TemplateVersionRow",
     "TokenSlice",
     "WindowInfo",
+    "deepest_subcluster",
     "finite",
     "omitted_while_empty",
     "omitted_while_none",
@@ -393,3 +395,39 @@ class RunReport(ReportModel):
     def cluster(self, cluster_id: int) -> ClusterEntry | None:
         """The cluster ``cluster_id``, or None if the run has no such cluster."""
         return next((c for c in self.clusters if c.id == cluster_id), None)
+
+    def children(self, cluster_id: int) -> list[ClusterEntry]:
+        """The sub-clusters whose ``parent`` is ``cluster_id``, in report order."""
+        return [c for c in self.clusters if c.parent == cluster_id]
+
+    def lineage(self, cluster_id: int) -> list[ClusterEntry]:
+        """The entries above ``cluster_id``, its cluster of the cut first, its parent last."""
+        chain: list[ClusterEntry] = []
+        entry = self.cluster(cluster_id)
+        while entry is not None and entry.parent is not None and len(chain) < len(self.clusters):
+            entry = self.cluster(entry.parent)
+            if entry is not None:
+                chain.insert(0, entry)
+        return chain
+
+
+def deepest_subcluster(
+    parent_of: Mapping[int, int | None], members: Mapping[int, Iterable[str]]
+) -> dict[str, int]:
+    """Record id -> the most specific sub-cluster holding it (the deepest of those listing it).
+
+    ``parent_of`` maps each entry to its parent (None for a cluster of the cut); ``members``
+    lists each sub-cluster's record ids (the analysis stores them in ``run_clusters.stats``).
+    """
+
+    def depth(c: int) -> int:
+        d = 0
+        while parent_of.get(c) is not None and d <= len(parent_of):
+            c, d = int(parent_of[c]), d + 1  # type: ignore[arg-type]
+        return d
+
+    out: dict[str, int] = {}
+    for c in sorted(members, key=lambda c: (depth(c), c)):  # deeper ones overwrite
+        for record_id in members[c]:
+            out[str(record_id)] = int(c)
+    return out

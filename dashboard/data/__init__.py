@@ -12,7 +12,9 @@ from llmscope.dashboard.data.clusters import (
     cluster_values,
     export_rows,
     find_cluster,
+    in_cluster,
     map_points,
+    nested_clusters,
     share_by_day,
     sorted_clusters,
 )
@@ -33,6 +35,7 @@ from llmscope.dashboard.data.overview import (
     store_status,
 )
 from llmscope.dashboard.data.records import record_detail
+from llmscope.dashboard.data.subclusters import members_of, subcluster_members
 from llmscope.dashboard.data.traffic import Traffic, breakdown, totals, traffic, traffic_summary
 
 __all__ = [
@@ -55,15 +58,19 @@ __all__ = [
     "failing_examples",
     "filter_options",
     "find_cluster",
+    "in_cluster",
     "latest_alerts",
     "list_runs",
     "map_points",
+    "members_of",
+    "nested_clusters",
     "record_detail",
     "record_text",
     "run_report",
     "share_by_day",
     "snippet",
     "sorted_clusters",
+    "subcluster_members",
     "store_status",
     "totals",
     "traffic",

@@ -8,11 +8,22 @@ where, how many per cluster match the filters, and the points of the map.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Label, Text, case, cast, func, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Engine,
+    Label,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    select,
+)
 
 from llmscope.dashboard.data.common import (
     LATEST_FEEDBACK,
@@ -44,6 +55,38 @@ def sorted_clusters(report: RunReport, sort: str = "drift") -> list[ClusterEntry
 
 def find_cluster(report: RunReport, cluster_id: int) -> ClusterEntry | None:
     return report.cluster(cluster_id)
+
+
+def nested_clusters(report: RunReport, sort: str = "drift") -> list[tuple[ClusterEntry, int]]:
+    """The clusters of the cut sorted as :func:`sorted_clusters`, each followed by its
+    sub-clusters (depth first, sorted the same way), with each entry's depth (0: the cut)."""
+    ordered = sorted_clusters(report, sort)
+    known = {c.id for c in ordered}
+    out: list[tuple[ClusterEntry, int]] = []
+
+    def visit(entry: ClusterEntry, depth: int) -> None:
+        out.append((entry, depth))
+        for child in (c for c in ordered if c.parent == entry.id):
+            visit(child, depth + 1)
+
+    for top in ordered:
+        if top.parent is None or top.parent not in known:  # an orphan still shows, at the top
+            visit(top, 0)
+    return out
+
+
+def in_cluster(cluster_id: int, members: Sequence[str] | None = None) -> ColumnElement[bool]:
+    """The run's records in cluster ``cluster_id``, or, given ``members`` (a sub-cluster's
+    record ids, see ``subclusters.py``), in that sub-cluster: assignments hold only the cut.
+
+    The ids are rendered into the statement, not bound one parameter each: a sub-cluster of a
+    large run can hold more ids than PostgreSQL's 65,535 parameters."""
+    if members is None:
+        return RunAssignment.cluster_id == cluster_id
+    ids: BindParameter[list[str]] = bindparam(
+        "members", list(members), expanding=True, literal_execute=True
+    )
+    return RunAssignment.record_id.in_(ids)
 
 
 def _joined(columns: list[Any], run_id: str, filters: Filters, *, feedback: bool = True) -> Any:
@@ -132,8 +175,11 @@ def map_points(
     return MapPoints(total=max(total, len(points)), points=points, stride=stride)
 
 
-def share_by_day(engine: Engine, run_id: str, cluster_id: int) -> list[dict[str, Any]]:
-    """Per day and window of the run: records analysed and how many fell in ``cluster_id``."""
+def share_by_day(
+    engine: Engine, run_id: str, cluster_id: int, members: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Per day and window of the run: records analysed and how many fell in ``cluster_id``
+    (in the sub-cluster of ``members``, when given)."""
     with engine.connect() as conn:
         day = time_bucket(conn.dialect.name, "day")
         rows = conn.execute(
@@ -141,7 +187,7 @@ def share_by_day(engine: Engine, run_id: str, cluster_id: int) -> list[dict[str,
                 day.label("day"),
                 RunAssignment.window,
                 func.count().label("total"),
-                func.sum(case((RunAssignment.cluster_id == cluster_id, 1), else_=0)).label("n"),
+                func.sum(case((in_cluster(cluster_id, members), 1), else_=0)).label("n"),
             )
             .select_from(RunAssignment)
             .join(Record, Record.id == RunAssignment.record_id)
@@ -156,15 +202,19 @@ def share_by_day(engine: Engine, run_id: str, cluster_id: int) -> list[dict[str,
 
 
 def cluster_values(
-    engine: Engine, run_id: str, cluster_id: int, limit: int = MAP_LIMIT
+    engine: Engine,
+    run_id: str,
+    cluster_id: int,
+    limit: int = MAP_LIMIT,
+    members: Sequence[str] | None = None,
 ) -> dict[str, list[float]]:
-    """The cluster's raw latencies and token counts, for distribution charts (at most ``limit``
-    of each, newest first)."""
+    """The cluster's (or the sub-cluster of ``members``') raw latencies and token counts, for
+    distribution charts (at most ``limit`` of each, newest first)."""
     stmt = (
         select(Record.latency_ms, Record.input_tokens, Record.output_tokens)
         .select_from(RunAssignment)
         .join(Record, Record.id == RunAssignment.record_id)
-        .where(RunAssignment.run_id == run_id, RunAssignment.cluster_id == cluster_id)
+        .where(RunAssignment.run_id == run_id, in_cluster(cluster_id, members))
         .order_by(Record.timestamp.desc())
         .limit(limit)
     )
@@ -214,10 +264,11 @@ def cluster_records(
     *,
     first: list[str] | None = None,
     limit: int = 12,
+    members: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Records of the cluster matching ``filters``: those in ``first`` (the report's examples)
-    in that order, then the newest others, ``limit`` in all."""
-    base = _joined(_RECORD_COLUMNS, run_id, filters).where(RunAssignment.cluster_id == cluster_id)
+    """Records of the cluster (or the sub-cluster of ``members``) matching ``filters``: those
+    in ``first`` (the report's examples) in that order, then the newest others, ``limit`` in all."""
+    base = _joined(_RECORD_COLUMNS, run_id, filters).where(in_cluster(cluster_id, members))
     first = list(first or [])[:limit]
     with engine.connect() as conn:
         chosen = {r.id: r for r in conn.execute(base.where(Record.id.in_(first)))} if first else {}
@@ -249,11 +300,14 @@ EXPORT_COLUMNS = (
 )
 
 
-def export_rows(engine: Engine, run_id: str, cluster_id: int) -> Iterator[list[Any]]:
-    """Every record of the cluster, oldest first, as rows of ``EXPORT_COLUMNS`` (streamed)."""
+def export_rows(
+    engine: Engine, run_id: str, cluster_id: int, members: Sequence[str] | None = None
+) -> Iterator[list[Any]]:
+    """Every record of the cluster (or the sub-cluster of ``members``), oldest first, as rows
+    of ``EXPORT_COLUMNS`` (streamed)."""
     stmt = (
         _joined(_RECORD_COLUMNS, run_id, Filters())
-        .where(RunAssignment.cluster_id == cluster_id)
+        .where(in_cluster(cluster_id, members))
         .order_by(Record.timestamp, Record.id)
     )
     with engine.connect() as conn:

@@ -28,7 +28,7 @@ from llmscope.dashboard.components import (
     text_block,
     thumb_badge,
 )
-from llmscope.dashboard.pages import experiments
+from llmscope.dashboard.pages import experiments, subclusters
 from llmscope.dashboard.state import ViewState
 from llmscope.report import ClusterEntry, ClusterSummary
 
@@ -47,7 +47,8 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
             card(html.P(f"Run {run.id} has no cluster {cluster_id}."), title="Not found"),
         )
     summary = cluster.summary
-    title = (summary.title if summary else "") or f"Cluster {cluster_id}"
+    title = subclusters.title_of(cluster)
+    members = data.members_of(engine, run.id, cluster)  # None: a cluster of the cut
     export = ViewState(run=run.id).href(f"/export/clusters/{cluster_id}.csv")
     records = data.cluster_records(
         engine,
@@ -55,17 +56,19 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
         cluster_id,
         data.Filters(feedback=state.feedback),
         first=cluster.examples,
+        members=members,
     )
-    values = data.cluster_values(engine, run.id, cluster_id)
+    values = data.cluster_values(engine, run.id, cluster_id, members=members)
     return page(
         title,
         *[
             c
             for c in (
-                back,
+                subclusters.breadcrumb(report, cluster, state) or back,
                 problems_banner(state),
                 _summary(cluster, summary),
                 _stats(cluster),
+                subclusters.children_card(report, cluster, state),
                 _evaluations(cluster, data.failing_examples(engine, run.id, cluster_id))
                 if cluster.evaluations
                 else None,
@@ -74,7 +77,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                         card(
                             graph(
                                 charts.share_figure(
-                                    data.share_by_day(engine, run.id, cluster_id),
+                                    data.share_by_day(engine, run.id, cluster_id, members),
                                     cluster.baseline_share,
                                     cluster.current_share,
                                 )
@@ -120,7 +123,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
             id="export-link",
         ),
         subtitle=[
-            html.Span(f"Cluster {cluster_id} of run "),
+            html.Span(f"{subclusters.kind_of(cluster)} {cluster_id} of run "),
             html.Code(run.id),
             html.Span(f" · created {fmt_time(run.created_at)}"),
         ],

@@ -34,6 +34,7 @@ from llmscope.report import ClusterEntry
 store_status = cached(data.store_status)
 cluster_counts = cached(data.cluster_counts)
 map_points = cached(data.map_points)
+subcluster_members = cached(data.subcluster_members)
 filter_options = cached(data.filter_options)
 
 COLOR_LABELS = {"cluster": "cluster", "window": "window", "feedback": "feedback"}
@@ -64,10 +65,14 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     counts = cluster_counts(engine, run.id, filters)
     total = sum(counts.values())
     points = map_points(engine, run.id, filters, total=total)
-    clusters = data.sorted_clusters(report, state.sort)
+    clusters = data.nested_clusters(report, state.sort)
     titles = {
-        c.id: (c.summary.title if c.summary else "") or ", ".join(c.keywords[:3]) for c in clusters
+        c.id: (c.summary.title if c.summary else "") or ", ".join(c.keywords[:3])
+        for c in report.clusters
     }
+    parents = {c.id: c.parent for c in report.clusters if c.parent is not None}
+    members = subcluster_members(engine, run.id) if parents else {}
+    subs = len(parents)
 
     color = html.Div(
         [
@@ -91,7 +96,11 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     else:
         caption = f"Showing all {points.total:,} matching records."
     map_section = card(
-        graph(charts.cluster_map(points.points, state.color, titles), "cluster-map", height=520)
+        graph(
+            charts.cluster_map(points.points, state.color, titles, members, parents),
+            "cluster-map",
+            height=520,
+        )
         if points.points
         else html.P("No records match these filters.", className="muted"),
         html.P(
@@ -111,7 +120,8 @@ def render(engine: Engine, state: ViewState) -> html.Div:
                 map_section,
                 card(
                     _table(clusters, counts, state, filtered=_is_filtered(filters)),
-                    title=f"{len(clusters)} clusters",
+                    title=f"{len(clusters) - subs} clusters"
+                    + (f", {subs} sub-clusters nested under them" if subs else ""),
                     className="table-card",
                 ),
             )
@@ -150,7 +160,11 @@ def _sort_header(label: str, key: str, state: ViewState) -> html.Th:
 
 
 def _table(
-    clusters: list[ClusterEntry], counts: dict[int, int], state: ViewState, *, filtered: bool
+    clusters: list[tuple[ClusterEntry, int]],
+    counts: dict[int, int],
+    state: ViewState,
+    *,
+    filtered: bool,
 ) -> Any:
     if not clusters:
         return html.P(
@@ -168,23 +182,35 @@ def _table(
         html.Th("summary by"),
     ]
     rows = []
-    for c in clusters:
+    for c, depth in clusters:
         drift, hotspot, fb = c.drift, c.hotspot, c.feedback
-        title = (c.summary.title if c.summary else "") or f"Cluster {c.id}"
+        kind = "Sub-cluster" if c.parent is not None else "Cluster"
+        title = (c.summary.title if c.summary else "") or f"{kind} {c.id}"
         author = c.summary.generated_by if c.summary else None
+        # The assignments hold the cut only: a sub-cluster has no count of its own in a filter.
+        in_filter = fmt_int(counts.get(c.id, 0)) if c.parent is None else "–"
         rows.append(
             html.Tr(
                 [
                     html.Td(
-                        dcc.Link(
-                            [html.Span(f"#{c.id} ", className="muted"), title],
-                            href=state.href(f"/clusters/{c.id}", sort="drift", color="cluster"),
-                            className="cluster-link",
-                        )
+                        [
+                            html.Span(
+                                f"↳ sub-cluster of #{c.parent}",
+                                className="subcluster-of muted small",
+                            )
+                            if c.parent is not None
+                            else None,
+                            dcc.Link(
+                                [html.Span(f"#{c.id} ", className="muted"), title],
+                                href=state.href(f"/clusters/{c.id}", sort="drift", color="cluster"),
+                                className="cluster-link",
+                            ),
+                        ],
+                        style={"paddingLeft": f"{1.5 * depth:.1f}em"} if depth else None,
                     ),
                     html.Td(", ".join(c.keywords), className="keywords"),
                     html.Td(fmt_int(c.size), className="num"),
-                    *([html.Td(fmt_int(counts.get(c.id, 0)), className="num")] if filtered else []),
+                    *([html.Td(in_filter, className="num")] if filtered else []),
                     html.Td(
                         f"{fmt_pct(c.baseline_share)} → {fmt_pct(c.current_share)}",
                         className="num",
@@ -225,7 +251,10 @@ def _table(
                         className="small",
                     ),
                 ],
-                className="flagged" if drift.flagged or hotspot.flagged else "",
+                className=" ".join(
+                    (["subcluster-row"] if c.parent is not None else [])
+                    + (["flagged"] if drift.flagged or hotspot.flagged else [])
+                ),
             )
         )
     noise = counts.get(-1)

@@ -49,6 +49,9 @@ class SeededStore:
     problem_cluster: int
     feedback_count: int = 0
     clusters: dict[int, list[str]] = field(default_factory=dict)
+    # Sub-cluster id -> its record ids: the refund cluster's first question (a thumbs-down
+    # hotspot below the cut) and, below that, those of its records in the current window.
+    subclusters: dict[int, list[str]] = field(default_factory=dict)
 
 
 def _record_row(
@@ -180,8 +183,18 @@ def seed_store(
         down.update(tags=["incorrect"], comment="<i>still</i> broken")
         feedback.append(down)
 
+    subclusters = _subclusters(rows, cluster_of, window_of)
     report = seeded_report(
-        run_id, now, baseline, current, rows, cluster_of, window_of, feedback, summarised_by_llm
+        run_id,
+        now,
+        baseline,
+        current,
+        rows,
+        cluster_of,
+        window_of,
+        feedback,
+        summarised_by_llm,
+        subclusters,
     )
     with engine.begin() as conn:
         for chunk in range(0, len(rows), 5000):
@@ -191,7 +204,15 @@ def seed_store(
     old_run_id = None
     if with_run:
         old_run_id = _write_runs(
-            engine, run_id, now, baseline, current, report, assignments, old_run=old_run
+            engine,
+            run_id,
+            now,
+            baseline,
+            current,
+            report,
+            assignments,
+            old_run=old_run,
+            members={sub: m for sub, (_, m, _) in subclusters.items()},
         )
     clusters: dict[int, list[str]] = {}
     for rid, cid in cluster_of.items():
@@ -205,7 +226,29 @@ def seed_store(
         problem_cluster=problem,
         feedback_count=len(feedback),
         clusters=clusters,
+        subclusters={sub: members for sub, (_, members, _) in subclusters.items()},
     )
+
+
+def _subclusters(
+    rows: list[dict[str, Any]], cluster_of: dict[str, int], window_of: dict[str, str]
+) -> dict[int, tuple[int, list[str], str]]:
+    """Two nested sub-clusters of the refund cluster: sub-cluster id -> (parent, members, title)."""
+    refund = next(i for i, t in enumerate(TOPICS) if t.key == "refund")
+    question = TOPICS[refund].questions[0]
+    slow = [
+        r["id"]
+        for r in rows
+        if cluster_of[r["id"]] == refund
+        and r["template_variables"]["question"].startswith(question)
+    ]
+    today = [rid for rid in slow if window_of[rid] == "current"]
+    out: dict[int, tuple[int, list[str], str]] = {}
+    if slow:
+        out[len(TOPICS)] = (refund, slow, "Refunds slow to reach the card")
+    if slow and today:
+        out[len(TOPICS) + 1] = (len(TOPICS), today, "Refund delays asked today")
+    return out
 
 
 def _feedback_row(record_id: str, thumb: str, at: datetime) -> dict[str, Any]:
@@ -230,6 +273,7 @@ def _write_runs(
     assignments: list[dict[str, Any]],
     *,
     old_run: bool,
+    members: dict[int, list[str]],
 ) -> str | None:
     old_id = f"run-{now:%Y%m%d}-a" if old_run else None
     with engine.begin() as conn:
@@ -246,7 +290,7 @@ def _write_runs(
             ]
             if old_rows:
                 conn.execute(insert(RunAssignment), old_rows)
-        _insert_run(conn, run_id, now, baseline, current, report)
+        _insert_run(conn, run_id, now, baseline, current, report, members)
         for chunk in range(0, len(assignments), 5000):
             conn.execute(insert(RunAssignment), assignments[chunk : chunk + 5000])
         for i, alert in enumerate(report.alerts):
@@ -272,7 +316,10 @@ def _insert_run(
     baseline: tuple[datetime, datetime],
     current: tuple[datetime, datetime],
     report: RunReport,
+    members: dict[int, list[str]] | None = None,
 ) -> None:
+    """The run, and its clusters as the analysis stores them (a sub-cluster with its parent
+    and its record ids in ``stats``)."""
     conn.execute(
         insert(AnalysisRun).values(
             id=run_id,
@@ -294,7 +341,14 @@ def _insert_run(
                 size=cluster.size,
                 centroid=None,
                 keywords=cluster.keywords,
-                stats=cluster.to_json(include={"drift", "hotspot", "feedback"}),
+                stats={
+                    **cluster.to_json(include={"drift", "hotspot", "feedback"}),
+                    **(
+                        {"parent": cluster.parent, "members": (members or {})[cluster.id]}
+                        if cluster.parent is not None
+                        else {}
+                    ),
+                },
                 summary=cluster.summary.to_json() if cluster.summary else None,
             )
         )

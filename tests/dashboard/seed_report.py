@@ -39,17 +39,21 @@ def seeded_report(
     window_of: dict[str, str],
     feedback: list[dict[str, Any]],
     summarised_by_llm: bool,
+    subclusters: dict[int, tuple[int, list[str], str]],
 ) -> RunReport:
-    """The contract's run report for the seeded data (the figures the analysis would store)."""
+    """The contract's run report for the seeded data (the figures the analysis would store).
+
+    ``subclusters``: sub-cluster id -> (parent id, member record ids, title), listed after the
+    clusters of the cut as the analysis lists flagged tree nodes."""
     latest: dict[str, str] = {}
     for event in sorted(feedback, key=lambda f: f["created_at"]):
         latest[event["record_id"]] = event["thumb"]
     by_id = {r["id"]: r for r in rows}
     n_base = sum(1 for w in window_of.values() if w == "baseline")
     n_cur = len(window_of) - n_base
-    clusters = []
-    for cid, topic in enumerate(TOPICS):
-        members = [rid for rid, c in cluster_of.items() if c == cid]
+
+    def figures(members: list[str]) -> dict[str, Any]:
+        """The count-based fields of an entry holding ``members``."""
         base = [rid for rid in members if window_of[rid] == "baseline"]
         cur = [rid for rid in members if window_of[rid] == "current"]
         rated = [rid for rid in members if rid in latest]
@@ -59,16 +63,34 @@ def seeded_report(
         for rid in members:
             key = f"{by_id[rid]['template_name']}@{by_id[rid]['template_version']}"
             templates[key] = templates.get(key, 0) + 1
+        return {
+            "size": len(members),
+            "baseline_count": len(base),
+            "current_count": len(cur),
+            "baseline_share": round(len(base) / n_base, 4) if n_base else 0.0,
+            "current_share": round(len(cur) / n_cur, 4) if n_cur else 0.0,
+            "feedback": FeedbackCounts(
+                rated=len(rated),
+                down=len(down),
+                down_rate=round(len(down) / len(rated), 4) if rated else None,
+            ),
+            "latency_ms": LatencySlice(p50=_percentile(lat, 0.5), p95=_percentile(lat, 0.95)),
+            "tokens": TokenSlice(
+                input_p50=_percentile([by_id[r]["input_tokens"] for r in members], 0.5),
+                output_p50=_percentile([by_id[r]["output_tokens"] for r in members], 0.5),
+            ),
+            "templates": templates,
+        }
+
+    clusters = []
+    for cid, topic in enumerate(TOPICS):
+        members = [rid for rid, c in cluster_of.items() if c == cid]
         is_problem = topic.key == "export"
         generated_by = "llm:gpt-4o-mini" if summarised_by_llm and cid % 2 else "extractive"
         clusters.append(
             ClusterEntry(
                 id=cid,
-                size=len(members),
-                baseline_count=len(base),
-                current_count=len(cur),
-                baseline_share=round(len(base) / n_base, 4) if n_base else 0.0,
-                current_share=round(len(cur) / n_cur, 4) if n_cur else 0.0,
+                **figures(members),
                 keywords=list(topic.keywords),
                 examples=([XSS_RECORD_ID] if is_problem else []) + members[:4],
                 drift=Drift(
@@ -78,23 +100,12 @@ def seeded_report(
                     q_value=0.52 if topic.drift_kind == "stable" else 0.0011,
                     flagged=topic.drift_kind != "stable",
                 ),
-                feedback=FeedbackCounts(
-                    rated=len(rated),
-                    down=len(down),
-                    down_rate=round(len(down) / len(rated), 4) if rated else None,
-                ),
                 hotspot=Hotspot(
                     lift=4.6 if is_problem else round(0.6 + 0.2 * cid, 2),
                     p_value=0.0002 if is_problem else 0.35,
                     q_value=0.0008 if is_problem else 0.47,
                     flagged=is_problem,
                 ),
-                latency_ms=LatencySlice(p50=_percentile(lat, 0.5), p95=_percentile(lat, 0.95)),
-                tokens=TokenSlice(
-                    input_p50=_percentile([by_id[r]["input_tokens"] for r in members], 0.5),
-                    output_p50=_percentile([by_id[r]["output_tokens"] for r in members], 0.5),
-                ),
-                templates=templates,
                 summary=ClusterSummary(
                     title=topic.title,
                     text=f"Users ask about {', '.join(topic.keywords[:3])}.",
@@ -109,6 +120,36 @@ def seeded_report(
                         else ""
                     ),
                     generated_by=generated_by,
+                ),
+            )
+        )
+    for sub_id, (parent, members, title) in subclusters.items():
+        hot = parent < len(TOPICS)  # the first level: a thumbs-down hotspot; below it: new
+        clusters.append(
+            ClusterEntry(
+                id=sub_id,
+                parent=parent,
+                **figures(members),
+                keywords=["refund", "card", "long"] if hot else ["refund", "card", "today"],
+                examples=members[:3],
+                drift=Drift(
+                    kind="stable" if hot else "new",
+                    score=0.2 if hot else 6.1,
+                    p_value=0.6 if hot else 0.0007,
+                    q_value=0.7 if hot else 0.004,
+                    flagged=not hot,
+                ),
+                hotspot=Hotspot(
+                    kind="persistent" if hot else None,
+                    lift=3.2 if hot else 1.1,
+                    p_value=0.0009 if hot else 0.4,
+                    q_value=0.004 if hot else 0.5,
+                    flagged=hot,
+                ),
+                summary=ClusterSummary(
+                    title=title,
+                    text="Users ask how long a refund takes to reach their card.",
+                    generated_by="extractive",
                 ),
             )
         )

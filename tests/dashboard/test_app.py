@@ -27,6 +27,7 @@ from llmscope.dashboard.app import (
 )
 from llmscope.dashboard.state import parse
 from tests.dashboard.seed import XSS_PROMPT, XSS_RECORD_ID, SeededStore, seed_store
+from tests.dashboard.topics import TOPICS
 
 
 def walk(node: Any) -> Iterator[Any]:
@@ -97,19 +98,36 @@ def test_clusters_page_table_sorted_and_map_coloured(engine: Engine, seeded: See
     table = by_id(layout, "clusters-table")
     links = [c for c in walk(table) if isinstance(c, dcc.Link) and "/clusters/" in c.href]
     ids = [int(link.href.split("/clusters/")[1].split("?")[0]) for link in links]
-    sizes = {c.id: c.size for c in seeded.report.clusters}
-    assert ids == sorted(sizes, key=lambda i: -sizes[i])
+    # The clusters of the cut by size, each followed by its sub-clusters (here one chain).
+    report = seeded.report
+    expected: list[int] = []
+    for top in sorted((c for c in report.clusters if c.parent is None), key=lambda c: -c.size):
+        expected.append(top.id)
+        while children := report.children(expected[-1]):
+            expected.append(children[0].id)
+    assert ids == expected and len(ids) == len(report.clusters)
+    refund, slow, today = 1, len(TOPICS), len(TOPICS) + 1
+    assert ids.index(slow) == ids.index(refund) + 1 and ids.index(today) == ids.index(slow) + 1
     figure = by_id(layout, "cluster-map").figure
-    assert {t["name"] for t in figure["data"]} == {"baseline", "current"}
+    names = [t["name"] for t in figure["data"]]
+    assert set(names[:2]) == {"baseline", "current"}
+    assert names[2].startswith(f"sub-cluster {slow} of {refund}: Refunds slow")
+    assert names[3].startswith(f"sub-cluster {today} of {slow}: Refund delays")
     assert all(t["type"] == "scattergl" for t in figure["data"])
-    assert sum(len(t["x"]) for t in figure["data"]) == len(seeded.record_ids)
+    assert sum(len(t["x"]) for t in figure["data"][:2]) == len(seeded.record_ids)
+    # A sub-cluster's trace draws its members again, as rings, over the parent's points.
+    assert sorted(figure["data"][2]["customdata"]) == sorted(seeded.subclusters[slow])
+    assert figure["data"][2]["marker"]["symbol"] == "circle-open"
     assert "Showing all" in text_of(by_id(layout, "map-caption"))
 
 
 def test_clusters_filters_narrow_the_map(engine: Engine, seeded: SeededStore) -> None:
     layout = render_path(engine, "/clusters", "?feedback=down&color=feedback")
     figure = by_id(layout, "cluster-map").figure
-    assert [t["name"] for t in figure["data"]] == ["thumbs-down"]
+    main = [t for t in figure["data"] if not t["name"].startswith("sub-cluster ")]
+    assert [t["name"] for t in main] == ["thumbs-down"]
+    rings = [t for t in figure["data"] if t["name"].startswith("sub-cluster ")]
+    assert rings and all(set(t["customdata"]) <= set(main[0]["customdata"]) for t in rings)
     assert "in filter" in text_of(layout)
 
 
@@ -260,6 +278,48 @@ def test_csv_export_of_a_cluster(client: FlaskClient, seeded: SeededStore) -> No
     assert xss["prompt"] == XSS_PROMPT and xss["feedback"] == "down"
     assert client.get(f"/export/clusters/99.csv?run={seeded.run_id}").status_code == 404
     assert client.get("/export/clusters/1.csv?run=nope").status_code == 404
+
+
+def test_a_parent_lists_its_subclusters_and_a_subcluster_shows_its_own(
+    engine: Engine, seeded: SeededStore
+) -> None:
+    slow, today = sorted(seeded.subclusters)
+    parent = render_path(engine, "/clusters/1", "")
+    listed = by_id(parent, "subclusters")
+    links = [c.href for c in walk(listed) if isinstance(c, dcc.Link)]
+    assert links == [f"/clusters/{slow}"]  # its direct sub-clusters only
+    assert "hotspot: persistent" in text_of(listed)
+    assert "Refunds slow to reach the card" in text_of(listed)
+
+    page = render_path(engine, f"/clusters/{slow}", "?run=" + seeded.run_id)
+    crumbs = by_id(page, "breadcrumb")
+    hrefs = [c.href.split("?")[0] for c in walk(crumbs) if isinstance(c, dcc.Link)]
+    assert hrefs == ["/clusters", "/clusters/1"]
+    assert "Refund timing and double charges" in text_of(crumbs)
+    text = text_of(page)
+    assert f"Sub-cluster {slow} of run" in text
+    entry = seeded.report.cluster(slow)
+    assert entry is not None
+    assert f"{entry.feedback.down} down of {entry.feedback.rated} rated" in text
+    shown = [c.children for c in walk(by_id(page, "cluster-records")) if isinstance(c, dcc.Link)]
+    assert shown and set(shown) <= set(seeded.subclusters[slow])
+    assert [c.href for c in walk(by_id(page, "subclusters")) if isinstance(c, dcc.Link)] == [
+        f"/clusters/{today}?run={seeded.run_id}"
+    ]
+    deeper = by_id(render_path(engine, f"/clusters/{today}", ""), "breadcrumb")
+    hrefs = [c.href for c in walk(deeper) if isinstance(c, dcc.Link)]
+    assert hrefs == ["/clusters", "/clusters/1", f"/clusters/{slow}"]
+    assert all(getattr(c, "id", None) != "breadcrumb" for c in walk(parent))
+
+
+def test_csv_export_of_a_subcluster_holds_its_members(
+    client: FlaskClient, seeded: SeededStore
+) -> None:
+    slow = min(seeded.subclusters)
+    answer = client.get(f"/export/clusters/{slow}.csv?run={seeded.run_id}")
+    assert answer.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    assert sorted(r["record_id"] for r in rows) == sorted(seeded.subclusters[slow])
 
 
 def test_cli_bad_port_exits_2_with_one_line() -> None:

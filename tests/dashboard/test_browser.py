@@ -132,3 +132,61 @@ def test_a_pasted_deep_link_opens_the_same_view(
     assert "in filter" in browser.find_element(By.ID, "clusters-table").text
     selected = browser.find_element(By.CSS_SELECTOR, ".page-actions").text
     assert seeded.old_run_id in selected
+
+
+def test_subclusters_nest_under_their_parent_on_the_list_the_map_and_the_pages(
+    served: tuple[str, SeededStore], browser: WebDriver
+) -> None:
+    base, seeded = served
+    slow, today = sorted(seeded.subclusters)
+    browser.get(f"{base}/clusters?run={seeded.run_id}")
+    wait_for(browser, "#clusters-table")
+    wait_for(browser, "#cluster-map .main-svg")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#clusters-table tbody tr")
+    texts = [r.text for r in rows]
+    at = next(i for i, t in enumerate(texts) if "Refund timing and double charges" in t)
+    assert (
+        "sub-cluster of #1" in texts[at + 1] and "Refunds slow to reach the card" in texts[at + 1]
+    )
+    assert (
+        f"sub-cluster of #{slow}" in texts[at + 2] and "Refund delays asked today" in texts[at + 2]
+    )
+    assert "hotspot" in texts[at + 1] and "new" in texts[at + 2]  # their own flags
+    assert "subcluster-row" in rows[at + 1].get_attribute("class")
+    assert "subcluster-row" not in rows[at].get_attribute("class")
+    lefts = [
+        rows[at + k].find_element(By.CSS_SELECTOR, ".cluster-link").location["x"] for k in (0, 1, 2)
+    ]
+    assert lefts[0] < lefts[1] < lefts[2]  # indented, deeper further
+    # On the map: one ring trace per sub-cluster, over points its parent's trace still draws.
+    wait_text(browser, "#cluster-map", f"sub-cluster {slow} of 1: Refunds slow")
+    traces = browser.execute_script(
+        "return document.querySelector('#cluster-map .js-plotly-plot').data"
+        ".map(t => [t.name, t.customdata, t.marker.symbol || 'circle'])"
+    )
+    rings = {name: ids for name, ids, symbol in traces if symbol == "circle-open"}
+    ring = next(ids for name, ids in rings.items() if name.startswith(f"sub-cluster {slow} of 1"))
+    assert sorted(ring) == sorted(seeded.subclusters[slow])
+    assert any(name.startswith(f"sub-cluster {today} of {slow}") for name in rings)
+    parent = next(ids for name, ids, _ in traces if name.startswith("1: "))
+    assert set(ring) <= set(parent)
+    screenshot(browser, "5-subclusters")
+
+    rows[at + 1].find_element(By.CSS_SELECTOR, ".cluster-link").click()
+    wait_for(browser, "#breadcrumb")
+    wait_text(browser, ".page-title", "Refunds slow to reach the card")
+    crumbs = browser.find_element(By.ID, "breadcrumb").text
+    assert crumbs.startswith("All clusters › #1 Refund timing and double charges › #")
+    shown = [
+        a.text for a in browser.find_elements(By.CSS_SELECTOR, "#cluster-records .record-link")
+    ]
+    assert shown and set(shown) <= set(seeded.subclusters[slow])
+    assert "Refund delays asked today" in browser.find_element(By.ID, "subclusters").text
+    screenshot(browser, "6-subcluster")
+
+    browser.find_element(By.CSS_SELECTOR, "#breadcrumb .breadcrumb-parent").click()
+    wait_text(browser, ".page-title", "Refund timing and double charges")
+    wait_for(browser, "#subclusters")
+    listed = browser.find_element(By.ID, "subclusters")
+    assert "Refunds slow to reach the card" in listed.text and "persistent" in listed.text
+    assert browser.find_elements(By.ID, "breadcrumb") == []

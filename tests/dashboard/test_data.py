@@ -202,3 +202,47 @@ def test_snippet_and_record_text() -> None:
     assert data.snippet("x" * 300, 10) == "x" * 9 + "…"
     assert data.record_text(None, [{"role": "user", "content": "q"}]) == "user: q"
     assert data.record_text("p", None) == "p"
+
+
+def test_subcluster_members_and_the_nested_order(engine: Engine, seeded: SeededStore) -> None:
+    members = data.subcluster_members(engine, seeded.run_id)
+    assert members == seeded.subclusters and len(members) == 2
+    slow, today = sorted(members)
+    entry = seeded.report.cluster(slow)
+    assert entry is not None and data.members_of(engine, seeded.run_id, entry) == members[slow]
+    cut = seeded.report.cluster(1)
+    assert cut is not None and data.members_of(engine, seeded.run_id, cut) is None
+    nested = [(c.id, depth) for c, depth in data.nested_clusters(seeded.report, "size")]
+    at = nested.index((1, 0))
+    assert nested[at + 1 : at + 3] == [(slow, 1), (today, 2)]
+    assert len(nested) == len(seeded.report.clusters)
+
+
+def test_a_subcluster_reads_only_its_own_records(engine: Engine, seeded: SeededStore) -> None:
+    slow = min(seeded.subclusters)
+    members = seeded.subclusters[slow]
+    parent = seeded.clusters[1]
+    assert set(members) < set(parent)  # strictly inside its cluster of the cut
+    rows = data.share_by_day(engine, seeded.run_id, slow, members)
+    assert sum(r["n"] for r in rows) == len(members)
+    assert sum(r["total"] for r in rows) == len(seeded.record_ids)
+    exported = list(data.export_rows(engine, seeded.run_id, slow, members))
+    assert sorted(r[0] for r in exported) == sorted(members)
+    assert {r[3] for r in exported} == {slow}
+    values = data.cluster_values(engine, seeded.run_id, slow, members=members)
+    assert len(values["latency_ms"]) == len(members)
+    records = data.cluster_records(
+        engine, seeded.run_id, slow, data.Filters(), first=members[:2], members=members
+    )
+    assert [r["id"] for r in records[:2]] == members[:2]
+    assert all(r["id"] in members for r in records)
+
+
+def test_a_subcluster_larger_than_the_bind_parameter_limit(
+    engine: Engine, seeded: SeededStore
+) -> None:
+    """PostgreSQL takes at most 65,535 parameters in a statement: the ids are inlined."""
+    members = seeded.subclusters[min(seeded.subclusters)]
+    many = members + [f"absent-{i}" for i in range(70_000)]
+    rows = data.share_by_day(engine, seeded.run_id, 0, many)
+    assert sum(r["n"] for r in rows) == len(members)
