@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from urllib.parse import urlsplit
 
 from llmscope.cli import (
     add_database_url,
@@ -27,12 +28,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     dashboard.add_argument(
         "--collector-url",
         metavar="URL",
+        type=http_url,
         help="the collector (llmscope serve --config ...) that runs the cluster page's Try a "
         "fix experiments (default: $LLMSCOPE_COLLECTOR_URL, else http://127.0.0.1:5000)",
     )
     add_database_url(dashboard)
     add_insecure(dashboard)
     dashboard.set_defaults(handler=dashboard_command)
+
+
+def http_url(text: str) -> str:
+    """argparse type: an http(s) URL with a host."""
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL (http://HOST:PORT)")
+    return text
 
 
 def dashboard_command(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["serve", "--database-url", "mysql://x/y"], "unsupported database"),
         (["serve", "--config", "/nonexistent/gateway.yaml"], "--config"),
         (["serve", "--workers", "0"], "--workers"),
+        (["dashboard", "--collector-url", "localhost:5000"], "--collector-url"),
         (["nonsense"], "invalid choice"),
     ],
 )
