@@ -178,7 +178,11 @@ def verdict_sentences(report: ExperimentReport) -> html.Div:
         lines.append(
             html.P(
                 [
-                    html.B(f"The candidate is {v.verdict}"),
+                    html.B(
+                        f"The candidate is {v.verdict}"
+                        if v.verdict in ("better", "worse")
+                        else f"The candidate makes {v.verdict}"
+                    ),
                     f": pass rate {fmt_pct(report.baseline.pass_rate)} → {fmt_pct(v.pass_rate)}"
                     f" on {v.pairs} paired records (McNemar p={fmt_p(v.p_value)}{ci}){needed}.",
                 ]

@@ -154,3 +154,14 @@ def test_the_try_a_fix_form_and_request_follow_the_collector_options() -> None:
         ],
         "sample": 100,
     }  # fmt: skip
+
+
+def test_the_verdict_in_words_reads_as_a_sentence(engine: Engine) -> None:
+    from llmscope.dashboard.tryfix import result
+
+    seed_experiment(engine)
+    verdict = text_of(by_id(result(engine, "exp-abc"), "tryfix-verdict"))
+    assert verdict.startswith("The candidate makes no detectable difference")
+    assert ": pass rate 0.0%" in verdict
+    assert "→ 100.0% on 2 paired records (McNemar p=" in verdict
+    assert "95% CI [-10.0, +100.0] pts); about 7 records would tell." in verdict
