@@ -4,7 +4,8 @@ Embeds the texts of stored records that the embedding cache lacks for the config
 and backend (``incremental.embed_new_records``), so a later ``llmscope analyze`` only clusters.
 Default range: the records a default run analyses (the last 8 days). ``--follow`` then keeps
 embedding records as the collector receives them, every ``--interval`` seconds, until stopped.
-One line per pass on stderr; never a prompt's text.
+One line per pass on stderr; never a prompt's text. ``--ray ADDRESS`` embeds once on a Ray
+cluster instead (``ray_embed.py``); connecting comes first, so a bad address changes nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from llmscope.cli import UsageError, add_database_url, prepare_store, settings_from
+from llmscope.config import Settings
 
 # The span of a default analysis run: current (24 h) + baseline (7 days).
 DEFAULT_SPAN = timedelta(days=8)
@@ -41,6 +43,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="SECONDS",
         help="with --follow: seconds between passes (default 5)",
     )
+    embed.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="embed with Ray Data on the cluster at HOST:PORT, auto (the one `ray start` runs "
+        "here), or local[:N] (a throwaway local instance with N CPUs); needs llmscope[ray]",
+    )
+    embed.add_argument(
+        "--ray-actors",
+        type=_positive_int,
+        metavar="N",
+        help="with --ray: encoder actors (default: one per GPU, else one per CPU of the cluster)",
+    )
+    embed.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        metavar="N",
+        help="with --ray: texts per actor call (default 256)",
+    )
     add_database_url(embed)
     embed.set_defaults(handler=embed_command)
 
@@ -55,6 +75,12 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0: {text!r}")
+    return int(text)
+
+
 def embed_command(args: argparse.Namespace) -> int:
     from llmscope.analysis.windows import parse_moment
 
@@ -66,6 +92,10 @@ def embed_command(args: argparse.Namespace) -> int:
     if since and until and since >= until:
         raise UsageError(f"--since {args.since} must be before --until {args.until}")
     settings = settings_from(args)
+    if args.ray is not None:
+        return _embed_on_ray(args, settings, since, until)
+    if args.ray_actors or args.batch_size:
+        raise UsageError("--ray-actors and --batch-size apply to --ray only")
     prepare_store(settings)
 
     from llmscope.analysis.encoders import encoder_for
@@ -114,4 +144,48 @@ def embed_command(args: argparse.Namespace) -> int:
         pass
     finally:
         engine.dispose()
+    return 0
+
+
+def _embed_on_ray(
+    args: argparse.Namespace, settings: Settings, since: datetime | None, until: datetime | None
+) -> int:
+    """One pass on the Ray cluster; the store is opened only once the cluster has answered."""
+    if args.follow:
+        raise UsageError("--ray embeds once: run it from a schedule; --follow embeds locally")
+    from llmscope.analysis import ray_embed
+    from llmscope.analysis.encoders import encoder_for
+    from llmscope.db import make_engine, make_sessionmaker
+
+    encoder = encoder_for(settings)
+    try:
+        ray_embed.check_encoder(encoder)
+        ray_embed.connect(args.ray)
+    except ray_embed.RaySetupError as exc:
+        raise UsageError(str(exc)) from exc
+    engine = None
+    try:
+        prepare_store(settings)
+        engine = make_engine(settings.database_url)
+        with make_sessionmaker(engine)() as session:
+            started = time.perf_counter()
+            done = ray_embed.embed_with_ray(
+                session,
+                settings,
+                encoder,
+                since=since or datetime.now(UTC) - DEFAULT_SPAN,
+                until=until,
+                actors=args.ray_actors,
+                batch_size=args.batch_size or ray_embed.DEFAULT_BATCH_SIZE,
+                progress=sys.stderr.isatty(),
+            )
+        print(
+            f"embed: {done.records} records, {done.embedded} texts embedded "
+            f"({encoder.key}) on Ray in {time.perf_counter() - started:.1f}s",
+            file=sys.stderr,
+        )
+    finally:
+        if engine is not None:
+            engine.dispose()
+        ray_embed.disconnect()
     return 0

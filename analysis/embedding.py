@@ -60,14 +60,21 @@ def model_location(name: str) -> str:
     return name
 
 
+def load_model(name: str, device: str = "cpu") -> SentenceTransformer:
+    """The sentence-transformers model ``name``, loaded once per process, never from the hub.
+
+    ``device`` is ``cpu`` except in a Ray actor given a GPU (``ray_embed.py``).
+    """
+    return _load_model(name, device)
+
+
 @lru_cache(maxsize=2)
-def load_model(name: str) -> SentenceTransformer:
-    """The sentence-transformers model ``name``, loaded once per process, never from the hub."""
+def _load_model(name: str, device: str) -> SentenceTransformer:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(model_location(name), device="cpu")
+    return SentenceTransformer(model_location(name), device=device)
 
 
 def cached_vectors(session: Session, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:

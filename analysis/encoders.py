@@ -45,9 +45,12 @@ class TorchEncoder:
 
     backend = "torch"
 
-    def __init__(self, model_name: str, batch_size: int = 64) -> None:
+    def __init__(self, model_name: str, batch_size: int = 64, device: str = "cpu") -> None:
         self.model_name = model_name
         self.batch_size = batch_size
+        # ``cuda`` only in a Ray actor given a GPU: the key stays the model's, as the vectors
+        # agree with the CPU's to float precision.
+        self.device = device
 
     @property
     def key(self) -> str:
@@ -56,7 +59,7 @@ class TorchEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         from llmscope.analysis.embedding import load_model
 
-        vectors = load_model(self.model_name).encode(
+        vectors = load_model(self.model_name, self.device).encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,

@@ -10,6 +10,7 @@ then (the ``--follow`` loop's watermark).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -59,6 +60,35 @@ def embed_new_records(
     """
     encoder = encoder or encoder_for(settings)
     done = EmbedProgress()
+    for missing in missing_texts(
+        session,
+        settings,
+        encoder.key,
+        done,
+        since=since,
+        until=until,
+        received_after=received_after,
+    ):
+        done.embedded += fill_cache(session, encoder, list(missing.values()), progress=progress)
+    session.commit()
+    return done
+
+
+def missing_texts(
+    session: Session,
+    settings: Settings,
+    key: str,
+    done: EmbedProgress,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    received_after: datetime | None = None,
+) -> Iterator[dict[str, str]]:
+    """Per page of records, their distinct texts the cache lacks for ``key`` (hash -> text).
+
+    Counts the records read and the newest ``received_at`` into ``done``. A page is read only
+    after the caller is done with the previous one, so texts it embedded meanwhile are cached.
+    """
     query = select(*TEXT_COLUMNS).where(Record.internal.is_(False))
     if since is not None:
         query = query.where(Record.timestamp >= since)
@@ -74,7 +104,7 @@ def embed_new_records(
             page_query = page_query.where(Record.id > last_id)
         rows = session.execute(page_query).mappings().all()
         if not rows:
-            break
+            return
         last_id = rows[-1]["id"]
         done.records += len(rows)
         newest = max(r["received_at"] for r in rows)
@@ -82,11 +112,8 @@ def embed_new_records(
             done.newest_received = newest
         found = (record_text(dict(r), settings.embed_field) for r in rows)
         texts = {text_hash(t): t for t in found if t}
-        cached = cached_vectors(session, encoder.key, list(texts))
-        missing = [t for h, t in texts.items() if h not in cached]
-        done.embedded += fill_cache(session, encoder, missing, progress=progress)
-    session.commit()
-    return done
+        cached = cached_vectors(session, key, list(texts))
+        yield {h: t for h, t in texts.items() if h not in cached}
 
 
 def newest_received(session: Session) -> datetime | None:
