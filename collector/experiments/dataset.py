@@ -38,6 +38,7 @@ class Item:
     response: str | None
     template_name: str | None
     template_version: str | None
+    template_text: str | None
     template_variables: dict[str, Any] | None
     latency_ms: float | None
     input_tokens: int | None
@@ -55,6 +56,7 @@ COLUMNS = (
     Record.response,
     Record.template_name,
     Record.template_version,
+    Record.template_text,
     Record.template_variables,
     Record.latency_ms,
     Record.input_tokens,

@@ -73,6 +73,7 @@ def plan(
                 prompt=item.prompt,
                 messages=item.messages,
                 template=item.template_name,
+                template_text=item.template_text,
                 variables=item.template_variables,
             )
             for item in items

@@ -10,7 +10,13 @@ checked before anything is called: :class:`SpecError` says what is wrong in one 
 
 :func:`request_for` builds a record's replay request: the variant's template rendered with the
 record's template variables, or else the record's original messages (chat) or prompt
-(completions), plus the parameters. :func:`replay_key` hashes the endpoint and the request: an
+(completions), plus the parameters. A template renders one message of a conversation, not
+always all of it: when a record's message is its own template's text (say the system prompt an
+app sends before the user's question), the candidate replaces that message and the rest of the
+conversation is kept; a candidate without ``{{variables}}`` on a record that holds no such
+message is a system prompt (it replaces the record's leading system message, or goes first).
+Only a template that rendered the whole input (a single message, or a completions prompt) is
+replayed as the candidate's text alone. :func:`replay_key` hashes the endpoint and the request: an
 earlier answer to the same request on the same record is reused.
 """
 
@@ -23,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from llmscope.collector.gateway.config import GatewayConfig
-from llmscope.collector.gateway.extension import BadRequest, render
+from llmscope.collector.gateway.extension import BadRequest, placeholders, render
 
 KINDS = {"llm/v1/chat": "chat", "llm/v1/completions": "completions"}
 RESERVED_PARAMS = {"model", "messages", "prompt", "stream", "stream_options", "n", "llmscope"}
@@ -247,9 +253,10 @@ def request_for(
     messages: list[dict[str, Any]] | None,
     template: str | None,
     variables: dict[str, Any] | None,
+    template_text: str | None = None,
 ) -> Replay:
-    """The replay of one record (its endpoint, prompt, messages, template and variables) under
-    ``variant``; SpecError when the record cannot be replayed so."""
+    """The replay of one record (its endpoint, prompt, messages, template, the template's text
+    and variables) under ``variant``; SpecError when the record cannot be replayed so."""
     target = variant.endpoint or endpoint
     if target is None:
         raise SpecError(f"--variant {variant.spec!r}: a record has no endpoint; give endpoint=NAME")
@@ -265,7 +272,9 @@ def request_for(
                 "which the cluster's records lack"
             ) from None
         if kind == "chat":
-            body["messages"] = [{"role": "user", "content": text}]
+            body["messages"] = _conversation(
+                variant.template_text, text, messages, template_text, variables or {}
+            )
         else:
             body["prompt"] = text
     elif kind == "chat":
@@ -293,6 +302,33 @@ def request_for(
         template_text=variant.template_text,
         key=replay_key(target, body),
     )
+
+
+def _conversation(
+    candidate: str,
+    rendered: str,
+    messages: list[dict[str, Any]] | None,
+    record_template: str | None,
+    variables: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The record's messages with the template's part replaced by ``rendered`` (the rule in
+    the module's docstring)."""
+    if not messages:
+        return [{"role": "user", "content": rendered}]
+    if record_template is not None:
+        try:
+            original = render(record_template, variables)
+        except BadRequest:
+            original = None
+        for index, message in enumerate(messages):
+            if original is not None and message.get("content") == original:
+                kept = [dict(m) for m in messages]
+                kept[index] = {**message, "content": rendered}
+                return kept
+    if not placeholders(candidate) and any(m.get("role") != "system" for m in messages):
+        rest = messages[1:] if messages[0].get("role") == "system" else messages
+        return [{"role": "system", "content": rendered}, *(dict(m) for m in rest)]
+    return [{"role": "user", "content": rendered}]
 
 
 def replay_key(endpoint: str, body: dict[str, Any]) -> str:

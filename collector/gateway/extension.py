@@ -167,6 +167,11 @@ def render(text: str, variables: Mapping[str, Any]) -> str:
     return _PLACEHOLDER.sub(fill, text)
 
 
+def placeholders(text: str) -> set[str]:
+    """The ``{{variable}}`` names ``text`` uses (none: a fixed text, e.g. a system prompt)."""
+    return set(_PLACEHOLDER.findall(text))
+
+
 def apply_template(meta: CallMeta, body: dict[str, Any], kind: str, config: GatewayConfig) -> None:
     """Fill ``meta.template_text`` and, for a registered template, render it into the body."""
     if meta.template is None:

@@ -15,7 +15,7 @@ from llmscope.collector.app import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import Experiment, ExperimentItem, Record
-from tests.collector.experiments.support import RUN_ID
+from tests.collector.experiments.support import RUN_ID, cluster_records, seed_run
 from tests.collector.experiments.world import N, rows, world
 
 
@@ -233,3 +233,62 @@ def test_verdicts_llmscope_evaluate_stored_are_reused_for_the_original_answers(
         assert len(w.judge.requests) == N + 5 + N  # only the variant's answers were judged
         assert report["baseline"]["pass_rate"] == 0.0 and report["baseline"]["mean_score"] == 1.0
         assert report["variants"][0]["verdict"] == "better"
+
+
+SYSTEM_OLD = "You are the shop's assistant. Refund policy: 14 days, store credit."
+SYSTEM_NEW = "You are the shop's assistant. Refund policy: 30 days, to the card."
+
+
+def test_a_system_prompt_template_keeps_the_users_question(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The demo's shape: the template is the system prompt (no variables), the user's message
+    follows it; a template variant swaps the system prompt and keeps the conversation."""
+    monkeypatch.setenv("LLMSCOPE_DATA_DIR", str(tmp_path / "data"))
+    records = []
+    for i, record in enumerate(cluster_records(6)):
+        question = f"where is my refund for order {i}?"
+        record["messages"] = [
+            {"role": "system", "content": SYSTEM_OLD},
+            {"role": "user", "content": question},
+        ]
+        record["response"] = f"Echo: {question}"
+        record["template"] = {
+            "name": "policy",
+            "version": "1",
+            "text": SYSTEM_OLD,
+            "variables": {"question": question},
+        }
+        records.append(record)
+    # a record of a client that sent no system prompt: a fixed candidate goes first
+    records[5]["messages"] = records[5]["messages"][1:]
+    seed_run(database_url, {0: records})
+    prompts = (
+        f'  - {{name: policy, version: 1, text: "{SYSTEM_OLD}"}}\n'
+        f'  - {{name: policy, version: 2, text: "{SYSTEM_NEW}"}}'
+    )
+    candidate = tmp_path / "fix.txt"
+    candidate.write_text("Answer this: {{question}}")
+    with world(database_url, tmp_path, prompts) as w:
+        w.experiment(capsys, "--variant", "template=policy@2")
+        sent = [r["body"]["messages"] for r in w.provider.requests]
+        assert len(sent) == 6
+        questions = {f"where is my refund for order {i}?" for i in range(6)}
+        assert {m[-1]["content"] for m in sent} == questions  # the user's question is kept
+        assert all(m[-1]["role"] == "user" for m in sent)
+        assert all(m[0] == {"role": "system", "content": SYSTEM_NEW} for m in sent)
+        assert sorted(len(m) for m in sent) == [2] * 6
+        # a candidate with variables replaces the record's template message too; on a record
+        # holding no message its template rendered, it is the whole input (as before)
+        w.experiment(capsys, "--variant", f"template-file={candidate}")
+        sent = sorted(
+            (r["body"]["messages"] for r in w.provider.requests[6:]), key=lambda m: m[-1]["content"]
+        )
+        expected = [
+            [{"role": "system", "content": f"Answer this: {q}"}, {"role": "user", "content": q}]
+            for q in sorted(questions)
+        ]
+        alone = "where is my refund for order 5?"
+        expected[5] = [{"role": "user", "content": f"Answer this: {alone}"}]
+        assert sent == sorted(expected, key=lambda m: m[-1]["content"])
