@@ -122,7 +122,8 @@ def analyse(
     """
     reduction, clustering = cluster_embeddings(embeddings, settings)
     labels = clustering.labels[text_index] if len(text_index) else np.zeros(0, dtype=np.int64)
-    words = ctfidf_keywords(texts, clustering.labels)
+    memo: dict[Any, Counter[str]] = {}  # class documents' term counts, shared with sub-clusters
+    words = ctfidf_keywords(texts, clustering.labels, memo=memo)
     centroids, nearest = representatives(embeddings, clustering.labels)
 
     # A representative text stands for its newest record (records arrive oldest first).
@@ -195,7 +196,7 @@ def analyse(
                     members=record_members,
                     baseline_count=int((~is_current[record_members]).sum()),
                     current_count=int(is_current[record_members].sum()),
-                    keywords=_sub_keywords(texts, clustering.labels, text_members),
+                    keywords=_sub_keywords(texts, clustering.labels, text_members, memo),
                     examples=[record_of_text[t] for t in near.get(0, [])],
                     centroid=centre[0],
                     drift=s.drift,
@@ -273,11 +274,18 @@ def _depth(parent: Mapping[int, int], node: int) -> int:
     return depth
 
 
-def _sub_keywords(texts: Sequence[str], labels: np.ndarray, members: np.ndarray) -> list[str]:
-    """A sub-cluster's keywords: c-TF-IDF with the sub-cluster as one more class."""
+def _sub_keywords(
+    texts: Sequence[str],
+    labels: np.ndarray,
+    members: np.ndarray,
+    memo: dict[Any, Counter[str]],
+) -> list[str]:
+    """A sub-cluster's keywords: c-TF-IDF with the sub-cluster as one more class (``memo``
+    holds the other classes' counts, so only the split class is analysed again)."""
     relabelled = labels.copy()
-    relabelled[members] = int(labels.max()) + 1
-    return ctfidf_keywords(texts, relabelled).get(int(relabelled.max()), [])
+    sub = int(labels.max()) + 1
+    relabelled[members] = sub
+    return ctfidf_keywords(texts, relabelled, memo=memo, only=sub).get(sub, [])
 
 
 def template_versions(

@@ -82,3 +82,29 @@ def test_cjk_bigrams_are_written_without_a_space() -> None:
     assert join_words(["返品", "送料"]) == "返品送料"
     assert join_words(["password", "reset"]) == "password reset"
     assert join_words(["iphone", "アプリ"]) == "iphone アプリ"
+
+
+def test_a_memo_shared_with_a_split_class_changes_no_keyword() -> None:
+    """The sub-cluster path (``memo``, ``only``) gives what a fresh call gives, in English and
+    in Japanese, and analyses only the two documents the split changed."""
+    japanese, japanese_labels, _ = labelled()
+    english = [
+        f"{verb} my {thing} {when}"
+        for verb in ("refund", "cancel", "track", "reset")
+        for thing in ("card", "order", "password")
+        for when in ("today", "now", "please")
+    ]
+    english_labels = [i // 9 for i in range(len(english))]
+    for texts, labels in (
+        (english, np.array(english_labels)),
+        (japanese, np.array(japanese_labels)),
+    ):
+        memo: dict = {}
+        assert ctfidf_keywords(texts, labels, memo=memo) == ctfidf_keywords(texts, labels)
+        before = len(memo)
+        split = labels.copy()
+        split[np.flatnonzero(labels == 1)[::2]] = sub = int(labels.max()) + 1
+        fresh = ctfidf_keywords(texts, split)
+        assert ctfidf_keywords(texts, split, memo=memo, only=sub) == {sub: fresh[sub]}
+        assert len(memo) == before + 2  # class 1 without the split part, and the split part
+        assert fresh[sub] != fresh[1]
