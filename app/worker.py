@@ -124,7 +124,7 @@ def worker_command(args: argparse.Namespace) -> int:
     from llmscope.collector.gateway.config import ConfigError
 
     try:
-        judge = BackgroundJudge.start_if_configured(settings)
+        judge = BackgroundJudge.start_if_configured(settings, worker.metrics)
     except ConfigError as exc:
         server.shutdown()
         raise UsageError(f"LLMSCOPE_GATEWAY_CONFIG: {exc}") from None

@@ -56,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     gateway = Gateway(settings.gateway_config, writer) if settings.gateway_config else None
     # Judges new records in the background while the gateway has evaluators (hot-reloaded).
     online = (
-        OnlineJudge(make_sessionmaker(engine), gateway, settings) if gateway is not None else None
+        OnlineJudge(make_sessionmaker(engine), gateway, settings, metrics=prom)
+        if gateway is not None
+        else None
     )
     # Experiments started over REST replay through the same gateway, in the background.
     experiment_jobs = (

@@ -9,6 +9,7 @@ names and labels are public surface (README, CONTRACT.md, ``deploy/monitoring/``
     llmscope_tokens_total{endpoint,model,direction}      direction: input | output
     llmscope_cost_usd_total{endpoint,model}
     llmscope_feedback_total{endpoint,thumb}              thumb: up | down | score
+    llmscope_evaluations_total{evaluator,result}         online verdicts: pass | fail | error
     llmscope_refused_total{reason}    admission | otlp_concurrency | rate_limit | budget
     llmscope_inflight_requests, llmscope_inflight_body_bytes
     llmscope_recorder_queue_depth, llmscope_recorder_records_written_total,
@@ -16,8 +17,9 @@ names and labels are public surface (README, CONTRACT.md, ``deploy/monitoring/``
     llmscope_worker_runs_total{outcome}, llmscope_worker_run_seconds,
     llmscope_worker_last_success_timestamp_seconds, llmscope_worker_embedded_texts_total
 
-(the store-derived gauges, ``llmscope_cluster_*``, ``llmscope_recorder_spool_bytes`` and
-``llmscope_budget_*``, are computed at scrape time by the collector's ``/metrics`` route).
+(the store-derived gauges, ``llmscope_cluster_*``, ``llmscope_evaluator_*``,
+``llmscope_recorder_spool_bytes`` and ``llmscope_budget_*``, are computed at scrape time by the
+collector's ``/metrics`` route).
 
 **Several processes.** ``llmscope serve --workers N`` runs N processes; Prometheus must see their
 sum. When ``PROMETHEUS_MULTIPROC_DIR`` is set before a process first imports prometheus-client
@@ -168,6 +170,13 @@ class Metrics:
             ("endpoint", "thumb"),
             **reg,
         )
+        self.evaluations = Counter(
+            "llmscope_evaluations",
+            "Verdicts the online evaluators wrote (LLM judges and built-in checks), by evaluator "
+            "and result (pass, fail, error).",
+            ("evaluator", "result"),
+            **reg,
+        )
         self.refused_requests = Counter(
             "llmscope_refused",
             "Requests refused before any work, by reason (admission, otlp_concurrency, "
@@ -287,6 +296,11 @@ class Metrics:
         if self.enabled:
             label = thumb if thumb in ("up", "down") else "score"
             self.feedback_events.labels(self.bound("endpoint", endpoint), label).inc()
+
+    def evaluated(self, evaluator: str, result: str, count: int = 1) -> None:
+        """Count ``count`` verdicts of ``evaluator`` written online: pass, fail or error."""
+        if self.enabled and count:
+            self.evaluations.labels(self.bound("evaluator", evaluator), result).inc(count)
 
     def refused(self, reason: str) -> None:
         if self.enabled:

@@ -230,11 +230,18 @@ def test_a_scheduled_run_tests_the_online_evaluations(database_url: str, tmp_pat
             while started_at(read_until(proc, r"analysis started")[-1]) < all_judged:
                 pass
             read_until(proc, r"analysis finished outcome=ok")
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         finally:
             proc.send_signal(signal.SIGTERM)
             output = proc.communicate(timeout=540)[0].decode()
         assert proc.returncode == 0, output
         assert len(judge.requests) == analysed  # each record judged once
+    with Session(engine) as session:
+        failed = session.scalar(select(func.count()).where(Evaluation.passed.is_(False)))
+    assert failed and 0 < failed < analysed
+    for result, count in (("fail", failed), ("pass", analysed - failed)):
+        line = f'llmscope_evaluations_total{{evaluator="correctness",result="{result}"}}'
+        assert f"{line} {float(count)}" in metrics, metrics
     with Session(engine) as session:
         report = load_run_report(session)  # the latest run
     engine.dispose()

@@ -40,6 +40,7 @@ from llmscope.collector.ingest import Recorder, RecordWriter
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import Record
+from llmscope.metrics import Metrics
 
 log = logging.getLogger("llmscope.evaluations.online")
 
@@ -59,8 +60,10 @@ class OnlineJudge:
         *,
         poll_interval: float = 1.0,
         clock: Clock = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.factory = factory
+        self.metrics = metrics or Metrics(enabled=False)
         self.gateway = gateway
         self.clock = clock
         self.poll_interval = poll_interval
@@ -161,7 +164,10 @@ class OnlineJudge:
             )
             todo = [c for c in chosen if c.id not in done]
             if not isinstance(evaluator, LLMJudge):
-                self.judged += len(await self.judging.store_checks(evaluator, todo))
+                passed = await self.judging.store_checks(evaluator, todo)
+                self.judged += len(passed)
+                self.metrics.evaluated(evaluator.name, "pass", sum(passed))
+                self.metrics.evaluated(evaluator.name, "fail", len(passed) - sum(passed))
                 continue
             for candidate in todo:
                 if self._held_back(evaluator, candidate, now):
@@ -229,6 +235,7 @@ class OnlineJudge:
                 outcome = await self.judging.judge(evaluator, candidate)
                 if outcome in ("pass", "fail", "error"):
                     self.judged += 1
+                    self.metrics.evaluated(evaluator.name, outcome)
                     self.backoff.pop(evaluator.endpoint, None)
                 elif outcome == "unavailable":
                     self._remember(candidate.received_at)
@@ -274,8 +281,9 @@ class BackgroundJudge:
     processes that are not the collector (``llmscope worker``). Start it with
     :meth:`start_if_configured`; :meth:`stop` gives back unfinished claims and joins."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="llmscope-eval-loop")
         self.judge: OnlineJudge | None = None
@@ -284,14 +292,16 @@ class BackgroundJudge:
         self.gateway: Gateway | None = None
 
     @classmethod
-    def start_if_configured(cls, settings: Settings) -> BackgroundJudge | None:
+    def start_if_configured(
+        cls, settings: Settings, metrics: Metrics | None = None
+    ) -> BackgroundJudge | None:
         """Judging in the background when ``LLMSCOPE_GATEWAY_CONFIG`` is set; else None.
 
         The evaluators are read (and hot-reloaded) from that file; an invalid file raises
         ``ConfigError``."""
         if settings.gateway_config is None:
             return None
-        background = cls(settings)
+        background = cls(settings, metrics)
         background.thread.start()
         asyncio.run_coroutine_threadsafe(background._start(), background.loop).result(60)
         return background
@@ -305,7 +315,7 @@ class BackgroundJudge:
         writer = RecordWriter.from_settings(self.settings, self.recorder)
         self.gateway = Gateway(self.settings.gateway_config, writer)
         await self.gateway.start()
-        self.judge = OnlineJudge(factory, self.gateway, self.settings)
+        self.judge = OnlineJudge(factory, self.gateway, self.settings, metrics=self.metrics)
         await self.judge.start()
 
     async def _stop(self) -> None:

@@ -16,13 +16,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from llmscope.collector.api.routes.metrics import latest_clusters
+from llmscope.collector.api.routes.metrics import latest_clusters, latest_evaluators
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import AnalysisRun, Feedback, Record, RunCluster
 from llmscope.metrics import OTHER, Metrics
 from llmscope.report import (
+    Agreement,
     ClusterEntry,
     Drift,
+    EvaluationHotspot,
+    EvaluatorEntry,
     FeedbackCounts,
     GlobalDrift,
     Hotspot,
@@ -228,6 +231,20 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
             hotspot=Hotspot(lift=1.0, p_value=0.5, q_value=0.5, flagged=False),
             latency_ms=LatencySlice(p50=None, p95=None),
             tokens=TokenSlice(input_p50=None, output_p50=None),
+            evaluations={
+                "correctness": EvaluationHotspot(
+                    evaluated=8, failed=6, fail_rate=0.75, lift=3.0, flagged=cid == 2
+                )
+            },
+        )
+
+    def evaluator(evaluated: int, failed: int) -> EvaluatorEntry:
+        return EvaluatorEntry(
+            version="v1",
+            evaluated=evaluated,
+            failed=failed,
+            fail_rate=failed / evaluated,
+            agreement=Agreement(n=0),
         )
 
     from datetime import UTC, datetime
@@ -262,6 +279,7 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
                             statistic=None, p_value=None, flagged=False, method="mmd"
                         ),
                         clusters=clusters,
+                        evaluators={"correctness": evaluator(80, 20), "short": evaluator(40, 1)},
                     ).to_json(),
                 )
             )
@@ -272,11 +290,15 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
                 )
         session.commit()
         found = latest_clusters(session, cap=2)
+        evaluators = latest_evaluators(session, cap=1)
     engine.dispose()
     assert [c["key"] for c in found] == ["k0", OTHER]
     assert found[0]["current"] == pytest.approx(0.3) and found[0]["down_rate"] == 0.25
     assert found[0]["drift"] is True
     assert found[1]["current"] == pytest.approx(0.3)  # clusters 1 and 2 summed
+    # cluster 2's judge failures were flagged: folded into "other", the flag stays
+    assert (found[0]["evaluation"], found[1]["evaluation"]) == (False, True)
+    assert evaluators == [("correctness", 80, 0.25)]  # the most evaluated, within the cap
 
 
 def test_a_batch_counts_exactly_as_its_calls_one_by_one() -> None:

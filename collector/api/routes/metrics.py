@@ -6,9 +6,12 @@ scrape time by the collectors below, cached for ``CACHE_SECONDS`` so a tight scr
 costs the store little:
 
 - ``llmscope_cluster_share{cluster,window}``, ``llmscope_cluster_down_rate{cluster}``,
-  ``llmscope_cluster_flagged{cluster,signal}`` (signal: drift, hotspot): the latest analysis run,
-  one series per cluster's stable key (the identity that survives re-clustering; at most
-  ``max_label_values`` clusters, the largest, the rest summed into ``other``);
+  ``llmscope_cluster_flagged{cluster,signal}`` (signal: drift, hotspot, evaluation: an
+  evaluator's failures flagged in the cluster): the latest analysis run, one series per
+  cluster's stable key (the identity that survives re-clustering; at most ``max_label_values``
+  clusters, the largest, the rest summed into ``other``);
+- ``llmscope_evaluator_fail_rate{evaluator}`` / ``llmscope_evaluator_evaluated{evaluator}``: each
+  evaluator over the latest run's current window;
 - ``llmscope_recorder_spool_bytes``: bytes in the spool directory waiting for the store;
 - ``llmscope_budget_spent_usd{budget}`` / ``llmscope_budget_limit_usd{budget}``: each budget's
   spend in its current period (when the gateway config has ``budgets:``).
@@ -77,6 +80,7 @@ def latest_clusters(session: Session, cap: int) -> list[dict[str, Any]]:
             "down_rate": cluster.feedback.down_rate,
             "drift": cluster.drift.flagged,
             "hotspot": cluster.hotspot.flagged,
+            "evaluation": any(e.flagged for e in cluster.evaluations.values()),
         }
         for cluster in report.clusters
         if cluster.id >= 0
@@ -94,9 +98,23 @@ def latest_clusters(session: Session, cap: int) -> list[dict[str, Any]]:
             "down_rate": None,
             "drift": any(c["drift"] for c in rest),
             "hotspot": any(c["hotspot"] for c in rest),
+            "evaluation": any(c["evaluation"] for c in rest),
         }
     )
     return kept
+
+
+def latest_evaluators(session: Session, cap: int) -> list[tuple[str, int, float | None]]:
+    """Each evaluator of the latest run's current window: ``(name, evaluated, fail_rate)``,
+    at most ``cap`` of them (the most evaluated)."""
+    report = load_run_report(session)
+    if report is None:
+        return []
+    found = [
+        (name, entry.evaluated, None if entry.fail_rate is None else float(entry.fail_rate))
+        for name, entry in report.evaluators.items()
+    ]
+    return sorted(found, key=lambda e: (-e[1], e[0]))[:cap]
 
 
 def spool_bytes(spool_dir: Path) -> int:
@@ -122,14 +140,16 @@ class StoreCollector:
         cap: int,
         budgets: Callable[[], list[tuple[str, float, float]]] | None = None,
     ) -> None:
-        self._clusters = _Cached(lambda: self._read_clusters(factory, cap))
+        self._clusters = _Cached(lambda: self._read_latest(factory, cap))
         self._spool_dir = spool_dir
         self._budgets = budgets
 
     @staticmethod
-    def _read_clusters(factory: sessionmaker[Session], cap: int) -> list[dict[str, Any]]:
+    def _read_latest(
+        factory: sessionmaker[Session], cap: int
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, int, float | None]]]:
         with factory() as session:
-            return latest_clusters(session, cap)
+            return latest_clusters(session, cap), latest_evaluators(session, cap)
 
     def describe(self) -> list[Any]:
         return []
@@ -149,10 +169,12 @@ class StoreCollector:
         )
         flagged = GaugeMetricFamily(
             "llmscope_cluster_flagged",
-            "1 when the latest run flagged the cluster for the signal (drift, hotspot).",
+            "1 when the latest run flagged the cluster for the signal "
+            "(drift, hotspot, evaluation).",
             labels=("cluster", "signal"),
         )
-        for cluster in self._clusters.get():
+        clusters, evaluators = self._clusters.get()
+        for cluster in clusters:
             key = cluster["key"]
             share.add_metric((key, "baseline"), cluster["baseline"])
             share.add_metric((key, "current"), cluster["current"])
@@ -160,7 +182,23 @@ class StoreCollector:
                 down.add_metric((key,), float(cluster["down_rate"]))
             flagged.add_metric((key, "drift"), 1.0 if cluster["drift"] else 0.0)
             flagged.add_metric((key, "hotspot"), 1.0 if cluster["hotspot"] else 0.0)
+            flagged.add_metric((key, "evaluation"), 1.0 if cluster["evaluation"] else 0.0)
         yield from (share, down, flagged)
+        evaluated = GaugeMetricFamily(
+            "llmscope_evaluator_evaluated",
+            "Records each evaluator judged in the latest run's current window.",
+            labels=("evaluator",),
+        )
+        fail_rate = GaugeMetricFamily(
+            "llmscope_evaluator_fail_rate",
+            "Share of each evaluator's verdicts that failed in the latest run's current window.",
+            labels=("evaluator",),
+        )
+        for name, count, rate in evaluators:
+            evaluated.add_metric((name,), float(count))
+            if rate is not None:
+                fail_rate.add_metric((name,), rate)
+        yield from (evaluated, fail_rate)
         yield GaugeMetricFamily(
             "llmscope_recorder_spool_bytes",
             "Bytes of records in the spool directory waiting for the store.",
