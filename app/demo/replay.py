@@ -32,8 +32,16 @@ __all__ = ["Collector", "gateway_config", "replay", "start_collector"]
 Progress = Callable[[int, int], None]
 
 
+# What the outdated refund policy says (plan.py's refund-policy@3) and today's never does.
+OUTDATED_POLICY = r"within 14 days|return fee|as store credit"
+
+
 def gateway_config() -> dict[str, Any]:
-    """The demo's gateway YAML as data: offline endpoints and the registered templates."""
+    """The demo's gateway YAML as data: offline endpoints, the registered templates, and an
+    evaluator for experiments ("Try a fix"): a regex check that fails an answer quoting the
+    outdated refund policy (the offline provider quotes its system prompt's policy). It judges
+    no live traffic (``sample_rate: 0``), so the demo's story stays the users' thumbs-down; an
+    experiment judges the original and the candidate answers with it."""
     return {
         "endpoints": [
             {
@@ -46,6 +54,15 @@ def gateway_config() -> dict[str, Any]:
         "prompts": [
             {"name": name, "version": version, "text": text}
             for (name, version), text in TEMPLATES.items()
+        ],
+        "evaluators": [
+            {
+                "name": "current-refund-policy",
+                "type": "regex",
+                "pattern": OUTDATED_POLICY,
+                "must_match": False,
+                "sample_rate": 0,
+            }
         ],
     }
 

@@ -7,6 +7,11 @@ Token counts are estimated from word counts; each call takes ``config.latency_ms
 varied by up to ±30% per question). Embeddings are hashed bags of words, L2-normalised, so
 similar texts get similar vectors. Records say ``provider: offline`` and carry the tag
 ``llmscope.offline: "true"``.
+
+It follows one kind of instruction, so that a system prompt's wording shows in the answers (and a
+changed prompt can be tried against the old one): a sentence of a system message that states a
+policy (``Refund policy: ...``) is quoted as the answer's last step, as a model told to quote
+its policy would. The demo's ``refund-policy@3`` carries an outdated policy; its answers say so.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from llmscope.collector.gateway.providers.base import Provider
 from llmscope.text import last_user_text
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
+# "Refund policy: ... ." up to a full stop that ends the sentence (not the one in "$6.95").
+_POLICY = re.compile(r"\b[A-Z][A-Za-z-]*(?: [A-Za-z-]+)? policy: .+?\.(?=\s|$)")
 
 # (keywords, opening lines, steps): the steps are picked and ordered by the question's hash.
 TOPICS: list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = [
@@ -110,8 +117,14 @@ def estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(_WORD.findall(text)) * 4 / 3))
 
 
-def answer_for(question: str) -> str:
-    """A deterministic support answer to ``question``."""
+def policies_in(instructions: str) -> list[str]:
+    """The policy sentences of a system prompt, in order (see the module's docstring)."""
+    return _POLICY.findall(instructions)
+
+
+def answer_for(question: str, instructions: str = "") -> str:
+    """A deterministic support answer to ``question``, quoting the policies ``instructions``
+    (the system prompt) state."""
     words = {w.lower() for w in _WORD.findall(question)}
     best = max(TOPICS, key=lambda topic: len(words.intersection(topic[0])))
     openers, steps = (best[1], best[2]) if words.intersection(best[0]) else GENERIC
@@ -119,7 +132,8 @@ def answer_for(question: str) -> str:
     opener = openers[seed % len(openers)]
     count = 2 + seed // 7 % max(1, len(steps) - 1)
     order = sorted(range(len(steps)), key=lambda i: _digest(f"{seed}:{i}"))[:count]
-    lines = [f"{n}. {steps[i]}" for n, i in enumerate(sorted(order), 1)]
+    quoted = [steps[i] for i in sorted(order)] + policies_in(instructions)
+    lines = [f"{n}. {step}" for n, step in enumerate(quoted, 1)]
     return "\n".join([opener, *lines])
 
 
@@ -132,23 +146,27 @@ class OfflineProvider(Provider):
         jitter = 0.7 + (_digest(text) % 601) / 1000  # 0.7 .. 1.3
         await asyncio.sleep(latency * jitter / 1000)
 
-    def _prompt_of(self, body: dict[str, Any]) -> tuple[str, str]:
+    def _prompt_of(self, body: dict[str, Any]) -> tuple[str, str, str]:
+        """``(question, everything sent, the system prompt)``."""
         if "messages" in body:
             messages = list(body.get("messages") or [])
             full = " ".join(str(m.get("content") or "") for m in messages)
-            return last_user_text(messages), full
+            system = " ".join(
+                str(m.get("content") or "") for m in messages if m.get("role") == "system"
+            )
+            return last_user_text(messages), full, system
         prompt = body.get("prompt")
         text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
-        return text, text
+        return text, text, ""
 
     def _usage(self, prompt: str, answer: str) -> dict[str, int]:
         used, made = estimate_tokens(prompt), estimate_tokens(answer)
         return {"prompt_tokens": used, "completion_tokens": made, "total_tokens": used + made}
 
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        question, full = self._prompt_of(body)
+        question, full, system = self._prompt_of(body)
         await self._pause(question)
-        answer = answer_for(question)
+        answer = answer_for(question, system)
         return {
             "id": f"chatcmpl-offline-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -165,9 +183,9 @@ class OfflineProvider(Provider):
         }
 
     async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        question, full = self._prompt_of(body)
+        question, full, system = self._prompt_of(body)
         await self._pause(question)
-        answer = answer_for(question)
+        answer = answer_for(question, system)
         return {
             "id": f"cmpl-offline-{uuid.uuid4().hex[:24]}",
             "object": "text_completion",
@@ -184,8 +202,8 @@ class OfflineProvider(Provider):
         return self._stream(body, "completions")
 
     async def _stream(self, body: dict[str, Any], kind: str) -> AsyncIterator[dict[str, Any]]:
-        question, full = self._prompt_of(body)
-        answer = answer_for(question)
+        question, full, system = self._prompt_of(body)
+        answer = answer_for(question, system)
         base = {
             "id": f"chatcmpl-offline-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
