@@ -211,9 +211,10 @@ def test_every_metric_the_dashboard_and_rules_query_exists(tmp_path: Path) -> No
             f"{where} queries metrics nobody exposes: {sorted(names - exposed)}"
         )
     # the dashboard shows every family of the issue: calls, latency, ttft, tokens, cost, feedback,
-    # the recorder and admission internals and the clusters
+    # the recorder and admission internals, the clusters and the evaluations
     shown = queried_metric_names()["dashboard"]
-    for family in ("calls", "call_latency", "ttft", "tokens", "cost_usd", "feedback", "cluster"):
+    families = ("calls", "call_latency", "ttft", "tokens", "cost_usd", "feedback", "cluster")
+    for family in (*families, "evaluations", "evaluator"):
         assert any(n.startswith(f"llmscope_{family}") for n in shown), family
 
 
