@@ -110,7 +110,15 @@ def test_the_wheel_holds_the_package_and_declares_its_dependencies(tmp_path: Pat
         (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
         meta = archive.read(metadata).decode()
     package = sorted(n for n in names if not n.split("/")[0].endswith(".dist-info"))
-    expected = ["__init__.py", "client.py", "py.typed", "records.py", "settings.py", "tracing.py"]
+    expected = [
+        "__init__.py",
+        "client.py",
+        "limits.py",
+        "py.typed",
+        "records.py",
+        "settings.py",
+        "tracing.py",
+    ]
     assert package == [f"llmscope_sdk/{name}" for name in expected]
     required = {
         _name(line.split(":", 1)[1]) for line in meta.splitlines() if "Requires-Dist" in line

@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictStr, field_validator, with_config
 from typing_extensions import TypedDict
 
+from llmscope_sdk import limits
+
 __all__ = [
     "FeedbackIn",
     "Message",
@@ -35,7 +37,7 @@ _ID_PATTERN = r"^[^\x00-\x20/?#%\x7f]+$"
 MAX_COUNT = 2**31 - 1
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
 NonNegativeFloat = Annotated[float, Strict(), Field(ge=0)]
-ShortStr = Annotated[StrictStr, Field(max_length=256)]
+ShortStr = Annotated[StrictStr, Field(max_length=limits.NAME)]
 
 
 @with_config(ConfigDict(extra="allow"))
@@ -55,7 +57,7 @@ class Template(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ShortStr
-    version: Annotated[StrictStr, Field(max_length=64)] | None = None
+    version: Annotated[StrictStr, Field(max_length=limits.VERSION)] | None = None
     text: StrictStr | None = None
     variables: dict[str, Any] | None = None
 
@@ -65,7 +67,7 @@ class ToolCall(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Annotated[StrictStr, Field(max_length=256)] | None = None
+    id: Annotated[StrictStr, Field(max_length=limits.NAME)] | None = None
     name: ShortStr
     arguments: StrictStr | None = None
 
@@ -75,16 +77,17 @@ class RecordIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=_ID_PATTERN)] | None = (
-        Field(
-            default=None,
-            description="Client-given id (no spaces, control characters, '/', '?', '#' or '%', "
-            "so it can stand in a URL path); a retry with the same id is stored once.",
-        )
+    id: (
+        Annotated[StrictStr, Field(min_length=1, max_length=limits.RECORD_ID, pattern=_ID_PATTERN)]
+        | None
+    ) = Field(
+        default=None,
+        description="Client-given id (no spaces, control characters, '/', '?', '#' or '%', "
+        "so it can stand in a URL path); a retry with the same id is stored once.",
     )
     timestamp: datetime | None = Field(default=None, description="RFC 3339; default: now.")
     endpoint: ShortStr | None = None
-    provider: Annotated[StrictStr, Field(max_length=64)] | None = None
+    provider: Annotated[StrictStr, Field(max_length=limits.PROVIDER)] | None = None
     model: ShortStr | None = None
     prompt: StrictStr | None = None
     messages: list[Message] | None = None
@@ -117,7 +120,7 @@ class RecordIn(BaseModel):
     error: StrictStr | None = None
     user_id: ShortStr | None = None
     session_id: ShortStr | None = None
-    tags: dict[str, Annotated[StrictStr, Field(max_length=1024)]] | None = None
+    tags: dict[str, Annotated[StrictStr, Field(max_length=limits.TAG_VALUE)]] | None = None
     trace_id: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")] | None = Field(
         default=None, description="OpenTelemetry trace id (32 lowercase hex digits)."
     )
@@ -148,11 +151,11 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     value: Literal["up", "down"] | Annotated[float, Strict()]
-    tags: list[Annotated[StrictStr, Field(max_length=128)]] = Field(
-        default_factory=list, max_length=64
+    tags: list[Annotated[StrictStr, Field(max_length=limits.FEEDBACK_TAG)]] = Field(
+        default_factory=list, max_length=limits.FEEDBACK_TAGS
     )
-    comment: Annotated[StrictStr, Field(max_length=20_000)] | None = None
-    source: Annotated[StrictStr, Field(min_length=1, max_length=64)] = "user"
+    comment: Annotated[StrictStr, Field(max_length=limits.FEEDBACK_COMMENT)] | None = None
+    source: Annotated[StrictStr, Field(min_length=1, max_length=limits.FEEDBACK_SOURCE)] = "user"
 
     @field_validator("value", mode="before")
     @classmethod
