@@ -101,7 +101,9 @@ def _most_specific(tree: Tree, top: int, flagged: dict[int, int], p: dict[int, f
     (``p`` holds the tested nodes' p-values) and is calm, and the flagged child's evidence is at
     least as strong (p no larger); then the flag is that child's and the walk goes on in it. A
     hot intent merged with a calm neighbour is reported as itself, not as a fragment of itself.
-    When ``top`` carries a flag, nodes below are reported only if they explain it better.
+    When ``top`` carries a flag, nodes below with the same flag are reported only if they
+    explain it better; a node flagged the other way (a new intent growing inside a cluster
+    that shrinks) is an effect of its own and is always reported.
     """
 
     def refine(node: int, sign: int) -> int:
@@ -121,18 +123,19 @@ def _most_specific(tree: Tree, top: int, flagged: dict[int, int], p: dict[int, f
 
     out: list[int] = []
 
-    def find(node: int) -> None:
-        if node in flagged:
+    def find(node: int, explained: int | None) -> None:
+        if node in flagged and flagged[node] != explained:
             out.append(refine(node, flagged[node]))
             return
         for child in tree.children.get(node, ()):
-            find(child)
+            find(child, explained)
 
-    if top in flagged:
-        best = refine(top, flagged[top])
-        return [] if best == top else [best]
+    explained = flagged.get(top)
+    if explained is not None:
+        best = refine(top, explained)
+        out += [] if best == top else [best]
     for child in tree.children.get(top, ()):
-        find(child)
+        find(child, explained)
     return out
 
 

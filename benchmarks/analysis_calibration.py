@@ -13,8 +13,10 @@ window labels, so one clustering serves every split. Then, ``--splits`` times:
   Found: the cluster holding most of the intent's records is flagged with the right kind.
 
 Every split is decided by ``pipeline.window_tests``, the function the job uses, with the Ward
-tree and the novel group (``now``), and, as the baseline in the same run, by the decision before
-issue 12 (``previous_decision.py``: the cut only, current-window hotspots; alpha/3 per family).
+tree and the novel group (``now``), and, as baselines in the same run, by the same function with
+the tree procedure's first version (``gate``: each unit's own test and nodes combined into one
+Bonferroni gate, ``previous_decision.bonferroni_gate``) and by the decision before issue 12
+(``previous_decision.py``: the cut only, current-window hotspots; alpha/3 per family).
 
     python benchmarks/analysis_calibration.py [--data ../shared/data] [--splits 300]
 """
@@ -30,16 +32,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from previous_decision import previous_decision  # the sibling benchmarks module
+from previous_decision import bonferroni_gate, previous_decision  # sibling benchmarks module
 from scipy.stats import binomtest
 
 from llmscope.analysis.embedding import load_model
 from llmscope.analysis.keywords import representatives
-from llmscope.analysis.pipeline import cluster_embeddings, nearest_similarity, window_tests
+from llmscope.analysis.pipeline import (
+    Verdicts,
+    cluster_embeddings,
+    nearest_similarity,
+    window_tests,
+)
 from llmscope.analysis.tree import build_tree
 from llmscope.config import Settings
 
-DECISIONS = ("now (tree, persistent + emerging, novel)", "before (cut only, current window)")
+DECISIONS = (
+    "now (tree, one BH over own and below entries)",
+    "gate (tree, Bonferroni gate per unit)",
+    "before (cut only, current window)",
+)
 
 
 @dataclass
@@ -65,16 +76,14 @@ def thumbs(rng: np.random.Generator, n: int, rate: np.ndarray) -> list[bool | No
     return [bool(d) if r else None for r, d in zip(rated, down, strict=True)]
 
 
-def decide(labels, k, vectors, is_current, down, settings, tree, micro, novel) -> dict[str, Flags]:
-    v = window_tests(
-        labels, k, vectors, is_current, down, settings, tree=tree, micro=micro, novel=novel
-    )
+def tree_flags(v: Verdicts) -> Flags:
+    """What one run of ``window_tests`` (clusters, tree nodes, novel group) flagged."""
     below_hot = {s.cluster for s in v.subclusters if s.hotspot.flagged}
     below_drift: dict[int, set[str]] = {}
     for s in v.subclusters:
         if s.drift.flagged:
             below_drift.setdefault(s.cluster, set()).add(s.drift.kind)
-    now = Flags(
+    return Flags(
         global_drift=v.global_drift.flagged,
         cluster_drift=any(d.flagged for d in v.drift)
         or bool(v.novel and v.novel.flagged)
@@ -85,15 +94,23 @@ def decide(labels, k, vectors, is_current, down, settings, tree, micro, novel) -
         hot_below=below_hot,
         drift_below=below_drift,
     )
+
+
+def decide(labels, k, vectors, is_current, down, settings, tree, micro, novel) -> dict[str, Flags]:
+    args = (labels, k, vectors, is_current, down, settings)
+    context = {"tree": tree, "micro": micro, "novel": novel}
+    now = tree_flags(window_tests(*args, **context))
+    with bonferroni_gate():
+        gate = tree_flags(window_tests(*args, **context))
     drift, spots = previous_decision(labels, k, is_current, down, settings)
     before = Flags(
-        global_drift=v.global_drift.flagged,  # the same test before and after
+        global_drift=now.global_drift,  # the same test in every decision
         cluster_drift=any(d.flagged for d in drift),
         hotspots=any(h.flagged for h in spots),
         drift=[(d.flagged, d.kind) for d in drift],
         hot=[h.flagged for h in spots],
     )
-    return dict(zip(DECISIONS, (now, before), strict=True))
+    return dict(zip(DECISIONS, (now, gate, before), strict=True))
 
 
 def interval(hits: int, n: int) -> str:
@@ -180,7 +197,7 @@ def main() -> None:
             found[name]["hotspot"] += f.hot[home[hot]] or home[hot] in f.hot_below
             found[name]["global"] += f.global_drift
 
-    print(f"\nnull: {args.splits} random splits ({null_seconds:.0f}s, both decisions)")
+    print(f"\nnull: {args.splits} random splits ({null_seconds:.0f}s, three decisions)")
     print("| decision | whole report (95% CI) | global drift | drift (all groups) | hotspots |")
     print("|---|---|---|---|---|")
     for name, a in alarms.items():

@@ -17,7 +17,9 @@ new/grew for a new intent (a new intent inside a cluster with other baseline tra
 grow), grew, shrank, vanished/shrank for a vanished one; hotspot for a hot intent. A flag is
 *false* when planted intents of that kind make up less than 30% of the flagged group.
 *before* is the previous decision on the same clustering (the cut only, hotspots on the
-current window's ratings, alpha/3 per family); *after* is ``pipeline.analyse`` as it runs now.
+current window's ratings, alpha/3 per family); *gate* is the tree procedure's first version
+(own test and nodes combined into one Bonferroni gate, ``previous_decision.bonferroni_gate``)
+on the same clustering; *after* is ``pipeline.analyse`` as it runs now.
 
     python benchmarks/analysis_drift.py [--data ../shared/data] [--seeds 10] [--cache F.npz]
 """
@@ -33,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from previous_decision import previous_decision  # the sibling benchmarks module
+from previous_decision import bonferroni_gate, previous_decision  # sibling benchmarks module
 
+from llmscope.analysis import pipeline
 from llmscope.analysis.embedding import load_model
-from llmscope.analysis.pipeline import RunResult, analyse
+from llmscope.analysis.pipeline import RunResult, Verdicts, analyse
 from llmscope.config import Settings
 
 KINDS = ("new", "grew", "shrank", "vanished", "hot")
@@ -121,6 +124,23 @@ def previous(result: RunResult, is_current: np.ndarray, down: list[bool | None],
     ]
 
 
+def gate(verdicts: Verdicts, labels: np.ndarray, context: dict[str, Any]):
+    """The same groups as ``now`` from the first tree procedure's verdicts."""
+    groups = [
+        (np.flatnonzero(labels == c), d.kind if d.flagged else None, h.flagged)
+        for c, (d, h) in enumerate(zip(verdicts.drift, verdicts.hotspots, strict=True))
+    ]
+    tree, micro = context["tree"], context["micro"]
+    for s in verdicts.subclusters:
+        members = np.flatnonzero(np.isin(micro, tree.leaves[s.node]))
+        groups.append((members, s.drift.kind if s.drift.flagged else None, s.hotspot.flagged))
+    novel = context["novel"]
+    if verdicts.novel is not None and novel is not None and novel.any():
+        kind = verdicts.novel.kind if verdicts.novel.flagged else None
+        groups.append((np.flatnonzero(novel), kind, False))
+    return groups
+
+
 def now(result: RunResult) -> list[tuple[np.ndarray, str | None, bool]]:
     groups = [
         (c.members, c.drift.kind if c.drift and c.drift.flagged else None,
@@ -170,15 +190,31 @@ def embed(model: Any, texts: list[str], cache: Path | None) -> None:
             np.savez(cache, texts=np.array(keys), vectors=np.vstack([_vectors[k] for k in keys]))
 
 
-def run(settings: Settings, rows, down) -> tuple[RunResult, np.ndarray]:
+def run(settings: Settings, rows, down) -> tuple[RunResult, np.ndarray, list]:
+    """The job's analysis and, on the same clustering, the first tree procedure's groups."""
+    seen: list = []
+
+    def both(labels, n_clusters, vectors, is_current, down, settings, **context):
+        with bonferroni_gate():
+            earlier = pipeline.window_tests(
+                labels, n_clusters, vectors, is_current, down, settings, **context
+            )
+        seen.append(gate(earlier, labels, context))
+        return pipeline.window_tests(labels, n_clusters, vectors, is_current, down, settings,
+                                     **context)  # fmt: skip
+
     texts = sorted({t for t, _, _ in rows})
     index = {t: i for i, t in enumerate(texts)}
     embeddings = np.vstack([_vectors[t] for t in texts])
     text_index = np.array([index[t] for t, _, _ in rows])
     is_current = np.array([c for _, _, c in rows])
     records = [{"id": str(i)} for i in range(len(rows))]
-    result = analyse(records, texts, embeddings, text_index, is_current, down, settings)
-    return result, is_current
+    job_tests, pipeline.window_tests = pipeline.window_tests, both
+    try:
+        result = analyse(records, texts, embeddings, text_index, is_current, down, settings)
+    finally:
+        pipeline.window_tests = job_tests
+    return result, is_current, seen[0]
 
 
 def main() -> None:
@@ -215,16 +251,16 @@ def main() -> None:
     print(f"load average at start {os.getloadavg()[0]:.1f}; seeds {args.seeds}")
     for name in args.scenarios.split(","):
         shape = {"weak": WEAK, "strong": STRONG, "null": None}[name]
-        totals = {"before": Counter(), "after": Counter()}
-        null_flags = {"before": 0, "after": 0}
+        totals = {"before": Counter(), "gate": Counter(), "after": Counter()}
+        null_flags = {"before": 0, "gate": 0, "after": 0}
         for seed in range(args.seeds):
             rng = np.random.default_rng(seed + (100 if shape is None else 0))
             started = time.perf_counter()
             rows, down, plan = scenario(rng, intents, pool, centroid, shape)
-            result, is_current = run(settings, rows, down)
+            result, is_current, earlier = run(settings, rows, down)
             line = []
             for label, groups in (("before", previous(result, is_current, down, settings)),
-                                  ("after", now(result))):  # fmt: skip
+                                  ("gate", earlier), ("after", now(result))):  # fmt: skip
                 if shape is None:
                     flags = sum(bool(d) + h for _, d, h in groups)
                     flags += result.global_drift.flagged
@@ -247,10 +283,8 @@ def main() -> None:
                 flush=True,
             )
         if shape is None:
-            print(
-                f"NULL: runs {args.seeds}, flags before {null_flags['before']}, "
-                f"after {null_flags['after']}"
-            )
+            counts = ", ".join(f"{k} {v}" for k, v in null_flags.items())
+            print(f"NULL: runs {args.seeds}, flags {counts}")
             continue
         print(f"\n{name.upper()} | " + " | ".join(KINDS) + " | all | false flags per run")
         for label, t in totals.items():

@@ -1,17 +1,25 @@
-"""The decision before issue 12, kept for comparison in the benchmarks (not used by llmscope).
+"""Earlier decisions, kept for comparison in the benchmarks (not used by llmscope).
 
-Per cluster of the cut only: share change (Fisher, BH at alpha/3), thumbs-down hotspot on the
-current window's ratings only (one-sided Fisher against the rest, BH at alpha/3). No tree, no
-persistent/emerging split, no novel group. Built from the public functions of ``stats``.
+``previous_decision``: the decision before issue 12. Per cluster of the cut only: share change
+(Fisher, BH at alpha/3), thumbs-down hotspot on the current window's ratings only (one-sided
+Fisher against the rest, BH at alpha/3). No tree, no persistent/emerging split, no novel group.
+Built from the public functions of ``stats``.
+
+``bonferroni_gate``: the tree procedure's first version, which combined a unit's own test and
+the Simes p-value of its nodes into one gate ``2 * min(own, simes)`` and flagged the own test
+when ``2 * own`` passed BH over the units (``hierarchy.py`` now lists both in one BH).
+``window_tests`` runs with it inside ``with bonferroni_gate():``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
-from llmscope.analysis import stats
+from llmscope.analysis import stats, verdicts
+from llmscope.analysis.hierarchy import Decision, Unit, simes
 from llmscope.config import Settings
 
 
@@ -39,3 +47,40 @@ def previous_decision(
         min_rated=settings.hotspot_min_rated, min_lift=settings.hotspot_min_lift,
     )  # fmt: skip
     return drift, spots
+
+
+def _gate_bh(units: Sequence[Unit], q: float) -> Decision:
+    """The first tree procedure: BH over Bonferroni gates, own tests weighted by 2."""
+    gates = [
+        None if u.own is None and not u.below
+        else u.own if not u.below
+        else simes(u.below) if u.own is None
+        else min(1.0, 2 * min(u.own, simes(u.below)))
+        for u in units
+    ]  # fmt: skip
+    tested = [i for i, g in enumerate(gates) if g is not None]
+    gate_q: list[float | None] = [None] * len(units)
+    own_q: list[float | None] = [None] * len(units)
+    below_q: list[list[float] | None] = [None] * len(units)
+    for i, value in zip(tested, stats.benjamini_hochberg([gates[i] for i in tested]), strict=True):
+        gate_q[i] = value
+        if value <= q and units[i].below:
+            below_q[i] = stats.benjamini_hochberg(units[i].below)
+    weighted = [
+        1.0 if (own := units[i].own) is None else min(1.0, (2 if units[i].below else 1) * own)
+        for i in tested
+    ]
+    for i, value in zip(tested, stats.benjamini_hochberg(weighted), strict=True):
+        own_q[i] = value if units[i].own is not None else None
+    return Decision(gate_q, own_q, below_q)
+
+
+@contextmanager
+def bonferroni_gate() -> Iterator[None]:
+    """``verdicts.window_tests`` with the first tree procedure, for a same-run comparison."""
+    now = verdicts.hierarchical_bh
+    verdicts.hierarchical_bh = _gate_bh
+    try:
+        yield
+    finally:
+        verdicts.hierarchical_bh = now

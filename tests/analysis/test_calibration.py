@@ -11,10 +11,11 @@ below the cut, the novel group, persistent and emerging hotspots.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binom
+from scipy.stats import binom, norm
 
 from llmscope.analysis import stats
 from llmscope.analysis.cluster import cluster
+from llmscope.analysis.hierarchy import Unit, hierarchical_bh
 from llmscope.analysis.pipeline import Verdicts, window_tests
 from llmscope.analysis.tree import build_tree
 from llmscope.config import Settings
@@ -128,3 +129,27 @@ def test_null_false_alarm_rate_with_the_tree_novel_group_and_both_hotspot_kinds(
     bounds["report"] = int(binom.ppf(0.999, draws, alpha))
     assert all(alarms[name] <= bounds[name] for name in alarms), (alarms, bounds)
     assert alarms["report"] > 0 and alarms["below"] > 0  # the tree's tests do run and flag
+
+
+def test_tree_procedure_null_rate_with_nested_positively_dependent_p_values() -> None:
+    # The top family lists each unit's own test and the Simes p-value of its nodes as two BH
+    # entries. Under the complete null with nested nodes (each node's z is the scaled sum of
+    # its 8 leaves' independent normals: the positive dependence of a tree), any rejection, at
+    # the top or inside an opened unit, must stay within q. 2,000 draws of 20 units at q = 0.1.
+    q, draws, units, leaves = 0.1, 2000, 20, 8
+    rng = np.random.default_rng(12)
+    # Nodes below a unit: the two halves, then the four quarters (as a Ward subtree).
+    parts = [slice(0, 4), slice(4, 8), slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8)]
+    alarms = 0
+    for _ in range(draws):
+        z = rng.normal(size=(units, leaves))
+        own = norm.sf(z.sum(axis=1) / np.sqrt(leaves))
+        below = np.column_stack(
+            [norm.sf(z[:, part].sum(axis=1) / np.sqrt(part.stop - part.start)) for part in parts]
+        )
+        tree = [Unit(float(o), b.tolist()) for o, b in zip(own, below, strict=True)]
+        d = hierarchical_bh(tree, q)
+        alarms += any(v is not None and v <= q for v in d.own_q) or any(
+            qs is not None and min(qs) <= q for qs in d.below_q
+        )
+    assert 0 < alarms <= binom.ppf(0.999, draws, q), alarms

@@ -10,10 +10,10 @@ from llmscope.analysis.cluster import Clustering
 from llmscope.analysis.hierarchy import (
     Unit,
     excess_p_values,
-    gate,
     hierarchical_bh,
     share_p_values,
     simes,
+    top_entries,
 )
 from llmscope.analysis.tree import build_tree
 from llmscope.analysis.verdicts import window_tests
@@ -27,23 +27,36 @@ def test_simes_by_hand() -> None:
     assert simes([]) == 1.0
 
 
-def test_gate_is_own_alone_simes_alone_or_twice_the_smaller() -> None:
-    assert gate(Unit(0.01)) == 0.01
-    assert gate(Unit(None, [0.01, 0.04])) == pytest.approx(0.02)  # simes: min(0.02, 0.04)
-    assert gate(Unit(0.03, [0.01, 0.04])) == pytest.approx(0.04)  # 2 * min(0.03, 0.02)
-    assert gate(Unit(None)) is None
+def test_top_family_lists_each_units_own_and_below_entries() -> None:
+    assert top_entries([Unit(0.01)]) == [(0, True, 0.01)]
+    assert top_entries([Unit(None, [0.01, 0.04])]) == [(0, False, pytest.approx(0.02))]
+    assert top_entries([Unit(0.03, [0.01, 0.04]), Unit(None)]) == [
+        (0, True, 0.03),
+        (0, False, pytest.approx(0.02)),  # simes: min(2 * 0.01, 2 * 0.04 / 2)
+    ]
 
 
-def test_hierarchical_bh_opens_only_units_whose_gate_passes() -> None:
+def test_hierarchical_bh_opens_only_units_whose_below_entry_passes() -> None:
     units = [Unit(0.001, [0.0001, 0.5]), Unit(0.2, [0.3]), Unit(0.04)]
     d = hierarchical_bh(units, 0.05)
-    # gates: 2*min(0.001, simes(0.0001, 0.5)=0.0002) = 0.0004; 2*min(0.2, 0.3) = 0.4; 0.04
-    # BH over (0.0004, 0.4, 0.04): q = 0.0012, 0.4, 0.06
-    assert d.gate_q == pytest.approx([0.0012, 0.4, 0.06])
-    # own (weighted): 0.002, 0.4, 0.04 -> BH: 0.006, 0.4, 0.06
-    assert d.own_q == pytest.approx([0.006, 0.4, 0.06])
+    # entries: 0.001, simes(0.0001, 0.5) = 0.0002, 0.2, 0.3, 0.04 (m = 5); sorted with
+    # m p / j: 0.0002*5 = 0.001, 0.001*5/2 = 0.0025, 0.04*5/3 = 0.0667, 0.2*5/4 = 0.25, 0.3
+    assert d.own_q == pytest.approx([0.0025, 0.25, 0.04 * 5 / 3])
+    assert d.gate_q == pytest.approx([0.001, 0.25, 0.04 * 5 / 3])
     assert d.below_q[0] == pytest.approx([0.0002, 0.5])  # BH inside the opened unit
     assert d.below_q[1] is None and d.below_q[2] is None  # not opened
+
+
+def test_a_unit_whose_own_and_below_both_carry_the_effect_is_not_charged_twice() -> None:
+    # One unit with own 0.003 and nodes (0.003, 0.004), nine calm units (0.5 and 0.5 below).
+    # The former gate, 2 * min(own, simes) = 0.006 over 10 units, gave own q = 0.06 > 0.05.
+    # Now 20 entries: 0.003 * 20 = 0.06, simes 0.004 * 20 / 2 = 0.04: own q = 0.04 (BH's
+    # running minimum), and the nodes are opened.
+    units = [Unit(0.003, [0.003, 0.004])] + [Unit(0.5, [0.5])] * 9
+    d = hierarchical_bh(units, 0.05)
+    assert d.own_q[0] == pytest.approx(0.04)
+    assert d.below_q[0] == pytest.approx([0.004, 0.004])
+    assert all(q is None for q in d.below_q[1:])
 
 
 def test_own_rejections_are_always_opened_units() -> None:
@@ -113,6 +126,22 @@ def test_a_new_topic_inside_a_stable_cluster_is_a_sub_cluster() -> None:
     assert (sub.node, sub.cluster, sub.parent_node) == (1, 0, None)
     assert sub.drift.flagged and sub.drift.kind == "new"
     assert not v.drift[1].flagged or v.drift[1].kind == "shrank"
+
+
+def test_a_new_topic_inside_a_cluster_that_shrinks_is_still_reported() -> None:
+    # Micro 0: 140 baseline and 10 current records; micro 1 (new): 30 current; cluster 1
+    # (micros 2, 3): 30 and 30 in each window. Cluster 0 shrank (share 0.7 -> 0.4); the new
+    # topic below it is flagged the other way, an effect of its own, so it is reported too.
+    tree = build_tree(_clustering())
+    micro = np.repeat(np.arange(4), [150, 30, 60, 60])
+    is_current = np.r_[np.arange(150) >= 140, np.ones(30, bool), np.arange(120) % 2 == 0]
+    labels = (micro >= 2).astype(np.int64)
+    vectors = np.random.default_rng(0).normal(size=(300, 4))
+    settings = Settings(database_url="sqlite://")
+    v = window_tests(labels, 2, vectors, is_current, [None] * 300, settings, tree=tree, micro=micro)
+    assert v.drift[0].flagged and v.drift[0].kind == "shrank"
+    kinds = {s.node: s.drift.kind for s in v.subclusters if s.drift.flagged}
+    assert kinds.get(1) == "new"
 
 
 def test_persistent_and_emerging_hotspots_and_a_small_cluster_tested_at_its_parent() -> None:
