@@ -193,15 +193,13 @@ def embed(model: Any, texts: list[str], cache: Path | None) -> None:
 def run(settings: Settings, rows, down) -> tuple[RunResult, np.ndarray, list]:
     """The job's analysis and, on the same clustering, the first tree procedure's groups."""
     seen: list = []
+    job_tests = pipeline.window_tests
 
     def both(labels, n_clusters, vectors, is_current, down, settings, **context):
         with bonferroni_gate():
-            earlier = pipeline.window_tests(
-                labels, n_clusters, vectors, is_current, down, settings, **context
-            )
+            earlier = job_tests(labels, n_clusters, vectors, is_current, down, settings, **context)
         seen.append(gate(earlier, labels, context))
-        return pipeline.window_tests(labels, n_clusters, vectors, is_current, down, settings,
-                                     **context)  # fmt: skip
+        return job_tests(labels, n_clusters, vectors, is_current, down, settings, **context)
 
     texts = sorted({t for t, _, _ in rows})
     index = {t: i for i, t in enumerate(texts)}
@@ -209,7 +207,7 @@ def run(settings: Settings, rows, down) -> tuple[RunResult, np.ndarray, list]:
     text_index = np.array([index[t] for t, _, _ in rows])
     is_current = np.array([c for _, _, c in rows])
     records = [{"id": str(i)} for i in range(len(rows))]
-    job_tests, pipeline.window_tests = pipeline.window_tests, both
+    pipeline.window_tests = both
     try:
         result = analyse(records, texts, embeddings, text_index, is_current, down, settings)
     finally:
