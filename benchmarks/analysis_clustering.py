@@ -2,9 +2,14 @@
 
 llmscope's default (not told k) vs the BERTopic default pipeline (UMAP n_neighbors 15, 5 dims,
 min_dist 0, cosine; HDBSCAN min_cluster_size 10) vs KMeans told the true k on the same 5-d
-UMAP. Prints NMI, ARI, number of clusters, noise share and seconds for each, side by side.
+UMAP. Prints NMI, ARI, number of clusters, noise share and seconds for each, side by side,
+and the load average. Also the default's cut without the k <= sqrt(n) bound (the rule before
+granularity fitted n, on the same reduction) as the baseline of that change.
 
-    python benchmarks/analysis_clustering.py [--data ../shared/data]
+    python benchmarks/analysis_clustering.py [--data ../shared/data] [--embeddings FILE.npy]
+
+``--embeddings``: read the texts' embeddings from FILE.npy if it exists, else embed and
+write them there (embedding 10,003 texts is most of the run on a loaded machine).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 from sklearn.cluster import HDBSCAN, KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from llmscope.analysis.cluster import cluster
 from llmscope.analysis.embedding import load_model
 from llmscope.analysis.pipeline import cluster_embeddings
 from llmscope.config import Settings
@@ -30,6 +36,7 @@ def main() -> None:
     parser.add_argument(
         "--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data")
     )
+    parser.add_argument("--embeddings", type=Path, help="cache of the embeddings (.npy)")
     args = parser.parse_args()
     with open(Path(args.data) / "banking77" / "train.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -37,12 +44,18 @@ def main() -> None:
     settings = Settings(database_url="sqlite://")
 
     started = time.perf_counter()
-    model = load_model(settings.embedding_model)
-    embeddings = model.encode(texts, batch_size=64, normalize_embeddings=True)
-    print(
-        f"embedded {len(texts)} texts in {time.perf_counter() - started:.1f}s "
-        f"(cores: {os.cpu_count()})"
-    )
+    if args.embeddings and args.embeddings.exists():
+        embeddings = np.load(args.embeddings)
+        print(f"read {len(embeddings)} embeddings from {args.embeddings}")
+    else:
+        model = load_model(settings.embedding_model)
+        embeddings = model.encode(texts, batch_size=64, normalize_embeddings=True)
+        print(
+            f"embedded {len(texts)} texts in {time.perf_counter() - started:.1f}s "
+            f"(cores: {os.cpu_count()})"
+        )
+        if args.embeddings:
+            np.save(args.embeddings, embeddings)
 
     def report(name: str, predicted: np.ndarray, seconds: float) -> None:
         k = len(set(predicted.tolist()) - {-1})
@@ -55,6 +68,16 @@ def main() -> None:
     started = time.perf_counter()
     reduction, clustering = cluster_embeddings(embeddings, settings)
     report("llmscope default (k automatic)", clustering.labels, time.perf_counter() - started)
+    started = time.perf_counter()
+    unbounded = cluster(
+        reduction.reduced,
+        max_clusters=settings.cluster_max,
+        min_size=settings.cluster_min_size,
+        seed=settings.analysis_seed,
+        clusters_per_sqrt_n=None,
+    )
+    report("  same, k not bounded by sqrt(n)", unbounded.labels, time.perf_counter() - started)
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
     import umap
 

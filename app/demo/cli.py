@@ -29,8 +29,6 @@ DEFAULT_RECORDS = 3000
 DEFAULT_SEED = 7
 MIN_RECORDS = 200  # fewer, and the planted events are too small to tell from chance
 FULL_STORY_RECORDS = 1200  # from here on, all three planted events are found
-# The demo's traffic has 14 topics; a map of at most this many clusters stays readable.
-DEMO_CLUSTER_MAX = 30
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -212,7 +210,6 @@ def _analysis_settings(settings: Settings, port: int) -> Settings:
             "alert_slack_webhook_url": None,
             "summary_llm_url": None,  # extractive summaries: there is no LLM to ask
             "dashboard_url": f"http://127.0.0.1:{port}",
-            "cluster_max": min(settings.cluster_max, DEMO_CLUSTER_MAX),
         }
     )
 

@@ -27,6 +27,8 @@ import yaml
 
 from llmscope.app.demo.plan import ENDPOINTS, TEMPLATES, PlannedCall
 
+FEEDBACK_RETRIES = 3  # as the openai client's max_retries for the calls
+
 __all__ = ["Collector", "gateway_config", "replay", "start_collector"]
 
 Progress = Callable[[int, int], None]
@@ -151,6 +153,18 @@ async def _call(client: openai.AsyncOpenAI, call: PlannedCall) -> str:
     return raw.headers["x-llmscope-record-id"]
 
 
+async def _post(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
+    """POST, retried on a dropped connection as the openai client retries the calls
+    (``max_retries``): on a loaded machine the server may close a kept-alive connection just as
+    it is reused. A rating sent twice is harmless: the newest event of a record counts."""
+    for attempt in range(FEEDBACK_RETRIES):
+        try:
+            return await http.post(path, json=body)
+        except httpx.TransportError:
+            await asyncio.sleep(0.5 * 2**attempt)
+    return await http.post(path, json=body)
+
+
 async def _feedback(http: httpx.AsyncClient, record_id: str, call: PlannedCall) -> None:
     assert call.feedback is not None
     body = {
@@ -162,7 +176,7 @@ async def _feedback(http: httpx.AsyncClient, record_id: str, call: PlannedCall) 
     # The gateway stores records off the request path: a rating that follows its answer
     # within milliseconds may find the record not yet written, so it waits a little.
     for _ in range(100):
-        response = await http.post(f"/api/v1/records/{record_id}/feedback", json=body)
+        response = await _post(http, f"/api/v1/records/{record_id}/feedback", body)
         if response.status_code != 404:
             response.raise_for_status()
             return

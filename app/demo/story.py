@@ -76,6 +76,17 @@ def _bad_version(cluster: ClusterEntry, versions: Sequence[TemplateVersionRow], 
     return ""
 
 
+def _level(cluster: ClusterEntry) -> str:
+    """Where the q-value comes from when the cluster had too few ratings of its own: the tree
+    node above it, so the reader does not take the cluster's own few ratings for the evidence."""
+    spot = cluster.hotspot
+    if spot.level != "parent":
+        return ""
+    test = spot.emerging if spot.kind == "emerging" else spot.persistent
+    rated = f" ({test.rated} rated answers)" if test is not None else ""
+    return f", tested at its parent's level{rated}"
+
+
 def _hotspot_lines(
     session: Session, report: RunReport, cluster: ClusterEntry, fdr: float
 ) -> list[str]:
@@ -83,7 +94,8 @@ def _hotspot_lines(
     lines = [
         f"Look first at {_name(cluster)}: {fb.down} of {fb.rated} rated answers in the "
         f"current window were thumbs-down ({_pct(fb.down_rate)}, "
-        f"{cluster.hotspot.lift:.1f}x the rest; q={cluster.hotspot.q_value:.1e})."
+        f"{cluster.hotspot.lift:.1f}x the rest; q={cluster.hotspot.q_value:.1e}"
+        f"{_level(cluster)})."
     ]
     version = _bad_version(cluster, report.template_versions, fdr)
     if version:
@@ -160,9 +172,11 @@ def tell(engine: Engine, report: RunReport, *, hotspot_fdr: float) -> Story:
     """The story of the run ``report`` (stored in the store behind ``engine``)."""
     story = Story()
     clusters = report.clusters
+    # A cluster flagged on its own ratings comes before one flagged at its parent's level,
+    # whose evidence is mostly its neighbours'.
     hot = sorted(
         (c for c in clusters if c.hotspot.flagged),
-        key=lambda c: (c.hotspot.q_value or 1.0, -c.feedback.down),
+        key=lambda c: (c.hotspot.level == "parent", c.hotspot.q_value or 1.0, -c.feedback.down),
     )
     drifted = sorted(
         (c for c in clusters if c.drift.flagged),
@@ -176,7 +190,7 @@ def tell(engine: Engine, report: RunReport, *, hotspot_fdr: float) -> Story:
                 fb = c.feedback
                 story.lines.append(
                     f"Also drawing thumbs-down: {_name(c)}, {fb.down} of {fb.rated} "
-                    f"({_pct(fb.down_rate)})."
+                    f"({_pct(fb.down_rate)}{_level(c)})."
                 )
     story.lines += _drift_lines(drifted[:4])
     if story.first_cluster is None and drifted:
