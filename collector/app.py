@@ -26,6 +26,7 @@ from llmscope.collector.api.routes import (
 from llmscope.collector.api.routes.metrics import StoreCollector, sample_forever
 from llmscope.collector.budgets import BudgetTracker
 from llmscope.collector.evaluations.online import OnlineJudge
+from llmscope.collector.experiments import liveness
 from llmscope.collector.experiments.jobs import ExperimentJobs
 from llmscope.collector.gateway import Gateway
 from llmscope.collector.gateway import mlflow_router as gateway_mlflow_router
@@ -72,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         recorder.start()
         budgets.start()
+        # Experiments a killed collector left "running" end as failed (any collector may run).
+        await asyncio.to_thread(
+            liveness.sweep, make_sessionmaker(engine), settings.experiment_stale_s
+        )
         sampler = asyncio.create_task(sample_forever(prom, recorder), name="llmscope-metrics")
         if gateway is not None:
             await gateway.start()

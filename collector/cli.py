@@ -74,12 +74,14 @@ def shared_metrics_dir(data_dir: Path) -> Path | None:
     Directories left by ``serve`` processes that are gone are removed. Returns the directory to
     remove at the end, or None when ``PROMETHEUS_MULTIPROC_DIR`` was already set by the user.
     """
+    from llmscope.collector.ingest.recorder import pid_alive
+
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return None
     root = data_dir / "metrics"
     for old in root.glob("serve-*") if root.is_dir() else []:
         pid = old.name.removeprefix("serve-")
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     directory = root / f"serve-{os.getpid()}"
     shutil.rmtree(directory, ignore_errors=True)
@@ -88,11 +90,3 @@ def shared_metrics_dir(data_dir: Path) -> Path | None:
     return directory
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

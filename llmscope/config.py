@@ -357,6 +357,13 @@ class Settings(BaseSettings):
         description="Most replayed calls (each with its judging) in flight at once in "
         "`llmscope experiment run`.",
     )
+    experiment_stale_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="A running experiment whose process ran on another host and that stored no "
+        "answer for this long is marked failed (the collector running it stopped); one whose "
+        "process ran on this host is failed as soon as that process is gone.",
+    )
 
     @property
     def hotspot_fdr(self) -> float:

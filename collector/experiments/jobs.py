@@ -6,7 +6,9 @@ called or stored. The experiment's row is stored (``running``) before the answer
 can be read at once; the replays then run as a task on the collector's event loop, through the
 collector's own gateway. Progress is read from the store (answers stored so far over records x
 sides), so any worker process of the collector can report it. An experiment that raises, or
-that is still running when the collector stops, is marked ``failed`` with the reason.
+that is still running when the collector stops, is marked ``failed`` with the reason; one left
+``running`` by a collector that was killed is failed by :mod:`liveness` (at the next collector's
+start, or when its status is read).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from llmscope.collector.experiments import runner
+from llmscope.collector.experiments import liveness, runner
 from llmscope.collector.experiments.spec import Variant, parse, select_evaluators
 from llmscope.collector.experiments.spec import structured as structured_variant
 from llmscope.collector.gateway.config import GatewayConfig
@@ -89,7 +91,7 @@ class ExperimentJobs:
         """Store the experiment as running and start it; returns once the row exists."""
         self.check_room()
         created = datetime.now(UTC)
-        await asyncio.to_thread(runner.create, self.factory, plan, created)
+        await asyncio.to_thread(runner.create, self.factory, plan, created, liveness.COLLECTOR)
         task = asyncio.create_task(self._run(plan, created), name=f"llmscope-{plan.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -130,11 +132,16 @@ def _fail(factory: sessionmaker[Session], experiment_id: str, reason: str) -> No
             row.spec = {**(row.spec or {}), "error": reason[:2000]}
 
 
-def status(session: Session, experiment_id: str) -> ExperimentStatus | None:
-    """Where the experiment is; None when there is no such experiment."""
+def status(
+    session: Session, experiment_id: str, stale_after: float, now: datetime | None = None
+) -> ExperimentStatus | None:
+    """Where the experiment is (an orphaned one is marked failed first: see :mod:`liveness`);
+    None when there is no such experiment."""
     row = session.get(Experiment, experiment_id)
     if row is None:
         return None
+    if liveness.settle(session, row, stale_after, now or datetime.now(UTC)):
+        session.commit()
     done = session.scalar(
         select(func.count())
         .select_from(ExperimentItem)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from llmscope.collector.experiments import dataset, report
+from llmscope.collector.experiments import dataset, liveness, report
 from llmscope.collector.experiments.dataset import Item
 from llmscope.collector.experiments.replay import Answer, judge, question_for, replay
 from llmscope.collector.experiments.spec import Replay, Variant, request_for
@@ -246,12 +246,16 @@ def _tick(state: Progress, progress: Callable[[Progress], None] | None) -> None:
 
 
 # --- the store ----------------------------------------------------------------------------
-def create(factory: sessionmaker[Session], plan: Plan, created: datetime) -> None:
-    """Store the experiment as ``running``, with its spec and dataset."""
+def create(
+    factory: sessionmaker[Session], plan: Plan, created: datetime, owner: str = liveness.COMMAND
+) -> None:
+    """Store the experiment as ``running``, with its spec, dataset and the process running it
+    (``owner`` names it: see :mod:`liveness`)."""
     spec = {
         "variants": [{"name": v.name, "spec": v.spec, **v.describe()} for v in plan.variants],
         "evaluators": [{"name": e.name, "version": e.version} for e in plan.evaluators],
         "sample": plan.sample,
+        "owner": liveness.me(owner),
     }
     with session_scope(factory) as session:
         session.add(

@@ -73,7 +73,8 @@ def _from_json(line: str) -> dict[str, Any]:
     return row
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -154,7 +155,7 @@ class _Journal:
                 continue
             pid, token = int(parts[1]), parts[2]
             mine = pid == os.getpid()
-            if (mine and token != self._token) or (not mine and not _pid_alive(pid)):
+            if (mine and token != self._token) or (not mine and not pid_alive(pid)):
                 found.append(path)
         return found
 
@@ -337,7 +338,7 @@ class Recorder:
         for path in sorted(self._spool_dir.glob("records-*.jsonl*")):
             pid_text = path.name.split("-", 1)[1].split(".", 1)[0]
             if path.name.startswith(self._spool.name) or (
-                pid_text.isdigit() and not _pid_alive(int(pid_text))
+                pid_text.isdigit() and not pid_alive(int(pid_text))
             ):
                 yield path
 

@@ -99,9 +99,11 @@ def options(config: GatewayConfig) -> dict[str, Any]:
 
 
 @router.get("/{experiment_id}/status", response_model=ExperimentStatus)
-def get_experiment_status(experiment_id: str, session: SessionDep) -> ExperimentStatus:
+def get_experiment_status(
+    experiment_id: str, session: SessionDep, request: Request
+) -> ExperimentStatus:
     """Where an experiment is: answers judged so far of the total, or how it ended."""
-    found = status(session, experiment_id)
+    found = status(session, experiment_id, request.app.state.settings.experiment_stale_s)
     if found is None:
         raise HTTPException(404, f"no experiment {experiment_id!r}")
     return found

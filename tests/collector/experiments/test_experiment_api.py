@@ -7,18 +7,24 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from llmscope.collector.app import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker, session_scope
-from llmscope.db.models import Experiment, Record
+from llmscope.collector.experiments import liveness
+from llmscope.collector.experiments.jobs import status
+from llmscope.db.models import Experiment, ExperimentItem, Record
 from llmscope.keys import create_key
 from tests.collector.experiments.support import RUN_ID, V2
 from tests.collector.experiments.world import N, World, rows, world
+from tests.conftest import free_port, start_cli_server, wait_for_http
 
 FIX = "Answer {{question}} with the refund policy in force today."
 ROUTE = """
@@ -203,3 +209,81 @@ def test_an_experiment_the_collector_stops_is_marked_failed_and_a_fifth_is_refus
             ]
     assert {(e["status"], e["error"]) for e in ended} == {("failed", "the collector stopped")}
     assert len(rows(seeded, Experiment)) == 4
+
+
+def test_an_experiment_a_killed_collector_left_running_is_marked_failed(
+    seeded: str, tmp_path: Path
+) -> None:
+    body = {"cluster_id": 0, "variants": ["template=support@2"], "sample": 2}
+    with world(seeded, tmp_path, delay=5.0) as w, collector(w, tmp_path) as reader:
+        port = free_port()
+        killed = start_cli_server(
+            ["serve", "--config", str(w.config), "--database-url", seeded, "--port", str(port)],
+            env={"LLMSCOPE_DATA_DIR": str(tmp_path / "killed")},
+        )
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/health", killed)
+            started = [
+                httpx.post(f"http://127.0.0.1:{port}/api/v1/experiments", json=body, timeout=30)
+                for _ in range(2)
+            ]
+            assert [s.status_code for s in started] == [202, 202]
+        finally:
+            killed.kill()  # no graceful stop: nothing marks its experiments
+            killed.wait()
+        first, second = (s.json()["id"] for s in started)
+        assert {e.status for e in rows(seeded, Experiment)} == {"running"}
+        # a status read by another collector finds the owner gone
+        got = reader.get(f"/api/v1/experiments/{first}/status").json()
+        assert got["status"] == "failed" and got["error"] == "the collector running it stopped"
+        (left,) = rows(seeded, Experiment, Experiment.id == second)
+        assert left.status == "running"  # not read yet
+    # the next collector to start fails what the killed one left, before anything reads it
+    with world(seeded, tmp_path) as w, collector(w, tmp_path):
+        (left,) = rows(seeded, Experiment, Experiment.id == second)
+        assert left.status == "failed" and left.finished_at is not None
+        assert left.spec["error"] == "the collector running it stopped"
+
+
+def test_a_running_experiment_of_another_host_fails_once_nothing_is_stored_for_the_timeout(
+    seeded: str,
+) -> None:
+    start = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    elsewhere = {"what": "the collector", "host": "other-host/pid:[1]", "pid": 7, "started": "1"}
+    engine = make_engine(seeded)
+    factory = make_sessionmaker(engine)
+    with session_scope(factory) as session:
+        for name, owner in [
+            ("exp-far", elsewhere),
+            ("exp-busy", elsewhere),
+            ("exp-mine", liveness.me(liveness.COLLECTOR)),  # alive: never failed for slowness
+            ("exp-old", None),  # stored before owners were: the timeout alone decides
+        ]:
+            session.add(
+                Experiment(
+                    id=name, created_at=start, run_id=RUN_ID, cluster_id=0,
+                    status="running", spec={"owner": owner} if owner else {}, record_ids=[],
+                )  # fmt: skip
+            )
+        session.flush()
+        session.add(
+            ExperimentItem(
+                experiment_id="exp-busy", record_id="c0-0001", variant="1", variant_key="k",
+                created_at=start + timedelta(minutes=10),
+            )  # fmt: skip
+        )
+    assert liveness.sweep(factory, 900, start + timedelta(minutes=14)) == []
+    later = start + timedelta(minutes=16)
+    assert sorted(liveness.sweep(factory, 900, later)) == ["exp-far", "exp-old"]
+    with factory() as session:
+        found = {e.id: e for e in session.scalars(select(Experiment))}
+        assert found["exp-far"].spec["error"] == (
+            "the collector running it stopped: nothing stored for 900 s "
+            "(LLMSCOPE_EXPERIMENT_STALE_S)"
+        )
+        assert found["exp-old"].spec["error"].startswith("the process running it stopped")
+        assert found["exp-far"].finished_at == later
+        assert found["exp-busy"].status == found["exp-mine"].status == "running"
+        mine = status(session, "exp-mine", 900, start + timedelta(days=30))
+        assert mine is not None and mine.status == "running"
+    engine.dispose()
