@@ -188,10 +188,12 @@ def tell(engine: Engine, report: RunReport, *, hotspot_fdr: float) -> Story:
             story.lines += _hotspot_lines(session, report, hot[0], hotspot_fdr)
             for c in hot[1:3]:
                 fb = c.feedback
-                story.lines.append(
-                    f"Also drawing thumbs-down: {_name(c)}, {fb.down} of {fb.rated} "
-                    f"({_pct(fb.down_rate)}{_level(c)})."
+                own = (
+                    f"{fb.down} of {fb.rated} ({_pct(fb.down_rate)}{_level(c)})"
+                    if fb.rated
+                    else f"no rated answers of its own in the current window{_level(c)}"
                 )
+                story.lines.append(f"Also drawing thumbs-down: {_name(c)}, {own}.")
     story.lines += _drift_lines(drifted[:4])
     if story.first_cluster is None and drifted:
         story.first_cluster = drifted[0].id
