@@ -35,7 +35,11 @@ from llmscope.dashboard.data.overview import (
     store_status,
 )
 from llmscope.dashboard.data.records import record_detail
-from llmscope.dashboard.data.subclusters import members_of, subcluster_members
+from llmscope.dashboard.data.subclusters import (
+    members_of,
+    record_subclusters,
+    subcluster_members,
+)
 from llmscope.dashboard.data.traffic import Traffic, breakdown, totals, traffic, traffic_summary
 
 __all__ = [
@@ -65,6 +69,7 @@ __all__ = [
     "members_of",
     "nested_clusters",
     "record_detail",
+    "record_subclusters",
     "record_text",
     "run_report",
     "share_by_day",

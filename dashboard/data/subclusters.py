@@ -8,12 +8,14 @@ that list as ``members`` to narrow to the sub-cluster.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Text, cast, or_, select
 
 from llmscope.db.models import RunCluster
-from llmscope.report import ClusterEntry
+from llmscope.report import ClusterEntry, deepest_subcluster
 
 
 def subcluster_members(engine: Engine, run_id: str) -> dict[int, list[str]]:
@@ -37,6 +39,32 @@ def members_of(engine: Engine, run_id: str, cluster: ClusterEntry) -> list[str] 
             )
         )
     return _members(stats) if _is_sub(stats) else []
+
+
+def record_subclusters(engine: Engine, record_id: str, run_ids: Sequence[str]) -> dict[str, int]:
+    """Per run of ``run_ids``: the most specific sub-cluster holding ``record_id`` (runs where
+    none does are left out). The stored stats are first searched as text for the quoted id, so
+    only the sub-clusters naming it are parsed, not every member list of every run."""
+    if not run_ids:
+        return {}
+    text = cast(RunCluster.stats, Text)
+    quoted = {json.dumps(record_id), json.dumps(record_id, ensure_ascii=False)}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(RunCluster.run_id, RunCluster.cluster_id, RunCluster.stats).where(
+                RunCluster.run_id.in_(list(run_ids)),
+                or_(*[text.contains(q, autoescape=True) for q in quoted]),
+            )
+        ).all()
+    found: dict[str, dict[int, int | None]] = {}
+    for run_id, cid, stats in rows:
+        if _is_sub(stats) and record_id in _members(stats):
+            found.setdefault(run_id, {})[int(cid)] = int(stats["parent"])
+    # The sub-clusters holding a record are nested: the deepest of them is the most specific.
+    return {
+        run_id: deepest_subcluster(parents, {c: [record_id] for c in parents})[record_id]
+        for run_id, parents in found.items()
+    }
 
 
 def _is_sub(stats: Any) -> bool:

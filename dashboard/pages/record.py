@@ -45,7 +45,16 @@ def render(engine: Engine, state: ViewState, record_id: str) -> html.Div:
         html.Div(
             [
                 card(_feedback(record["feedback"]), title="Feedback history"),
-                card(_clusters(record["clusters"], state), title="Clusters"),
+                card(
+                    _clusters(
+                        record["clusters"],
+                        state,
+                        data.record_subclusters(
+                            engine, record_id, [a["run_id"] for a in record["clusters"]]
+                        ),
+                    ),
+                    title="Clusters",
+                ),
             ],
             className="grid-2",
         ),
@@ -229,7 +238,8 @@ def _evaluations(evaluations: list[dict[str, Any]], latest: dict[str, Any] | Non
     )
 
 
-def _clusters(assignments: list[dict[str, Any]], state: ViewState) -> Any:
+def _clusters(assignments: list[dict[str, Any]], state: ViewState, held: dict[str, int]) -> Any:
+    """Its cluster in each run, and the most specific sub-cluster holding it (``held``)."""
     if not assignments:
         return html.P("No analysis run has looked at this record yet.", className="muted")
     items = []
@@ -240,10 +250,23 @@ def _clusters(assignments: list[dict[str, Any]], state: ViewState) -> Any:
                 f"cluster {a['cluster_id']}",
                 href=ViewState(run=a["run_id"]).href(f"/clusters/{a['cluster_id']}"),
             )
+        sub = held.get(a["run_id"])
         items.append(
             html.Li(
                 [
                     target,
+                    *(
+                        [
+                            html.Span(" › ", className="muted"),
+                            dcc.Link(
+                                f"sub-cluster {sub}",
+                                href=ViewState(run=a["run_id"]).href(f"/clusters/{sub}"),
+                                className="record-subcluster",
+                            ),
+                        ]
+                        if sub is not None
+                        else []
+                    ),
                     html.Span(f" · {a['window']} window of run ", className="muted"),
                     html.Code(a["run_id"]),
                 ]

@@ -312,6 +312,23 @@ def test_a_parent_lists_its_subclusters_and_a_subcluster_shows_its_own(
     assert all(getattr(c, "id", None) != "breadcrumb" for c in walk(parent))
 
 
+def test_a_record_page_names_the_subcluster_holding_it(engine: Engine, seeded: SeededStore) -> None:
+    slow, today = sorted(seeded.subclusters)
+    inner = seeded.subclusters[today][0]
+    links = [
+        c for c in walk(render_path(engine, f"/records/{inner}", "")) if isinstance(c, dcc.Link)
+    ]
+    held = [c for c in links if getattr(c, "className", None) == "record-subcluster"]
+    assert [(c.children, c.href) for c in held] == [
+        (f"sub-cluster {today}", f"/clusters/{today}?run={seeded.run_id}")
+    ]
+    elsewhere = next(r for r in seeded.record_ids if r not in seeded.subclusters[slow])
+    links = [
+        c for c in walk(render_path(engine, f"/records/{elsewhere}", "")) if isinstance(c, dcc.Link)
+    ]
+    assert all(getattr(c, "className", None) != "record-subcluster" for c in links)
+
+
 def test_csv_export_of_a_subcluster_holds_its_members(
     client: FlaskClient, seeded: SeededStore
 ) -> None:

@@ -246,3 +246,15 @@ def test_a_subcluster_larger_than_the_bind_parameter_limit(
     many = members + [f"absent-{i}" for i in range(70_000)]
     rows = data.share_by_day(engine, seeded.run_id, 0, many)
     assert sum(r["n"] for r in rows) == len(members)
+
+
+def test_the_most_specific_subcluster_holding_a_record(engine: Engine, seeded: SeededStore) -> None:
+    slow, today = sorted(seeded.subclusters)
+    runs = [seeded.run_id, seeded.old_run_id or ""]
+    inner = seeded.subclusters[today][0]
+    outer = next(r for r in seeded.subclusters[slow] if r not in seeded.subclusters[today])
+    assert data.record_subclusters(engine, inner, runs) == {seeded.run_id: today}
+    assert data.record_subclusters(engine, outer, runs) == {seeded.run_id: slow}
+    assert data.record_subclusters(engine, inner[:-1], runs) == {}  # a prefix is not the id
+    assert data.record_subclusters(engine, "rec-%", runs) == {}  # LIKE wildcards are escaped
+    assert data.record_subclusters(engine, inner, []) == {}
