@@ -17,6 +17,7 @@ from llmscope.dashboard.data.clusters import (
     nested_clusters,
     share_by_day,
     sorted_clusters,
+    subcluster_counts,
 )
 from llmscope.dashboard.data.common import Filters, bucket_unit, record_text, snippet
 from llmscope.dashboard.data.costs import cost_by
@@ -75,6 +76,7 @@ __all__ = [
     "share_by_day",
     "snippet",
     "sorted_clusters",
+    "subcluster_counts",
     "subcluster_members",
     "store_status",
     "totals",

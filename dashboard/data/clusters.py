@@ -35,6 +35,7 @@ from llmscope.dashboard.data.common import (
     time_bucket,
     with_feedback,
 )
+from llmscope.dashboard.data.subclusters import subcluster_members
 from llmscope.db.models import Record, RunAssignment
 from llmscope.report import ClusterEntry, RunReport
 
@@ -109,6 +110,16 @@ def cluster_counts(engine: Engine, run_id: str, filters: Filters) -> dict[int, i
     ).group_by(RunAssignment.cluster_id)
     with engine.connect() as conn:
         return {int(cid): int(n) for cid, n in conn.execute(stmt)}
+
+
+def subcluster_counts(engine: Engine, run_id: str, filters: Filters) -> dict[int, int]:
+    """How many of each sub-cluster's records match ``filters`` (see ``subclusters.py``)."""
+    out: dict[int, int] = {}
+    with engine.connect() as conn:
+        for sub, ids in sorted(subcluster_members(engine, run_id).items()):
+            stmt = _joined([func.count()], run_id, filters, feedback=False)
+            out[sub] = int(conn.scalar(stmt.where(in_cluster(sub, ids))) or 0)
+    return out
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ store_status = cached(data.store_status)
 cluster_counts = cached(data.cluster_counts)
 map_points = cached(data.map_points)
 subcluster_members = cached(data.subcluster_members)
+subcluster_counts = cached(data.subcluster_counts)
 filter_options = cached(data.filter_options)
 
 COLOR_LABELS = {"cluster": "cluster", "window": "window", "feedback": "feedback"}
@@ -119,7 +120,14 @@ def render(engine: Engine, state: ViewState) -> html.Div:
                 filter_bar(state, filter_options(engine), extra=[color]),
                 map_section,
                 card(
-                    _table(clusters, counts, state, filtered=_is_filtered(filters)),
+                    _table(
+                        clusters,
+                        {**counts, **subcluster_counts(engine, run.id, filters)}
+                        if _is_filtered(filters) and members
+                        else counts,
+                        state,
+                        filtered=_is_filtered(filters),
+                    ),
                     title=f"{len(clusters) - subs} clusters"
                     + (f", {subs} sub-clusters nested under them" if subs else ""),
                     className="table-card",
@@ -187,8 +195,6 @@ def _table(
         kind = "Sub-cluster" if c.parent is not None else "Cluster"
         title = (c.summary.title if c.summary else "") or f"{kind} {c.id}"
         author = c.summary.generated_by if c.summary else None
-        # The assignments hold the cut only: a sub-cluster has no count of its own in a filter.
-        in_filter = fmt_int(counts.get(c.id, 0)) if c.parent is None else "–"
         rows.append(
             html.Tr(
                 [
@@ -210,7 +216,7 @@ def _table(
                     ),
                     html.Td(", ".join(c.keywords), className="keywords"),
                     html.Td(fmt_int(c.size), className="num"),
-                    *([html.Td(in_filter, className="num")] if filtered else []),
+                    *([html.Td(fmt_int(counts.get(c.id, 0)), className="num")] if filtered else []),
                     html.Td(
                         f"{fmt_pct(c.baseline_share)} → {fmt_pct(c.current_share)}",
                         className="num",

@@ -258,3 +258,14 @@ def test_the_most_specific_subcluster_holding_a_record(engine: Engine, seeded: S
     assert data.record_subclusters(engine, inner[:-1], runs) == {}  # a prefix is not the id
     assert data.record_subclusters(engine, "rec-%", runs) == {}  # LIKE wildcards are escaped
     assert data.record_subclusters(engine, inner, []) == {}
+
+
+def test_subcluster_counts_follow_the_filters(engine: Engine, seeded: SeededStore) -> None:
+    assert data.subcluster_counts(engine, seeded.run_id, data.Filters()) == {
+        sub: len(members) for sub, members in seeded.subclusters.items()
+    }
+    down = data.Filters(feedback="down")
+    counts = data.subcluster_counts(engine, seeded.run_id, down)
+    for sub, members in seeded.subclusters.items():
+        rows = data.cluster_records(engine, seeded.run_id, sub, down, limit=10_000, members=members)
+        assert counts[sub] == len(rows) < len(members)
