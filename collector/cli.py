@@ -88,5 +88,3 @@ def shared_metrics_dir(data_dir: Path) -> Path | None:
     directory.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     return directory
-
-

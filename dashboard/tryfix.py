@@ -7,6 +7,9 @@ the collector (:mod:`llmscope.dashboard.collector_client`), a ``dcc.Interval`` p
 into a progress bar, and once it is finished the verdict and the answers side by side are read
 from the store, as the experiment page reads them. The collector checks the request; whatever it
 refuses is shown in its own words. Without a reachable collector the panel says how to enable it.
+**Run** is disabled from the click (in the browser, before the post) until the experiment has
+finished or could not start, and a click while the panel's experiment still runs starts nothing:
+pressing it twice runs one experiment.
 """
 
 from __future__ import annotations
@@ -239,12 +242,21 @@ def register(app: Dash, engine: Engine, settings: Settings) -> None:
                 ]
             )
 
+    # Disabled at once, in the browser: a second click cannot reach the server.
+    app.clientside_callback(
+        "function (clicks) { return clicks ? true : window.dash_clientside.no_update; }",
+        Output("tryfix-run", "disabled"),
+        Input("tryfix-run", "n_clicks"),
+        prevent_initial_call=True,
+    )
+
     @app.callback(
         Output("tryfix-job", "data"),
         Output("tryfix-poll", "disabled"),
         Output("tryfix-message", "children"),
         Output("tryfix-progress", "children"),
         Output("tryfix-result", "children"),
+        Output("tryfix-run", "disabled", allow_duplicate=True),
         Input("tryfix-run", "n_clicks"),
         Input("tryfix-poll", "n_intervals"),
         State("tryfix-context", "data"),
@@ -261,24 +273,40 @@ def register(app: Dash, engine: Engine, settings: Settings) -> None:
     def _run_or_poll(
         clicks: int | None, _ticks: int | None, context: dict[str, Any], job: Any, *values: Any
     ) -> tuple[Any, ...]:
+        """job, poll disabled, message, progress, result, Run disabled (while one runs)."""
         if ctx.triggered_id == "tryfix-run":
-            if not clicks:
-                return (no_update,) * 5
-            try:
-                started = client.start(request_from(context, *values))
-            except CollectorError as exc:
-                return None, True, _error(str(exc)), None, None
-            except ValidationError as exc:
-                return None, True, _error(_fields(exc)), None, None
-            return started.id, False, None, progress(started.done, started.total), None
+            return _start(clicks, context, job, values)
+        return _poll(job)
+
+    def _start(clicks: int | None, context: Any, job: Any, values: tuple[Any, ...]) -> Any:
+        if not clicks:
+            return (no_update,) * 6
+        if job and _still_running(str(job)):  # pressed again while it runs: nothing starts
+            return no_update, False, no_update, no_update, no_update, True
+        try:
+            started = client.start(request_from(context, *values))
+        except CollectorError as exc:
+            return None, True, _error(str(exc)), None, None, False
+        except ValidationError as exc:
+            return None, True, _error(_fields(exc)), None, None, False
+        return started.id, False, None, progress(started.done, started.total), None, True
+
+    def _still_running(job: str) -> bool:
+        try:
+            return client.status(job).status == "running"
+        except CollectorError:
+            return False
+
+    def _poll(job: Any) -> tuple[Any, ...]:
         if not job:
-            return no_update, True, no_update, no_update, no_update
+            return no_update, True, no_update, no_update, no_update, no_update
         try:
             now = client.status(str(job))
         except CollectorError as exc:
-            return no_update, True, _error(str(exc)), no_update, no_update
+            return no_update, True, _error(str(exc)), no_update, no_update, False
         if now.status == "running":
-            return no_update, False, no_update, progress(now.done, now.total), no_update
+            return no_update, False, no_update, progress(now.done, now.total), no_update, True
         if now.status == "failed":
-            return no_update, True, _error(f"The experiment failed: {now.error}"), None, None
-        return no_update, True, None, progress(now.done, now.total), result(engine, now.id)
+            return no_update, True, _error(f"The experiment failed: {now.error}"), None, None, False
+        done = result(engine, now.id)
+        return no_update, True, None, progress(now.done, now.total), done, False

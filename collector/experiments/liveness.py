@@ -74,9 +74,7 @@ def alive(owner: dict[str, Any] | None) -> bool | None:
 
 def _last_progress(session: Session, row: Experiment) -> datetime:
     newest = session.scalar(
-        select(func.max(ExperimentItem.created_at)).where(
-            ExperimentItem.experiment_id == row.id
-        )
+        select(func.max(ExperimentItem.created_at)).where(ExperimentItem.experiment_id == row.id)
     )
     moments = [m for m in (row.created_at, newest) if m is not None]
     return max(m if m.tzinfo else m.replace(tzinfo=UTC) for m in moments)

@@ -15,7 +15,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from llmscope.db import make_engine, make_sessionmaker, session_scope, upgrade
-from llmscope.db.models import AnalysisRun
+from llmscope.db.models import AnalysisRun, Experiment
 from llmscope.report import (
     ClusterEntry,
     ClusterSummary,
@@ -30,6 +30,7 @@ from llmscope.report import (
 )
 from tests.collector.experiments.support import RUN_ID, START, cluster_records, seed_run
 from tests.collector.experiments.world import N, world
+from tests.collector.experiments.world import rows as stored
 from tests.conftest import cli_server
 from tests.dashboard.chromium import chromium
 from tests.dashboard.test_browser import screenshot, wait_for, wait_text
@@ -118,6 +119,9 @@ def test_try_a_fix_runs_shows_progress_then_the_verdict_and_answers(
         wait_for(browser, "#tryfix-bar")
         bar = browser.find_element(By.ID, "tryfix-bar")
         assert int(bar.get_attribute("value") or 0) < int(bar.get_attribute("max") or 0)
+        run = browser.find_element(By.ID, "tryfix-run")
+        assert not run.is_enabled()  # while it runs, Run cannot start a second experiment
+        browser.execute_script("arguments[0].click()", run)
         wait_text(browser, "#tryfix-count", f"of {2 * N}")
         screenshot(browser, "tryfix-1-running")
 
@@ -137,7 +141,9 @@ def test_try_a_fix_runs_shows_progress_then_the_verdict_and_answers(
         assert "correctness" in first and "refusal" not in first
         screenshot(browser, "tryfix-2-verdict")
         assert browser.find_elements(By.ID, "tryfix-error") == []
-    assert len(w.provider.requests) == N
+        WebDriverWait(browser, 5).until(lambda d: d.find_element(By.ID, "tryfix-run").is_enabled())
+    assert len(w.provider.requests) == N  # one experiment, though Run was pressed twice
+    assert len(stored(url, Experiment)) == 1
     assert all(r["body"]["temperature"] == 0.2 for r in w.provider.requests)
 
 

@@ -75,4 +75,6 @@ def test_the_demo_refund_cluster_is_fixed_by_the_current_policy(
         i.record_id: i.answer
         for i in rows(database_url, ExperimentItem, ExperimentItem.variant == "1")
     }
-    assert answers == {r["id"]: answer_for(q, current) for r, q in zip(records, questions)}
+    assert answers == {
+        r["id"]: answer_for(q, current) for r, q in zip(records, questions, strict=True)
+    }

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from llmscope.collector.app import create_app
-from llmscope.config import Settings
-from llmscope.db import make_engine, make_sessionmaker, session_scope
 from llmscope.collector.experiments import liveness
 from llmscope.collector.experiments.jobs import status
+from llmscope.config import Settings
+from llmscope.db import make_engine, make_sessionmaker, session_scope
 from llmscope.db.models import Experiment, ExperimentItem, Record
 from llmscope.keys import create_key
 from tests.collector.experiments.support import RUN_ID, V2
@@ -261,16 +261,24 @@ def test_a_running_experiment_of_another_host_fails_once_nothing_is_stored_for_t
         ]:
             session.add(
                 Experiment(
-                    id=name, created_at=start, run_id=RUN_ID, cluster_id=0,
-                    status="running", spec={"owner": owner} if owner else {}, record_ids=[],
-                )  # fmt: skip
+                    id=name,
+                    created_at=start,
+                    run_id=RUN_ID,
+                    cluster_id=0,
+                    status="running",
+                    spec={"owner": owner} if owner else {},
+                    record_ids=[],
+                )
             )
         session.flush()
         session.add(
             ExperimentItem(
-                experiment_id="exp-busy", record_id="c0-0001", variant="1", variant_key="k",
+                experiment_id="exp-busy",
+                record_id="c0-0001",
+                variant="1",
+                variant_key="k",
                 created_at=start + timedelta(minutes=10),
-            )  # fmt: skip
+            )
         )
     assert liveness.sweep(factory, 900, start + timedelta(minutes=14)) == []
     later = start + timedelta(minutes=16)
