@@ -1,10 +1,10 @@
 """An experiment's dataset: which of a cluster's records are replayed, in a fixed order.
 
-The records are the cluster's in the analysis run (``run_assignments``; the app's own successful
-calls only, never internal ones). Every record whose newest feedback is a thumbs-down or that an
-evaluator failed comes first, then a sample of the rest, up to ``size`` in all. The sample is
-seeded by the run and cluster, so the same command picks the same records (and so reuses its
-answers).
+The records are the cluster's in the analysis run (``run_assignments``, or the members the run
+stored for a sub-cluster; the app's own successful calls only, never internal ones). Every record
+whose newest feedback is a thumbs-down or that an evaluator failed comes first, then a sample of
+the rest, up to ``size`` in all. The sample is seeded by the run and cluster, so the same command
+picks the same records (and so reuses its answers).
 """
 
 from __future__ import annotations
@@ -77,22 +77,37 @@ def resolve_run(session: Session, run: str | None) -> str:
 
 
 def cluster_records(session: Session, run_id: str, cluster_id: int) -> list[str]:
-    """Ids of the cluster's analysable records in the run, sorted; DatasetError if no cluster."""
-    exists = session.scalar(
-        select(RunCluster.cluster_id).where(
+    """Ids of the cluster's analysable records in the run, sorted; DatasetError if no cluster.
+
+    A cluster of the cut holds the records assigned to it (``run_assignments``); a sub-cluster
+    (an entry with a ``parent``) holds the members the run stored for it (``run_clusters.stats``).
+    """
+    stats = session.scalar(
+        select(RunCluster.stats).where(
             RunCluster.run_id == run_id, RunCluster.cluster_id == cluster_id
         )
     )
-    if exists is None:
+    if stats is None:
         raise DatasetError(f"--cluster: no cluster {cluster_id} in run {run_id}")
+    analysable = (Record.internal.is_(False), Record.status == "ok")
+    if stats.get("parent") is not None:
+        members = [str(m) for m in stats.get("members", [])]
+        chunks = [members[i : i + 10_000] for i in range(0, len(members), 10_000)]
+        found = [
+            record_id
+            for chunk in chunks
+            for record_id in session.scalars(
+                select(Record.id).where(Record.id.in_(chunk), *analysable)
+            )
+        ]
+        return sorted(found)
     ids = session.scalars(
         select(Record.id)
         .join(RunAssignment, RunAssignment.record_id == Record.id)
         .where(
             RunAssignment.run_id == run_id,
             RunAssignment.cluster_id == cluster_id,
-            Record.internal.is_(False),
-            Record.status == "ok",
+            *analysable,
         )
         .order_by(Record.id)
     ).all()

@@ -292,3 +292,35 @@ def test_a_system_prompt_template_keeps_the_users_question(
         alone = "where is my refund for order 5?"
         expected[5] = [{"role": "user", "content": f"Answer this: {alone}"}]
         assert sent == sorted(expected, key=lambda m: m[-1]["content"])
+
+
+def test_a_sub_cluster_replays_the_members_its_run_stored(seeded: str) -> None:
+    """A flagged sub-cluster (an entry with a parent, so "Try a fix" offers it) is a dataset
+    of the members the run stored for it, analysable ones only, the thumbs-down first."""
+    from llmscope.collector.experiments import dataset
+    from llmscope.db.models import RunCluster
+
+    members = ["c0-0007", "c0-0001", "c0-0003", "gone", "c0-0002"]
+    engine = make_engine(seeded)
+    with make_sessionmaker(engine)() as session:
+        session.add(
+            RunCluster(
+                run_id=RUN_ID,
+                cluster_id=7,
+                size=len(members),
+                keywords=[],
+                stats={"parent": 0, "members": members},
+            )
+        )
+        session.commit()
+        assert dataset.cluster_records(session, RUN_ID, 7) == [
+            "c0-0001",
+            "c0-0002",
+            "c0-0003",
+            "c0-0007",
+        ]
+        run_id, items = dataset.build(session, RUN_ID, 7, size=3)
+        chosen = [item.id for item in items]
+        assert run_id == RUN_ID and len(chosen) == 3
+        assert set(chosen[:2]) == {"c0-0003", "c0-0007"}  # the thumbs-down first
+    engine.dispose()
