@@ -79,8 +79,8 @@ HOURLY = (
 )  # fmt: skip
 CHANNELS = (("web", 0.55), ("ios", 0.25), ("android", 0.20))
 RATE_SHARE = 0.30  # share of answers a user rates on an ordinary day
-BAD_VERSION_RATE_SHARE = 0.65  # angry users rate more often
-BAD_VERSION_DOWN_RATE = 0.80
+BAD_VERSION_RATE_SHARE = 0.80  # angry users rate more often
+BAD_VERSION_DOWN_RATE = 0.90
 BAD_VERSION_TAGS = (("outdated",), ("incorrect",), ("outdated", "incorrect"))
 BAD_VERSION_COMMENTS = (
     "It says I only have 14 days to return, your website says 30.",
