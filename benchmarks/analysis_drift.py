@@ -21,7 +21,8 @@ current window's ratings, alpha/3 per family); *gate* is the tree procedure's fi
 (own test and nodes combined into one Bonferroni gate, ``previous_decision.bonferroni_gate``)
 on the same clustering; *after* is ``pipeline.analyse`` as it runs now.
 
-    python benchmarks/analysis_drift.py [--data ../shared/data] [--seeds 10] [--cache F.npz]
+    python benchmarks/analysis_drift.py [--data ../shared/data] [--seeds 10] [--first-seed 0]
+        [--scenarios weak,strong,null] [--cache F.npz]
 """
 
 from __future__ import annotations
@@ -220,6 +221,9 @@ def main() -> None:
     default_data = Path(__file__).resolve().parents[2] / "shared" / "data"
     parser.add_argument("--data", default=str(default_data))
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first..first+N-1 (10: held-out ones)"
+    )
     parser.add_argument("--scenarios", default="weak,strong,null")
     parser.add_argument("--cache", help="an .npz file keeping the embeddings across runs")
     args = parser.parse_args()
@@ -246,12 +250,15 @@ def main() -> None:
         c = np.mean([_vectors[t] for t in pool[i]], axis=0)
         centroid[i] = c / np.linalg.norm(c)
 
-    print(f"load average at start {os.getloadavg()[0]:.1f}; seeds {args.seeds}")
+    print(
+        f"load average at start {os.getloadavg()[0]:.1f}; "
+        f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}"
+    )
     for name in args.scenarios.split(","):
         shape = {"weak": WEAK, "strong": STRONG, "null": None}[name]
         totals = {"before": Counter(), "gate": Counter(), "after": Counter()}
         null_flags = {"before": 0, "gate": 0, "after": 0}
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             rng = np.random.default_rng(seed + (100 if shape is None else 0))
             started = time.perf_counter()
             rows, down, plan = scenario(rng, intents, pool, centroid, shape)
