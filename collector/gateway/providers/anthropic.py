@@ -24,7 +24,7 @@ import aiohttp
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import Provider
+from llmscope.collector.gateway.providers.base import Provider, stop_sequences
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -197,9 +197,8 @@ class AnthropicProvider(Provider):
             payload["system"] = "\n".join(system)
         if body.get("temperature") is not None:
             payload["temperature"] = min(float(body["temperature"]), 1.0)
-        stop = body.get("stop")
-        if stop:
-            payload["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        if stop := stop_sequences(body):
+            payload["stop_sequences"] = stop
         for key in PASSED:
             if key in body:
                 payload[key] = body[key]

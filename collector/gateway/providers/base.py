@@ -13,7 +13,7 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
@@ -249,3 +249,42 @@ class Provider:
             raise self._transport_error(exc) from None
         finally:
             response.release()
+
+
+# --- translating the OpenAI shape: what several providers do alike -------------------------------
+def renamed(body: dict[str, Any], pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """``{theirs: body[ours]}`` for each pair whose value is given (a later pair naming the same
+    key wins, as for two of ours mapping to one of theirs)."""
+    return {theirs: body[ours] for ours, theirs in pairs if body.get(ours) is not None}
+
+
+def stop_sequences(body: dict[str, Any]) -> list[Any] | None:
+    """``stop`` as a list (OpenAI also takes one string), or None when not given."""
+    stop = body.get("stop")
+    if not stop:
+        return None
+    return [stop] if isinstance(stop, str) else list(stop)
+
+
+def function_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``function`` of each OpenAI tool of the request (other kinds are left out)."""
+    return [t["function"] for t in body.get("tools") or [] if isinstance(t.get("function"), dict)]
+
+
+def prompt_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A completions request's ``prompt`` as one user message, for chat-only APIs."""
+    prompt = body.get("prompt")
+    text = prompt if isinstance(prompt, str) else "".join(map(str, prompt or []))
+    return [{"role": "user", "content": text}]
+
+
+def embeddings_answer(vectors: Iterable[Any], model: str, tokens: int | None) -> dict[str, Any]:
+    """An OpenAI-shaped embeddings response."""
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

@@ -35,7 +35,15 @@ from botocore.session import Session
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import Provider, ProviderError
+from llmscope.collector.gateway.providers.base import (
+    Provider,
+    ProviderError,
+    embeddings_answer,
+    function_tools,
+    prompt_messages,
+    renamed,
+    stop_sequences,
+)
 
 FINISH = {
     "end_turn": "stop",
@@ -96,17 +104,14 @@ def to_converse(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[st
         turns.append({"role": "assistant" if role == "assistant" else "user", "content": blocks})
     if system:
         payload["system"] = system
-    config: dict[str, Any] = {}
-    for ours, theirs in (("max_tokens", "maxTokens"), ("temperature", "temperature"),
-                         ("top_p", "topP")):  # fmt: skip
-        if body.get(ours) is not None:
-            config[theirs] = body[ours]
-    stop = body.get("stop")
-    if stop:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    config = renamed(
+        body, (("max_tokens", "maxTokens"), ("temperature", "temperature"), ("top_p", "topP"))
+    )
+    if stop := stop_sequences(body):
+        config["stopSequences"] = stop
     if config:
         payload["inferenceConfig"] = config
-    tools = [t["function"] for t in body.get("tools") or [] if isinstance(t.get("function"), dict)]
+    tools = function_tools(body)
     if tools:
         specs = []
         for function in tools:
@@ -246,7 +251,7 @@ class BedrockProvider(Provider):
         return await self._converse(body, list(body.get("messages") or []), "chat")  # type: ignore[no-any-return]
 
     async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._converse(body, _prompt(body), "completions")  # type: ignore[no-any-return]
+        return await self._converse(body, prompt_messages(body), "completions")  # type: ignore[no-any-return]
 
     async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         payload = to_converse(body, list(body.get("messages") or []))
@@ -254,7 +259,7 @@ class BedrockProvider(Provider):
         return self._events(response, "chat")
 
     async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        payload = to_converse(body, _prompt(body))
+        payload = to_converse(body, prompt_messages(body))
         response = await self.send(self.url("converse-stream"), payload, {}, stream=True)
         return self._events(response, "completions")
 
@@ -338,17 +343,4 @@ class BedrockProvider(Provider):
             parsed = [a.json() for a in answers]
             vectors = [p.get("embedding") for p in parsed]
             tokens = sum(int(p.get("inputTextTokenCount") or 0) for p in parsed)
-        return {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
-            ],
-            "model": self.model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
-
-
-def _prompt(body: dict[str, Any]) -> list[dict[str, Any]]:
-    prompt = body.get("prompt")
-    text = prompt if isinstance(prompt, str) else "".join(map(str, prompt or []))
-    return [{"role": "user", "content": text}]
+        return embeddings_answer(vectors, self.model, tokens)

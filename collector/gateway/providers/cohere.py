@@ -19,7 +19,13 @@ from typing import Any
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import Provider
+from llmscope.collector.gateway.providers.base import (
+    Provider,
+    embeddings_answer,
+    prompt_messages,
+    renamed,
+    stop_sequences,
+)
 
 FINISH = {
     "COMPLETE": "stop",
@@ -69,21 +75,21 @@ class CohereProvider(Provider):
 
     def _payload(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self.model, "messages": _messages(messages)}
-        for ours, theirs in (
-            ("max_tokens", "max_tokens"),
-            ("temperature", "temperature"),
-            ("top_p", "p"),
-            ("top_k", "k"),
-            ("seed", "seed"),
-            ("frequency_penalty", "frequency_penalty"),
-            ("presence_penalty", "presence_penalty"),
-            ("tools", "tools"),
-        ):
-            if body.get(ours) is not None:
-                payload[theirs] = body[ours]
-        stop = body.get("stop")
-        if stop:
-            payload["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        payload |= renamed(
+            body,
+            (
+                ("max_tokens", "max_tokens"),
+                ("temperature", "temperature"),
+                ("top_p", "p"),
+                ("top_k", "k"),
+                ("seed", "seed"),
+                ("frequency_penalty", "frequency_penalty"),
+                ("presence_penalty", "presence_penalty"),
+                ("tools", "tools"),
+            ),
+        )
+        if stop := stop_sequences(body):
+            payload["stop_sequences"] = stop
         choice = body.get("tool_choice")
         if choice in ("required", "none"):
             payload["tool_choice"] = choice.upper()
@@ -120,7 +126,7 @@ class CohereProvider(Provider):
         return await self._chat(body, list(body.get("messages") or []), "chat")
 
     async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._chat(body, _prompt(body), "completions")
+        return await self._chat(body, prompt_messages(body), "completions")
 
     async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         payload = {**self._payload(body, list(body.get("messages") or [])), "stream": True}
@@ -128,7 +134,7 @@ class CohereProvider(Provider):
         return self._chunks(response, "chat")
 
     async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        payload = {**self._payload(body, _prompt(body)), "stream": True}
+        payload = {**self._payload(body, prompt_messages(body)), "stream": True}
         response = await self.send(f"{self.base}/v2/chat", payload, self.headers, stream=True)
         return self._chunks(response, "completions")
 
@@ -195,17 +201,4 @@ class CohereProvider(Provider):
         answer = (await self.send(f"{self.base}/v2/embed", payload, self.headers)).json()
         vectors = (answer.get("embeddings") or {}).get("float") or []
         billed = ((answer.get("meta") or {}).get("billed_units") or {}).get("input_tokens") or 0
-        return {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
-            ],
-            "model": self.model,
-            "usage": {"prompt_tokens": billed, "total_tokens": billed},
-        }
-
-
-def _prompt(body: dict[str, Any]) -> list[dict[str, Any]]:
-    prompt = body.get("prompt")
-    text = prompt if isinstance(prompt, str) else "".join(map(str, prompt or []))
-    return [{"role": "user", "content": text}]
+        return embeddings_answer(vectors, self.model, billed)

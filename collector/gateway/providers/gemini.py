@@ -28,7 +28,15 @@ from typing import Any
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import Provider, ProviderError
+from llmscope.collector.gateway.providers.base import (
+    Provider,
+    ProviderError,
+    embeddings_answer,
+    function_tools,
+    prompt_messages,
+    renamed,
+    stop_sequences,
+)
 
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter"}
 _DATA_URL = re.compile(r"^data:([\w/+.-]+);base64,(.*)$", re.DOTALL)
@@ -97,23 +105,22 @@ def to_gemini(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str,
         payload["systemInstruction"] = {
             "parts": [p for m in system for p in _parts(m.get("content"))]
         }
-    config: dict[str, Any] = {}
-    for ours, theirs in (
-        ("temperature", "temperature"),
-        ("top_p", "topP"),
-        ("top_k", "topK"),
-        ("max_tokens", "maxOutputTokens"),
-        ("max_completion_tokens", "maxOutputTokens"),
-        ("n", "candidateCount"),
-    ):
-        if body.get(ours) is not None:
-            config[theirs] = body[ours]
-    stop = body.get("stop")
-    if stop:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    config = renamed(
+        body,
+        (
+            ("temperature", "temperature"),
+            ("top_p", "topP"),
+            ("top_k", "topK"),
+            ("max_tokens", "maxOutputTokens"),
+            ("max_completion_tokens", "maxOutputTokens"),
+            ("n", "candidateCount"),
+        ),
+    )
+    if stop := stop_sequences(body):
+        config["stopSequences"] = stop
     if config:
         payload["generationConfig"] = config
-    tools = [t["function"] for t in body.get("tools") or [] if isinstance(t.get("function"), dict)]
+    tools = function_tools(body)
     if tools:
         declarations = [
             {k: v for k, v in f.items() if k in ("name", "description", "parameters")}
@@ -184,7 +191,9 @@ class GeminiProvider(Provider):
         return self._answer(answer, "chat")
 
     async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        answer = (await self._post("generateContent", to_gemini(body, _prompt(body)))).json()
+        answer = (
+            await self._post("generateContent", to_gemini(body, prompt_messages(body)))
+        ).json()
         return self._answer(answer, "completions")
 
     def _answer(self, answer: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -215,7 +224,7 @@ class GeminiProvider(Provider):
         return self._chunks(await self._post("streamGenerateContent", payload, True), "chat")
 
     async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        payload = to_gemini(body, _prompt(body))
+        payload = to_gemini(body, prompt_messages(body))
         return self._chunks(await self._post("streamGenerateContent", payload, True), "x")
 
     async def _chunks(self, response: Any, kind: str) -> AsyncIterator[dict[str, Any]]:
@@ -274,21 +283,7 @@ class GeminiProvider(Provider):
 
 def _embedding_answer(vectors: list[Any], model: str, texts: list[str]) -> dict[str, Any]:
     # Gemini does not count embedding tokens; this estimate keeps the record's count useful.
-    tokens = sum(max(1, len(t.split())) for t in texts)
-    return {
-        "object": "list",
-        "data": [
-            {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
-        ],
-        "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-
-
-def _prompt(body: dict[str, Any]) -> list[dict[str, Any]]:
-    prompt = body.get("prompt")
-    text = prompt if isinstance(prompt, str) else "".join(map(str, prompt or []))
-    return [{"role": "user", "content": text}]
+    return embeddings_answer(vectors, model, sum(max(1, len(t.split())) for t in texts))
 
 
 class VertexAIProvider(GeminiProvider):

@@ -20,7 +20,13 @@ from typing import Any
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import Provider, ProviderError
+from llmscope.collector.gateway.providers.base import (
+    Provider,
+    ProviderError,
+    embeddings_answer,
+    renamed,
+    stop_sequences,
+)
 
 PARAMS = ("temperature", "top_p", "top_k", "max_tokens", "stop", "n", "seed")
 
@@ -41,20 +47,16 @@ class TGIProvider(Provider):
         if not isinstance(prompt, str):
             raise _bad("prompt: TGI takes one prompt per call")
         parameters: dict[str, Any] = {"details": True, "decoder_input_details": True}
-        for ours, theirs in (
-            ("max_tokens", "max_new_tokens"),
-            ("top_p", "top_p"),
-            ("top_k", "top_k"),
-            ("seed", "seed"),
-        ):
-            if body.get(ours) is not None:
-                parameters[theirs] = body[ours]
+        parameters |= renamed(
+            body,
+            (("max_tokens", "max_new_tokens"), ("top_p", "top_p"), ("top_k", "top_k"),
+             ("seed", "seed")),
+        )  # fmt: skip
         if body.get("temperature") is not None:
             # TGI refuses 0: the smallest it takes stands for greedy decoding
             parameters["temperature"] = max(float(body["temperature"]), 1e-3)
-        stop = body.get("stop")
-        if stop:
-            parameters["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        if stop := stop_sequences(body):
+            parameters["stop"] = stop
         return {"inputs": prompt, "parameters": parameters}
 
     async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -207,11 +209,4 @@ class MlflowServingProvider(Provider):
         vectors = await self._invoke(inputs, {})
         if vectors and all(isinstance(v, int | float) for v in vectors):
             vectors = [vectors]  # one input answered with one flat vector
-        return {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
-            ],
-            "model": self.model,
-            "usage": {"prompt_tokens": None, "total_tokens": None},
-        }
+        return embeddings_answer(vectors, self.model, None)
