@@ -6,8 +6,8 @@ settings:
 
 - ``torch`` (sentence-transformers): the key is the model name alone, as before backends
   existed, so caches filled by earlier versions stay valid;
-- ``onnx`` / ``onnx-int8``: the model exported once with ``torch.onnx`` into the data
-  directory and run by onnxruntime (``onnx_backend.py``); key ``MODEL@onnx`` / ``MODEL@onnx-int8``;
+- ``onnx`` / ``onnx-int8`` / ``onnx-int8-mixed``: the model exported once with ``torch.onnx``
+  into the data directory and run by onnxruntime (``onnx_backend.py``); key ``MODEL@<backend>``;
 - ``LLMSCOPE_EMBEDDING_MODEL=gateway:<endpoint>``: an embeddings endpoint of llmscope's gateway
   (``gateway_embeddings.py``); key ``gateway:<endpoint>``, whatever the backend setting.
 """
@@ -34,7 +34,7 @@ class Encoder(Protocol):
 
     @property
     def backend(self) -> str:
-        """What runs the model: ``torch``, ``onnx``, ``onnx-int8`` or ``gateway``."""
+        """What runs the model: ``torch``, ``onnx``, ``onnx-int8[-mixed]`` or ``gateway``."""
         ...
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
@@ -82,7 +82,7 @@ def encoder_for(settings: Settings) -> Encoder:
 
     return OnnxEncoder(
         model,
-        quantized=settings.embedding_backend == "onnx-int8",
+        precision=settings.embedding_backend.removeprefix("onnx").lstrip("-") or "fp32",
         cache_dir=settings.data_dir / "onnx",
         batch_size=settings.embed_batch_size,
     )

@@ -1,11 +1,15 @@
 """The ONNX backends: the sentence-transformers model exported locally, run by onnxruntime.
 
-``LLMSCOPE_EMBEDDING_BACKEND=onnx`` or ``onnx-int8``. The first use exports the model from its
-installed weights with ``torch.onnx`` (nothing is downloaded) into ``<data dir>/onnx/``, with
-the model's own pooling and normalisation (read from its ``modules.json`` and
-``1_Pooling/config.json``) inside the graph, so onnxruntime returns the sentence vectors
-themselves. ``onnx-int8`` quantises the exported graph's matrix multiplications to int8 with
-one scale per output channel (dynamic activations); the pooling and normalisation stay fp32.
+``LLMSCOPE_EMBEDDING_BACKEND=onnx``, ``onnx-int8`` or ``onnx-int8-mixed``. The first use exports
+the model from its installed weights with ``torch.onnx`` (nothing is downloaded) into
+``<data dir>/onnx/``, with the model's own pooling and normalisation (read from its
+``modules.json`` and ``1_Pooling/config.json``) inside the graph, so onnxruntime returns the
+sentence vectors themselves. ``onnx-int8`` quantises the exported graph's weight matrix
+multiplications to int8 with one scale per output channel (dynamic activations); the pooling
+and normalisation stay fp32. ``onnx-int8-mixed`` leaves the feed-forward down-projections
+(``output/dense``: their input is the GELU output, whose long tail a per-batch int8 scale
+flattens) in fp32, which keeps most of the speed and halves the loss of cosine agreement
+(README, Benchmarks, Analysis; ``benchmarks/analysis_speed.py``).
 Another process that finds the file uses it; an export writes a temporary file and renames it,
 so a half-written model is never loaded.
 
@@ -32,22 +36,56 @@ import numpy as np
 # Bump when the exported graph changes, so an old file in a data directory is not reused.
 EXPORT_VERSION = 1
 OPSET = 17
+PRECISIONS = ("fp32", "int8", "int8-ffn", "int8-mixed")
+
+
+def _quantised_nodes(precision: str, matmul_names: Sequence[str]) -> list[str]:
+    """The MatMul nodes (of a BERT-style export) that ``precision`` quantises to int8.
+
+    ``int8``: all of them (onnxruntime's dynamic quantisation leaves the attention-score
+    MatMuls, which have no weight, in fp32 anyway). ``int8-ffn``: the feed-forward pair only
+    (measured, not a backend: slower than ``int8-mixed`` and further from torch).
+    ``int8-mixed``: all but the feed-forward down-projections.
+    """
+
+    def feed_forward_down(name: str) -> bool:
+        return "/output/dense/" in name and "/attention/" not in name
+
+    if precision == "int8-ffn":
+        return [n for n in matmul_names if "/intermediate/dense/" in n or feed_forward_down(n)]
+    if precision == "int8-mixed":
+        return [n for n in matmul_names if not feed_forward_down(n)]
+    return list(matmul_names)
 
 
 class OnnxEncoder:
     """A sentence-transformers model (mean or CLS pooling) run by onnxruntime."""
 
     def __init__(
-        self, model_name: str, *, quantized: bool, cache_dir: Path, batch_size: int = 64
+        self,
+        model_name: str,
+        *,
+        precision: str = "fp32",
+        cache_dir: Path,
+        batch_size: int = 64,
+        threads: int | None = None,
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"unknown onnx precision {precision!r}; one of {', '.join(PRECISIONS)}"
+            )
         self.model_name = model_name
-        self.quantized = quantized
+        self.precision = precision
         self.cache_dir = Path(cache_dir)
         self.batch_size = batch_size
+        # None: onnxruntime's own choice (one thread per physical core, spinning). A number sets
+        # intra-op threads, one inter-op thread and sequential execution (the benchmark's
+        # candidate; on the shared 2-core machine it was no faster than the default).
+        self.threads = threads
 
     @property
     def backend(self) -> str:
-        return "onnx-int8" if self.quantized else "onnx"
+        return "onnx" if self.precision == "fp32" else f"onnx-{self.precision}"
 
     @property
     def key(self) -> str:
@@ -55,12 +93,12 @@ class OnnxEncoder:
 
     def model_path(self) -> Path:
         """The exported (and, for int8, quantised) model file; made on first use."""
-        return exported_model(self.model_name, self.cache_dir, self.quantized)
+        return exported_model(self.model_name, self.cache_dir, self.precision)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        session = _session(str(self.model_path()))
+        session = _session(str(self.model_path()), self.threads)
         tokenizer = _tokenizer(self.model_name)
         wanted = {i.name for i in session.get_inputs()}
         order = np.argsort([-len(t) for t in texts], kind="stable")
@@ -124,28 +162,32 @@ def _tokenizer(model_name: str) -> Any:
     return tokenizer
 
 
-@lru_cache(maxsize=4)
-def _session(path: str) -> Any:
+@lru_cache(maxsize=8)  # one per model file and thread setting (the benchmark holds six)
+def _session(path: str, threads: int | None = None) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-def exported_model(model_name: str, cache_dir: Path, quantized: bool) -> Path:
-    """``<cache_dir>/<model>-v<N>-fp32.onnx`` (or ``-int8``), exported on first use."""
+def exported_model(model_name: str, cache_dir: Path, precision: str = "fp32") -> Path:
+    """``<cache_dir>/<model>-v<N>-<precision>.onnx``, exported (and quantised) on first use."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{_slug(model_name)}-v{EXPORT_VERSION}"
     fp32 = cache_dir / f"{stem}-fp32.onnx"
     if not fp32.is_file():
         _write_atomically(fp32, lambda tmp: _export(model_name, tmp))
-    if not quantized:
+    if precision == "fp32":
         return fp32
-    int8 = cache_dir / f"{stem}-int8.onnx"
+    int8 = cache_dir / f"{stem}-{precision}.onnx"
     if not int8.is_file():
-        _write_atomically(int8, lambda tmp: _quantize(fp32, tmp))
+        _write_atomically(int8, lambda tmp: _quantize(fp32, tmp, precision))
     return int8
 
 
@@ -214,16 +256,19 @@ def _export(model_name: str, target: Path) -> None:
         )
 
 
-def _quantize(source: Path, target: Path) -> None:
-    """int8 weights per output channel for every MatMul; activations quantised per batch."""
+def _quantize(source: Path, target: Path, precision: str) -> None:
+    """int8 weights per output channel for the precision's MatMuls; activations per batch."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    graph = onnx.load(str(source), load_external_data=False).graph
+    matmuls = [n.name for n in graph.node if n.op_type == "MatMul"]
     quantize_dynamic(
         str(source),
         str(target),
         weight_type=QuantType.QInt8,
         per_channel=True,
         op_types_to_quantize=["MatMul"],
+        nodes_to_quantize=_quantised_nodes(precision, matmuls),
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )

@@ -44,7 +44,8 @@ def check_encoder(encoder: Encoder) -> None:
     """Refuse the gateway encoder: it already embeds remotely, actors would only forward calls."""
     if encoder.backend == "gateway":
         raise RaySetupError(
-            "--ray embeds with a local model (LLMSCOPE_EMBEDDING_BACKEND=torch|onnx|onnx-int8); "
+            "--ray embeds with a local model "
+            "(LLMSCOPE_EMBEDDING_BACKEND=torch|onnx|onnx-int8|onnx-int8-mixed); "
             "LLMSCOPE_EMBEDDING_MODEL=gateway:... embeds through the gateway already"
         )
 

@@ -128,11 +128,12 @@ class Settings(BaseSettings):
         "embeddings endpoint of llmscope's gateway at LLMSCOPE_COLLECTOR_URL (batched, retried, "
         "recorded as internal).",
     )
-    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+    embedding_backend: Literal["torch", "onnx", "onnx-int8", "onnx-int8-mixed"] = Field(
         default="torch",
         description="What runs the embedding model: 'torch' (sentence-transformers), 'onnx' "
         "(onnxruntime; the model exported once from its installed weights into the data "
-        "directory) or 'onnx-int8' (the same, matrix multiplications in int8 per channel). "
+        "directory), 'onnx-int8' (the same, matrix multiplications in int8 per channel) or "
+        "'onnx-int8-mixed' (int8 except the feed-forward down-projections, closer to torch). "
         "Vectors are cached per model and backend.",
     )
     embedding_gateway_max_tokens: int = Field(
