@@ -2,8 +2,9 @@
 
 1. **Backends** (``torch``, ``onnx``, ``onnx-int8``, ``onnx-int8-mixed``) and the candidates
    measured for them (torch with 1 and all-cores threads, onnx with explicit onnxruntime threads
-   and sequential execution, batch 32, int8 on the feed-forward MatMuls only) on the same
-   Banking77 texts (a seeded sample of ``--embed-sample``, default 2,000), in one process:
+   and sequential execution, batch 32 for torch, onnx and int8-mixed, int8 on the feed-forward
+   MatMuls only) on the same Banking77 texts (a seeded sample of ``--embed-sample``, default
+   2,000), in one process:
    throughput in texts/s, paired under the same load (``--rounds`` slices of the texts, each
    embedded by every candidate in turn, the order rotated; the ONNX export of the first use is
    timed apart), cosine agreement with torch's vectors (1st percentile, minimum), the default
@@ -107,6 +108,10 @@ def candidates(workdir: Path) -> dict[str, Any]:
         found[backend] = encoder_for(Settings(embedding_backend=backend, data_dir=workdir))
     found[f"onnx {cores} threads seq"] = OnnxEncoder(model, cache_dir=onnx_dir, threads=cores)
     found["onnx b32"] = OnnxEncoder(model, cache_dir=onnx_dir, batch_size=32)
+    found["onnx-int8-mixed b32"] = OnnxEncoder(
+        model, precision="int8-mixed", cache_dir=onnx_dir, batch_size=32
+    )
+    found["torch b32"] = TorchEncoder(model, batch_size=32)
     found["onnx-int8-ffn"] = OnnxEncoder(model, precision="int8-ffn", cache_dir=onnx_dir)
     return found
 
