@@ -16,9 +16,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from llmscope.collector.api.routes.metrics import latest_clusters, latest_evaluators
+from llmscope.collector.api.routes.metrics import cluster_gauges, evaluator_gauges
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import AnalysisRun, Feedback, Record, RunCluster
+from llmscope.db.queries import load_run_report
 from llmscope.metrics import OTHER, Metrics
 from llmscope.report import (
     Agreement,
@@ -289,8 +290,10 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
                     RunCluster(run_id=run_id, cluster_id=c.id, stable_key=f"k{c.id}", size=1)
                 )
         session.commit()
-        found = latest_clusters(session, cap=2)
-        evaluators = latest_evaluators(session, cap=1)
+        latest = load_run_report(session)
+        assert latest is not None
+        found = cluster_gauges(session, latest, cap=2)
+        evaluators = evaluator_gauges(latest, cap=1)
     engine.dispose()
     assert [c["key"] for c in found] == ["k0", OTHER]
     assert found[0]["current"] == pytest.approx(0.3) and found[0]["down_rate"] == 0.25

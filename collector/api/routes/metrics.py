@@ -36,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from llmscope.db.models import RunCluster
 from llmscope.db.queries import load_run_report
 from llmscope.metrics import OTHER, Metrics
+from llmscope.report import RunReport
 
 router = APIRouter(tags=["metrics"])
 CACHE_SECONDS = 10.0
@@ -58,12 +59,9 @@ class _Cached:
         return self._value
 
 
-def latest_clusters(session: Session, cap: int) -> list[dict[str, Any]]:
-    """The latest run's clusters as ``{key, size, baseline, current, down_rate, drift, hotspot}``;
-    beyond ``cap`` clusters the smallest are folded into one ``other`` entry."""
-    report = load_run_report(session)
-    if report is None:
-        return []
+def cluster_gauges(session: Session, report: RunReport, cap: int) -> list[dict[str, Any]]:
+    """The run's clusters as ``{key, size, baseline, current, down_rate, drift, hotspot,
+    evaluation}``; beyond ``cap`` clusters the smallest are folded into one ``other`` entry."""
     keys = dict(
         session.execute(
             select(RunCluster.cluster_id, RunCluster.stable_key).where(
@@ -104,12 +102,9 @@ def latest_clusters(session: Session, cap: int) -> list[dict[str, Any]]:
     return kept
 
 
-def latest_evaluators(session: Session, cap: int) -> list[tuple[str, int, float | None]]:
-    """Each evaluator of the latest run's current window: ``(name, evaluated, fail_rate)``,
-    at most ``cap`` of them (the most evaluated)."""
-    report = load_run_report(session)
-    if report is None:
-        return []
+def evaluator_gauges(report: RunReport, cap: int) -> list[tuple[str, int, float | None]]:
+    """Each evaluator of the run's current window: ``(name, evaluated, fail_rate)``, at most
+    ``cap`` of them (the most evaluated)."""
     found = [
         (name, entry.evaluated, None if entry.fail_rate is None else float(entry.fail_rate))
         for name, entry in report.evaluators.items()
@@ -149,7 +144,10 @@ class StoreCollector:
         factory: sessionmaker[Session], cap: int
     ) -> tuple[list[dict[str, Any]], list[tuple[str, int, float | None]]]:
         with factory() as session:
-            return latest_clusters(session, cap), latest_evaluators(session, cap)
+            report = load_run_report(session)  # the latest run, read once per refresh
+            if report is None:
+                return [], []
+            return cluster_gauges(session, report, cap), evaluator_gauges(report, cap)
 
     def describe(self) -> list[Any]:
         return []
