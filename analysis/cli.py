@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmscope.cli import CommandError, UsageError, add_database_url, prepare_store, settings_from
-from llmscope.report import deepest_subcluster, utc_iso
+from llmscope.report import deepest_subcluster, stored_members, utc_iso
 
 if TYPE_CHECKING:
     from llmscope.report import RunReport
@@ -138,9 +138,10 @@ def export_clusters_command(args: argparse.Namespace) -> int:
 def _subcluster_of(clusters: Sequence[Any]) -> dict[str, int]:
     """Record id -> the most specific flagged sub-cluster holding it (the deepest one)."""
     stats = {int(c): s or {} for c, s in clusters}
+    members = {c: stored_members(s) for c, s in stats.items()}
     return deepest_subcluster(
         {c: s.get("parent") for c, s in stats.items()},
-        {c: s.get("members", []) for c, s in stats.items() if s.get("parent") is not None},
+        {c: m for c, m in members.items() if m is not None},
     )
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "finite",
     "omitted_while_empty",
     "omitted_while_none",
+    "stored_members",
     "utc_iso",
 ]
 
@@ -409,6 +410,15 @@ class RunReport(ReportModel):
             if entry is not None:
                 chain.insert(0, entry)
         return chain
+
+
+def stored_members(stats: Any) -> list[str] | None:
+    """The record ids a run stored for a sub-cluster (its ``run_clusters.stats`` name a
+    ``parent`` and list the ``members``); None for a cluster of the cut, whose records the
+    run's assignments name instead."""
+    if not isinstance(stats, dict) or stats.get("parent") is None:
+        return None
+    return [str(m) for m in stats.get("members", [])]
 
 
 def deepest_subcluster(

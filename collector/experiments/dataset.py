@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from llmscope.db.models import Evaluation, Record, RunAssignment, RunCluster
 from llmscope.db.queries import newest_thumbs, resolve_run_id
+from llmscope.report import stored_members
 
 DEFAULT_SIZE = 100
 
@@ -90,8 +91,8 @@ def cluster_records(session: Session, run_id: str, cluster_id: int) -> list[str]
     if stats is None:
         raise DatasetError(f"--cluster: no cluster {cluster_id} in run {run_id}")
     analysable = (Record.internal.is_(False), Record.status == "ok")
-    if stats.get("parent") is not None:
-        members = [str(m) for m in stats.get("members", [])]
+    members = stored_members(stats)
+    if members is not None:
         chunks = [members[i : i + 10_000] for i in range(0, len(members), 10_000)]
         found = [
             record_id

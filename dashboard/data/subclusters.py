@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Engine, Text, cast, or_, select
 
 from llmscope.db.models import RunCluster
-from llmscope.report import ClusterEntry, deepest_subcluster
+from llmscope.report import ClusterEntry, deepest_subcluster, stored_members
 
 
 def subcluster_members(engine: Engine, run_id: str) -> dict[int, list[str]]:
@@ -24,7 +23,8 @@ def subcluster_members(engine: Engine, run_id: str) -> dict[int, list[str]]:
         rows = conn.execute(
             select(RunCluster.cluster_id, RunCluster.stats).where(RunCluster.run_id == run_id)
         ).all()
-    return {int(cid): _members(stats) for cid, stats in rows if _is_sub(stats)}
+    found = {int(cid): stored_members(stats) for cid, stats in rows}
+    return {cid: members for cid, members in found.items() if members is not None}
 
 
 def members_of(engine: Engine, run_id: str, cluster: ClusterEntry) -> list[str] | None:
@@ -38,7 +38,7 @@ def members_of(engine: Engine, run_id: str, cluster: ClusterEntry) -> list[str] 
                 RunCluster.run_id == run_id, RunCluster.cluster_id == cluster.id
             )
         )
-    return _members(stats) if _is_sub(stats) else []
+    return stored_members(stats) or []
 
 
 def record_subclusters(engine: Engine, record_id: str, run_ids: Sequence[str]) -> dict[str, int]:
@@ -58,18 +58,10 @@ def record_subclusters(engine: Engine, record_id: str, run_ids: Sequence[str]) -
         ).all()
     found: dict[str, dict[int, int | None]] = {}
     for run_id, cid, stats in rows:
-        if _is_sub(stats) and record_id in _members(stats):
+        if record_id in (stored_members(stats) or ()):
             found.setdefault(run_id, {})[int(cid)] = int(stats["parent"])
     # The sub-clusters holding a record are nested: the deepest of them is the most specific.
     return {
         run_id: deepest_subcluster(parents, {c: [record_id] for c in parents})[record_id]
         for run_id, parents in found.items()
     }
-
-
-def _is_sub(stats: Any) -> bool:
-    return isinstance(stats, dict) and stats.get("parent") is not None
-
-
-def _members(stats: Any) -> list[str]:
-    return [str(m) for m in (stats or {}).get("members", [])]
