@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from llmscope.db import make_engine
 from llmscope.db.models import Feedback, Record, RunAssignment, RunCluster
+from llmscope.report import stored_members
 from tests.conftest import cli_server
 
 # The story is pinned: the same plan and the same fortnight on any day the test runs. Two
@@ -78,8 +79,8 @@ def demo_run(
         for cluster_id, stats in session.execute(
             select(RunCluster.cluster_id, RunCluster.stats).where(RunCluster.run_id == run_id)
         ):
-            if (stats or {}).get("parent") is not None:
-                members[cluster_id] = set(stats.get("members", []))
+            if (listed := stored_members(stats)) is not None:
+                members[cluster_id] = set(listed)
     engine.dispose()
     return {
         "out": done.stdout,
