@@ -22,7 +22,7 @@ current window's ratings, alpha/3 per family); *gate* is the tree procedure's fi
 on the same clustering; *after* is ``pipeline.analyse`` as it runs now.
 
     python benchmarks/analysis_drift.py [--data ../shared/data] [--seeds 10] [--first-seed 0]
-        [--scenarios weak,strong,null] [--cache F.npz]
+        [--scenarios weak,strong,null] [--cache F.npz] [--backend torch]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -39,7 +40,7 @@ import numpy as np
 from previous_decision import bonferroni_gate, previous_decision  # sibling benchmarks module
 
 from llmscope.analysis import pipeline
-from llmscope.analysis.embedding import load_model
+from llmscope.analysis.encoders import encoder_for
 from llmscope.analysis.pipeline import RunResult, Verdicts, analyse
 from llmscope.config import Settings
 
@@ -181,10 +182,10 @@ def score(groups, rows, plan) -> Counter:
 _vectors: dict[str, np.ndarray] = {}
 
 
-def embed(model: Any, texts: list[str], cache: Path | None) -> None:
+def embed(encoder: Any, texts: list[str], cache: Path | None) -> None:
     todo = [t for t in dict.fromkeys(texts) if t not in _vectors]
     if todo:
-        encoded = model().encode(todo, batch_size=64, normalize_embeddings=True)
+        encoded = encoder.encode(todo)
         _vectors.update(zip(todo, encoded, strict=True))
         if cache:
             keys = list(_vectors)
@@ -226,6 +227,12 @@ def main() -> None:
     )
     parser.add_argument("--scenarios", default="weak,strong,null")
     parser.add_argument("--cache", help="an .npz file keeping the embeddings across runs")
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=("torch", "onnx", "onnx-int8", "onnx-int8-mixed"),
+        help="the embedding backend (give each backend its own --cache)",
+    )
     args = parser.parse_args()
     data = json.loads((Path(args.data) / "clinc150" / "data_full.json").read_text())
     pool: dict[str, list[str]] = {}
@@ -237,14 +244,11 @@ def main() -> None:
     if cache and cache.exists():
         saved = np.load(cache)
         _vectors.update(zip(saved["texts"].tolist(), saved["vectors"], strict=True))
-    loaded: list[Any] = []
-
-    def model() -> Any:
-        if not loaded:
-            loaded.append(load_model(settings.embedding_model))
-        return loaded[0]
-
-    embed(model, [t for i in intents for t in pool[i]], cache)
+    with tempfile.TemporaryDirectory() as workdir:  # where an onnx backend exports the model
+        encoder = encoder_for(
+            Settings(embedding_backend=args.backend, data_dir=Path(workdir) / "data")
+        )
+        embed(encoder, [t for i in intents for t in pool[i]], cache)
     centroid = {}
     for i in intents:
         c = np.mean([_vectors[t] for t in pool[i]], axis=0)
