@@ -10,8 +10,11 @@ Three families share the run's ``LLMSCOPE_DRIFT_ALPHA`` (Bonferroni, ``stats.spl
   both windows against all others) and *emerging* (its rate in the current window against
   its own rate in the baseline).
 
-A cluster with too few ratings is tested at the lowest node above it in the tree that has
-enough (its ``hotspot.level`` is then ``parent``), rather than not at all.
+A cluster with too few ratings is tested, pooled with the other clusters that have too few,
+at the lowest node above it in the tree where that pool has enough (its ``hotspot.level`` is
+then ``parent``), rather than not at all. The pool leaves out the clusters tested on their
+own, so a well-rated hot sibling cannot flag its sparsely rated neighbours; which clusters
+pool depends on rating counts only, never on thumbs, so the test keeps its level.
 
 Under the null of a false alarm (windows from one distribution, thumbs independent of topic
 and window) each family flags anything with probability at most its level, so the report
@@ -139,6 +142,27 @@ def _most_specific(tree: Tree, top: int, flagged: dict[int, int], p: dict[int, f
     return out
 
 
+KINDS = ("persistent", "emerging")
+
+
+def _pooled(
+    kind: str,
+    spots: HotspotTests,
+    per_cluster: np.ndarray,
+    labels: np.ndarray,
+    micro: np.ndarray | None,
+    rows: np.ndarray,
+    tree: Tree | None,
+) -> dict[int, np.ndarray]:
+    """Per tree node, the count rows of the records of the clusters under it that ``kind``
+    cannot test on their own (too few ratings): what a parent-level test pools."""
+    if tree is None or micro is None:
+        return {}
+    alone = [not spots.supported(per_cluster[c], kind) for c in range(len(per_cluster))]
+    pooled = np.array(alone + [False])[labels.astype(np.int64)]  # label -1 reads the False
+    return tree.sums(group_sums(micro.astype(np.int64), rows * pooled[:, None], tree.n_micro))
+
+
 def window_tests(
     labels: np.ndarray,
     n_clusters: int,
@@ -230,10 +254,11 @@ def window_tests(
 
     # --- hotspots: persistent and emerging, one family ------------------------------------
     spots = HotspotTests(totals, settings)
+    pooled = {kind: _pooled(kind, spots, per_cluster, labels, micro, rows, tree) for kind in KINDS}
     hot = _Family()
     at_parent: dict[tuple[str, int], int] = {}  # (kind, node above the cut) -> its unit
     cluster_unit: dict[tuple[str, int], tuple[int, str]] = {}
-    for kind in ("persistent", "emerging"):
+    for kind in KINDS:
         for c in range(n_clusters):
             if spots.supported(per_cluster[c], kind):
                 below = [v for v in below_of(c) if spots.supported(per_node[v], kind)]
@@ -246,11 +271,12 @@ def window_tests(
                 hot.key.append((kind, c))
                 cluster_unit[(kind, c)] = (len(hot.units) - 1, "cluster")
                 continue
-            parent = next((a for a in above_of(c) if spots.supported(per_node[a], kind)), None)
+            pool = pooled[kind]
+            parent = next((a for a in above_of(c) if spots.supported(pool[a], kind)), None)
             if parent is None:
                 continue
             if (kind, parent) not in at_parent:
-                own = float(spots.p_values(per_node[parent], kind)[0])
+                own = float(spots.p_values(pool[parent], kind)[0])
                 hot.units.append(Unit(own))
                 hot.nodes.append([])
                 hot.key.append((kind, -1 - parent))
@@ -268,13 +294,13 @@ def window_tests(
     for c in range(n_clusters):
         results: dict[str, KindResult] = {}
         level = "cluster"
-        for kind in ("persistent", "emerging"):
+        for kind in KINDS:
             found = cluster_unit.get((kind, c))
             if found is None:
                 results[kind] = UNTESTED
                 continue
             u, where = found
-            row = per_cluster[c] if where == "cluster" else per_node[-1 - hot.key[u][1]]  # type: ignore[index]
+            row = per_cluster[c] if where == "cluster" else pooled[kind][-1 - hot.key[u][1]]  # type: ignore[index]
             results[kind] = spots.result(
                 row, kind, hot.units[u].own, hot_decision.own_q[u], hot_level
             )

@@ -175,3 +175,54 @@ def test_persistent_and_emerging_hotspots_and_a_small_cluster_tested_at_its_pare
     )
     assert v.hotspots[0].level == "parent" and v.hotspots[0].persistent.rated == 10
     assert v.hotspots[0].persistent.p_value == v.hotspots[1].persistent.p_value
+
+
+def _three_clusters() -> Clustering:
+    # The tree of _clustering(), cut into 3: cluster 0 = micro 0, cluster 1 = micro 1 (the two
+    # meet at node 4), cluster 2 = micros 2 and 3 (node 5); the root is node 6.
+    z = np.array([[0, 1, 1.0, 2], [2, 3, 1.0, 2], [4, 5, 5.0, 4]], dtype=float)
+    micro = np.repeat(np.arange(4), 40)
+    return Clustering(
+        labels=np.minimum(micro, 2).astype(np.int64),
+        n_clusters=3,
+        silhouette=None,
+        micro_labels=micro,
+        linkage=z,
+        micro_cluster=np.array([0, 1, 2, 2]),
+    )
+
+
+def test_a_sparsely_rated_cluster_is_not_flagged_by_its_well_rated_hot_sibling() -> None:
+    clustering = _three_clusters()
+    tree = build_tree(clustering)
+    assert tree is not None and tree.above(1) == [4, 6]
+    micro = clustering.micro_labels
+    assert micro is not None
+    is_current = np.arange(160) % 2 == 0
+    # Cluster 0: every record rated, 30 of 40 thumbs-down; cluster 1: two ratings, both up;
+    # clusters 2: every record rated, 4 of 80 down.
+    down: list[bool | None] = [i % 4 != 0 for i in range(40)]
+    down += [False, False] + [None] * 38
+    down += [i % 20 == 0 for i in range(80)]
+    settings = Settings(database_url="sqlite://")
+    v = window_tests(
+        clustering.labels, 3, np.zeros((160, 4)), is_current, down, settings, tree=tree, micro=micro
+    )
+    assert v.hotspots[0].flagged and v.hotspots[0].level == "cluster"
+    # Node 4 holds cluster 0's 30 thumbs-down, but cluster 0 is tested on its own: cluster 1's
+    # pool is its own 2 ratings at node 4 and at the root, too few, so it is not tested.
+    assert not v.hotspots[1].flagged
+    assert v.hotspots[1].persistent.p_value is None and v.hotspots[1].level == "cluster"
+
+    # Both small clusters sparsely rated (6 ratings each, all down): pooled at node 4 (12
+    # ratings), tested once for both, and flagged.
+    sparse: list[bool | None] = [True] * 6 + [None] * 34 + [True] * 6 + [None] * 34
+    sparse += [i % 20 == 0 for i in range(80)]
+    v = window_tests(
+        clustering.labels, 3, np.zeros((160, 4)), is_current, sparse, settings, tree=tree,
+        micro=micro,
+    )  # fmt: skip
+    for c in (0, 1):
+        assert v.hotspots[c].level == "parent" and v.hotspots[c].flagged
+        assert (v.hotspots[c].persistent.rated, v.hotspots[c].persistent.down) == (12, 12)
+    assert not v.hotspots[2].flagged and v.hotspots[2].level == "cluster"
