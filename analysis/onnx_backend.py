@@ -162,7 +162,7 @@ def _tokenizer(model_name: str) -> Any:
     return tokenizer
 
 
-@lru_cache(maxsize=8)  # one per model file and thread setting (the benchmark holds six)
+@lru_cache(maxsize=8)  # one per model file and thread setting (the benchmark holds three)
 def _session(path: str, threads: int | None = None) -> Any:
     import onnxruntime as ort
 

@@ -168,26 +168,28 @@ def compare_backends(data: Path, n: int, workdir: Path, samples: int) -> None:
     best_torch = max(rate for name, rate in rates.items() if name.startswith("torch"))
     base = scores["torch"]
 
-    def delta(name: str, kind: str) -> str:
+    def paired(name: str, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean (NMI, ARI), mean paired difference to torch, and its standard error."""
         d = scores[name][kind] - base[kind]
         se = d.std(axis=0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.zeros(2)
-        mean = scores[name][kind].mean(axis=0)
+        return scores[name][kind].mean(axis=0), d.mean(axis=0), se
+
+    def delta(name: str, kind: str) -> str:
+        mean, shift, se = paired(name, kind)
         return (
-            f"NMI {mean[0]:.3f} ({d[:, 0].mean():+.3f} se {se[0]:.3f}) "
-            f"ARI {mean[1]:.3f} ({d[:, 1].mean():+.3f} se {se[1]:.3f})"
+            f"NMI {mean[0]:.3f} ({shift[0]:+.3f} se {se[0]:.3f}) "
+            f"ARI {mean[1]:.3f} ({shift[1]:+.3f} se {se[1]:.3f})"
         )
 
     for name, rate in rates.items():
-        d = scores[name]["default"] - base["default"]
-        shift = d.mean(axis=0)
-        se = d.std(axis=0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.zeros(2)
+        _, shift, se = paired(name, "default")
         if np.all(np.abs(shift) <= 0.01):
             clustering = "within 0.01"
         elif np.all(shift >= -2 * se):
             clustering = "outside 0.01 but within 2 se (the cut's noise)"
         else:
             clustering = "worse"
-        kmeans = np.abs((scores[name]["kmeans"] - base["kmeans"]).mean(axis=0))
+        kmeans = np.abs(paired(name, "kmeans")[1])
         verdict = (
             f"{'>=' if rate >= 2 * best_torch else '<'} 2x torch's best, default clustering "
             f"{clustering}, k-means {'within' if np.all(kmeans <= 0.01) else 'outside'} 0.01"

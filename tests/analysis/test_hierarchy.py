@@ -81,18 +81,19 @@ def test_vectorised_p_values_match_fisher() -> None:
     assert share_p_values(np.array([0]), np.array([3]), 3, 3)[0] == pytest.approx(0.1)
 
 
-def _clustering() -> Clustering:
-    # 4 micro-clusters: (0, 1) merge first, then (2, 3), then the two pairs. Cut: 2 clusters,
-    # cluster 0 = micro 0 and 1, cluster 1 = micro 2 and 3.
+def _clustering(micro_cluster: tuple[int, ...] = (0, 0, 1, 1)) -> Clustering:
+    # 4 micro-clusters: (0, 1) merge first (node 4), then (2, 3) (node 5), then the two pairs
+    # (the root, node 6). The default cut: 2 clusters, cluster 0 = micro 0 and 1, cluster 1 =
+    # micro 2 and 3; ``micro_cluster`` gives each micro-cluster's cluster for another cut.
     z = np.array([[0, 1, 1.0, 2], [2, 3, 1.0, 2], [4, 5, 5.0, 4]], dtype=float)
     micro = np.repeat(np.arange(4), 40)
     return Clustering(
-        labels=(micro >= 2).astype(np.int64),
-        n_clusters=2,
+        labels=np.array(micro_cluster, dtype=np.int64)[micro],
+        n_clusters=max(micro_cluster) + 1,
         silhouette=None,
         micro_labels=micro,
         linkage=z,
-        micro_cluster=np.array([0, 0, 1, 1]),
+        micro_cluster=np.array(micro_cluster),
     )
 
 
@@ -177,23 +178,9 @@ def test_persistent_and_emerging_hotspots_and_a_small_cluster_tested_at_its_pare
     assert v.hotspots[0].persistent.p_value == v.hotspots[1].persistent.p_value
 
 
-def _three_clusters() -> Clustering:
-    # The tree of _clustering(), cut into 3: cluster 0 = micro 0, cluster 1 = micro 1 (the two
-    # meet at node 4), cluster 2 = micros 2 and 3 (node 5); the root is node 6.
-    z = np.array([[0, 1, 1.0, 2], [2, 3, 1.0, 2], [4, 5, 5.0, 4]], dtype=float)
-    micro = np.repeat(np.arange(4), 40)
-    return Clustering(
-        labels=np.minimum(micro, 2).astype(np.int64),
-        n_clusters=3,
-        silhouette=None,
-        micro_labels=micro,
-        linkage=z,
-        micro_cluster=np.array([0, 1, 2, 2]),
-    )
-
-
 def test_a_sparsely_rated_cluster_is_not_flagged_by_its_well_rated_hot_sibling() -> None:
-    clustering = _three_clusters()
+    # The same tree cut into 3: cluster 0 = micro 0, cluster 1 = micro 1, cluster 2 = micros 2, 3.
+    clustering = _clustering((0, 1, 2, 2))
     tree = build_tree(clustering)
     assert tree is not None and tree.above(1) == [4, 6]
     micro = clustering.micro_labels
