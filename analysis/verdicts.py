@@ -359,7 +359,7 @@ def _subclusters(
         if changes[c].flagged:
             drift_flags[top] = int(np.sign(changes[c].score))
         tests.append((drift_flags, drift_p))
-        for kind in ("persistent", "emerging"):
+        for kind in KINDS:
             flags = {
                 v: 1 for v, r in node_hot.items() if v in below and kind in r and r[kind].flagged
             }
@@ -380,7 +380,7 @@ def _subclusters(
             parent = tree.parent.get(v)
             while parent is not None and parent != top and parent not in chosen:
                 parent = tree.parent.get(parent)
-            results = {k: node_hot.get(v, {}).get(k, UNTESTED) for k in ("persistent", "emerging")}
+            results = {k: node_hot.get(v, {}).get(k, UNTESTED) for k in KINDS}
             row = per_node[v]
             drift = node_drift.get(v) or stats.share_change(
                 int(row[BASE]), int(row[CUR]), 1, 1, 1.0, None
