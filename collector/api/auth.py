@@ -28,7 +28,7 @@ CACHE_SECONDS = 2.0
 OPEN_PATHS = {"/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
 _INGEST_POSTS = re.compile(
     r"^/api/v1/records(/[^/]+/feedback)?/?$"
-    r"|^/v1/(traces|chat/completions|completions|embeddings)/?$"
+    r"|^/v1/(traces|chat/completions|completions|embeddings|responses)/?$"
     r"|^/(endpoints|gateway)/[^/]+/invocations/?$"
 )
 

@@ -21,6 +21,7 @@ from llmscope.collector.evaluations.config import (
     RefusalCheck,
     RegexCheck,
 )
+from llmscope.collector.evaluations.patterns import compile_pattern
 from llmscope.collector.ingest.redaction import MASKS, redact_text
 
 
@@ -77,7 +78,7 @@ def valid_json(answer: str, schema: dict[str, Any] | None) -> Verdict:
 
 
 def regex(answer: str, pattern: str, must_match: bool) -> Verdict:
-    found = re.search(pattern, answer) is not None
+    found = compile_pattern(pattern).search(answer) is not None  # RE2: linear in the answer
     if must_match:
         return _verdict(found, "matches" if found else f"does not match {pattern!r}")
     return _verdict(not found, f"matches {pattern!r}" if found else "does not match")

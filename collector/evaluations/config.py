@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
@@ -43,6 +42,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from llmscope.collector.evaluations.patterns import compile_pattern
 
 # The wording of the judge prompt around the user's definition (judge.py); part of the version.
 JUDGE_PROMPT_VERSION = "judge-v1"
@@ -192,10 +193,7 @@ class RegexCheck(_Evaluator):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
+        compile_pattern(value)  # PatternError (a ValueError) names why RE2 refuses it
         return value
 
 

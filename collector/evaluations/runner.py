@@ -167,14 +167,19 @@ class Judging:
         return rows
 
     async def store_checks(self, evaluator: Any, candidates: Sequence[Candidate]) -> list[bool]:
-        """Compute and store a built-in check's verdicts; the ``passed`` of those stored."""
-        rows = self.check_rows(evaluator, candidates)
+        """Compute and store a built-in check's verdicts; the ``passed`` of those stored.
 
-        def write() -> int:
+        Both in a worker thread: a check reads the whole answer (``pii`` masks it, ``regex``
+        and ``json`` parse it), CPU work the event loop must not wait for.
+        """
+
+        def compute_and_write() -> list[dict[str, Any]]:
+            rows = self.check_rows(evaluator, candidates)
             with session_scope(self.factory) as session:
-                return store.store_verdicts(session, rows)
+                store.store_verdicts(session, rows)
+            return rows
 
-        await asyncio.to_thread(write)
+        rows = await asyncio.to_thread(compute_and_write)
         return [bool(r["passed"]) for r in rows]
 
     # --- the judge ------------------------------------------------------------------------

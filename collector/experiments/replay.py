@@ -137,7 +137,8 @@ async def judge(
                 "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             }
         else:
-            verdict = run_check(evaluator, answer, latency_ms)
+            # off the event loop: a check reads the whole answer (CPU work)
+            verdict = await asyncio.to_thread(run_check, evaluator, answer, latency_ms)
             if verdict is not None:
                 verdicts[evaluator.name] = _verdict(
                     evaluator, verdict.score, verdict.passed, verdict.justification, verdict.error

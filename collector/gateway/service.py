@@ -4,7 +4,10 @@
 pooled HTTP client every provider shares, and watches the file: a valid change swaps in a new
 state (calls already under way finish on the state they started with, so none is dropped), an
 invalid change is logged and the old state stays. :meth:`Gateway.invoke` serves one call and
-hands its record to the write path (``RecordWriter.submit``), off the request path.
+hands its record to the write path (``RecordWriter.submit``), off the request path. With PII
+masking on, the record is finished in a worker thread (masking a long prompt is CPU work the
+event loop must not wait for); a plain call's answer still leaves only once its record is
+journaled.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +103,9 @@ class Gateway:
         self._watcher: asyncio.Task[None] | None = None
         self.loaded_at = int(time.time())  # "created" of /v1/models: when the config loaded
         self.rng = random.Random()  # draws a route's destination; tests seed it
+        # Finishes records when masking is on; two threads, so one huge prompt does not hold
+        # up the records of the calls after it.
+        self._finishing = ThreadPoolExecutor(2, thread_name_prefix="llmscope-record")
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -114,6 +121,8 @@ class Gateway:
             await asyncio.gather(self._watcher, return_exceptions=True)
         if self.http is not None:
             await self.http.aclose()
+        # records being finished are journaled before the recorder stops
+        await asyncio.to_thread(self._finishing.shutdown, wait=True)
 
     def _build(self, config: GatewayConfig, old: State | None) -> State:
         assert self.http is not None
@@ -195,7 +204,7 @@ class Gateway:
             body = None
         if not isinstance(body, dict):
             call.fail("request body must be a JSON object")
-            return self._finish(
+            return await self._finish(
                 call, self._error(flavor, 400, "request body must be a JSON object")
             )
         call.body = body
@@ -260,7 +269,7 @@ class Gateway:
             log.exception("gateway call failed endpoint=%s", name)
             call.fail("internal gateway error")
             response = self._error(flavor, 500, "internal gateway error")
-        return self._finish(call, response)
+        return await self._finish(call, response)
 
     async def _attempt(
         self,
@@ -296,7 +305,7 @@ class Gateway:
             answer = await provider.responses(request)
             call.take_usage(response_usage(answer))
             call.take_choices(response_choices(answer))
-            return self._finish(call, JSONResponse(answer))
+            return await self._finish(call, JSONResponse(answer))
         if call.body.get("stream") and call.kind != "embeddings":
             if flavor == "responses":
                 return await stream_responses(self, call, provider, original)
@@ -310,7 +319,7 @@ class Gateway:
             shaped = for_mlflow(answer, call.kind)
         else:
             shaped = answer
-        return self._finish(call, JSONResponse(shaped))
+        return await self._finish(call, JSONResponse(shaped))
 
     # --- answers and records --------------------------------------------------------------
     @staticmethod
@@ -319,9 +328,11 @@ class Gateway:
     ) -> Response:
         return JSONResponse(error_body(flavor, status, message), status, headers=headers)
 
-    def _finish(self, call: Call, response: Response) -> Response:
+    async def _finish(self, call: Call, response: Response) -> Response:
         response.headers[RECORD_HEADER] = call.id
-        self._record(call)
+        finishing = self._record(call)
+        if finishing is not None:
+            await finishing  # journaled before the answer leaves, as without masking
         return response
 
     @staticmethod
@@ -330,7 +341,8 @@ class Gateway:
         return JSONResponse(body, exc.status, headers=exc.headers)
 
     def record(self, call: Call) -> None:
-        """Hand the call's record to the recorder (never fails the call)."""
+        """Hand the call's record to the recorder (never fails the call; with masking on, the
+        record is finished in a worker thread and this returns at once)."""
         self._record(call)
 
     def _check_budget(self, call: Call) -> None:
@@ -346,9 +358,22 @@ class Gateway:
                 {"Retry-After": str(retry_after)},
             )
 
-    def _record(self, call: Call) -> None:
+    def _record(self, call: Call) -> asyncio.Future[None] | None:
+        """Submit the call's record; with masking on, in a worker thread (its future)."""
         try:
-            self.writer.submit(call.row(), log_content=call.log_content)
+            row = call.row()
+            if self.writer.redact_pii:
+                loop = asyncio.get_running_loop()
+                return loop.run_in_executor(self._finishing, self._submit, call, row)
+        except Exception:  # recording trouble never fails the user's call
+            log.exception("could not record gateway call id=%s", call.id)
+            return None
+        self._submit(call, row)
+        return None
+
+    def _submit(self, call: Call, row: dict[str, Any]) -> None:
+        try:
+            self.writer.submit(row, log_content=call.log_content)
         except Exception:  # recording trouble never fails the user's call
             log.exception("could not record gateway call id=%s", call.id)
         log.debug(

@@ -119,6 +119,7 @@ def test_keys_are_stored_hashed_and_verified(engine: Engine) -> None:
         ("POST", "/v1/chat/completions", "ingest"),
         ("POST", "/v1/completions", "ingest"),
         ("POST", "/v1/embeddings", "ingest"),
+        ("POST", "/v1/responses", "ingest"),
         ("POST", "/endpoints/chat/invocations", "ingest"),
         ("POST", "/gateway/chat/invocations", "ingest"),
         ("GET", "/api/2.0/endpoints/", "read"),

@@ -74,7 +74,10 @@ def _with(change: str) -> dict:
         ("{name: x, type: telepathy}", "evaluator 'x': type: must be one of"),
         ("{name: x, type: latency}", "evaluator 'x': max_ms: Field required"),
         ("{name: x, type: refusal, sample_rate: 2}", "evaluator 'x': sample_rate:"),
-        ("{name: x, type: regex, pattern: '('}", "evaluator 'x': pattern: not a regular"),
+        ("{name: x, type: regex, pattern: '('}", "evaluator 'x': pattern: RE2 cannot compile"),
+        # backtracking-only syntax: refused with the reason, never run by a backtracking engine
+        (r"{name: x, type: regex, pattern: '(a)\1'}", "pattern: RE2 cannot compile it (invalid"),
+        ("{name: x, type: regex, pattern: 'a(?=b)'}", "lookarounds, backreferences"),
         ("{name: x, type: json, schema: {type: 7}}", "evaluator 'x': schema: not a valid JSON"),
         ("{name: x, type: length}", "min_words or max_words is required"),
         ("{name: x, type: refusal, colour: red}", "evaluator 'x': colour: unknown field"),
