@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmscope.collector.experiments.params import check_params
 from llmscope.collector.gateway.config import GatewayConfig
 from llmscope.collector.gateway.extension import BadRequest, placeholders, render
 
@@ -164,6 +165,9 @@ def _resolve(
     text_file: str | None = None,
 ) -> Variant:
     """The parts checked against ``config`` (the endpoint or route, the registered template)."""
+    problem = check_params(params)
+    if problem is not None:
+        raise SpecError(f"--variant {spec!r}: {problem}")
     variant = Variant(name=name, spec=spec, params=params)
     if endpoint is not None:
         check_endpoint(config, endpoint, f"--variant {spec!r}")

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llmscope import limits
+from llmscope.collector.gateway.body import BodyRefused, parse_json
 from llmscope.collector.gateway.config import GatewayConfig
 
 EXTENSION_KEYS = {
@@ -36,6 +37,7 @@ EXTENSION_KEYS = {
     "timestamp",
 }
 INTERNAL_TAG = "llmscope.internal"
+MAX_TAGS = 64  # a call's tags (header and body together); each tag is a column value to keep
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -88,11 +90,11 @@ def _json_header(headers: Mapping[str, str], name: str) -> Any:
     raw = headers.get(name)
     if raw is None:
         return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        shown = "X-LLMScope-" + "-".join(p.capitalize() for p in name.split("-")[2:])
-        raise BadRequest(f"{shown}: header is not valid JSON") from None
+    shown = "X-LLMScope-" + "-".join(p.capitalize() for p in name.split("-")[2:])
+    try:  # bounded like a body: a header nested 5k deep made the parser recurse out (a 500)
+        return parse_json(raw, "header")
+    except BodyRefused as exc:
+        raise BadRequest(f"{shown}: {exc}") from None
 
 
 def _tags(value: Any, where: str) -> dict[str, str]:
@@ -127,6 +129,8 @@ def read_meta(body: dict[str, Any], headers: Mapping[str, str]) -> CallMeta:
         raise BadRequest("llmscope.variables: must be an object")
     tags = _tags(_json_header(headers, "x-llmscope-tags"), "X-LLMScope-Tags")
     tags.update(_tags(ext.get("tags"), "llmscope.tags"))
+    if len(tags) > MAX_TAGS:
+        raise BadRequest(f"llmscope.tags: at most {MAX_TAGS} tags (header and body together)")
     internal_flag = ext.get("internal", headers.get("x-llmscope-internal"))
     internal = str(internal_flag).lower() in _TRUE or tags.get(INTERNAL_TAG, "").lower() in _TRUE
     user = ext.get("user_id", headers.get("x-llmscope-user-id"))

@@ -1,7 +1,7 @@
 """Media in chat messages stored as references, so a record's size stays bounded.
 
 An image or audio part sent inline (a base64 data URL, OpenAI's ``input_audio``, Anthropic's
-``base64`` source, a ``file`` with ``file_data``) is recorded as
+``base64`` source, a ``file`` with ``file_data``, as a data URL or bare base64) is recorded as
 ``{"type": "image"|"audio"|"file", "media_type", "bytes", "sha256"}``: what it was, how big, and
 a digest to find the same image again, never the data. A part that points to its media by URL
 is recorded as ``{"type", "url"}``. Text parts and everything else stay as they came. An
@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import mimetypes
 import re
 from typing import Any
 
@@ -63,8 +64,13 @@ def part_reference(part: Any) -> Any:
         elif source.get("type") == "url":
             found = {"type": kind, "url": source.get("url")}
     elif kind == "file" and isinstance(part.get("file"), dict):
-        data = part["file"].get("file_data")
-        found = _from_url("file", data) if isinstance(data, str) else None
+        file = part["file"]
+        data = file.get("file_data")
+        if isinstance(data, str) and data.startswith("data:"):
+            found = _from_url("file", data)
+        elif isinstance(data, str):  # OpenAI also takes bare base64: never a URL to keep
+            media_type = mimetypes.guess_type(str(file.get("filename") or ""))[0]
+            found = _reference("file", media_type, data)
     return found if found is not None else part
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from llmscope.collector.gateway.body import BodyRefused, read_body
 from llmscope.collector.gateway.choices import answer_choices, offered_tools
 from llmscope.collector.gateway.config import (
     ConfigError,
@@ -199,14 +200,10 @@ class Gateway:
         assert state is not None
         call = Call(endpoint=name or "", kind=kind or "chat", body={}, meta=CallMeta())
         try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            call.fail("request body must be a JSON object")
-            return await self._finish(
-                call, self._error(flavor, 400, "request body must be a JSON object")
-            )
+            body = await read_body(request)
+        except BodyRefused as exc:
+            call.fail(str(exc))
+            return await self._finish(call, self._error(flavor, exc.status, str(exc)))
         call.body = body
         if name is None:
             model = body.get("model")

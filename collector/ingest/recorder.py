@@ -45,6 +45,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from llmscope.collector.ingest.encodable import replace_unencodable
 from llmscope.collector.ingest.store import insert_records
 from llmscope.db import session_scope
 
@@ -200,7 +201,12 @@ class Recorder:
     def submit(self, row: dict[str, Any]) -> None:
         """Journal ``row``, then queue it for the store (or spool it when the queue is full)."""
         try:
-            segment: int | None = self._journal.append((_to_json(row) + "\n").encode())
+            line = (_to_json(row) + "\n").encode()
+        except UnicodeEncodeError:  # a lone surrogate the door let through: replaced, not lost
+            row = replace_unencodable(row)
+            line = (_to_json(row) + "\n").encode()
+        try:
+            segment: int | None = self._journal.append(line)
         except OSError:  # no journal: the row still goes on, with the queue's guarantees only
             log.exception("journal not writable; record kept in memory only id=%s", row.get("id"))
             segment = None

@@ -24,6 +24,7 @@ from llmscope.collector.api.limits import BodyTooLarge
 from llmscope.collector.ingest import RecordWriter
 from llmscope.collector.otlp import wire
 from llmscope.collector.otlp.batch import ExportBatch, map_export
+from llmscope.collector.otlp.depth import cut_deep_spans
 from llmscope.config import Settings
 from llmscope.db import session_scope
 from llmscope.db.models import Record
@@ -80,8 +81,21 @@ def _decode(
     writer: RecordWriter,
 ) -> ExportBatch:
     data = wire.decompress(body, content_encoding, settings.max_body_bytes)
-    message = wire.parse_request(data, encoding)
-    return map_export(message, writer)
+    cut: list[str] = []
+    try:
+        message = wire.parse_request(data, encoding)
+    except wire.WireError:
+        if encoding != "json":
+            raise
+        data, cut = cut_deep_spans(data)  # the spans nested too deep go, the rest is read
+        if not cut:
+            raise
+        message = wire.parse_request(data, encoding)
+    batch = map_export(message, writer)
+    batch.spans += len(cut)
+    batch.rejected += len(cut)
+    batch.errors[:0] = cut
+    return batch
 
 
 def _write(

@@ -101,6 +101,8 @@ def parse_request(data: bytes, encoding: Encoding) -> ExportTraceServiceRequest:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise WireError(400, "body is not valid JSON") from None
+    except RecursionError:
+        raise WireError(400, "body is nested too deeply to parse") from None
     if not isinstance(document, dict):
         raise WireError(400, "body is not an OTLP/JSON ExportTraceServiceRequest object")
     _hex_ids_to_base64(document)
@@ -108,6 +110,8 @@ def parse_request(data: bytes, encoding: Encoding) -> ExportTraceServiceRequest:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
         raise WireError(400, f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+    except RecursionError:
+        raise WireError(400, "body is nested too deeply to parse") from None
     return request
 
 

@@ -8,12 +8,12 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Discriminator, Field, Tag
 from sqlalchemy import and_, or_, select
 
-from llmscope.collector.api.deps import SessionDep, SettingsDep, WriterDep
+from llmscope.collector.api.deps import SessionDep, SettingsDep, WriterDep, encodable_body
 from llmscope.collector.ingest import FeedbackEvent
 from llmscope.db.models import Evaluation, Feedback, Record
 from llmscope.db.queries import feedback_history
@@ -53,7 +53,9 @@ class FeedbackCreated(BaseModel):
     record_id: str
 
 
-@router.post("", status_code=201, response_model=IngestResult)
+@router.post(
+    "", status_code=201, response_model=IngestResult, dependencies=[Depends(encodable_body)]
+)
 def ingest_records(
     body: IngestBody, session: SessionDep, settings: SettingsDep, writer: WriterDep
 ) -> IngestResult:
@@ -132,7 +134,12 @@ def list_records(
     )
 
 
-@router.post("/{record_id}/feedback", status_code=201, response_model=FeedbackCreated)
+@router.post(
+    "/{record_id}/feedback",
+    status_code=201,
+    response_model=FeedbackCreated,
+    dependencies=[Depends(encodable_body)],
+)
 def post_feedback(
     record_id: str, body: FeedbackIn, session: SessionDep, writer: WriterDep, request: Request
 ) -> FeedbackCreated:

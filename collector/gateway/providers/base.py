@@ -20,6 +20,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from llmscope.collector.gateway.body import BodyRefused, parse_json
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
 
@@ -73,7 +74,31 @@ class Reply:
         self.body = body
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The parsed body (lone surrogates replaced); a 502 when it is not JSON."""
+        try:
+            return parse_json(self.body, "its body", limit=ANSWER_MAX_DEPTH)
+        except BodyRefused as exc:
+            raise bad_answer(f"HTTP {self.status_code}, but {exc}") from None
+
+
+ANSWER_MAX_DEPTH = 256  # deeper than any answer; bounds the walks that record it
+
+
+def bad_answer(problem: str) -> ProviderError:
+    """A 502 for a provider's answer that is not what its API promises (``problem`` says how)."""
+    message = f"the provider answered {problem}"
+    return ProviderError(502, {"error": {"message": message, "type": "provider_error"}})
+
+
+def answer_object(answer: Any, items: str) -> dict[str, Any]:
+    """``answer`` if it is an object whose ``items`` (``choices``, ``data``) is a list of
+    objects, else a 502 (a shape the client and the record could not use)."""
+    if not isinstance(answer, dict):
+        raise bad_answer(f"a JSON {type(answer).__name__}, not an object")
+    listed = answer.get(items)
+    if not isinstance(listed, list) or not all(isinstance(i, dict) for i in listed):
+        raise bad_answer(f"an object without a list of {items}")
+    return answer
 
 
 class Provider:
@@ -176,7 +201,13 @@ class Provider:
         ``aiohttp.ClientResponse`` for :meth:`sse_data`; raises ProviderError.
         """
         session = self.http.session
-        data = json.dumps(payload).encode()
+        try:  # NaN or Infinity would be written bare: a body no provider can parse
+            data = json.dumps(payload, allow_nan=False).encode()
+        except ValueError:
+            message = "the request holds a number JSON cannot carry (NaN or Infinity)"
+            raise ProviderError(
+                400, {"error": {"message": message, "type": "invalid_request_error"}}
+            ) from None
         send_headers = await self.sign(url, data, {"Content-Type": "application/json", **headers})
         attempt = 0
         while True:
@@ -240,8 +271,8 @@ class Provider:
                     if data == "[DONE]":
                         return
                     try:
-                        yield event, json.loads(data)
-                    except ValueError:
+                        yield event, parse_json(data, "a stream event", ANSWER_MAX_DEPTH)
+                    except BodyRefused:
                         continue  # keep-alive comments and the like
                 elif not line:
                     event = ""

@@ -15,7 +15,7 @@ import aiohttp
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import Provider, ProviderError
+from llmscope.collector.gateway.providers.base import Provider, ProviderError, answer_object
 
 
 class OpenAIProvider(Provider):
@@ -64,10 +64,9 @@ class OpenAIProvider(Provider):
             payload.pop("stream_options", None)
         return payload
 
-    async def _json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _json(self, path: str, body: dict[str, Any], items: str) -> dict[str, Any]:
         response = await self.send(self._url(path), self._payload(body, stream=False), self.headers)
-        answer: dict[str, Any] = response.json()
-        return answer
+        return answer_object(response.json(), items)
 
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         payload = self._payload(body, stream=True)
@@ -88,19 +87,19 @@ class OpenAIProvider(Provider):
                 yield data
 
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._json("chat/completions", body)
+        return await self._json("chat/completions", body, "choices")
 
     async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         return await self._stream("chat/completions", body)
 
     async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._json("completions", body)
+        return await self._json("completions", body, "choices")
 
     async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         return await self._stream("completions", body)
 
     async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._json("embeddings", body)
+        return await self._json("embeddings", body, "data")
 
     async def responses(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = {**body, "model": self.model, "stream": False}
