@@ -312,11 +312,12 @@ class Settings(BaseSettings):
 
     # --- evaluations -------------------------------------------------------------------------
     eval_max_tokens_per_day: int | None = Field(
-        default=None,
+        default=1_000_000,
         ge=0,
         description="Judge tokens (prompt + answer) that evaluations may spend per UTC day, "
         "counted from the store; past it, judging stops, says so, and the rest stays pending "
-        "until the next day. Unset: no limit.",
+        "until the next day. On by default, since any ingest key's records are judged by the "
+        "paid judge endpoint (about 1,000 judge calls a day); raise it to judge more.",
     )
     eval_concurrency: int = Field(
         default=16,

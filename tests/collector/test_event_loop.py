@@ -28,7 +28,7 @@ endpoints:
     endpoint_type: llm/v1/chat
     model: {provider: offline, name: support-bot, config: {latency_ms: 0}}
 """
-BACKTRACKING = "  - {name: words, type: regex, pattern: '^(\\\\w+\\\\s?)*$', must_match: true}\n"
+BACKTRACKING = "  - {name: words, type: regex, pattern: '^(\\w+\\s?)*$', must_match: true}\n"
 
 
 @contextmanager

@@ -136,6 +136,16 @@ BAD: list[tuple[dict[str, Any], str]] = [
         "no evaluator 'nope'",
     ),
     ({"cluster_id": 0, "variants": [{"params": {"model": "x"}}]}, "'param.model' cannot be set"),
+    # never sent once per record: NaN would go out as a bare NaN, 1e308 as a token limit
+    (
+        {"cluster_id": 0, "variants": ["param.temperature=NaN"]},
+        "param.temperature: not a finite number",
+    ),
+    (
+        {"cluster_id": 0, "variants": [{"params": {"max_tokens": 1e308}}]},
+        "param.max_tokens: must be a whole number from 1 to 1,000,000",
+    ),
+    ({"cluster_id": 0, "variants": ["param.temperature=7"]}, "param.temperature: must be"),
 ]
 SHAPE: list[tuple[dict[str, Any], str]] = [
     ({"cluster_id": 0, "variants": []}, "variants: List should have at least 1 item"),

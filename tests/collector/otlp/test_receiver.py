@@ -310,3 +310,25 @@ def test_store_refusing_the_write_answers_503_with_retry_after(tmp_path: Any) ->
         assert response.status_code == 503
         assert response.headers["retry-after"].isdigit()
         assert status_of(response).message.startswith("the store is unavailable")
+
+
+@pytest.mark.parametrize("levels", [150, 500])
+def test_a_span_nested_too_deep_is_rejected_alone(
+    levels: int, collector: Collector, engine: Engine
+) -> None:
+    # 150 levels: protobuf's JSON mapping gives up; 500: Python's JSON parser recurses out
+    base, _ = collector
+    deep = make_span({**GENAI_CURRENT, "app.deep": "DEEP"}, span_id=b"\x0d" * 8)
+    spans = [make_span(GENAI_CURRENT), deep, make_span(OPENINFERENCE)]
+    nested = '{"arrayValue": {"values": [' * levels + '{"stringValue": "x"}' + "]}}" * levels
+    for order in (spans, [spans[0], spans[2], deep]):  # in the middle, then last
+        text = otlp_json(export_request(order)).decode()
+        body = text.replace('{"stringValue": "DEEP"}', nested).encode()
+        response = post(base, body, JSON)
+        assert response.status_code == 200, response.text
+        answer = json_format.Parse(response.text, ExportTraceServiceResponse())
+        assert answer.partial_success.rejected_spans == 1
+        assert answer.partial_success.error_message == (
+            "span 0d0d0d0d0d0d0d0d: attributes nested deeper than 64 levels"
+        )
+    assert count_rows(engine, Record) == 2  # the two good spans (the second export: a retry)
