@@ -1,8 +1,9 @@
 """The one place llmscope's settings live: every knob, its default and what it means.
 
 Each field reads from an ``LLMSCOPE_``-prefixed environment variable (or a ``.env`` file);
-the CLI overrides a few of them with flags. The README's configuration table is checked
-against this class by a test, so a field without a description fails the suite.
+the CLI overrides a few of them with flags. The configuration reference of the docs
+(``docs/reference/configuration.md``) is checked against this class by a test, so a field
+without a description fails the suite.
 """
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ class Settings(BaseSettings):
         default=True,
         description="Also test drift and hotspots on the Ward-tree nodes below each cluster "
         "(flagged nodes become sub-clusters) and test a cluster with too few ratings at the "
-        "node above it. false: the cut only (for comparison; see the README's issue 12 speed).",
+        "node above it. false: the cut only (for comparison; its price is measured in the "
+        "analysis speed benchmarks).",
     )
     novel_max_similarity: float = Field(
         default=0.5,
@@ -410,7 +412,7 @@ def get_settings() -> Settings:
 
 
 def settings_table() -> str:
-    """The README's configuration reference, generated from the fields above."""
+    """The docs' configuration reference, generated from the fields above."""
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         if field.default_factory is not None:
@@ -421,5 +423,5 @@ def settings_table() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # `python -m llmscope.config` prints the table for the README
+if __name__ == "__main__":  # `python -m llmscope.config` prints the table for the docs
     print(settings_table())
