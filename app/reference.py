@@ -50,6 +50,10 @@ def _ref_name(ref: str) -> str:
     return ref.rsplit("/", 1)[-1]
 
 
+def _literal(value: Any) -> str:
+    return f'`"{value}"`' if isinstance(value, str) else f"`{value}`"
+
+
 def _type(schema: Schema) -> str:
     """A JSON schema as a short readable type; references link to their section."""
     if "$ref" in schema:
@@ -63,9 +67,9 @@ def _type(schema: Schema) -> str:
     if "allOf" in schema and len(schema["allOf"]) == 1:
         return _type(schema["allOf"][0])
     if "const" in schema:
-        return f'`"{schema["const"]}"`' if isinstance(schema["const"], str) else f"`{schema['const']}`"
+        return _literal(schema["const"])
     if "enum" in schema:
-        return " \\| ".join(f'`"{v}"`' if isinstance(v, str) else f"`{v}`" for v in schema["enum"])
+        return " \\| ".join(_literal(value) for value in schema["enum"])
     kind = schema.get("type")
     if kind == "array":
         return f"list of {_type(schema.get('items', {}))}"
@@ -100,9 +104,7 @@ def _number(value: Any) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def _schema_section(
-    name: str, schema: Schema, notes: Mapping[str, str] | None = None
-) -> list[str]:
+def _schema_section(name: str, schema: Schema, notes: Mapping[str, str] | None = None) -> list[str]:
     """One schema as a heading, its description and a table of its properties."""
     lines = [f"### {name}", ""]
     if schema.get("description"):
@@ -115,10 +117,9 @@ def _schema_section(
     lines += ["| key | type | required | description |", "|---|---|---|---|"]
     for key, prop in properties.items():
         words = [prop.get("description", ""), _constraints(prop), (notes or {}).get(key, "")]
-        description = "; ".join(word for word in words if word)
-        lines.append(
-            f"| `{key}` | {_type(prop)} | {'yes' if key in required else ''} | {_cell(description)} |"
-        )
+        description = _cell("; ".join(word for word in words if word))
+        needed = "yes" if key in required else ""
+        lines.append(f"| `{key}` | {_type(prop)} | {needed} | {description} |")
     lines.append("")
     return lines
 
