@@ -39,11 +39,22 @@ endpoints:
 """
 
 Schema = Mapping[str, Any]
+# How a route tag reads as a heading, where an upper-case first letter is not enough.
+_TAG_TITLES = {"otlp": "OpenTelemetry (OTLP)"}
+
+
+def _prose(text: str) -> str:
+    """A docstring or description as one markdown line: ``<model>`` outside code spans is
+    text, not an HTML tag."""
+    parts = " ".join(text.split()).split("`")
+    for index in range(0, len(parts), 2):  # the even parts lie outside code spans
+        parts[index] = parts[index].replace("<", "&lt;").replace(">", "&gt;")
+    return "`".join(parts)
 
 
 def _cell(text: str) -> str:
     """Text fit for one cell of a markdown table."""
-    return " ".join(text.split()).replace("|", "\\|")
+    return _prose(text).replace("|", "\\|")
 
 
 def _ref_name(ref: str) -> str:
@@ -108,7 +119,7 @@ def _schema_section(name: str, schema: Schema, notes: Mapping[str, str] | None =
     """One schema as a heading, its description and a table of its properties."""
     lines = [f"### {name}", ""]
     if schema.get("description"):
-        lines += [" ".join(schema["description"].split()), ""]
+        lines += [_prose(schema["description"]), ""]
     properties: Mapping[str, Schema] = schema.get("properties", {})
     if not properties:
         lines += [f"Type: {_type(schema)}.", ""]
@@ -174,7 +185,7 @@ def _operation(method: str, path: str, operation: Schema) -> list[str]:
     lines = [f"### `{method.upper()} {path}`", ""]
     text = operation.get("description") or operation.get("summary", "")
     if text:
-        lines += [" ".join(text.split()), ""]
+        lines += [_prose(text), ""]
     parameters = operation.get("parameters", [])
     if parameters:
         lines += ["| parameter | in | type | required | description |", "|---|---|---|---|---|"]
@@ -219,8 +230,6 @@ def rest_api_page() -> str:
         "`/health` and the API docs needs `Authorization: Bearer KEY` (see "
         "[Security](../security.md)).",
         "",
-        "## Paths",
-        "",
     ]
     groups: dict[str, list[tuple[str, str, Schema]]] = {}
     for path, operations in spec["paths"].items():
@@ -228,7 +237,7 @@ def rest_api_page() -> str:
             tag = (operation.get("tags") or ["other"])[0]
             groups.setdefault(tag, []).append((method, path, operation))
     for tag, operations in groups.items():
-        lines += [f"## {tag.capitalize()}", ""]
+        lines += [f"## {_TAG_TITLES.get(tag, tag[:1].upper() + tag[1:])}", ""]
         for method, path, operation in operations:
             lines += _operation(method, path, operation)
     schemas = spec["components"]["schemas"]

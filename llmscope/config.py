@@ -419,7 +419,9 @@ def settings_table() -> str:
             default = {"database_url": "SQLite file in the data dir"}.get(name, "user data dir")
         else:
             default = "unset" if field.default is None else str(field.default)
-        lines.append(f"| `LLMSCOPE_{name.upper()}` | {default} | {field.description} |")
+        # Markdown would read 'gateway:<endpoint>' as an HTML tag and drop it.
+        meaning = str(field.description).replace("<", "&lt;").replace(">", "&gt;")
+        lines.append(f"| `LLMSCOPE_{name.upper()}` | {default} | {meaning} |")
     return "\n".join(lines)
 
 
