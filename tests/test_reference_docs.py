@@ -43,7 +43,8 @@ def _tracked(*patterns: str) -> list[Path]:
 
 
 def _user_docs() -> list[Path]:
-    return [ROOT / "README.md", *_tracked("docs/*.md", "docs/**/*.md")]
+    readmes = [ROOT / "README.md", ROOT / "sdk" / "README.md", ROOT / "deploy" / "README.md"]
+    return [*readmes, *_tracked("docs/*.md", "docs/**/*.md")]
 
 
 # What belongs in commit messages and issues, not in documentation a user reads.
