@@ -1,5 +1,5 @@
 """The docs site: generated reference pages match the code, user docs carry no development
-bookkeeping, and module docstrings cite only files that exist."""
+bookkeeping, and docstrings cite only files that exist."""
 
 from __future__ import annotations
 
@@ -124,6 +124,9 @@ _CITED = re.compile(
 _BASES = ["", "llmscope", "sdk/src", "sdk/src/llmscope_sdk", "deploy"]
 
 
+_DOCUMENTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
 def _cites_a_missing_file(source: Path, cited: str) -> bool:
     here = source.parent.relative_to(ROOT)
     bases = [ROOT / base for base in _BASES] + [ROOT / here] + [ROOT / p for p in here.parts[:1]]
@@ -133,11 +136,13 @@ def _cites_a_missing_file(source: Path, cited: str) -> bool:
     return not any((base / cited).exists() for base in bases)
 
 
-def test_module_docstrings_cite_only_files_in_the_repository() -> None:
+def test_docstrings_cite_only_files_in_the_repository() -> None:
     missing = []
     for source in _tracked("*.py"):
-        docstring = ast.get_docstring(ast.parse(source.read_text())) or ""
-        for cited in _CITED.findall(docstring):
+        tree = ast.parse(source.read_text())
+        documented = [tree, *(n for n in ast.walk(tree) if isinstance(n, _DOCUMENTED))]
+        docstrings = "\n".join(ast.get_docstring(node) or "" for node in documented)
+        for cited in _CITED.findall(docstrings):
             if "<" not in cited and _cites_a_missing_file(source, cited):
                 missing.append(f"{source.relative_to(ROOT)}: {cited}")
     assert missing == []
