@@ -29,14 +29,15 @@ def read_template_file(path: str) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise _unreadable(path, exc) from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise TemplateFileError(f"template-file {path!r} is not a regular file")
-        try:
-            # one byte past the bound tells "too large" (st_size is 0 for some files)
-            data = handle.read(TEMPLATE_TEXT_MAX_BYTES + 1)
-        except OSError as exc:  # EISDIR and the like
-            raise _unreadable(path, exc) from None
+        # one byte past the bound tells "too large" (st_size is 0 for some files)
+        data = _read_at_most(fd, TEMPLATE_TEXT_MAX_BYTES + 1)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    finally:
+        os.close(fd)
     if len(data) > TEMPLATE_TEXT_MAX_BYTES:
         raise TemplateFileError(
             f"template-file {path!r} is larger than {TEMPLATE_TEXT_MAX_BYTES // 1024} KiB "
@@ -51,6 +52,17 @@ def read_template_file(path: str) -> str:
     if not text.strip():
         raise TemplateFileError(f"template-file {path!r} is empty")
     return text
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit:
+        chunk = os.read(fd, limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _unreadable(path: str, exc: OSError) -> TemplateFileError:
