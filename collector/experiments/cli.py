@@ -34,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="SPEC",
         action="append",
         required=True,
-        help="template=NAME@VERSION, template-file=PATH, endpoint=NAME, param.NAME=VALUE "
-        "(comma-separated; repeatable)",
+        help="template=NAME@VERSION, template-file=PATH (a regular UTF-8 file of at most "
+        "256 KiB), endpoint=NAME, param.NAME=VALUE (comma-separated; repeatable)",
     )
     run.add_argument(
         "--evaluator", metavar="NAME", action="append", help="only this evaluator (repeatable)"
