@@ -181,22 +181,30 @@ def request_from(
         endpoint=endpoint or None,
         params=params,
     )
-    return ExperimentRequest(
-        cluster_id=int(context["cluster_id"]),
-        run=str(context["run_id"]),
-        variants=[variant],
-        evaluators=list(evaluators or []) or None,
-        sample=int(_number(sample or DEFAULT_SAMPLE, "Records", 1, MAX_SAMPLE, whole=True)),
+    given = DEFAULT_SAMPLE if sample in (None, "") else sample
+    context = context if isinstance(context, dict) else {}  # a dcc.Store: the browser's too
+    return ExperimentRequest.model_validate(
+        {
+            "cluster_id": context.get("cluster_id"),
+            "run": context.get("run_id"),
+            "variants": [variant],
+            "evaluators": list(evaluators or []) or None,
+            "sample": int(_number(given, "Records", 1, MAX_SAMPLE, whole=True)),
+        }
     )
 
 
 def _number(value: Any, label: str, low: float, high: float, *, whole: bool = False) -> float:
     """``value`` as a number in [low, high] (a whole one when ``whole``), or FormError."""
-    kind = "a whole number" if whole else "a number"
+    span = (
+        f"a whole number from {low:.0f} to {high:.0f}"
+        if whole
+        else f"a number from {low:g} to {high:g}"
+    )
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FormError(f"{label}: must be {kind} from {low:g} to {high:g}")
+        raise FormError(f"{label}: must be {span}")
     if not math.isfinite(value) or not low <= value <= high or (whole and value != int(value)):
-        raise FormError(f"{label}: must be {kind} from {low:g} to {high:g}")
+        raise FormError(f"{label}: must be {span}")
     return value
 
 
