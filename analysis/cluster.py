@@ -1,6 +1,6 @@
 """Clustering: an automatic, readable number of clusters on the UMAP-reduced points.
 
-Method (measured on Banking77, see README "Benchmarks"):
+Method (measured on Banking77, see ``docs/benchmarks/analysis-quality.md``):
 
 1. Over-segment: k-means into up to 400 micro-clusters (every point its own micro-cluster
    when there are fewer points).
@@ -25,7 +25,7 @@ the cut (``tree.py``). On Banking77 (10,003 queries, 77 intents) the bound is 10
 top of the silhouette's broad plateau (k 40-150, 0.65-0.68): the cut and its NMI/ARI are
 unchanged. A parsimony rule (the smallest k within 0.01-0.05 of the best silhouette) was
 measured and rejected: on Banking77's flat curve it falls to k 30-38, ARI 0.36-0.43.
-Figures and commands: README "Benchmarks", Analysis.
+Figures and commands: ``docs/benchmarks/analysis-quality.md``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ multiplications to int8 with one scale per output channel (dynamic activations);
 and normalisation stay fp32. ``onnx-int8-mixed`` leaves the feed-forward down-projections
 (``output/dense``: their input is the GELU output, whose long tail a per-batch int8 scale
 flattens) in fp32, which keeps most of the speed and halves the loss of cosine agreement
-(README, Benchmarks, Analysis; ``benchmarks/analysis_speed.py``).
+(``docs/benchmarks/analysis-speed.md``; ``benchmarks/analysis_speed.py``).
 Another process that finds the file uses it; an export writes a temporary file and renames it,
 so a half-written model is never loaded.
 

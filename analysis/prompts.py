@@ -3,7 +3,7 @@
 A template is plain text with ``{placeholders}`` filled by :func:`render_summary_prompt`. Bump
 ``SUMMARY_PROMPT_VERSION`` whenever the wording changes: the version is part of the summary
 cache key, so a new template re-summarises every cluster once instead of serving answers
-written for the old one. The README ("Summaries and alerts") shows the template in full.
+written for the old one. The summaries guide (``docs/guides/alerts.md``) shows the template in full.
 
 A cluster with evaluations gets two more parts (each evaluator's failures among the numbers,
 and the answers an evaluator failed with its justification); for a cluster without them the

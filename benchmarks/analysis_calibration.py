@@ -15,7 +15,7 @@ window labels, so one clustering serves every split. Then, ``--splits`` times:
 Every split is decided by ``pipeline.window_tests``, the function the job uses, with the Ward
 tree and the novel group (``now``), and, as baselines in the same run, by the same function with
 the tree procedure's first version (``gate``: each unit's own test and nodes combined into one
-Bonferroni gate, ``previous_decision.bonferroni_gate``) and by the decision before issue 12
+Bonferroni gate, ``previous_decision.bonferroni_gate``) and by the decision before tree testing
 (``previous_decision.py``: the cut only, current-window hotspots; alpha/3 per family).
 
     python benchmarks/analysis_calibration.py [--data ../shared/data] [--splits 300]

@@ -5,7 +5,7 @@ Two scenarios per seed, built from real CLINC150 queries (80 intents drawn once)
 - ``strong`` (the original): 40 intents in the baseline, 60 queries per intent and window;
   3 new, 3 grown x3, 3 shrunk /5, 2 vanished; 3 intents with 60% thumbs-down against 8%, half
   of the current window rated.
-- ``weak`` (issue 12): 35 queries per intent and window, ~60% of answers rated in *both*
+- ``weak`` (the tree testing scenario): 35 queries per intent and window, ~60% of answers rated in *both*
   windows (about 20 ratings per intent and window), thumbs-down 40% against 6% (in both
   windows); 3 new, 3 grown x3, 3 shrunk /4, 2 vanished, 3 hot; and the hot and new intents
   are chosen next to a similar baseline intent (nearest centroid), so that merges happen.

@@ -1,6 +1,6 @@
 """Earlier decisions, kept for comparison in the benchmarks (not used by llmscope).
 
-``previous_decision``: the decision before issue 12. Per cluster of the cut only: share change
+``previous_decision``: the decision before tree testing. Per cluster of the cut only: share change
 (Fisher, BH at alpha/3), thumbs-down hotspot on the current window's ratings only (one-sided
 Fisher against the rest, BH at alpha/3). No tree, no persistent/emerging split, no novel group.
 Built from the public functions of ``stats``.

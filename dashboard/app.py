@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> Dash:
         serve_locally=True,
     )
     # Once API keys exist, every page and callback needs a signed-in read or admin key.
-    Login(app.server, make_sessionmaker(engine), settings.dashboard_secret_key)
+    login = Login(app.server, make_sessionmaker(engine), settings.dashboard_secret_key)
     app.layout = html.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),
@@ -199,7 +199,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     def _health() -> dict[str, str]:
         return {"status": "ok"}
 
-    tryfix.register(app, engine, settings)
+    tryfix.register(app, engine, settings, login)
     app.server.config["LLMSCOPE_ENGINE"] = engine
     return app
 

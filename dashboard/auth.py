@@ -2,9 +2,11 @@
 
 Until the first key is created the dashboard is open (like the collector's API). From then on
 every page, every Dash callback and every export needs a session made by signing in with a
-live key; a revoked key's session ends within ``CHECK_SECONDS``. The cookie holds the key's
-name and scope, never the key, and is signed with ``LLMSCOPE_DASHBOARD_SECRET_KEY`` (random per
-process when unset, which signs everyone out on restart).
+live key; a revoked key's session ends within ``CHECK_SECONDS``. Reading needs ``read``; what
+spends (Try a fix starts paid calls with the dashboard's own collector key) asks
+:meth:`Login.allows` for ``admin``. The cookie holds the key's name and scope, never the key,
+and is signed with ``LLMSCOPE_DASHBOARD_SECRET_KEY`` (random per process when unset, which signs
+everyone out on restart).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.wrappers import Response as BaseResponse
 
 from llmscope.db.models import ApiKey
+from llmscope.keys import allows as scope_allows
 from llmscope.keys import any_keys, verify_key
 
 CHECK_SECONDS = 2.0
@@ -47,6 +50,15 @@ class Login:
                 self._keys_exist = any_keys(db)
             self._checked_at = now
         return self._keys_exist
+
+    def allows(self, needed: str) -> bool:
+        """Whether this request's sign-in covers scope ``needed`` (any request does while no key
+        exists, as on the collector). Callbacks that act for the user ask this on the server:
+        the page a person sees is no guard."""
+        if not self.keys_exist():
+            return True
+        scope = session.get("scope")
+        return isinstance(scope, str) and scope_allows(scope, needed) and self._signed_in()
 
     def _signed_in(self) -> bool:
         name = session.get("key_name")

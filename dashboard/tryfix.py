@@ -10,10 +10,16 @@ refuses is shown in its own words. Without a reachable collector the panel says 
 **Run** is disabled from the click (in the browser, before the post) until the experiment has
 finished or could not start, and a click while the panel's experiment still runs starts nothing:
 pressing it twice runs one experiment.
+
+The collector is called with the dashboard's own key, so the server checks the person first:
+once API keys exist, only a sign-in with ``RUN_SCOPE`` (admin) may start an experiment; anyone
+else sees why, and a forged callback starts nothing. The form's numbers are checked here too
+(the sample at most ``MAX_SAMPLE`` records, as the API allows), whatever the browser sends.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
@@ -21,15 +27,29 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from llmscope.config import Settings
+from llmscope.dashboard.auth import Login
 from llmscope.dashboard.collector_client import CollectorClient, CollectorError
 from llmscope.dashboard.components import fmt_p, fmt_pct
 from llmscope.dashboard.data.experiments import experiment_detail
 from llmscope.dashboard.pages.experiments import answers_table, summary_table
 from llmscope.dashboard.state import ViewState
-from llmscope.experiment_report import ExperimentReport, ExperimentRequest, VariantRequest
+from llmscope.experiment_report import (
+    MAX_SAMPLE,
+    ExperimentReport,
+    ExperimentRequest,
+    VariantRequest,
+)
 
 POLL_MS = 500
 DEFAULT_SAMPLE = 100
+RUN_SCOPE = "admin"  # an experiment spends provider tokens with the dashboard's collector key
+NOT_ALLOWED = (
+    "Try a fix starts paid calls through the collector: it needs a sign-in with an admin key."
+)
+
+
+class FormError(ValueError):
+    """A form value the collector must not be asked with; the message names the field."""
 
 
 def panel(cluster_id: int, run_id: str) -> html.Div:
@@ -92,7 +112,14 @@ def form(options: dict[str, Any]) -> html.Div:
                     _field("Max tokens", dcc.Input(id="tryfix-max-tokens", type="number", min=1)),
                     _field(
                         "Records",
-                        dcc.Input(id="tryfix-sample", type="number", min=1, value=DEFAULT_SAMPLE),
+                        dcc.Input(
+                            id="tryfix-sample",
+                            type="number",
+                            min=1,
+                            max=MAX_SAMPLE,
+                            step=1,
+                            value=DEFAULT_SAMPLE,
+                        ),
                     ),
                 ],
                 className="filter-bar",
@@ -141,25 +168,44 @@ def request_from(
     evaluators: list[str] | None,
     sample: int | None,
 ) -> ExperimentRequest:
-    """The form's values as the collector's request (checking is the collector's)."""
+    """The form's values as the collector's request (the collector checks what they name);
+    FormError for a number no form could send."""
     params: dict[str, Any] = {}
     if temperature is not None:
-        params["temperature"] = temperature
+        params["temperature"] = _number(temperature, "Temperature", 0, 2)
     if max_tokens is not None:
-        params["max_tokens"] = int(max_tokens)
+        params["max_tokens"] = int(_number(max_tokens, "Max tokens", 1, 10**9, whole=True))
     variant = VariantRequest(
         template=template or None,
         template_text=text if text and text.strip() else None,
         endpoint=endpoint or None,
         params=params,
     )
-    return ExperimentRequest(
-        cluster_id=int(context["cluster_id"]),
-        run=str(context["run_id"]),
-        variants=[variant],
-        evaluators=list(evaluators or []) or None,
-        sample=int(sample or DEFAULT_SAMPLE),
+    given = DEFAULT_SAMPLE if sample in (None, "") else sample
+    context = context if isinstance(context, dict) else {}  # a dcc.Store: the browser's too
+    return ExperimentRequest.model_validate(
+        {
+            "cluster_id": context.get("cluster_id"),
+            "run": context.get("run_id"),
+            "variants": [variant],
+            "evaluators": list(evaluators or []) or None,
+            "sample": int(_number(given, "Records", 1, MAX_SAMPLE, whole=True)),
+        }
     )
+
+
+def _number(value: Any, label: str, low: float, high: float, *, whole: bool = False) -> float:
+    """``value`` as a number in [low, high] (a whole one when ``whole``), or FormError."""
+    span = (
+        f"a whole number from {low:.0f} to {high:.0f}"
+        if whole
+        else f"a number from {low:g} to {high:g}"
+    )
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FormError(f"{label}: must be {span}")
+    if not math.isfinite(value) or not low <= value <= high or (whole and value != int(value)):
+        raise FormError(f"{label}: must be {span}")
+    return value
 
 
 def progress(done: int, total: int) -> html.Div:
@@ -221,12 +267,14 @@ def _error(message: str) -> html.P:
     return html.P(message, className="tryfix-error", id="tryfix-error")
 
 
-def register(app: Dash, engine: Engine, settings: Settings) -> None:
+def register(app: Dash, engine: Engine, settings: Settings, login: Login) -> None:
     """The panel's callbacks: fill the form, run, poll, show the result."""
     client = CollectorClient(settings.collector_url, settings.collector_api_key)
 
     @app.callback(Output("tryfix-form", "children"), Input("tryfix-context", "data"))
     def _load(context: dict[str, Any] | None) -> Any:
+        if not login.allows(RUN_SCOPE):
+            return _error(NOT_ALLOWED)
         try:
             return form(client.options())
         except CollectorError as exc:
@@ -281,6 +329,8 @@ def register(app: Dash, engine: Engine, settings: Settings) -> None:
     def _start(clicks: int | None, context: Any, job: Any, values: tuple[Any, ...]) -> Any:
         if not clicks:
             return (no_update,) * 6
+        if not login.allows(RUN_SCOPE):  # checked here: a callback can be posted by anyone
+            return None, True, _error(NOT_ALLOWED), None, None, True
         if job and _still_running(str(job)):  # pressed again while it runs: nothing starts
             return no_update, False, no_update, no_update, no_update, True
         try:
@@ -289,6 +339,8 @@ def register(app: Dash, engine: Engine, settings: Settings) -> None:
             return None, True, _error(str(exc)), None, None, False
         except ValidationError as exc:
             return None, True, _error(_fields(exc)), None, None, False
+        except FormError as exc:
+            return None, True, _error(str(exc)), None, None, False
         return started.id, False, None, progress(started.done, started.total), None, True
 
     def _still_running(job: str) -> bool:

@@ -1,8 +1,9 @@
 """The one place llmscope's settings live: every knob, its default and what it means.
 
 Each field reads from an ``LLMSCOPE_``-prefixed environment variable (or a ``.env`` file);
-the CLI overrides a few of them with flags. The README's configuration table is checked
-against this class by a test, so a field without a description fails the suite.
+the CLI overrides a few of them with flags. The configuration reference of the docs
+(``docs/reference/configuration.md``) is checked against this class by a test, so a field
+without a description fails the suite.
 """
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ class Settings(BaseSettings):
         default=True,
         description="Also test drift and hotspots on the Ward-tree nodes below each cluster "
         "(flagged nodes become sub-clusters) and test a cluster with too few ratings at the "
-        "node above it. false: the cut only (for comparison; see the README's issue 12 speed).",
+        "node above it. false: the cut only (for comparison; its price is measured in the "
+        "analysis speed benchmarks).",
     )
     novel_max_similarity: float = Field(
         default=0.5,
@@ -411,16 +413,18 @@ def get_settings() -> Settings:
 
 
 def settings_table() -> str:
-    """The README's configuration reference, generated from the fields above."""
+    """The docs' configuration reference, generated from the fields above."""
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         if field.default_factory is not None:
             default = {"database_url": "SQLite file in the data dir"}.get(name, "user data dir")
         else:
             default = "unset" if field.default is None else str(field.default)
-        lines.append(f"| `LLMSCOPE_{name.upper()}` | {default} | {field.description} |")
+        # Markdown would read 'gateway:<endpoint>' as an HTML tag and drop it.
+        meaning = str(field.description).replace("<", "&lt;").replace(">", "&gt;")
+        lines.append(f"| `LLMSCOPE_{name.upper()}` | {default} | {meaning} |")
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # `python -m llmscope.config` prints the table for the README
+if __name__ == "__main__":  # `python -m llmscope.config` prints the table for the docs
     print(settings_table())

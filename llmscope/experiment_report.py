@@ -85,16 +85,30 @@ class ExperimentReport(BaseModel):
         return self.model_dump(mode="json")
 
 
+TEMPLATE_TEXT_MAX_BYTES = 256 * 1024
+"""The largest candidate template (UTF-8 bytes): a ``template_text`` the API takes, a
+``template-file`` the CLI reads."""
+MAX_SAMPLE = 10_000
+"""The most records one experiment replays (the API's ``sample``, the dashboard's Records)."""
+
+
+def _bounded_text(text: str | None) -> str | None:
+    if text is not None and len(text.encode("utf-8", "surrogatepass")) > TEMPLATE_TEXT_MAX_BYTES:
+        raise ValueError(f"larger than {TEMPLATE_TEXT_MAX_BYTES // 1024} KiB of UTF-8")
+    return text
+
+
 class VariantRequest(BaseModel):
-    """A variant as parts (``POST /api/v1/experiments``), for a candidate that is pasted text
-    rather than a file: ``template`` (``NAME@VERSION`` under ``prompts:``) or ``template_text``
-    (``{{variable}}`` placeholders), ``endpoint`` (an endpoint or a traffic-split route) and
-    ``params`` (``temperature``, ``max_tokens``, ...)."""
+    """A variant as parts (``POST /api/v1/experiments``), the candidate sent as its text (the
+    API never reads a path): ``template`` (``NAME@VERSION`` under ``prompts:``) or
+    ``template_text`` (``{{variable}}`` placeholders, at most ``TEMPLATE_TEXT_MAX_BYTES``),
+    ``endpoint`` (an endpoint or a traffic-split route) and ``params`` (``temperature``,
+    ``max_tokens``, ...)."""
 
     model_config = ConfigDict(extra="forbid")
 
     template: str | None = Field(default=None, min_length=1, max_length=300)
-    template_text: str | None = Field(default=None, max_length=100_000)
+    template_text: Annotated[str | None, AfterValidator(_bounded_text)] = None
     endpoint: str | None = Field(default=None, min_length=1, max_length=300)
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -108,7 +122,7 @@ class ExperimentRequest(BaseModel):
     run: str = Field(default="latest", min_length=1, max_length=64)  # a run id or "latest"
     variants: list[str | VariantRequest] = Field(min_length=1, max_length=10)  # SPEC or parts
     evaluators: list[str] | None = None  # default: every evaluator in the gateway config
-    sample: int = Field(default=100, ge=1, le=10_000)
+    sample: int = Field(default=100, ge=1, le=MAX_SAMPLE)
 
 
 class ExperimentStatus(BaseModel):

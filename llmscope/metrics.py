@@ -1,7 +1,7 @@
 """Prometheus metrics: every llmscope metric's name, labels and buckets, and how they are served.
 
 One :class:`Metrics` per process holds the metrics the collector and the worker update; the
-names and labels are public surface (README, CONTRACT.md, ``deploy/monitoring/``)::
+names and labels are public surface (``docs/guides/operations.md``, ``deploy/monitoring/``)::
 
     llmscope_calls_total{source,endpoint,model,template,status}
     llmscope_call_latency_seconds{endpoint,model}        histogram

@@ -3,8 +3,8 @@
 The analysis builds a :class:`RunReport`, stores ``report.to_json()`` in ``analysis_runs.report``
 and serves it at ``GET /api/v1/analysis/runs/{latest|run_id}`` (declared as the response model,
 so OpenAPI documents every key); the dashboard, the alerts and the demo read it back with
-:meth:`RunReport.from_stored`. The JSON is the one CONTRACT.md and the README describe, key for
-key and in the same order.
+:meth:`RunReport.from_stored`. ``docs/reference/run-report.md`` is generated from these models
+(``llmscope.app.reference``), so the documented JSON is this one, key for key and in order.
 
 Guarantees:
 

@@ -1,4 +1,4 @@
-"""Settings: every field documented, the README's table generated from them."""
+"""Settings: every field documented, the docs' configuration table generated from them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from llmscope.config import Settings, settings_table
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+CONFIGURATION_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "configuration.md"
 
 
 def test_every_setting_has_a_description() -> None:
@@ -17,8 +17,8 @@ def test_every_setting_has_a_description() -> None:
     assert missing == []
 
 
-def test_readme_configuration_table_matches_the_settings() -> None:
-    text = README.read_text()
+def test_docs_configuration_table_matches_the_settings() -> None:
+    text = CONFIGURATION_PAGE.read_text()
     block = text.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
     assert block == settings_table(), "regenerate with: python -m llmscope.config"
 

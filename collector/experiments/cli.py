@@ -34,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="SPEC",
         action="append",
         required=True,
-        help="template=NAME@VERSION, template-file=PATH, endpoint=NAME, param.NAME=VALUE "
-        "(comma-separated; repeatable)",
+        help="template=NAME@VERSION, template-file=PATH (a regular UTF-8 file of at most "
+        "256 KiB), endpoint=NAME, param.NAME=VALUE (comma-separated; repeatable)",
     )
     run.add_argument(
         "--evaluator", metavar="NAME", action="append", help="only this evaluator (repeatable)"
@@ -87,6 +87,7 @@ def run_command(args: argparse.Namespace) -> int:
     from llmscope.collector.experiments.dataset import DatasetError
     from llmscope.collector.experiments.runner import plan
     from llmscope.collector.experiments.spec import SpecError, parse
+    from llmscope.collector.experiments.template_file import read_template_file
     from llmscope.db import make_engine, make_sessionmaker
 
     if args.sample <= 0:
@@ -95,7 +96,11 @@ def run_command(args: argparse.Namespace) -> int:
     path, config = _config(args, settings)
     evaluators = _evaluators(config, path, args.evaluator)
     try:
-        variants = [parse(str(i), spec, config) for i, spec in enumerate(args.variant, 1)]
+        # the CLI's own files are read here, before anything is called or stored
+        variants = [
+            parse(str(i), spec, config, read_template_file)
+            for i, spec in enumerate(args.variant, 1)
+        ]
     except SpecError as exc:
         raise UsageError(str(exc)) from None
     prepare_store(settings)

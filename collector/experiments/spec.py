@@ -2,11 +2,16 @@
 
 A SPEC is comma-separated ``key=value``: ``template=NAME@VERSION`` (a template under
 ``prompts:``; without ``@VERSION``, the last one listed), ``template-file=PATH`` (a candidate
-text not yet registered), ``endpoint=NAME`` (an endpoint or a traffic-split route; default: the
-endpoint that answered the record), ``param.NAME=VALUE`` (``temperature``, ``max_tokens``, ...;
-the value read as JSON when it is JSON, else as text). :func:`structured` takes the same parts
-as a mapping (the REST API's form), where ``template_text`` is a pasted candidate. Everything is
-checked before anything is called: :class:`SpecError` says what is wrong in one line.
+text not yet registered; the CLI's alone), ``endpoint=NAME`` (an endpoint or a traffic-split
+route; default: the endpoint that answered the record), ``param.NAME=VALUE`` (``temperature``,
+``max_tokens``, ...; the value read as JSON when it is JSON, else as text). :func:`structured`
+takes the same parts as a mapping (the REST API's form), where ``template_text`` is a pasted
+candidate. Everything is checked before anything is called: :class:`SpecError` says what is
+wrong in one line.
+
+Nothing here reads a file. :func:`parse` is given the reader of ``template-file`` by the CLI
+(:mod:`template_file`); without one (the collector's API), a ``template-file`` is refused
+without touching the path, so the answer says nothing about what exists on the server's host.
 
 :func:`request_for` builds a record's replay request: the variant's template rendered with the
 record's template variables, or else the record's original messages (chat) or prompt
@@ -24,8 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from llmscope.collector.experiments.params import check_params
@@ -34,6 +39,10 @@ from llmscope.collector.gateway.extension import BadRequest, placeholders, rende
 
 KINDS = {"llm/v1/chat": "chat", "llm/v1/completions": "completions"}
 RESERVED_PARAMS = {"model", "messages", "prompt", "stream", "stream_options", "n", "llmscope"}
+NO_FILES = (
+    "template-file=PATH is read by the llmscope experiment command only: the collector never "
+    "reads a path; send the candidate's text as a variant's template_text"
+)
 
 
 class SpecError(ValueError):
@@ -73,8 +82,11 @@ def _value(text: str) -> Any:
         return text
 
 
-def parse(name: str, spec: str, config: GatewayConfig) -> Variant:
-    """``spec`` checked against ``config``; SpecError naming the bad part."""
+def parse(
+    name: str, spec: str, config: GatewayConfig, read_file: Callable[[str], str] | None = None
+) -> Variant:
+    """``spec`` checked against ``config``; SpecError naming the bad part. ``read_file`` reads
+    a ``template-file`` (the CLI's); without it, a ``template-file`` is refused unread."""
     fields: dict[str, Any] = {"params": {}}
     if not spec.strip():
         raise SpecError("--variant: empty SPEC")
@@ -101,16 +113,12 @@ def parse(name: str, spec: str, config: GatewayConfig) -> Variant:
         raise SpecError(f"--variant {spec!r}: give template or template-file, not both")
     text: str | None = None
     if "template-file" in fields:
-        path = Path(fields["template-file"])
+        if read_file is None:
+            raise SpecError(f"variant {name}: {NO_FILES}")
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SpecError(
-                f"--variant {spec!r}: cannot read template-file {str(path)!r}: "
-                f"{exc.strerror or exc}"
-            ) from None
-        if not text.strip():
-            raise SpecError(f"--variant {spec!r}: template-file {str(path)!r} is empty")
+            text = read_file(fields["template-file"])
+        except ValueError as exc:
+            raise SpecError(f"--variant {spec!r}: {exc}") from None
     return _resolve(
         name,
         spec,

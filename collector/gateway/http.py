@@ -1,7 +1,7 @@
 """The gateway's pooled HTTP connections to providers (aiohttp), kept cheap on the CPU.
 
 The gateway's own cost per call is mostly its upstream HTTP client. Measured on the 2-core
-machine (`README`, gateway benchmark), an httpx client spent ~1.2 ms of CPU per request on
+machine (``docs/benchmarks/gateway.md``), an httpx client spent ~1.2 ms of CPU per request on
 loopback, aiohttp ~0.1 ms, so provider calls go through one aiohttp session with a keep-alive
 connection pool. It must be created inside the running event loop (``Gateway.start``).
 """

@@ -4,7 +4,7 @@ Calls the flagging statistics the job uses (``pipeline.window_tests``) on synthe
 no embedding model is needed. The null test is seeded (no flakiness); its bounds are 99.9%
 binomial quantiles at the nominal levels (alpha for the report, alpha/3 per family), tight
 enough that the old allocation (alpha/2 + alpha/2 for drift and a separate alpha for hotspots,
-2 alpha in all) fails it. The last test adds every family of issue 12: the Ward tree's nodes
+2 alpha in all) fails it. The last test adds every family tree testing brought: the Ward tree's nodes
 below the cut, the novel group, persistent and emerging hotspots.
 """
 

@@ -1,10 +1,11 @@
 """Experiments: start one on a cluster (run in the background), follow it, read its report.
 
 ``POST /api/v1/experiments`` checks the request as ``llmscope experiment run`` does and answers
-202 with the experiment's id and status; ``GET .../{id}/status`` reports progress, and
-``GET .../{id}`` the stored report once it is finished (``llmscope experiment run`` stores the
-same). ``GET .../options`` lists what a variant can name: templates, endpoints and routes that
-answer chat or completions, evaluators.
+202 with the experiment's id and status. The candidate comes as text (``template_text``): a
+``template-file`` SPEC is refused with the same 400 whatever the path, which is never read.
+``GET .../{id}/status`` reports progress, and ``GET .../{id}`` the stored report once it is
+finished (``llmscope experiment run`` stores the same). ``GET .../options`` lists what a
+variant can name: templates, endpoints and routes that answer chat or completions, evaluators.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ class Client:
     # --- what the app calls ------------------------------------------------------------------
 
     def log(self, **fields: Any) -> str:
-        """Queue one record (the fields of a record, see the README); returns its id at once."""
+        """Queue one record (the fields of a record, see ``RecordIn``); returns its id at once."""
         record_id = str(fields.get("id") or uuid.uuid4())
         try:
             fields["id"] = record_id

@@ -21,6 +21,7 @@ from llmscope.collector.experiments.jobs import status
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker, session_scope
 from llmscope.db.models import Experiment, ExperimentItem, Record
+from llmscope.experiment_report import TEMPLATE_TEXT_MAX_BYTES
 from llmscope.keys import create_key
 from tests.collector.experiments.support import RUN_ID, V2
 from tests.collector.experiments.world import N, World, rows, world
@@ -305,3 +306,47 @@ def test_a_running_experiment_of_another_host_fails_once_nothing_is_stored_for_t
         mine = status(session, "exp-mine", 900, start + timedelta(days=30))
         assert mine is not None and mine.status == "running"
     engine.dispose()
+
+
+def test_the_api_never_reads_a_path_and_bounds_the_candidate_text(
+    seeded: str, tmp_path: Path
+) -> None:
+    """A ``template-file`` gets one 400 whether its path exists, is secret, is endless or is
+    missing; the candidate's text is bounded in UTF-8 bytes, not characters."""
+    readable = tmp_path / "fix.txt"
+    readable.write_text(FIX)
+    paths = [readable, tmp_path / "missing.txt", "/proc/self/environ", "/dev/zero", "../../x"]
+    at_bound = "Answer {{question}}. " + "x" * (TEMPLATE_TEXT_MAX_BYTES - 21)
+    with world(seeded, tmp_path) as w, collector(w, tmp_path) as client:
+        refused = [
+            client.post(
+                "/api/v1/experiments",
+                json={"cluster_id": 0, "variants": [f"template-file={p},param.max_tokens=9"]},
+            )
+            for p in paths
+        ]
+        assert {(r.status_code, r.text) for r in refused} == {(400, refused[0].text)}
+        message = refused[0].json()["message"]
+        assert "template_text" in message and "never reads a path" in message
+        as_part = client.post(
+            "/api/v1/experiments",
+            json={"cluster_id": 0, "variants": [{"template_file": str(readable)}]},
+        )
+        assert as_part.status_code == 422 and "template_file" in as_part.text
+        # 70,000 characters (under any character cap) but 280,000 bytes of UTF-8
+        big = client.post(
+            "/api/v1/experiments",
+            json={"cluster_id": 0, "variants": [{"template_text": "\U0001f600" * 70_000}]},
+        )
+        assert big.status_code == 422
+        assert "template_text" in big.text and "larger than 256 KiB" in big.text
+        assert w.provider.requests == []
+        assert rows(seeded, Experiment) == []
+        fits = client.post(
+            "/api/v1/experiments",
+            json={"cluster_id": 0, "sample": 1, "variants": [{"template_text": at_bound}]},
+        )
+        assert fits.status_code == 202, fits.text
+        assert follow(client, fits.json()["id"])[-1]["status"] == "done"
+    assert len(w.provider.requests) == 1
+    assert all(FIX not in str(r["body"]) for r in w.provider.requests)

@@ -4,6 +4,7 @@ store on every backend."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from llmscope.collector.app import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import Experiment, ExperimentItem, Record
+from llmscope.experiment_report import TEMPLATE_TEXT_MAX_BYTES
 from tests.collector.experiments.support import RUN_ID, cluster_records, seed_run
 from tests.collector.experiments.world import N, rows, world
 
@@ -324,3 +326,64 @@ def test_a_sub_cluster_replays_the_members_its_run_stored(seeded: str) -> None:
         assert run_id == RUN_ID and len(chosen) == 3
         assert set(chosen[:2]) == {"c0-0003", "c0-0007"}  # the thumbs-down first
     engine.dispose()
+
+
+def _candidate(tmp_path: Path, kind: str) -> str:
+    """A template-file of ``kind`` the CLI must refuse before anything is called."""
+    path = tmp_path / f"candidate-{kind}"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":  # would block a plain read until a writer came
+        os.mkfifo(path)
+    elif kind == "device":
+        return "/dev/zero"  # would never end
+    elif kind == "too large":
+        path.write_bytes(b"a" * (TEMPLATE_TEXT_MAX_BYTES + 1))
+    elif kind == "not UTF-8":
+        path.write_bytes("Répondez à {{question}}".encode("latin-1"))
+    elif kind == "empty":
+        path.write_text(" \n")
+    return str(path)
+
+
+FILE_PROBLEMS = [
+    ("missing", "No such file or directory"),
+    ("directory", "is not a regular file"),
+    ("fifo", "is not a regular file"),
+    ("device", "is not a regular file"),
+    ("too large", "is larger than 256 KiB (262144 bytes)"),
+    ("not UTF-8", "is not UTF-8 text (byte 1)"),
+    ("empty", "is empty"),
+]
+
+
+@pytest.mark.parametrize(("kind", "message"), FILE_PROBLEMS)
+def test_a_template_file_the_cli_cannot_use_exits_2_with_one_line_before_any_call(
+    seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, message: str
+) -> None:
+    path = _candidate(tmp_path, kind)
+    with world(seeded, tmp_path) as w:
+        code, out, err = w.run(
+            capsys, "run", "--cluster", "0", "--config", str(w.config),
+            "--variant", f"template-file={path}",
+        )  # fmt: skip
+        assert code == 2 and out == ""
+        assert len(err.strip().splitlines()) == 1, err
+        assert f"template-file {path!r} {message}" in err or (
+            kind == "missing" and f"cannot read template-file {path!r}: {message}" in err
+        ), err
+        assert w.provider.requests == [] and w.judge.requests == []
+    assert rows(seeded, Experiment) == []
+
+
+def test_a_template_file_of_exactly_256_kib_is_read_and_replayed(
+    seeded: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = "Answer {{question}} with the refund policy in force today. "
+    candidate = tmp_path / "fix.txt"
+    candidate.write_text(head + "x" * (TEMPLATE_TEXT_MAX_BYTES - len(head)))
+    with world(seeded, tmp_path) as w:
+        report = w.experiment(capsys, "--variant", f"template-file={candidate}", "--sample", "2")
+        assert report["variants"][0]["answers"] == 2
+        sent = w.provider.requests[0]["body"]["messages"][-1]["content"]
+        assert sent.startswith("Answer can I return item c0-") and sent.endswith("x" * 100)
