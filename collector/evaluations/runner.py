@@ -85,6 +85,9 @@ class Budget:
         self.day: datetime | None = None
         self.used = 0
         self.reserved = 0
+        # One reader of the day's spending: a call that came while it was being read would
+        # otherwise count from 0 (16 workers start at once) and pass the cap.
+        self._reading = asyncio.Lock()
 
     async def reserve(self, estimate: int) -> bool:
         """Room for a call of about ``estimate`` tokens today? (reserves it if so)."""
@@ -92,8 +95,10 @@ class Budget:
             return True
         day = store.day_start(self.clock())
         if day != self.day:
-            self.day = day
-            self.used = await asyncio.to_thread(self._used_today, day)
+            async with self._reading:
+                if day != self.day:
+                    self.used = await asyncio.to_thread(self._used_today, day)
+                    self.day = day
         if self.used + self.reserved + estimate > self.limit:
             return False
         self.reserved += estimate

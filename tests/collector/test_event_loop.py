@@ -61,6 +61,8 @@ def worst_latencies(base: str, attack: Callable[[], None], seconds: float) -> di
     thread = threading.Thread(target=attack, daemon=True)
     worst = {"health": 0.0, "gateway": 0.0}
     with httpx.Client(base_url=base, timeout=5) as client:
+        # warm up first: the first call opens the connections (client, provider, store)
+        assert client.post("/v1/chat/completions", json=chat("hello")).status_code == 200
         thread.start()
         started = time.monotonic()
         while thread.is_alive() or time.monotonic() - started < seconds:
