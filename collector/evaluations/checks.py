@@ -65,12 +65,17 @@ def valid_json(answer: str, schema: dict[str, Any] | None) -> Verdict:
         value = json.loads(text)
     except ValueError as exc:
         return _verdict(False, f"not JSON: {exc}")
+    except RecursionError:  # an answer must not stop the checks of every record after it
+        return _verdict(False, "not JSON this check can read: nested too deeply")
     if schema is None:
         return _verdict(True, "valid JSON")
     import jsonschema
 
     validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except RecursionError:
+        return _verdict(False, "does not match the schema: nested too deeply to check")
     if error is None:
         return _verdict(True, "valid JSON, matches the schema")
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

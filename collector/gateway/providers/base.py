@@ -173,8 +173,8 @@ class Provider:
     ) -> ProviderError:
         text = self.scrub(content.decode("utf-8", "replace"))
         try:
-            body: Any = json.loads(text)
-        except ValueError:
+            body: Any = parse_json(text, "the error body", ANSWER_MAX_DEPTH)
+        except BodyRefused:
             body = {
                 "error": {
                     "message": text[:2000] or reason or f"HTTP {status}",

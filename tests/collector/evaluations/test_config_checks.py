@@ -187,6 +187,16 @@ def test_json_with_and_without_schema() -> None:
     assert not checks.valid_json("[]", schema).passed
 
 
+def test_a_hostile_answer_gets_a_verdict_in_linear_time() -> None:
+    # a backtracking engine takes 2^30 steps here (17 s at 28 characters, doubling each)
+    verdict = checks.regex("a" * 30 + "!", r"^(\w+\s?)*$", True)
+    assert verdict.passed is False
+    # nested past the parser's recursion: a failed verdict, not an error stopping the checks
+    deep = "[" * 100_000 + "]" * 100_000
+    assert checks.valid_json(deep, None).passed is False
+    assert checks.valid_json("[" * 900 + "]" * 900, {"type": "array"}).passed is not None
+
+
 def test_regex_length_pii_latency() -> None:
     assert checks.regex("see policy 4", r"policy \d", True).passed
     assert not checks.regex("no match", r"policy \d", True).passed
