@@ -8,6 +8,12 @@ methods a subclass writes, both on typed payloads (``payloads.py``): :meth:`answ
 before the gateway answers) and returns its events re-told as chunks of a
 :class:`ChunkEnvelope`. The gateway, the judge and replays keep calling ``chat(body)`` and
 friends with OpenAI-shaped dicts, as they do for providers that pass OpenAI's answers through.
+
+Why the types stop here rather than at the gateway's call: an OpenAI-compatible provider's
+answer is relayed as it came (``system_fingerprint``, ``logprobs``, ``refusal``, whatever
+OpenAI adds next), which a typed answer would either drop or have to carry untyped anyway;
+the dict at that edge is OpenAI's documented shape, and the typed payloads sit where a foreign
+API is read and written, as MLflow's ``ProviderAdapter`` does.
 """
 
 from __future__ import annotations
