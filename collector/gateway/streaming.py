@@ -3,23 +3,24 @@
 :func:`stream_chat` relays ``chat.completion.chunk`` / ``text_completion`` events (MLflow and
 OpenAI clients read the same ones); :func:`stream_responses` turns a chat stream into the
 Responses API's events; :func:`stream_native_responses` relays a provider's own Responses
-stream. Each assembles what was said (text and tool calls, every choice) for the record, and
-opens the provider's stream before answering, so a provider that refuses the call is answered
-as a plain error (and a route can still fall back).
+stream. The first two are views on ``relay.py``'s wrapper, which keeps the call's usage, time
+to first token and choices and records it. Each opens the provider's stream before answering,
+so a provider that refuses the call is answered as a plain error (and a route can still fall
+back).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from fastapi.responses import Response, StreamingResponse
 
-from llmscope.collector.gateway.choices import StreamAssembler
 from llmscope.collector.gateway.providers import Provider, ProviderError
 from llmscope.collector.gateway.recording import Call
+from llmscope.collector.gateway.relay import DISCONNECTED, relay
 from llmscope.collector.gateway.responses import (
     ResponsesStream,
     response_choices,
@@ -43,40 +44,56 @@ def _data(chunk: dict[str, Any]) -> str:
     return f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
 
 
+class ChatView:
+    """Chunks relayed as they come (the usage chunk only when the client asked for it)."""
+
+    def __init__(self, flavor: str, wants_usage: bool) -> None:
+        self.flavor = flavor
+        self.wants_usage = wants_usage
+
+    def start(self) -> Iterable[str]:
+        return ()
+
+    def feed(self, chunk: dict[str, Any]) -> Iterable[str]:
+        if not chunk.get("choices") and not self.wants_usage:
+            return ()  # the usage chunk the gateway asked for, not the client
+        return (_data(chunk),)
+
+    def finish(self) -> Iterable[str]:
+        return ("data: [DONE]\n\n",)
+
+    def fail(self, error: ProviderError, chunk: dict[str, Any] | None) -> Iterable[str]:
+        if chunk is not None:
+            return (_data(chunk),)
+        return (_data(error_body(self.flavor, error.status, error.message)),)
+
+
+class ResponsesView:
+    """A chat stream re-told as the Responses API's events."""
+
+    def __init__(self, translator: ResponsesStream) -> None:
+        self.translator = translator
+
+    def start(self) -> Iterable[str]:
+        return self.translator.start()
+
+    def feed(self, chunk: dict[str, Any]) -> Iterable[str]:
+        return self.translator.feed(chunk)
+
+    def finish(self) -> Iterable[str]:
+        return self.translator.finish()
+
+    def fail(self, error: ProviderError, chunk: dict[str, Any] | None) -> Iterable[str]:
+        return self.translator.fail(error.message)
+
+
 async def stream_chat(gateway: Gateway, call: Call, provider: Provider, flavor: str) -> Response:
     """Relay a chat or completions stream as the provider sends it."""
     opener = provider.chat_stream if call.kind == "chat" else provider.completions_stream
     options = call.body.get("stream_options")
     wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     chunks = await opener(call.body)  # ProviderError here: answered as a plain error
-
-    async def events() -> AsyncIterator[str]:
-        assembler = StreamAssembler()
-        try:
-            async for chunk in chunks:
-                if "error" in chunk and not chunk.get("choices"):
-                    call.fail(ProviderError(502, chunk).message)
-                    yield _data(chunk)
-                    return
-                if chunk.get("usage"):
-                    call.take_usage(chunk["usage"])
-                if assembler.feed(chunk) and call.ttft_ms is None:
-                    call.ttft_ms = call.elapsed_ms()
-                if not chunk.get("choices") and not wants_usage:
-                    continue  # the usage chunk the gateway asked for, not the client
-                yield _data(chunk)
-            yield "data: [DONE]\n\n"
-        except ProviderError as exc:
-            call.fail(exc.message)
-            yield _data(error_body(flavor, exc.status, exc.message))
-        except (asyncio.CancelledError, GeneratorExit):
-            call.fail("client disconnected during the stream")
-            raise
-        finally:
-            call.take_choices(assembler.choices())
-            gateway.record(call)
-
-    return _sse(events(), call)
+    return _sse(relay(call, chunks, ChatView(flavor, wants_usage), gateway.record), call)
 
 
 async def stream_responses(
@@ -84,40 +101,8 @@ async def stream_responses(
 ) -> Response:
     """A chat stream re-told as the Responses API's event stream."""
     chunks = await provider.chat_stream(call.body)
-    translator = ResponsesStream(original, call.model or "")
-
-    async def events() -> AsyncIterator[str]:
-        assembler = StreamAssembler()
-        try:
-            for event in translator.start():
-                yield event
-            async for chunk in chunks:
-                if "error" in chunk and not chunk.get("choices"):
-                    failure = ProviderError(502, chunk).message
-                    call.fail(failure)
-                    for event in translator.fail(failure):
-                        yield event
-                    return
-                if chunk.get("usage"):
-                    call.take_usage(chunk["usage"])
-                if assembler.feed(chunk) and call.ttft_ms is None:
-                    call.ttft_ms = call.elapsed_ms()
-                for event in translator.feed(chunk):
-                    yield event
-            for event in translator.finish():
-                yield event
-        except ProviderError as exc:
-            call.fail(exc.message)
-            for event in translator.fail(exc.message):
-                yield event
-        except (asyncio.CancelledError, GeneratorExit):
-            call.fail("client disconnected during the stream")
-            raise
-        finally:
-            call.take_choices(assembler.choices())
-            gateway.record(call)
-
-    return _sse(events(), call)
+    view = ResponsesView(ResponsesStream(original, call.model or ""))
+    return _sse(relay(call, chunks, view, gateway.record), call)
 
 
 async def stream_native_responses(
@@ -147,7 +132,7 @@ async def stream_native_responses(
             call.fail(exc.message)
             yield f"event: error\n{_data({'type': 'error', 'message': exc.message})}"
         except (asyncio.CancelledError, GeneratorExit):
-            call.fail("client disconnected during the stream")
+            call.fail(DISCONNECTED)
             raise
         finally:
             gateway.record(call)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,7 +22,14 @@ import aiohttp
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import Provider, stop_sequences
+from llmscope.collector.gateway.providers.adapter import TranslatingProvider
+from llmscope.collector.gateway.providers.payloads import (
+    Choice,
+    ChunkEnvelope,
+    RequestPayload,
+    ResponsePayload,
+    Usage,
+)
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -168,13 +173,7 @@ def from_anthropic_content(content: Any) -> tuple[str | None, list[dict[str, Any
     return (text if texts or not calls else None), calls
 
 
-def _prompt_message(body: dict[str, Any]) -> dict[str, Any]:
-    prompt = body.get("prompt")
-    text = prompt if isinstance(prompt, str) else "".join(map(str, prompt or []))
-    return {"role": "user", "content": text}
-
-
-class AnthropicProvider(Provider):
+class AnthropicProvider(TranslatingProvider):
     name = "anthropic"
 
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
@@ -186,115 +185,66 @@ class AnthropicProvider(Provider):
             "anthropic-version": str(self.config.get("anthropic_version") or "2023-06-01"),
         }
 
-    def _payload(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+    def _payload(self, request: RequestPayload) -> dict[str, Any]:
+        messages = request.messages
         system = [_text(m.get("content")) for m in messages if m.get("role") == "system"]
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": to_anthropic_messages([m for m in messages if m.get("role") != "system"]),
-            "max_tokens": body.get("max_tokens") or 1024,
+            "max_tokens": request.get("max_tokens") or 1024,
         }
         if system:
             payload["system"] = "\n".join(system)
-        if body.get("temperature") is not None:
-            payload["temperature"] = min(float(body["temperature"]), 1.0)
-        if stop := stop_sequences(body):
+        if request.get("temperature") is not None:
+            payload["temperature"] = min(float(request.get("temperature")), 1.0)
+        if stop := request.stop:
             payload["stop_sequences"] = stop
         for key in PASSED:
-            if key in body:
-                payload[key] = body[key]
-        if body.get("tools"):
-            payload["tools"] = to_anthropic_tools(body["tools"])
-        if body.get("tool_choice") is not None:
-            payload["tool_choice"] = to_anthropic_tool_choice(body["tool_choice"])
-            if body.get("parallel_tool_calls") is False:
+            if key in request.body:
+                payload[key] = request.body[key]
+        if request.get("tools"):
+            payload["tools"] = to_anthropic_tools(request.get("tools"))
+        if request.get("tool_choice") is not None:
+            payload["tool_choice"] = to_anthropic_tool_choice(request.get("tool_choice"))
+            if request.get("parallel_tool_calls") is False:
                 payload["tool_choice"]["disable_parallel_tool_use"] = True
         return payload
 
-    @staticmethod
-    def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
-        return {
-            "prompt_tokens": input_tokens,
-            "completion_tokens": output_tokens,
-            "total_tokens": input_tokens + output_tokens,
-        }
-
-    async def _message(
-        self, body: dict[str, Any], messages: list[dict[str, Any]], kind: str
-    ) -> dict[str, Any]:
-        """One Messages API call, answered OpenAI-shaped as ``kind`` (chat or completions)."""
-        response = await self.send(self.url, self._payload(body, messages), self.headers)
+    async def answer(self, request: RequestPayload) -> ResponsePayload:
+        """One Messages API call."""
+        response = await self.send(self.url, self._payload(request), self.headers)
         answer: dict[str, Any] = response.json()
         usage = answer.get("usage") or {}
         text, calls = from_anthropic_content(answer.get("content"))
-        choice: dict[str, Any] = {"index": 0}
-        if kind == "chat":
-            choice["message"] = {"role": "assistant", "content": text}
-            if calls:
-                choice["message"]["tool_calls"] = calls
-        else:
-            choice["text"] = text or ""
-        choice["finish_reason"] = FINISH_REASONS.get(answer.get("stop_reason") or "", "stop")
-        return {
-            "id": answer.get("id") or f"msg-{uuid.uuid4().hex}",
-            "object": "chat.completion" if kind == "chat" else "text_completion",
-            "created": int(time.time()),
-            "model": answer.get("model") or self.model,
-            "choices": [choice],
-            "usage": self._usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
-        }
+        finish = FINISH_REASONS.get(answer.get("stop_reason") or "", "stop")
+        return ResponsePayload(
+            request.kind,
+            answer.get("model") or self.model,
+            [Choice(text, calls, finish)],
+            Usage.of(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
+            id=answer.get("id"),
+        )
 
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._message(body, list(body.get("messages") or []), "chat")
-
-    async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._message(body, [_prompt_message(body)], "completions")
-
-    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        payload = {**self._payload(body, list(body.get("messages") or [])), "stream": True}
+    async def stream(self, request: RequestPayload) -> AsyncIterator[dict[str, Any]]:
+        payload = {**self._payload(request), "stream": True}
         response = await self.send(self.url, payload, self.headers, stream=True)
-        return self._chunks(response, "chat")
-
-    async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        payload = {**self._payload(body, [_prompt_message(body)]), "stream": True}
-        response = await self.send(self.url, payload, self.headers, stream=True)
-        return self._chunks(response, "completions")
+        return self._chunks(response, request.kind)
 
     async def _chunks(
         self, response: aiohttp.ClientResponse, kind: str
     ) -> AsyncIterator[dict[str, Any]]:
-        chunk_id, created, model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), self.model
+        out = ChunkEnvelope(kind, self.model)
         input_tokens = output_tokens = 0
         tools_seen = 0  # tool_use blocks so far: their OpenAI tool-call index
-        obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
-
-        def chunk(choice: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
-            choices = [] if choice is None else [{"index": 0, **choice}]
-            return {
-                "id": chunk_id,
-                "object": obj,
-                "created": created,
-                "model": model,
-                "choices": choices,
-                **extra,
-            }
-
-        def piece(text: str | None, finish: str | None) -> dict[str, Any]:
-            if kind == "chat":
-                delta = {"content": text} if text is not None else {}
-                return chunk({"delta": delta, "finish_reason": finish})
-            return chunk({"text": text or "", "finish_reason": finish})
-
         async for event, data in self.sse_data(response):
             kind_of = data.get("type", event) if isinstance(data, dict) else event
             if kind_of == "message_start":
                 message = data.get("message") or {}
-                chunk_id = message.get("id") or chunk_id
-                model = message.get("model") or model
+                out.id = message.get("id") or out.id
+                out.model = message.get("model") or out.model
                 input_tokens = (message.get("usage") or {}).get("input_tokens", 0)
                 if kind == "chat":
-                    yield chunk(
-                        {"delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-                    )
+                    yield out.piece({"role": "assistant", "content": ""})
             elif kind_of == "content_block_start":
                 block = data.get("content_block") or {}
                 if block.get("type") == "tool_use" and kind == "chat":
@@ -305,7 +255,7 @@ class AnthropicProvider(Provider):
                         "type": "function",
                         "function": {"name": block.get("name"), "arguments": ""},
                     }
-                    yield chunk({"delta": {"tool_calls": [call]}, "finish_reason": None})
+                    yield out.piece({"tool_calls": [call]})
             elif kind_of == "content_block_delta":
                 delta = data.get("delta") or {}
                 if delta.get("type") == "input_json_delta" and kind == "chat":
@@ -313,14 +263,14 @@ class AnthropicProvider(Provider):
                         "index": tools_seen - 1,
                         "function": {"arguments": delta.get("partial_json", "")},
                     }
-                    yield chunk({"delta": {"tool_calls": [part]}, "finish_reason": None})
+                    yield out.piece({"tool_calls": [part]})
                 elif delta.get("text"):
-                    yield piece(delta["text"], None)
+                    yield out.piece({"content": delta["text"]})
             elif kind_of == "message_delta":
                 output_tokens = (data.get("usage") or {}).get("output_tokens", output_tokens)
                 reason = (data.get("delta") or {}).get("stop_reason")
-                yield piece(None, FINISH_REASONS.get(reason or "", "stop"))
+                yield out.piece({}, FINISH_REASONS.get(reason or "", "stop"))
             elif kind_of == "error":
                 yield {"error": data.get("error") or data}
                 return
-        yield chunk(None, usage=self._usage(input_tokens, output_tokens))
+        yield out.usage(Usage.of(input_tokens, output_tokens))

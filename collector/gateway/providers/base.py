@@ -4,6 +4,10 @@ A provider takes request bodies in the OpenAI wire format (which is also MLflow 
 unified schema) and answers in it: a response dict, or for streams an async iterator of
 ``chat.completion.chunk`` / ``text_completion`` chunk dicts. Errors are :class:`ProviderError`
 carrying the status and body the client should see, scrubbed of the provider's keys.
+
+This module is transport (HTTP, signing, retries, SSE); providers whose API is another one
+translate on typed payloads (``adapter.py``, ``payloads.py``), never by building the OpenAI
+envelope themselves.
 """
 
 from __future__ import annotations
@@ -251,33 +255,7 @@ class Provider:
             response.release()
 
 
-# --- translating the OpenAI shape: what several providers do alike -------------------------------
-def renamed(body: dict[str, Any], pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """``{theirs: body[ours]}`` for each pair whose value is given (a later pair naming the same
-    key wins, as for two of ours mapping to one of theirs)."""
-    return {theirs: body[ours] for ours, theirs in pairs if body.get(ours) is not None}
-
-
-def stop_sequences(body: dict[str, Any]) -> list[Any] | None:
-    """``stop`` as a list (OpenAI also takes one string), or None when not given."""
-    stop = body.get("stop")
-    if not stop:
-        return None
-    return [stop] if isinstance(stop, str) else list(stop)
-
-
-def function_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ``function`` of each OpenAI tool of the request (other kinds are left out)."""
-    return [t["function"] for t in body.get("tools") or [] if isinstance(t.get("function"), dict)]
-
-
-def prompt_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """A completions request's ``prompt`` as one user message, for chat-only APIs."""
-    prompt = body.get("prompt")
-    text = prompt if isinstance(prompt, str) else "".join(map(str, prompt or []))
-    return [{"role": "user", "content": text}]
-
-
+# --- the OpenAI embeddings shape, which several providers answer in -----------------------------
 def embeddings_answer(vectors: Iterable[Any], model: str, tokens: int | None) -> dict[str, Any]:
     """An OpenAI-shaped embeddings response."""
     return {

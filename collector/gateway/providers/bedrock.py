@@ -21,7 +21,6 @@ import json
 import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -35,14 +34,14 @@ from botocore.session import Session
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import (
-    Provider,
-    ProviderError,
-    embeddings_answer,
-    function_tools,
-    prompt_messages,
-    renamed,
-    stop_sequences,
+from llmscope.collector.gateway.providers.adapter import TranslatingProvider
+from llmscope.collector.gateway.providers.base import ProviderError, embeddings_answer
+from llmscope.collector.gateway.providers.payloads import (
+    Choice,
+    ChunkEnvelope,
+    RequestPayload,
+    ResponsePayload,
+    Usage,
 )
 
 FINISH = {
@@ -73,12 +72,12 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
     return blocks
 
 
-def to_converse(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+def to_converse(request: RequestPayload) -> dict[str, Any]:
     """A chat request as a Converse request."""
     payload: dict[str, Any] = {"messages": []}
     turns: list[dict[str, Any]] = payload["messages"]
     system: list[dict[str, Any]] = []
-    for message in messages:
+    for message in request.messages:
         role = message.get("role")
         if role in ("system", "developer"):
             system += _blocks(message.get("content"))
@@ -104,14 +103,14 @@ def to_converse(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[st
         turns.append({"role": "assistant" if role == "assistant" else "user", "content": blocks})
     if system:
         payload["system"] = system
-    config = renamed(
-        body, (("max_tokens", "maxTokens"), ("temperature", "temperature"), ("top_p", "topP"))
+    config = request.renamed(
+        (("max_tokens", "maxTokens"), ("temperature", "temperature"), ("top_p", "topP"))
     )
-    if stop := stop_sequences(body):
+    if stop := request.stop:
         config["stopSequences"] = stop
     if config:
         payload["inferenceConfig"] = config
-    tools = function_tools(body)
+    tools = request.function_tools
     if tools:
         specs = []
         for function in tools:
@@ -123,7 +122,7 @@ def to_converse(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[st
                 spec["description"] = function["description"]
             specs.append({"toolSpec": spec})
         tool_config: dict[str, Any] = {"tools": specs}
-        choice = body.get("tool_choice")
+        choice = request.get("tool_choice")
         if choice == "required":
             tool_config["toolChoice"] = {"any": {}}
         elif choice == "auto":
@@ -134,13 +133,12 @@ def to_converse(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[st
     return payload
 
 
-def _usage(usage: Any) -> dict[str, int]:
+def _usage(usage: Any) -> Usage:
     usage = usage if isinstance(usage, dict) else {}
-    used, made = int(usage.get("inputTokens") or 0), int(usage.get("outputTokens") or 0)
-    return {"prompt_tokens": used, "completion_tokens": made, "total_tokens": used + made}
+    return Usage.of(int(usage.get("inputTokens") or 0), int(usage.get("outputTokens") or 0))
 
 
-class BedrockProvider(Provider):
+class BedrockProvider(TranslatingProvider):
     name = "bedrock"
 
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
@@ -210,8 +208,8 @@ class BedrockProvider(Provider):
         return dict(request.headers.items())
 
     # --- calls ----------------------------------------------------------------------------
-    async def _converse(self, body: dict[str, Any], messages: list[Any], kind: str) -> Any:
-        reply = await self.send(self.url("converse"), to_converse(body, messages), {})
+    async def answer(self, request: RequestPayload) -> ResponsePayload:
+        reply = await self.send(self.url("converse"), to_converse(request), {})
         answer = reply.json()
         texts, calls = [], []
         for block in ((answer.get("output") or {}).get("message") or {}).get("content") or []:
@@ -230,38 +228,16 @@ class BedrockProvider(Provider):
                     }
                 )
         text = "".join(texts) if texts or not calls else None
-        choice: dict[str, Any] = {"index": 0}
-        if kind == "chat":
-            choice["message"] = {"role": "assistant", "content": text}
-            if calls:
-                choice["message"]["tool_calls"] = calls
-        else:
-            choice["text"] = text or ""
-        choice["finish_reason"] = FINISH.get(answer.get("stopReason") or "", "stop")
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion" if kind == "chat" else "text_completion",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": [choice],
-            "usage": _usage(answer.get("usage")),
-        }
+        finish = FINISH.get(answer.get("stopReason") or "", "stop")
+        return ResponsePayload(
+            request.kind, self.model, [Choice(text, calls, finish)], _usage(answer.get("usage"))
+        )
 
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._converse(body, list(body.get("messages") or []), "chat")  # type: ignore[no-any-return]
-
-    async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._converse(body, prompt_messages(body), "completions")  # type: ignore[no-any-return]
-
-    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        payload = to_converse(body, list(body.get("messages") or []))
-        response = await self.send(self.url("converse-stream"), payload, {}, stream=True)
-        return self._events(response, "chat")
-
-    async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        payload = to_converse(body, prompt_messages(body))
-        response = await self.send(self.url("converse-stream"), payload, {}, stream=True)
-        return self._events(response, "completions")
+    async def stream(self, request: RequestPayload) -> AsyncIterator[dict[str, Any]]:
+        response = await self.send(
+            self.url("converse-stream"), to_converse(request), {}, stream=True
+        )
+        return self._events(response, request.kind)
 
     async def _messages(self, response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
         """(event type, payload) from AWS's binary event stream; an exception as ``error``."""
@@ -284,20 +260,8 @@ class BedrockProvider(Provider):
     async def _events(
         self, response: aiohttp.ClientResponse, kind: str
     ) -> AsyncIterator[dict[str, Any]]:
-        base = {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
-            "created": int(time.time()),
-            "model": self.model,
-        }
+        out = ChunkEnvelope(kind, self.model)
         tool_index: dict[int, int] = {}  # content block index -> tool-call index
-
-        def piece(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            if kind == "chat":
-                return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-            text = delta.get("content") or ""
-            return {**base, "choices": [{"index": 0, "text": text, "finish_reason": finish}]}
-
         async for event, data in self._messages(response):
             if event == "error":
                 yield {"error": {"message": data.get("message"), "type": data.get("type")}}
@@ -314,21 +278,21 @@ class BedrockProvider(Provider):
                         "type": "function",
                         "function": {"name": use.get("name"), "arguments": ""},
                     }
-                    yield piece({"tool_calls": [head]})
+                    yield out.piece({"tool_calls": [head]})
             elif event == "contentBlockDelta":
                 delta = data.get("delta") or {}
                 if delta.get("text"):
-                    yield piece({"content": delta["text"]})
+                    yield out.piece({"content": delta["text"]})
                 elif "toolUse" in delta and kind == "chat":
                     position = tool_index.get(data.get("contentBlockIndex", 0), 0)
                     arguments = delta["toolUse"].get("input", "")
-                    yield piece(
+                    yield out.piece(
                         {"tool_calls": [{"index": position, "function": {"arguments": arguments}}]}
                     )
             elif event == "messageStop":
-                yield piece({}, FINISH.get(data.get("stopReason") or "", "stop"))
+                yield out.piece({}, FINISH.get(data.get("stopReason") or "", "stop"))
             elif event == "metadata":
-                yield {**base, "choices": [], "usage": _usage(data.get("usage"))}
+                yield out.usage(_usage(data.get("usage")))
 
     async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         raw = body.get("input", body.get("text"))

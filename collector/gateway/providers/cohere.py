@@ -12,19 +12,19 @@ function ``tools`` are passed on. Answers come back OpenAI-shaped (``finish_reas
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import (
-    Provider,
-    embeddings_answer,
-    prompt_messages,
-    renamed,
-    stop_sequences,
+from llmscope.collector.gateway.providers.adapter import TranslatingProvider
+from llmscope.collector.gateway.providers.base import embeddings_answer
+from llmscope.collector.gateway.providers.payloads import (
+    Choice,
+    ChunkEnvelope,
+    RequestPayload,
+    ResponsePayload,
+    Usage,
 )
 
 FINISH = {
@@ -36,10 +36,9 @@ FINISH = {
 }
 
 
-def _usage(usage: Any) -> dict[str, int]:
+def _usage(usage: Any) -> Usage:
     tokens = (usage or {}).get("tokens") or (usage or {}).get("billed_units") or {}
-    used, made = int(tokens.get("input_tokens") or 0), int(tokens.get("output_tokens") or 0)
-    return {"prompt_tokens": used, "completion_tokens": made, "total_tokens": used + made}
+    return Usage.of(int(tokens.get("input_tokens") or 0), int(tokens.get("output_tokens") or 0))
 
 
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -64,7 +63,7 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class CohereProvider(Provider):
+class CohereProvider(TranslatingProvider):
     name = "cohere"
 
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
@@ -73,10 +72,9 @@ class CohereProvider(Provider):
         self.base = base
         self.headers = {"Authorization": f"Bearer {self.config['cohere_api_key']}"}
 
-    def _payload(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
-        payload: dict[str, Any] = {"model": self.model, "messages": _messages(messages)}
-        payload |= renamed(
-            body,
+    def _payload(self, request: RequestPayload) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": self.model, "messages": _messages(request.messages)}
+        payload |= request.renamed(
             (
                 ("max_tokens", "max_tokens"),
                 ("temperature", "temperature"),
@@ -88,80 +86,49 @@ class CohereProvider(Provider):
                 ("tools", "tools"),
             ),
         )
-        if stop := stop_sequences(body):
+        if stop := request.stop:
             payload["stop_sequences"] = stop
-        choice = body.get("tool_choice")
+        choice = request.get("tool_choice")
         if choice in ("required", "none"):
             payload["tool_choice"] = choice.upper()
         return payload
 
-    async def _chat(self, body: dict[str, Any], messages: list[Any], kind: str) -> dict[str, Any]:
-        reply = await self.send(f"{self.base}/v2/chat", self._payload(body, messages), self.headers)
+    async def answer(self, request: RequestPayload) -> ResponsePayload:
+        reply = await self.send(f"{self.base}/v2/chat", self._payload(request), self.headers)
         answer: dict[str, Any] = reply.json()
         message = answer.get("message") or {}
         texts = [p.get("text", "") for p in message.get("content") or [] if p.get("type") == "text"]
-        calls = message.get("tool_calls") or []
+        calls = [
+            {"id": c.get("id"), "type": "function", "function": c.get("function")}
+            for c in message.get("tool_calls") or []
+        ]
         text = "".join(texts) if texts or not calls else None
-        choice: dict[str, Any] = {"index": 0}
-        if kind == "chat":
-            choice["message"] = {"role": "assistant", "content": text}
-            if calls:
-                choice["message"]["tool_calls"] = [
-                    {"id": c.get("id"), "type": "function", "function": c.get("function")}
-                    for c in calls
-                ]
-        else:
-            choice["text"] = text or ""
-        choice["finish_reason"] = FINISH.get(answer.get("finish_reason") or "", "stop")
-        return {
-            "id": answer.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion" if kind == "chat" else "text_completion",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": [choice],
-            "usage": _usage(answer.get("usage")),
-        }
+        finish = FINISH.get(answer.get("finish_reason") or "", "stop")
+        return ResponsePayload(
+            request.kind,
+            self.model,
+            [Choice(text, calls, finish)],
+            _usage(answer.get("usage")),
+            id=answer.get("id"),
+        )
 
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._chat(body, list(body.get("messages") or []), "chat")
-
-    async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._chat(body, prompt_messages(body), "completions")
-
-    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        payload = {**self._payload(body, list(body.get("messages") or [])), "stream": True}
+    async def stream(self, request: RequestPayload) -> AsyncIterator[dict[str, Any]]:
+        payload = {**self._payload(request), "stream": True}
         response = await self.send(f"{self.base}/v2/chat", payload, self.headers, stream=True)
-        return self._chunks(response, "chat")
-
-    async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        payload = {**self._payload(body, prompt_messages(body)), "stream": True}
-        response = await self.send(f"{self.base}/v2/chat", payload, self.headers, stream=True)
-        return self._chunks(response, "completions")
+        return self._chunks(response, request.kind)
 
     async def _chunks(self, response: Any, kind: str) -> AsyncIterator[dict[str, Any]]:
-        base = {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
-            "created": int(time.time()),
-            "model": self.model,
-        }
-
-        def piece(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            if kind == "chat":
-                return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-            text = delta.get("content") or ""
-            return {**base, "choices": [{"index": 0, "text": text, "finish_reason": finish}]}
-
+        out = ChunkEnvelope(kind, self.model)
         async for event, data in self.sse_data(response):
             kind_of = data.get("type", event) if isinstance(data, dict) else event
             delta = (data.get("delta") or {}) if isinstance(data, dict) else {}
             message = delta.get("message") or {}
             if kind_of == "message-start":
-                base["id"] = data.get("id") or base["id"]
+                out.id = data.get("id") or out.id
             elif kind_of == "content-delta":
                 text = (message.get("content") or {}).get("text")
                 if text:
-                    yield piece({"content": text})
+                    yield out.piece({"content": text})
             elif kind_of == "tool-call-start" and kind == "chat":
                 call = message.get("tool_calls") or {}
                 head = {
@@ -173,16 +140,16 @@ class CohereProvider(Provider):
                         "arguments": (call.get("function") or {}).get("arguments", ""),
                     },
                 }
-                yield piece({"tool_calls": [head]})
+                yield out.piece({"tool_calls": [head]})
             elif kind_of == "tool-call-delta" and kind == "chat":
                 arguments = ((message.get("tool_calls") or {}).get("function") or {}).get(
                     "arguments", ""
                 )
                 part = {"index": data.get("index", 0), "function": {"arguments": arguments}}
-                yield piece({"tool_calls": [part]})
+                yield out.piece({"tool_calls": [part]})
             elif kind_of == "message-end":
-                yield piece({}, FINISH.get(delta.get("finish_reason") or "", "stop"))
-                yield {**base, "choices": [], "usage": _usage(delta.get("usage"))}
+                yield out.piece({}, FINISH.get(delta.get("finish_reason") or "", "stop"))
+                yield out.usage(_usage(delta.get("usage")))
             elif kind_of == "error" or (
                 isinstance(data, dict) and "message" in data and not kind_of
             ):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,14 +27,14 @@ from typing import Any
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import (
-    Provider,
-    ProviderError,
-    embeddings_answer,
-    function_tools,
-    prompt_messages,
-    renamed,
-    stop_sequences,
+from llmscope.collector.gateway.providers.adapter import TranslatingProvider
+from llmscope.collector.gateway.providers.base import ProviderError, embeddings_answer
+from llmscope.collector.gateway.providers.payloads import (
+    Choice,
+    ChunkEnvelope,
+    RequestPayload,
+    ResponsePayload,
+    Usage,
 )
 
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter"}
@@ -69,8 +68,9 @@ def _args(text: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"_value": value}
 
 
-def to_gemini(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+def to_gemini(request: RequestPayload) -> dict[str, Any]:
     """A chat request as a ``generateContent`` request."""
+    messages = request.messages
     system = [m for m in messages if m.get("role") in ("system", "developer")]
     contents: list[dict[str, Any]] = []
     call_names: dict[str, str] = {}
@@ -105,8 +105,7 @@ def to_gemini(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str,
         payload["systemInstruction"] = {
             "parts": [p for m in system for p in _parts(m.get("content"))]
         }
-    config = renamed(
-        body,
+    config = request.renamed(
         (
             ("temperature", "temperature"),
             ("top_p", "topP"),
@@ -116,18 +115,18 @@ def to_gemini(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str,
             ("n", "candidateCount"),
         ),
     )
-    if stop := stop_sequences(body):
+    if stop := request.stop:
         config["stopSequences"] = stop
     if config:
         payload["generationConfig"] = config
-    tools = function_tools(body)
+    tools = request.function_tools
     if tools:
         declarations = [
             {k: v for k, v in f.items() if k in ("name", "description", "parameters")}
             for f in tools
         ]
         payload["tools"] = [{"functionDeclarations": declarations}]
-    choice = body.get("tool_choice")
+    choice = request.get("tool_choice")
     if choice is not None:
         modes = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
         if isinstance(choice, dict):
@@ -160,14 +159,14 @@ def _message(candidate: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]
     return ("".join(texts) if texts or not calls else None), calls
 
 
-def _usage(meta: Any) -> dict[str, int]:
+def _usage(meta: Any) -> Usage:
     meta = meta if isinstance(meta, dict) else {}
-    used = int(meta.get("promptTokenCount") or 0)
-    made = int(meta.get("candidatesTokenCount") or 0)
-    return {"prompt_tokens": used, "completion_tokens": made, "total_tokens": used + made}
+    return Usage.of(
+        int(meta.get("promptTokenCount") or 0), int(meta.get("candidatesTokenCount") or 0)
+    )
 
 
-class GeminiProvider(Provider):
+class GeminiProvider(TranslatingProvider):
     name = "gemini"
 
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
@@ -185,53 +184,29 @@ class GeminiProvider(Provider):
         url = self.url(method) + ("?alt=sse" if stream else "")
         return await self.send(url, payload, await self.auth_headers(), stream=stream)
 
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        messages = list(body.get("messages") or [])
-        answer = (await self._post("generateContent", to_gemini(body, messages))).json()
-        return self._answer(answer, "chat")
-
-    async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        answer = (
-            await self._post("generateContent", to_gemini(body, prompt_messages(body)))
-        ).json()
-        return self._answer(answer, "completions")
-
-    def _answer(self, answer: dict[str, Any], kind: str) -> dict[str, Any]:
+    async def answer(self, request: RequestPayload) -> ResponsePayload:
+        answer = (await self._post("generateContent", to_gemini(request))).json()
         choices = []
         for index, candidate in enumerate(answer.get("candidates") or []):
             text, calls = _message(candidate)
             finish = "tool_calls" if calls else FINISH.get(candidate.get("finishReason"), "stop")
-            choice: dict[str, Any] = {"index": candidate.get("index", index)}
-            if kind == "chat":
-                choice["message"] = {"role": "assistant", "content": text}
-                if calls:
-                    choice["message"]["tool_calls"] = calls
-            else:
-                choice["text"] = text or ""
-            choice["finish_reason"] = finish
-            choices.append(choice)
-        return {
-            "id": answer.get("responseId") or f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion" if kind == "chat" else "text_completion",
-            "created": int(time.time()),
-            "model": answer.get("modelVersion") or self.model,
-            "choices": choices,
-            "usage": _usage(answer.get("usageMetadata")),
-        }
+            choices.append(Choice(text, calls, finish, candidate.get("index", index)))
+        return ResponsePayload(
+            request.kind,
+            answer.get("modelVersion") or self.model,
+            choices,
+            _usage(answer.get("usageMetadata")),
+            id=answer.get("responseId"),
+        )
 
-    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        payload = to_gemini(body, list(body.get("messages") or []))
-        return self._chunks(await self._post("streamGenerateContent", payload, True), "chat")
-
-    async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        payload = to_gemini(body, prompt_messages(body))
-        return self._chunks(await self._post("streamGenerateContent", payload, True), "x")
+    async def stream(self, request: RequestPayload) -> AsyncIterator[dict[str, Any]]:
+        response = await self._post("streamGenerateContent", to_gemini(request), True)
+        return self._chunks(response, request.kind)
 
     async def _chunks(self, response: Any, kind: str) -> AsyncIterator[dict[str, Any]]:
-        chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        usage: dict[str, int] | None = None
+        out = ChunkEnvelope(kind, self.model)
+        usage: Usage | None = None
         calls_seen: dict[int, int] = {}
-        obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
         async for _event, data in self.sse_data(response):
             if not isinstance(data, dict):
                 continue
@@ -252,23 +227,18 @@ class GeminiProvider(Provider):
                         if calls_seen.get(index) or calls
                         else FINISH.get(reason, "stop")
                     )
-                if kind != "chat":
-                    choices.append({"index": index, "text": text or "", "finish_reason": finish})
-                    continue
                 delta: dict[str, Any] = {}
                 if text:
                     delta["content"] = text
-                if calls:
+                if calls and kind == "chat":
                     start = calls_seen.get(index, 0)
                     delta["tool_calls"] = [
                         {"index": start + i, **call} for i, call in enumerate(calls)
                     ]
                     calls_seen[index] = start + len(calls)
-                choices.append({"index": index, "delta": delta, "finish_reason": finish})
-            yield {"id": chunk_id, "object": obj, "created": created, "model": self.model,
-                   "choices": choices}  # fmt: skip
-        final = {"id": chunk_id, "object": obj, "created": created, "model": self.model}
-        yield {**final, "choices": [], "usage": usage or _usage(None)}
+                choices.append(out.choice(delta, finish, index))
+            yield out.chunk(choices)
+        yield out.usage(usage or _usage(None))
 
     async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         raw = body.get("input", body.get("text"))

@@ -20,12 +20,17 @@ import asyncio
 import hashlib
 import math
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from llmscope.collector.gateway.providers.base import Provider
+from llmscope.collector.gateway.providers.payloads import (
+    Choice,
+    ChunkEnvelope,
+    ResponsePayload,
+    Usage,
+)
 from llmscope.text import last_user_text
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
@@ -159,41 +164,23 @@ class OfflineProvider(Provider):
         text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
         return text, text, ""
 
-    def _usage(self, prompt: str, answer: str) -> dict[str, int]:
-        used, made = estimate_tokens(prompt), estimate_tokens(answer)
-        return {"prompt_tokens": used, "completion_tokens": made, "total_tokens": used + made}
+    def _usage(self, prompt: str, answer: str) -> Usage:
+        return Usage.of(estimate_tokens(prompt), estimate_tokens(answer))
 
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        question, full, system = self._prompt_of(body)
-        await self._pause(question)
-        answer = answer_for(question, system)
-        return {
-            "id": f"chatcmpl-offline-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": answer},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": self._usage(full, answer),
-        }
+        return await self._answer(body, "chat", f"chatcmpl-offline-{uuid.uuid4().hex[:24]}")
 
     async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._answer(body, "completions", f"cmpl-offline-{uuid.uuid4().hex[:24]}")
+
+    async def _answer(self, body: dict[str, Any], kind: str, answer_id: str) -> dict[str, Any]:
         question, full, system = self._prompt_of(body)
         await self._pause(question)
         answer = answer_for(question, system)
-        return {
-            "id": f"cmpl-offline-{uuid.uuid4().hex[:24]}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": [{"index": 0, "text": answer, "finish_reason": "stop"}],
-            "usage": self._usage(full, answer),
-        }
+        choice = Choice(answer, finish_reason="stop")
+        return ResponsePayload(
+            kind, self.model, [choice], self._usage(full, answer), answer_id
+        ).wire()
 
     async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         return self._stream(body, "chat")
@@ -204,24 +191,15 @@ class OfflineProvider(Provider):
     async def _stream(self, body: dict[str, Any], kind: str) -> AsyncIterator[dict[str, Any]]:
         question, full, system = self._prompt_of(body)
         answer = answer_for(question, system)
-        base = {
-            "id": f"chatcmpl-offline-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
-            "created": int(time.time()),
-            "model": self.model,
-        }
+        out = ChunkEnvelope(kind, self.model, f"chatcmpl-offline-{uuid.uuid4().hex[:24]}")
         await self._pause(question)
         pieces = re.findall(r"\S+\s*", answer)
         for i, piece in enumerate(pieces):
             finish = "stop" if i == len(pieces) - 1 else None
-            if kind == "chat":
-                delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
-                choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
-            else:
-                choice = {"index": 0, "text": piece, "finish_reason": finish}
-            yield {**base, "choices": [choice]}
+            delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+            yield out.piece(delta, finish)
             await asyncio.sleep(0.002)
-        yield {**base, "choices": [], "usage": self._usage(full, answer)}
+        yield out.usage(self._usage(full, answer))
 
     async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         raw = body.get("input", body.get("text"))

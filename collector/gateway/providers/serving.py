@@ -13,19 +13,19 @@ rule: one message per call). No streaming (the server has none).
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import (
-    Provider,
-    ProviderError,
-    embeddings_answer,
-    renamed,
-    stop_sequences,
+from llmscope.collector.gateway.providers.adapter import TranslatingProvider
+from llmscope.collector.gateway.providers.base import ProviderError, embeddings_answer
+from llmscope.collector.gateway.providers.payloads import (
+    Choice,
+    ChunkEnvelope,
+    RequestPayload,
+    ResponsePayload,
+    Usage,
 )
 
 PARAMS = ("temperature", "top_p", "top_k", "max_tokens", "stop", "n", "seed")
@@ -35,68 +35,49 @@ def _bad(message: str) -> ProviderError:
     return ProviderError(400, {"error": {"message": message, "type": "invalid_request_error"}})
 
 
-class TGIProvider(Provider):
+class TGIProvider(TranslatingProvider):
     name = "huggingface-text-generation-inference"
 
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         super().__init__(endpoint, http)
         self.base = str(self.config["hf_server_url"]).rstrip("/")
 
-    def _generate(self, body: dict[str, Any]) -> dict[str, Any]:
-        prompt = body.get("prompt")
+    def _generate(self, request: RequestPayload) -> dict[str, Any]:
+        prompt = request.get("prompt")
         if not isinstance(prompt, str):
             raise _bad("prompt: TGI takes one prompt per call")
         parameters: dict[str, Any] = {"details": True, "decoder_input_details": True}
-        parameters |= renamed(
-            body,
+        parameters |= request.renamed(
             (("max_tokens", "max_new_tokens"), ("top_p", "top_p"), ("top_k", "top_k"),
              ("seed", "seed")),
         )  # fmt: skip
-        if body.get("temperature") is not None:
+        if request.get("temperature") is not None:
             # TGI refuses 0: the smallest it takes stands for greedy decoding
-            parameters["temperature"] = max(float(body["temperature"]), 1e-3)
-        if stop := stop_sequences(body):
+            parameters["temperature"] = max(float(request.get("temperature")), 1e-3)
+        if stop := request.stop:
             parameters["stop"] = stop
         return {"inputs": prompt, "parameters": parameters}
 
-    async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        answer = (await self.send(f"{self.base}/generate", self._generate(body), {})).json()
+    # chat() and chat_stream() pass OpenAI's shape through: these two see completions only
+    async def answer(self, request: RequestPayload) -> ResponsePayload:
+        answer = (await self.send(f"{self.base}/generate", self._generate(request), {})).json()
         details = answer.get("details") or {}
-        used = len(details.get("prefill") or [])
-        made = int(details.get("generated_tokens") or 0)
-        reason = details.get("finish_reason")
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "text": answer.get("generated_text", ""),
-                    "finish_reason": "length" if reason == "length" else "stop",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": used,
-                "completion_tokens": made,
-                "total_tokens": used + made,
-            },
-        }
+        finish = "length" if details.get("finish_reason") == "length" else "stop"
+        return ResponsePayload(
+            "completions",
+            self.model,
+            [Choice(answer.get("generated_text", ""), finish_reason=finish)],
+            Usage.of(len(details.get("prefill") or []), int(details.get("generated_tokens") or 0)),
+        )
 
-    async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, request: RequestPayload) -> AsyncIterator[dict[str, Any]]:
         response = await self.send(
-            f"{self.base}/generate_stream", self._generate(body), {}, stream=True
+            f"{self.base}/generate_stream", self._generate(request), {}, stream=True
         )
         return self._tokens(response)
 
     async def _tokens(self, response: Any) -> AsyncIterator[dict[str, Any]]:
-        base = {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": self.model,
-        }
+        out = ChunkEnvelope("completions", self.model)
         made = 0
         async for _event, data in self.sse_data(response):
             if not isinstance(data, dict):
@@ -113,10 +94,8 @@ class TGIProvider(Provider):
             if details:
                 finish = "length" if details.get("finish_reason") == "length" else "stop"
                 made = int(details.get("generated_tokens") or made)
-            choice = {"index": 0, "text": token.get("text", ""), "finish_reason": finish}
-            yield {**base, "choices": [choice]}
-        usage = {"prompt_tokens": None, "completion_tokens": made, "total_tokens": None}
-        yield {**base, "choices": [], "usage": usage}
+            yield out.piece({"content": token.get("text", "")}, finish)
+        yield out.usage(Usage(completion_tokens=made))
 
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = {**body, "model": self.model, "stream": False}
@@ -142,7 +121,7 @@ class TGIProvider(Provider):
                 yield data
 
 
-class MlflowServingProvider(Provider):
+class MlflowServingProvider(TranslatingProvider):
     name = "mlflow-model-serving"
 
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
@@ -165,43 +144,21 @@ class MlflowServingProvider(Provider):
             )
         return predictions
 
-    def _answer(self, kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "id": f"{kind}-{uuid.uuid4().hex}",
-            "object": "chat.completion" if kind == "chat" else "text_completion",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": choices,
-            "usage": {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
-        }
-
-    async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
-        prompt = body.get("prompt")
-        inputs = prompt if isinstance(prompt, list) else [prompt]
-        texts = await self._invoke(inputs, body)
-        return self._answer(
-            "completions",
-            [{"index": i, "text": str(t), "finish_reason": None} for i, t in enumerate(texts)],
-        )
-
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        messages = body.get("messages") or []
-        if len(messages) != 1:
-            raise _bad(
-                f"MLflow chat models take one message per call; this request has {len(messages)}"
-            )
-        texts = await self._invoke([messages[0].get("content")], body)
-        return self._answer(
-            "chat",
-            [
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": str(t)},
-                    "finish_reason": None,
-                }
-                for i, t in enumerate(texts)
-            ],
-        )
+    async def answer(self, request: RequestPayload) -> ResponsePayload:
+        if request.kind == "chat":
+            messages = request.get("messages") or []
+            if len(messages) != 1:
+                raise _bad(
+                    "MLflow chat models take one message per call; "
+                    f"this request has {len(messages)}"
+                )
+            inputs = [messages[0].get("content")]
+        else:
+            prompt = request.get("prompt")
+            inputs = prompt if isinstance(prompt, list) else [prompt]
+        texts = await self._invoke(inputs, request.body)
+        choices = [Choice(str(t), index=i) for i, t in enumerate(texts)]
+        return ResponsePayload(request.kind, self.model, choices, Usage())
 
     async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         raw = body.get("input", body.get("text"))
