@@ -37,8 +37,9 @@ from llmscope.collector.evaluations.runner import Clock, Judging, selects, settl
 from llmscope.collector.evaluations.store import Candidate
 from llmscope.collector.gateway.service import Gateway
 from llmscope.collector.ingest import Recorder, RecordWriter
+from llmscope.collector.masking import sessionmaker_for
 from llmscope.config import Settings
-from llmscope.db import make_engine, make_sessionmaker
+from llmscope.db import make_engine
 from llmscope.db.models import Record
 from llmscope.metrics import Metrics
 
@@ -308,7 +309,7 @@ class BackgroundJudge:
 
     async def _start(self) -> None:
         self.engine = make_engine(self.settings.database_url)
-        factory = make_sessionmaker(self.engine)
+        factory = sessionmaker_for(self.engine, self.settings)
         self.recorder = Recorder(factory, spool_dir=self.settings.data_dir / "spool")
         self.recorder.start()
         assert self.settings.gateway_config is not None

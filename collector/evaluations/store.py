@@ -8,6 +8,7 @@ pending row whose lease runs out, and the next judge takes it over. A judge that
 reached gives its claim back (the row is deleted), so the record is pending again.
 
 All functions take a session and leave committing to the caller, except where a name says so.
+What they write passes the collector's masking rule (``masking.masked``) when the session masks.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from llmscope.collector.masking import masked
 from llmscope.db.models import Evaluation, Record
 
 LEASE = timedelta(minutes=10)
@@ -98,7 +100,7 @@ def settled(
 
 def store_verdicts(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     """Insert finished verdicts (built-in checks); a row already there is left alone."""
-    rows = list(rows)
+    rows = [masked(session, Evaluation, row) for row in rows]
     if not rows:
         return 0
     statement = _insert(session).on_conflict_do_nothing(
@@ -154,7 +156,7 @@ def finish(session: Session, row_id: int, now: datetime, **values: Any) -> None:
     session.execute(
         update(Evaluation)
         .where(Evaluation.id == row_id)
-        .values(created_at=now, claimed_until=None, **values)
+        .values(created_at=now, claimed_until=None, **masked(session, Evaluation, values))
     )
 
 
