@@ -106,9 +106,13 @@ def store_dump(url: str) -> str:
 
 
 def judged(url: str) -> int:
+    """Verdicts of the LLM judge (the built-in check's are stored at once)."""
     engine = make_engine(url)
     with engine.connect() as conn:
-        count = len(conn.execute(select(Evaluation.id).where(Evaluation.status != "pending")).all())
+        done = select(Evaluation.id).where(
+            Evaluation.evaluator == "correctness", Evaluation.status != "pending"
+        )
+        count = len(conn.execute(done).all())
     engine.dispose()
     return count
 
@@ -131,7 +135,7 @@ def test_judges_and_experiments_store_serve_and_export_nothing_unmasked(
         ).model_copy(update={"redact_pii": True})
         with TestClient(create_app(settings)) as client:
             # online judging of the seeded records (the collector's correctness judge)
-            wait_until(lambda: judged(seeded) >= N + 5)
+            wait_until(lambda: judged(seeded) == N + 5)
             body = {"cluster_id": 0, "variants": [{"template_text": CANDIDATE}]}
             started = client.post("/api/v1/experiments", json=body)
             assert started.status_code == 202, started.text

@@ -33,7 +33,7 @@ from tests.collector.evaluations.test_online import ingest, verdicts, wait_until
 from tests.conftest import free_port, start_cli_server, wait_for_http
 
 N = 12
-SLOW = 5.0  # seconds an odd record's judge call takes: longer than the lease, many times over
+SLOW = 6.0  # seconds an odd record's judge call takes: longer than the lease, many times over
 LEASE = "1"
 QUESTION = re.compile(r"refund\? \((\d+)\)")
 
