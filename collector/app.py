@@ -32,9 +32,10 @@ from llmscope.collector.gateway import Gateway
 from llmscope.collector.gateway import mlflow_router as gateway_mlflow_router
 from llmscope.collector.gateway import openai_router as gateway_openai_router
 from llmscope.collector.ingest import Recorder, RecordWriter
+from llmscope.collector.masking import sessionmaker_for
 from llmscope.collector.otlp import receiver as otlp_receiver
 from llmscope.config import Settings, get_settings
-from llmscope.db import make_engine, make_sessionmaker
+from llmscope.db import make_engine
 from llmscope.metrics import Metrics
 
 log = logging.getLogger("llmscope.collector")
@@ -44,27 +45,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The collector app for ``settings``; the store must already be migrated."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
+    # Every session of the collector: with LLMSCOPE_REDACT_PII, what it writes is masked.
+    factory = sessionmaker_for(engine, settings)
     # Records written off the request path (gateway; anyone else may submit too).
-    recorder = Recorder(make_sessionmaker(engine), spool_dir=settings.data_dir / "spool")
+    recorder = Recorder(factory, spool_dir=settings.data_dir / "spool")
     prom = Metrics(enabled=settings.metrics, max_label_values=settings.metrics_max_label_values)
-    budgets = BudgetTracker(
-        make_sessionmaker(engine), settings, on_refused=lambda: prom.refused("budget")
-    )
+    budgets = BudgetTracker(factory, settings, on_refused=lambda: prom.refused("budget"))
     accounting = Accounting(prom, budgets)
     # The one write path: every door (REST, OTLP, the gateway) stores through it.
     writer = RecordWriter.from_settings(settings, recorder, accounting)
     # An invalid gateway config raises ConfigError here, before anything is served.
     gateway = Gateway(settings.gateway_config, writer) if settings.gateway_config else None
     # Judges new records in the background while the gateway has evaluators (hot-reloaded).
-    online = (
-        OnlineJudge(make_sessionmaker(engine), gateway, settings, metrics=prom)
-        if gateway is not None
-        else None
-    )
+    online = OnlineJudge(factory, gateway, settings, metrics=prom) if gateway is not None else None
     # Experiments started over REST replay through the same gateway, in the background.
-    experiment_jobs = (
-        ExperimentJobs(make_sessionmaker(engine), gateway, settings) if gateway else None
-    )
+    experiment_jobs = ExperimentJobs(factory, gateway, settings) if gateway else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,9 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         recorder.start()
         budgets.start()
         # Experiments a killed collector left "running" end as failed (any collector may run).
-        await asyncio.to_thread(
-            liveness.sweep, make_sessionmaker(engine), settings.experiment_stale_s
-        )
+        await asyncio.to_thread(liveness.sweep, factory, settings.experiment_stale_s)
         sampler = asyncio.create_task(sample_forever(prom, recorder), name="llmscope-metrics")
         if gateway is not None:
             await gateway.start()
@@ -105,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.sessionmaker = factory
     app.state.recorder = recorder
     app.state.writer = writer
     app.state.gateway = gateway

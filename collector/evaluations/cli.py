@@ -107,10 +107,11 @@ async def _run(
     from llmscope.collector.evaluations.runner import Judging, evaluate_range
     from llmscope.collector.gateway.service import Gateway
     from llmscope.collector.ingest import Recorder, RecordWriter
-    from llmscope.db import make_engine, make_sessionmaker
+    from llmscope.collector.masking import sessionmaker_for
+    from llmscope.db import make_engine
 
     engine = make_engine(settings.database_url)
-    factory = make_sessionmaker(engine)
+    factory = sessionmaker_for(engine, settings)
     recorder: Recorder | None = None
     gateway: Gateway | None = None
     try:

@@ -10,15 +10,23 @@ The call goes through the gateway's own endpoint, provider, rate limit and recor
 *internal* call: recorded (tagged ``llmscope.evaluator``), never analysed, never judged.
 Transport trouble (timeouts, refused connections, 5xx after the gateway's retries, a bad key)
 raises :class:`JudgeUnavailable`: the record stays pending for a later try.
+
+Judging a record is idempotent: its calls' records get ids derived from the record and the
+judge's version (:func:`answer_key`, ``<key>-0`` and ``<key>-1`` for the retry), and the
+judge's answer is journaled under that id before the verdict is written. A judge that takes
+over the claim of a process that died after the answer came back passes the stored answers in
+(``earlier``) and applies them instead of asking again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +39,7 @@ from llmscope.collector.gateway.shapes import first_text
 
 MAX_TEXT = 6000  # characters of the question and of the answer shown to the judge
 MAX_OUTPUT_TOKENS = 300
+ATTEMPTS = 2  # an unparsable answer is shown back to the judge once
 EVALUATOR_TAG = "llmscope.evaluator"
 # A provider answering one of these refused this request itself: retrying will not help.
 FINAL_STATUSES = frozenset({400, 404, 413, 422})
@@ -54,6 +63,28 @@ class JudgeResult:
     latency_ms: float
     model: str | None
     record_id: str | None  # the last internal call's record
+
+
+def answer_key(record_id: str, judge: LLMJudge) -> str:
+    """The idempotency key of judging ``record_id`` with this version of ``judge``."""
+    text = f"{record_id}\0{judge.name}\0{judge.version}"
+    return "judge-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def call_ids(key: str) -> list[str]:
+    """The record ids of the calls judging under ``key``, one per attempt."""
+    return [f"{key}-{attempt}" for attempt in range(ATTEMPTS)]
+
+
+def stored_reply(
+    response: str, input_tokens: int | None, output_tokens: int | None, model: str | None
+) -> dict[str, Any]:
+    """A judge call's stored record as the chat answer it recorded."""
+    return {
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": response}}],
+        "usage": {"prompt_tokens": input_tokens or 0, "completion_tokens": output_tokens or 0},
+    }
 
 
 def _cut(text: str) -> str:
@@ -125,12 +156,16 @@ def parse_verdict(text: str | None) -> tuple[int, str]:
 
 
 async def call_endpoint(
-    gateway: Gateway, endpoint: str, body: dict[str, Any], tags: dict[str, str]
+    gateway: Gateway,
+    endpoint: str,
+    body: dict[str, Any],
+    tags: dict[str, str],
+    record_id: str | None = None,
 ) -> tuple[dict[str, Any], str]:
     """One internal chat call through the gateway's endpoint; ``(answer, record id)``.
 
     Waits out the endpoint's rate limit rather than failing. ProviderError as the gateway
-    would answer it; the call is recorded either way.
+    would answer it; the call is recorded either way (as ``record_id`` when given).
     """
     state = gateway.state
     assert state is not None, "the gateway is not started"
@@ -151,6 +186,8 @@ async def call_endpoint(
         log_content=spec.log_content,
         offline=provider.offline,
     )
+    if record_id is not None:
+        call.id = record_id
     try:
         answer = await provider.chat(dict(body))
         call.take_usage(answer.get("usage"))
@@ -165,30 +202,46 @@ async def call_endpoint(
 
 
 async def judge_answer(
-    gateway: Gateway, judge: LLMJudge, question: str, answer: str
+    gateway: Gateway,
+    judge: LLMJudge,
+    question: str,
+    answer: str,
+    *,
+    key: str | None = None,
+    earlier: Mapping[str, dict[str, Any] | None] | None = None,
 ) -> JudgeResult:
     """Ask ``judge`` to grade ``answer``; one retry on an unparsable answer.
 
+    With ``key`` the calls are recorded as :func:`call_ids` ``(key)``, and ``earlier`` holds
+    what the store already has under those ids: an answer (applied, not asked again) or None
+    (a call that got none: asked again, recorded under a fresh id).
     Raises JudgeUnavailable when the endpoint cannot be reached; every other outcome is a
     JudgeResult (a score, or an error after the retry).
     """
+    earlier = earlier or {}
     messages: list[dict[str, str]] = judge_messages(judge, question, answer)
     tokens_in = tokens_out = 0
     started = time.perf_counter()
     record_id: str | None = None
     model: str | None = None
     error = "no answer"
-    for attempt in range(2):
+    for attempt in range(ATTEMPTS):
         body = {
             "model": judge.endpoint,
             "messages": messages,
             "temperature": 0,
             "max_tokens": MAX_OUTPUT_TOKENS,
         }
+        call_id = None if key is None else call_ids(key)[attempt]
+        stored = earlier.get(call_id) if call_id is not None else None
         try:
-            reply, record_id = await call_endpoint(
-                gateway, judge.endpoint, body, {EVALUATOR_TAG: judge.name}
-            )
+            if stored is not None:
+                reply, record_id = stored, call_id
+            else:
+                fresh = call_id if call_id not in earlier else None
+                reply, record_id = await call_endpoint(
+                    gateway, judge.endpoint, body, {EVALUATOR_TAG: judge.name}, fresh
+                )
         except ProviderError as exc:
             if exc.status in FINAL_STATUSES:
                 error = f"the judge refused the request: {exc.message}"[:2000]

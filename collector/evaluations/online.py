@@ -7,13 +7,15 @@ door they came in by, and hands the (record, judge) pairs to a bounded queue tha
 poller at once. When the queue is full the poller waits, and new records wait in the store: ingest
 never waits for judging. The evaluators are the gateway's, so a config reload changes them.
 
-Restart-safe, nothing judged twice: the store is the queue. On start, the poller looks back
+Restart-safe: the store is the queue. On start, the poller looks back
 ``LLMSCOPE_EVAL_ONLINE_LOOKBACK_HOURS`` for records lacking a verdict (work a crash left), and
-sweeps that window again every claim lease (``LLMSCOPE_EVAL_CLAIM_LEASE_S``), when claims left
-by a dead process have run out. A judge that cannot be reached is paused (5 s, doubling up to
-60 s) and its records are read again once it is back; once the day's token budget is spent, the
-judges pause until the next UTC day. Verdicts go through claims (``store.claim``), so two judges
-(this one, another worker, ``llmscope evaluate``) never judge a record twice.
+every claim lease (``LLMSCOPE_EVAL_CLAIM_LEASE_S``) it reads again from the oldest record whose
+claim has run out (left by a dead process: a live one renews its claims). A judge that cannot
+be reached is paused (5 s, doubling up to 60 s) and its records are read again once it is back;
+once the day's token budget is spent, the judges pause until the next UTC day. Verdicts go
+through claims (``store.claim``), so two judges (this one, another worker, ``llmscope
+evaluate``) never judge a record twice, and a judge's answer that came back is never asked for
+again (``judge.answer_key``); only calls still in flight when a process dies are asked again.
 
 Other processes can run it too: ``OnlineJudge(sessionmaker, gateway, settings)``, then
 ``await start()`` / ``await stop()`` inside their event loop, or, without a loop of their own
@@ -37,8 +39,9 @@ from llmscope.collector.evaluations.runner import Clock, Judging, selects, settl
 from llmscope.collector.evaluations.store import Candidate
 from llmscope.collector.gateway.service import Gateway
 from llmscope.collector.ingest import Recorder, RecordWriter
+from llmscope.collector.masking import sessionmaker_for
 from llmscope.config import Settings
-from llmscope.db import make_engine, make_sessionmaker
+from llmscope.db import make_engine
 from llmscope.db.models import Record
 from llmscope.metrics import Metrics
 
@@ -144,7 +147,10 @@ class OnlineJudge:
         evaluators = list(self.gateway.config.evaluators)
         self._new_day(now)
         if self.next_sweep is not None and now >= self.next_sweep:
-            self._rewind(now - self.lookback)  # claims left by dead processes have run out
+            # claims left by a dead process have run out: read their records again
+            expired = await asyncio.to_thread(self._oldest_expired, now)
+            if expired is not None:
+                self._rewind(expired)
             self.next_sweep = now + self.lease
         if self.rescan_from is not None and not self._any_paused(now):
             self._rewind(self.rescan_from)
@@ -175,6 +181,10 @@ class OnlineJudge:
                 await self.queue.put((evaluator, candidate))  # waits while the queue is full
         self.mark = (page[-1].received_at, page[-1].id)
         return len(page)
+
+    def _oldest_expired(self, now: datetime) -> datetime | None:
+        with self.factory() as session:
+            return store.oldest_expired(session, now - self.lookback, now)
 
     def _page(self, mark: tuple[datetime, str], before: datetime) -> list[Candidate]:
         stamp, rid = mark
@@ -308,7 +318,7 @@ class BackgroundJudge:
 
     async def _start(self) -> None:
         self.engine = make_engine(self.settings.database_url)
-        factory = make_sessionmaker(self.engine)
+        factory = sessionmaker_for(self.engine, self.settings)
         self.recorder = Recorder(factory, spool_dir=self.settings.data_dir / "spool")
         self.recorder.start()
         assert self.settings.gateway_config is not None

@@ -2,8 +2,11 @@
 
 :class:`Judging` evaluates one record with one evaluator: a built-in check is computed and
 stored at once; a judge's record is claimed (``store.claim``), graded through the gateway and
-its verdict written, or its claim given back when the judge cannot be reached. At most
-``concurrency`` judge calls are in flight. The per-day token budget
+its verdict written, or its claim given back when the judge cannot be reached. While a judge
+call runs its claim is renewed every third of the lease, and a judge's answer already stored
+under the record's idempotency key (``judge.answer_key``: left by a process that died before
+writing the verdict) is applied instead of asking again. At most ``concurrency`` judge calls
+are in flight. The per-day token budget
 (``LLMSCOPE_EVAL_MAX_TOKENS_PER_DAY``, judge prompt + answer tokens per UTC day, counted from
 the store) is checked before each call; once it would be exceeded, judging stops and says so.
 
@@ -17,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,8 +34,11 @@ from llmscope.collector.evaluations.config import LLMJudge
 from llmscope.collector.evaluations.judge import (
     MAX_OUTPUT_TOKENS,
     JudgeUnavailable,
+    answer_key,
+    call_ids,
     judge_answer,
     question_of,
+    stored_reply,
 )
 from llmscope.collector.evaluations.store import Candidate
 from llmscope.collector.gateway.service import Gateway
@@ -42,6 +48,7 @@ from llmscope.db.models import Record
 log = logging.getLogger("llmscope.evaluations")
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 PAGE = 500
 DOWN_AFTER = 3  # consecutive unreachable calls before an endpoint counts as down for a run
 
@@ -200,8 +207,18 @@ class Judging:
             if row_id is None:
                 self.budget.settle(estimate, 0)
                 return "taken"
+            key = answer_key(candidate.id, evaluator)
             try:
-                result = await judge_answer(self.gateway, evaluator, question, candidate.response)
+                earlier = await asyncio.to_thread(self._earlier, key)
+                work = judge_answer(
+                    self.gateway,
+                    evaluator,
+                    question,
+                    candidate.response,
+                    key=key,
+                    earlier=earlier,
+                )
+                result = await self._holding(row_id, work)
             except JudgeUnavailable as exc:
                 self.budget.settle(estimate, 0)
                 self.failures[evaluator.endpoint] = self.failures.get(evaluator.endpoint, 0) + 1
@@ -234,6 +251,39 @@ class Judging:
             if result.error:
                 return "error"
             return "pass" if passed else "fail"
+
+    async def _holding(self, row_id: int, work: Awaitable[T]) -> T:
+        """Await ``work`` while renewing the claim ``row_id`` every third of the lease."""
+        renewing = asyncio.create_task(self._renew_every(row_id))
+        try:
+            return await work
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _renew_every(self, row_id: int) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                await asyncio.to_thread(self._renew, row_id)
+            except Exception:  # a store hiccup: the next renewal tries again within the lease
+                log.warning("could not renew judge claim %s", row_id, exc_info=True)
+
+    def _renew(self, row_id: int) -> None:
+        with session_scope(self.factory) as session:
+            store.renew(session, row_id, self.clock(), self.lease)
+
+    def _earlier(self, key: str) -> dict[str, dict[str, Any] | None]:
+        """What the store holds under ``key``'s call ids: the judge's answer, or None for a
+        call that got none."""
+        with self.factory() as session:
+            rows = store.recorded_calls(session, call_ids(key))
+        return {
+            rid: stored_reply(r.response, r.input_tokens, r.output_tokens, r.model)
+            if r.status == "ok" and r.response is not None
+            else None
+            for rid, r in rows.items()
+        }
 
     def _claim(self, record_id: str, evaluator: LLMJudge) -> int | None:
         with session_scope(self.factory) as session:

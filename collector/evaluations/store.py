@@ -1,13 +1,16 @@
 """The ``evaluations`` rows: claims before judging, verdicts after, and what is still to do.
 
-Nothing is judged twice, whoever judges (``serve``'s online judge, ``llmscope evaluate``,
-several processes at once): a judge first *claims* a (record, evaluator, version) by inserting a
+One verdict per (record, evaluator, version), whoever judges (``serve``'s online judge,
+``llmscope evaluate``, several processes at once): a judge first *claims* it by inserting a
 ``pending`` row, which the unique constraint lets only one process do, then writes the verdict
-into it. A claim carries a lease (``claimed_until``); a process that dies mid-judgement leaves a
-pending row whose lease runs out, and the next judge takes it over. A judge that cannot be
-reached gives its claim back (the row is deleted), so the record is pending again.
+into it. A claim carries a short lease (``claimed_until``, ``LLMSCOPE_EVAL_CLAIM_LEASE_S``) that
+its holder renews (:func:`renew`) while its judge call runs, so a live judge is never taken
+over however slow its judge; a process that dies stops renewing, and once the lease has run out
+the next judge takes the claim over (:func:`claim`, :func:`oldest_expired`). A judge that cannot
+be reached gives its claim back (the row is deleted), so the record is pending again.
 
 All functions take a session and leave committing to the caller, except where a name says so.
+What they write passes the collector's masking rule (``masking.masked``) when the session masks.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from llmscope.collector.masking import masked
 from llmscope.db.models import Evaluation, Record
 
-LEASE = timedelta(minutes=10)
+LEASE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def settled(
 
 def store_verdicts(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     """Insert finished verdicts (built-in checks); a row already there is left alone."""
-    rows = list(rows)
+    rows = [masked(session, Evaluation, row) for row in rows]
     if not rows:
         return 0
     statement = _insert(session).on_conflict_do_nothing(
@@ -154,8 +158,51 @@ def finish(session: Session, row_id: int, now: datetime, **values: Any) -> None:
     session.execute(
         update(Evaluation)
         .where(Evaluation.id == row_id)
-        .values(created_at=now, claimed_until=None, **values)
+        .values(created_at=now, claimed_until=None, **masked(session, Evaluation, values))
     )
+
+
+def renew(session: Session, row_id: int, now: datetime, lease: timedelta = LEASE) -> bool:
+    """Extend a claim still pending to ``now + lease``; False when it is no longer pending."""
+    renewed = session.execute(
+        update(Evaluation)
+        .where(Evaluation.id == row_id, Evaluation.status == "pending")
+        .values(claimed_until=now + lease)
+        .returning(Evaluation.id)
+    ).scalar()
+    return renewed is not None
+
+
+def oldest_expired(session: Session, since: datetime, now: datetime) -> datetime | None:
+    """Arrival time of the oldest record since ``since`` whose claim ran out (its holder died);
+    None when there is none."""
+    return session.scalar(
+        select(func.min(Record.received_at))
+        .join(Evaluation, Evaluation.record_id == Record.id)
+        .where(
+            # a claim is younger than its record: this bound lets the created_at index serve
+            Evaluation.created_at >= since,
+            Evaluation.status == "pending",
+            Evaluation.claimed_until < now,
+            Record.received_at >= since,
+        )
+    )
+
+
+def recorded_calls(session: Session, ids: Sequence[str]) -> dict[str, Any]:
+    """The stored records of ``ids`` (judge calls): id -> the row (``status``, ``response``,
+    ``input_tokens``, ``output_tokens``, ``model``)."""
+    rows = session.execute(
+        select(
+            Record.id,
+            Record.status,
+            Record.response,
+            Record.input_tokens,
+            Record.output_tokens,
+            Record.model,
+        ).where(Record.id.in_(list(ids)))
+    ).all()
+    return {row.id: row for row in rows}
 
 
 def release(session: Session, row_id: int) -> None:

@@ -88,7 +88,8 @@ def run_command(args: argparse.Namespace) -> int:
     from llmscope.collector.experiments.runner import plan
     from llmscope.collector.experiments.spec import SpecError, parse
     from llmscope.collector.experiments.template_file import read_template_file
-    from llmscope.db import make_engine, make_sessionmaker
+    from llmscope.collector.masking import sessionmaker_for
+    from llmscope.db import make_engine
 
     if args.sample <= 0:
         raise UsageError("--sample: must be a positive number of records")
@@ -106,7 +107,7 @@ def run_command(args: argparse.Namespace) -> int:
     prepare_store(settings)
     engine = make_engine(settings.database_url)
     try:
-        with make_sessionmaker(engine)() as session:
+        with sessionmaker_for(engine, settings)() as session:
             ready = plan(
                 session,
                 config,
@@ -134,10 +135,11 @@ async def _execute(settings: Any, path: Path, ready: Any) -> dict[str, Any]:
     from llmscope.collector.experiments.runner import execute
     from llmscope.collector.gateway.service import Gateway
     from llmscope.collector.ingest import Recorder, RecordWriter
-    from llmscope.db import make_engine, make_sessionmaker
+    from llmscope.collector.masking import sessionmaker_for
+    from llmscope.db import make_engine
 
     engine = make_engine(settings.database_url)
-    factory = make_sessionmaker(engine)
+    factory = sessionmaker_for(engine, settings)
     recorder = Recorder(factory, spool_dir=settings.data_dir / "spool")
     recorder.start()
     gateway = Gateway(path, RecordWriter.from_settings(settings, recorder))
@@ -165,13 +167,14 @@ def _progress(state: Any) -> None:
 
 def show_command(args: argparse.Namespace) -> int:
     from llmscope.collector.experiments.export import load_report
-    from llmscope.db import make_engine, make_sessionmaker
+    from llmscope.collector.masking import sessionmaker_for
+    from llmscope.db import make_engine
 
     settings = settings_from(args)
     prepare_store(settings)
     engine = make_engine(settings.database_url)
     try:
-        with make_sessionmaker(engine)() as session:
+        with sessionmaker_for(engine, settings)() as session:
             report = load_report(session, args.id)
     finally:
         engine.dispose()

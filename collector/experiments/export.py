@@ -175,13 +175,14 @@ def register_export(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def export_command(args: argparse.Namespace) -> int:
     from llmscope.collector.experiments.dataset import DatasetError
-    from llmscope.db import make_engine, make_sessionmaker
+    from llmscope.collector.masking import sessionmaker_for
+    from llmscope.db import make_engine
 
     settings = settings_from(args)
     prepare_store(settings)
     engine = make_engine(settings.database_url)
     try:
-        with make_sessionmaker(engine)() as session:
+        with sessionmaker_for(engine, settings)() as session:
             try:
                 if args.experiment is not None:
                     rows = list(experiment_rows(session, args.experiment))
