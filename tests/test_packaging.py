@@ -63,6 +63,17 @@ def _package_files() -> set[str]:
     }
 
 
+def _pip_wheel(source: Path, wheels: Path) -> subprocess.CompletedProcess[str]:
+    """``pip wheel`` offline, with the test environment's setuptools (no build isolation)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index"]
+        + ["--wheel-dir", str(wheels), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_the_checkout_has_every_part() -> None:
     assert _setup_module().missing_parts(ROOT) == []
 
@@ -81,13 +92,7 @@ def test_the_build_refuses_a_tree_without_a_part(tmp_path: Path) -> None:
         "llmscope/db/migrations/versions/",
     ]
     wheels = tmp_path / "wheels"
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index"]
-        + ["--wheel-dir", str(wheels), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    built = _pip_wheel(source, wheels)
     assert built.returncode != 0
     assert "refusing to build llmscope: missing or not a real folder" in built.stdout + built.stderr
     assert "llmscope/analysis/__init__.py" in built.stdout + built.stderr
@@ -95,13 +100,7 @@ def test_the_build_refuses_a_tree_without_a_part(tmp_path: Path) -> None:
 
 
 def _build_wheel(source: Path, wheels: Path, name: str) -> Path:
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index"]
-        + ["--quiet", "--wheel-dir", str(wheels), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    built = _pip_wheel(source, wheels)
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob(f"{name}-*-py3-none-any.whl")
     return wheel
