@@ -35,7 +35,7 @@ second SIGTERM ends it at once (the open transaction is rolled back, as for a ki
 from __future__ import annotations
 
 import argparse
-import fcntl
+import fcntl  # file locks: POSIX only, so llmscope runs on Linux and macOS (not Windows)
 import json
 import logging
 import re
