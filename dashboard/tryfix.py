@@ -24,7 +24,7 @@ from llmscope.config import Settings
 from llmscope.dashboard.collector_client import CollectorClient, CollectorError
 from llmscope.dashboard.components import fmt_p, fmt_pct
 from llmscope.dashboard.data.experiments import experiment_detail
-from llmscope.dashboard.pages.experiments import answers_table, summary_table
+from llmscope.dashboard.pages.experiments import answers_table, past_experiments, summary_table
 from llmscope.dashboard.state import ViewState
 from llmscope.experiment_report import ExperimentReport, ExperimentRequest, VariantRequest
 
@@ -126,7 +126,16 @@ def form(options: dict[str, Any]) -> html.Div:
                     ]
                 ),
             ),
-            html.Button("Run", id="tryfix-run", className="button", n_clicks=0),
+            # Run waits for an evaluator: without one nothing could judge the answers.
+            html.Button(
+                "Run", id="tryfix-run", className="button", n_clicks=0, disabled=not evaluators
+            ),
+            html.P(
+                "Choose an evaluator: Run waits for one to judge the answers.",
+                className="muted small",
+                id="tryfix-choose",
+                hidden=True,
+            ),
         ]
     )
 
@@ -241,6 +250,33 @@ def register(app: Dash, engine: Engine, settings: Settings) -> None:
                     ),
                 ]
             )
+
+    # No evaluator chosen: Run is disabled and says why (the collector would refuse it).
+    app.clientside_callback(
+        """function (chosen) {
+            const none = !(chosen && chosen.length);
+            return [none, !none];
+        }""",
+        Output("tryfix-run", "disabled", allow_duplicate=True),
+        Output("tryfix-choose", "hidden"),
+        Input("tryfix-evaluators", "value"),
+        prevent_initial_call=True,
+    )
+
+    # The cluster's experiments as the store holds them, once one starts (running) and again
+    # once it has finished (its verdict): never "no experiment yet" under its own progress bar.
+    @app.callback(
+        Output("tryfix-history", "children"),
+        Input("tryfix-job", "data"),
+        Input("tryfix-result", "children"),
+        State("tryfix-context", "data"),
+        prevent_initial_call=True,
+    )
+    def _history(job: Any, _result: Any, context: dict[str, Any] | None) -> Any:
+        if not job or not context:
+            return no_update
+        state = ViewState(run=str(context["run_id"]))
+        return past_experiments(engine, state, int(context["cluster_id"]))
 
     # Disabled at once, in the browser: a second click cannot reach the server.
     app.clientside_callback(

@@ -26,6 +26,7 @@ from llmscope.dashboard.data.evaluations import (
     fail_rate_by_day,
     failing_examples,
 )
+from llmscope.dashboard.data.evidence import down_by, down_by_day, down_tags
 from llmscope.dashboard.data.overview import (
     RunInfo,
     StoreStatus,
@@ -57,6 +58,9 @@ __all__ = [
     "cluster_records",
     "cluster_values",
     "cost_by",
+    "down_by",
+    "down_by_day",
+    "down_tags",
     "evaluator_versions",
     "export_rows",
     "fail_rate_by_day",

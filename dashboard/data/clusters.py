@@ -258,6 +258,7 @@ _RECORD_COLUMNS = [
     RunAssignment.window,
     THUMB.label("thumb"),
     LATEST_FEEDBACK.comment.label("comment"),
+    LATEST_FEEDBACK.tags.label("feedback_tags"),
 ]
 
 
@@ -276,20 +277,29 @@ def cluster_records(
     first: list[str] | None = None,
     limit: int = 12,
     members: Sequence[str] | None = None,
+    down_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Records of the cluster (or the sub-cluster of ``members``) matching ``filters``: those
-    in ``first`` (the report's examples) in that order, then the newest others, ``limit`` in all."""
+    """Records of the cluster (or the sub-cluster of ``members``) matching ``filters``: with
+    ``down_first`` its thumbs-down answers (current window first, newest first), then those in
+    ``first`` (the report's examples) in that order, then the newest others, ``limit`` in all."""
     base = _joined(_RECORD_COLUMNS, run_id, filters).where(in_cluster(cluster_id, members))
-    first = list(first or [])[:limit]
+    chosen: dict[str, Any] = {}
     with engine.connect() as conn:
-        chosen = {r.id: r for r in conn.execute(base.where(Record.id.in_(first)))} if first else {}
+        if down_first:
+            downs = base.where(THUMB == "down").order_by(
+                RunAssignment.window.desc(), Record.timestamp.desc(), Record.id
+            )
+            chosen = {r.id: r for r in conn.execute(downs.limit(limit))}
+        wanted = [i for i in (first or []) if i not in chosen][: limit - len(chosen)]
+        if wanted:
+            found = {r.id: r for r in conn.execute(base.where(Record.id.in_(wanted)))}
+            chosen |= {i: found[i] for i in wanted if i in found}
         rest = conn.execute(
             base.where(Record.id.not_in(list(chosen)) if chosen else Record.id.is_not(None))
             .order_by(Record.timestamp.desc(), Record.id)
             .limit(limit - len(chosen))
         ).all()
-    ordered = [chosen[i] for i in first if i in chosen] + list(rest)
-    return [_record_dict(r) for r in ordered]
+    return [_record_dict(r) for r in [*chosen.values(), *rest]]
 
 
 EXPORT_COLUMNS = (

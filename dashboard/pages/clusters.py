@@ -12,6 +12,7 @@ from llmscope.dashboard import charts, data
 from llmscope.dashboard.components import (
     badge,
     card,
+    database_flag,
     filter_bar,
     fmt_int,
     fmt_num,
@@ -51,7 +52,7 @@ DRIFT_TONES = {
 def render(engine: Engine, state: ViewState) -> html.Div:
     status = store_status(engine)
     if status.records == 0:
-        return page("Clusters", no_records())
+        return page("Clusters", no_records(database_flag(engine)))
     found = data.run_report(engine, state.run)
     if found is None:
         note = (
@@ -59,7 +60,10 @@ def render(engine: Engine, state: ViewState) -> html.Div:
             if state.run
             else None
         )
-        return page("Clusters", *[n for n in (note, no_run(status.records)) if n is not None])
+        return page(
+            "Clusters",
+            *[n for n in (note, no_run(status.records, database_flag(engine))) if n is not None],
+        )
     run, report = found
     runs = data.list_runs(engine)
     filters = data.Filters.from_state(state)

@@ -14,6 +14,7 @@ from llmscope.dashboard import charts, data
 from llmscope.dashboard.components import (
     badge,
     card,
+    database_flag,
     filter_bar,
     fmt_int,
     fmt_num,
@@ -45,7 +46,7 @@ SPLITS = {"none": "nothing", "endpoint": "endpoint", "model": "model", "template
 def render(engine: Engine, state: ViewState) -> html.Div:
     status = store_status(engine)
     if status.records == 0:
-        return page("Overview", no_records())
+        return page("Overview", no_records(database_flag(engine)))
     found = data.run_report(engine, state.run)
     runs = data.list_runs(engine)
     run, report = found if found else (None, None)
@@ -75,7 +76,9 @@ def render(engine: Engine, state: ViewState) -> html.Div:
             )
         )
     children += [
-        _run_card(run, report, state) if run and report else no_run(status.records),
+        _run_card(run, report, state)
+        if run and report
+        else no_run(status.records, database_flag(engine)),
         _filters(state, options),
         html.Div(
             [
