@@ -211,15 +211,33 @@ def down_rate_figure(rows: list[dict[str, Any]]) -> go.Figure:
     return time_axis(fig, [r["bucket"] for r in rows if r["rated"]], "day")
 
 
+OTHER = "other"  # the grey group of clusters without a colour of their own
+COLOURED = len(PALETTE) - 1  # one palette colour stays free: at most 10 colours with the grey
+FEEDBACK_ORDER = {None: 0, "up": 1, "down": 2}  # thumbs-down drawn last: on top
+
+
+def _label(text: str, limit: int = 34) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def cluster_map(
     points: list[dict[str, Any]],
     color: str,
     titles: dict[int, str],
     subclusters: dict[int, list[str]] | None = None,
     parents: dict[int, int] | None = None,
+    ranked: list[int] | None = None,
+    flagged: set[int] | None = None,
 ) -> dict[str, Any]:
     """The 2-D map as one WebGL trace per colour group (a plain dict: 20k points need no
     validation pass).
+
+    ``ranked`` lists the clusters most severe first (the report's findings order) and
+    ``flagged`` the ones a finding names. Coloured by ``finding``, the first flagged ones get
+    a colour each and every other cluster is grey; by ``cluster``, the first clusters of
+    ``ranked`` do: never more than ten colours. The bad and the new are drawn last, on top:
+    the most severe cluster, the current window, the thumbs-down. The legend sits outside the
+    plot, to its right.
 
     ``subclusters`` (sub-cluster id -> its record ids) and ``parents`` (sub-cluster id -> the
     entry above it) add one trace per sub-cluster on top: its drawn points again as open
@@ -227,28 +245,35 @@ def cluster_map(
     covers them (a legend click hides either)."""
     subclusters, parents = subclusters or {}, parents or {}
     held = deepest_subcluster(parents, subclusters) if subclusters else {}
+    ranked = ranked if ranked is not None else sorted(titles)
+    chosen = [c for c in ranked if color != "finding" or c in (flagged or set())][:COLOURED]
+    rank = {c: i for i, c in enumerate(chosen)}
     groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for p in points:
-        key = (
-            p["cluster_id"]
-            if color == "cluster"
-            else p["window"]
-            if color == "window"
-            else p["thumb"]
-        )
+        if color in ("cluster", "finding"):
+            key = p["cluster_id"] if p["cluster_id"] in rank else OTHER
+        else:
+            key = p["window"] if color == "window" else p["thumb"]
         groups[key].append(p)
 
     def order(key: Any) -> tuple[int, str]:
-        if color == "cluster":
-            return (1 if key == -1 else 0, f"{key:06d}" if key >= 0 else "")
-        return (0, str(key))
+        if color in ("cluster", "finding"):  # grey first, the most severe last (on top)
+            return (-1, "") if key == OTHER else (-rank[key], "")
+        if color == "feedback":
+            return (FEEDBACK_ORDER.get(key, 0), str(key))
+        return (0, str(key))  # baseline, then current
 
     traces = []
     for key in sorted(groups, key=order):
         pts = groups[key]
-        if color == "cluster":
-            name = "noise" if key == -1 else f"{key}: {titles.get(key, '')}"[:40]
-            marker_color = NOISE if key == -1 else PALETTE[key % len(PALETTE)]
+        legendrank = 1000
+        if color in ("cluster", "finding"):
+            if key == OTHER:
+                name = "not flagged" if color == "finding" else "other clusters"
+                marker_color = NOISE
+            else:
+                name, marker_color = _label(f"{key}: {titles.get(key, '')}"), PALETTE[rank[key]]
+                legendrank = rank[key]
         elif color == "window":
             name, marker_color = str(key), WINDOW_COLORS.get(key, NOISE)
         else:
@@ -258,12 +283,17 @@ def cluster_map(
                 "type": "scattergl",
                 "mode": "markers",
                 "name": name,
+                "legendrank": legendrank,
                 "x": [p["x"] for p in pts],
                 "y": [p["y"] for p in pts],
                 "customdata": [p["record_id"] for p in pts],
                 "text": [_hover(p, held.get(p["record_id"])) for p in pts],
                 "hovertemplate": "%{text}<extra></extra>",
-                "marker": {"size": 5, "color": marker_color, "opacity": 0.75},
+                "marker": {
+                    "size": 5,
+                    "color": marker_color,
+                    "opacity": 0.45 if marker_color == NOISE else 0.8,
+                },
             }
         )
     for sub in sorted(subclusters):
@@ -275,7 +305,10 @@ def cluster_map(
             {
                 "type": "scattergl",
                 "mode": "markers",
-                "name": f"sub-cluster {sub} of {parents.get(sub, '?')}: {titles.get(sub, '')}"[:48],
+                "name": _label(
+                    f"sub-cluster {sub} of {parents.get(sub, '?')}: {titles.get(sub, '')}", 48
+                ),
+                "legendrank": 999,
                 "x": [p["x"] for p in pts],
                 "y": [p["y"] for p in pts],
                 "customdata": [p["record_id"] for p in pts],
@@ -293,10 +326,11 @@ def cluster_map(
         "data": traces,
         "layout": {
             "template": "plotly_white",
-            "margin": {"l": 8, "r": 8, "t": 40, "b": 8},
+            "margin": {"l": 8, "r": 8, "t": 8, "b": 8},
             "xaxis": {"visible": False},
             "yaxis": {"visible": False},
-            "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+            # Outside the plot, to its right: the points keep the whole plot area.
+            "legend": {"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"},
             "hovermode": "closest",
             "dragmode": "pan",
             "uirevision": color,

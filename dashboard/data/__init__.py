@@ -23,6 +23,7 @@ from llmscope.dashboard.data.common import Filters, bucket_unit, record_text, sn
 from llmscope.dashboard.data.costs import cost_by
 from llmscope.dashboard.data.evaluations import (
     evaluator_versions,
+    experiment_judges,
     fail_rate_by_day,
     failing_examples,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "down_by_day",
     "down_tags",
     "evaluator_versions",
+    "experiment_judges",
     "export_rows",
     "fail_rate_by_day",
     "failing_examples",

@@ -35,6 +35,7 @@ from llmscope.dashboard.data.common import (
     time_bucket,
     with_feedback,
 )
+from llmscope.dashboard.data.findings import by_severity
 from llmscope.dashboard.data.subclusters import subcluster_members
 from llmscope.db.models import Record, RunAssignment
 from llmscope.report import ClusterEntry, RunReport
@@ -48,8 +49,11 @@ SORT_KEYS: dict[str, Callable[[ClusterEntry], float]] = {
 }
 
 
-def sorted_clusters(report: RunReport, sort: str = "drift") -> list[ClusterEntry]:
-    """The report's clusters, largest ``sort`` value first (flagged ones first within ties)."""
+def sorted_clusters(report: RunReport, sort: str = "severity") -> list[ClusterEntry]:
+    """The report's clusters most severe first (the findings' order, see ``findings.py``),
+    or largest ``sort`` value first."""
+    if sort == "severity":
+        return by_severity(report)
     key = SORT_KEYS[sort]
     return sorted(report.clusters, key=lambda c: (-key(c), c.id))
 
@@ -58,7 +62,7 @@ def find_cluster(report: RunReport, cluster_id: int) -> ClusterEntry | None:
     return report.cluster(cluster_id)
 
 
-def nested_clusters(report: RunReport, sort: str = "drift") -> list[tuple[ClusterEntry, int]]:
+def nested_clusters(report: RunReport, sort: str = "severity") -> list[tuple[ClusterEntry, int]]:
     """The clusters of the cut sorted as :func:`sorted_clusters`, each followed by its
     sub-clusters (depth first, sorted the same way), with each entry's depth (0: the cut)."""
     ordered = sorted_clusters(report, sort)
