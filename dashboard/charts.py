@@ -258,7 +258,7 @@ def cluster_map(
 
     def order(key: Any) -> tuple[int, str]:
         if color in ("cluster", "finding"):  # grey first, the most severe last (on top)
-            return (-1, "") if key == OTHER else (-rank[key], "")
+            return (-len(rank) - 1, "") if key == OTHER else (-rank[key], "")
         if color == "feedback":
             return (FEEDBACK_ORDER.get(key, 0), str(key))
         return (0, str(key))  # baseline, then current

@@ -11,7 +11,6 @@ the rest, largest first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from llmscope.report import ClusterEntry, RunReport
 
@@ -29,25 +28,11 @@ class Finding:
     severity: float | None = None
 
 
-def _field(item: Any, name: str) -> Any:
-    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
-
-
 def findings(report: RunReport) -> list[Finding]:
     """The run's findings, most severe first (an older run: its alerts, as raised)."""
-    ranked = getattr(report, "findings", None)  # a field, or an older model's extra key
-    if ranked is not None:
-        return [
-            Finding(
-                kind=str(_field(f, "kind")),
-                cluster_id=_field(f, "cluster_id"),
-                message=str(_field(f, "message")),
-                metric=_field(f, "metric"),
-                severity=_field(f, "severity"),
-            )
-            for f in ranked
-        ]
-    return [Finding(a.kind, a.cluster_id, a.message) for a in report.alerts]
+    if "findings" not in report.model_fields_set:  # stored before the report ranked them
+        return [Finding(a.kind, a.cluster_id, a.message) for a in report.alerts]
+    return [Finding(f.kind, f.cluster_id, f.message, f.metric, f.severity) for f in report.findings]
 
 
 def of_cluster(report: RunReport, cluster_id: int) -> list[Finding]:
@@ -86,8 +71,8 @@ def flag_words(c: ClusterEntry) -> list[str]:
         words.append(f"{c.hotspot.kind} thumbs-down hotspot" if c.hotspot.kind else
                      "thumbs-down hotspot")  # fmt: skip
     words += [f"fails {name}" for name, e in sorted(c.evaluations.items()) if e.flagged]
-    for metric, test in sorted((getattr(c, "regressions", None) or {}).items()):
-        if _field(test, "flagged"):
+    for metric, test in sorted(c.regressions.items()):
+        if test.flagged:
             words.append(REGRESSION_WORDS.get(metric, metric.replace("_", " ")))
     if c.drift.flagged:
         words.append(DRIFT_WORDS.get(c.drift.kind, c.drift.kind))
