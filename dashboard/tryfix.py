@@ -204,8 +204,10 @@ def verdict_sentences(report: ExperimentReport) -> html.Div:
 
 
 def result(engine: Engine, experiment_id: str) -> html.Div:
-    """The finished experiment: the verdict and the answers side by side, from the store."""
-    report, spec, rows = experiment_detail(engine, experiment_id)
+    """The finished experiment's verdict, from the store; the answers side by side follow in
+    a second step (:func:`answers`): drawing them took the browser most of the time between
+    the experiment finishing and its verdict showing."""
+    report, spec = experiment_detail(engine, experiment_id, limit=0)[:2]
     state = ViewState()
     link = dcc.Link(f"experiment {experiment_id}", href=state.href(f"/experiments/{experiment_id}"))
     if report is None or spec is None:
@@ -217,9 +219,16 @@ def result(engine: Engine, experiment_id: str) -> html.Div:
             summary_table(report),
             *stopped,
             html.P(["Kept as ", link, "."], className="muted"),
-            answers_table(state, spec, rows),
+            dcc.Store(id="tryfix-answers-for", data=experiment_id),
+            html.Div(html.P("Loading the answers…", className="muted"), id="tryfix-answers"),
         ]
     )
+
+
+def answers(engine: Engine, experiment_id: str) -> Any:
+    """The finished experiment's answers side by side, from the store."""
+    _, spec, rows = experiment_detail(engine, experiment_id)
+    return answers_table(ViewState(), spec, rows) if spec is not None else None
 
 
 def _fields(exc: ValidationError) -> str:
@@ -277,6 +286,10 @@ def register(app: Dash, engine: Engine, settings: Settings) -> None:
             return no_update
         state = ViewState(run=str(context["run_id"]))
         return past_experiments(engine, state, int(context["cluster_id"]))
+
+    @app.callback(Output("tryfix-answers", "children"), Input("tryfix-answers-for", "data"))
+    def _answers(experiment_id: str | None) -> Any:
+        return answers(engine, experiment_id) if experiment_id else no_update
 
     # Disabled at once, in the browser: a second click cannot reach the server.
     app.clientside_callback(

@@ -74,11 +74,7 @@ def test_a_hotspot_page_shows_the_thumbs_down_answers_first_with_tags_and_commen
 ) -> None:
     problem = seeded.problem_cluster
     thumbs = latest_thumbs(engine)
-    downs = [
-        rid
-        for rid in seeded.clusters[problem]
-        if thumbs.get(rid, (None, []))[0] == "down"
-    ]
+    downs = [rid for rid in seeded.clusters[problem] if thumbs.get(rid, (None, []))[0] == "down"]
     assert len(downs) >= 3
     layout = render_path(engine, f"/clusters/{problem}", f"?run={seeded.run_id}")
     articles = components(by_id(layout, "cluster-records"), html.Article)
