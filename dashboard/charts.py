@@ -379,20 +379,26 @@ def share_figure(rows: list[dict[str, Any]], baseline_share: Any, current_share:
 
 
 def distribution_figure(
-    values: dict[str, list[float]], keys: tuple[str, ...], title: str
+    values: dict[str, dict[str, list[float]]], key: str, title: str
 ) -> go.Figure:
+    """One metric's distribution in each window, side by side on one axis (each window's
+    calls as a percentage of that window, so a busier window does not look larger)."""
     fig = go.Figure()
-    for i, key in enumerate(keys):
+    for window in ("baseline", "current"):
+        found = values.get(window, {}).get(key, [])
+        if not found:
+            continue
         fig.add_trace(
             go.Histogram(
-                x=values.get(key, []),
-                name=key.replace("_", " "),
-                marker_color=PALETTE[i],
-                opacity=0.75,
+                x=found,
+                name=f"{window} ({len(found):,} calls)",
+                marker_color=WINDOW_COLORS[window],
+                opacity=0.7,
                 nbinsx=30,
+                histnorm="percent",
             )
         )
-    _layout(fig, title, barmode="overlay")
+    _layout(fig, title, barmode="group", yaxis={"ticksuffix": "%"})
     fig.update_layout(hovermode="closest")
     return fig
 

@@ -216,32 +216,36 @@ def share_by_day(
     ]
 
 
+VALUE_COLUMNS = ("latency_ms", "input_tokens", "output_tokens")
+
+
 def cluster_values(
     engine: Engine,
     run_id: str,
     cluster_id: int,
     limit: int = MAP_LIMIT,
     members: Sequence[str] | None = None,
-) -> dict[str, list[float]]:
-    """The cluster's (or the sub-cluster of ``members``') raw latencies and token counts, for
-    distribution charts (at most ``limit`` of each, newest first)."""
+) -> dict[str, dict[str, list[float]]]:
+    """Per window (``baseline``, ``current``): the cluster's (or the sub-cluster of
+    ``members``') raw latencies and token counts, for distribution charts that compare the
+    windows rather than pool them (at most ``limit`` calls in all, newest first)."""
     stmt = (
-        select(Record.latency_ms, Record.input_tokens, Record.output_tokens)
+        select(RunAssignment.window, *[getattr(Record, c) for c in VALUE_COLUMNS])
         .select_from(RunAssignment)
         .join(Record, Record.id == RunAssignment.record_id)
         .where(RunAssignment.run_id == run_id, in_cluster(cluster_id, members))
         .order_by(Record.timestamp.desc())
         .limit(limit)
     )
-    out: dict[str, list[float]] = {"latency_ms": [], "input_tokens": [], "output_tokens": []}
+    out: dict[str, dict[str, list[float]]] = {
+        w: {c: [] for c in VALUE_COLUMNS} for w in ("baseline", "current")
+    }
     with engine.connect() as conn:
-        for latency, tin, tout in conn.execute(stmt):
-            if latency is not None:
-                out["latency_ms"].append(float(latency))
-            if tin is not None:
-                out["input_tokens"].append(float(tin))
-            if tout is not None:
-                out["output_tokens"].append(float(tout))
+        for window, *values in conn.execute(stmt):
+            into = out.setdefault(window, {c: [] for c in VALUE_COLUMNS})
+            for column, value in zip(VALUE_COLUMNS, values, strict=True):
+                if value is not None:
+                    into[column].append(float(value))
     return out
 
 

@@ -21,6 +21,7 @@ from llmscope.dashboard.components import (
     fmt_p,
     fmt_pct,
     fmt_time,
+    fmt_usd,
     graph,
     no_run,
     page,
@@ -77,6 +78,8 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
         if cluster.evaluations
         else None
     )
+    regressions = _regressions(cluster)
+    regressed = any(r.flagged for r in cluster.regressions.values())
     tags = data.down_tags(engine, run.id, cluster_id, members)
     down = data.down_by(engine, run.id, cluster_id, members)
     return page(
@@ -89,6 +92,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                 _findings(found_here, cluster),
                 _stats(cluster),
                 evaluations if failing else None,
+                regressions if regressed else None,
                 card(
                     _down_tables(down, report, cluster),
                     title="Thumbs-down by template version, endpoint and model",
@@ -135,23 +139,14 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                 ),
                 subclusters.children_card(report, cluster, state),
                 evaluations if not failing else None,
+                regressions if not regressed else None,
                 card(_templates(cluster), title="Template versions (calls)"),
                 html.Div(
                     [
-                        card(
-                            graph(
-                                charts.distribution_figure(values, ("latency_ms",), "Latency (ms)")
-                            )
-                        ),
-                        card(
-                            graph(
-                                charts.distribution_figure(
-                                    values, ("input_tokens", "output_tokens"), "Tokens per call"
-                                )
-                            )
-                        ),
+                        card(graph(charts.distribution_figure(values, key, label), f"dist-{key}"))
+                        for key, label in DISTRIBUTIONS
                     ],
-                    className="grid-2",
+                    className="grid-3",
                 ),
             )
             if c is not None
@@ -169,6 +164,92 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
             html.Span(f" · created {fmt_time(run.created_at)}"),
         ],
     )
+
+
+METRICS: dict[str, tuple[str, Any]] = {
+    "latency_ms": ("median latency", lambda v: f"{fmt_num(v, 0)} ms"),
+    "output_tokens": ("median output tokens", lambda v: fmt_num(v, 0)),
+    "cost_usd": ("mean cost per priced call", fmt_usd),
+    "error_rate": ("error rate", fmt_pct),
+}
+
+
+def _regressions(cluster: ClusterEntry) -> html.Section | None:
+    """The run's per-call metric tests, baseline window against current, and what moved
+    underneath: each endpoint's, model's and template version's share of the cluster's calls
+    per window (the report's ``mix``), largest change first."""
+    if not cluster.regressions:
+        return None
+    rows = []
+    for metric, r in cluster.regressions.items():
+        label, show = METRICS.get(metric, (metric, lambda v: fmt_num(v, 2)))
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(label),
+                    html.Td(
+                        "–" if r.baseline is None else show(r.baseline),
+                        className="num",
+                    ),
+                    html.Td("–" if r.current is None else show(r.current), className="num"),
+                    html.Td("–" if r.ratio is None else f"×{fmt_num(r.ratio, 2)}", className="num"),
+                    html.Td(
+                        f"p={fmt_p(r.p_value)} · q={fmt_p(r.q_value)}"
+                        if r.p_value is not None
+                        else "too few calls to test",
+                        className="small",
+                    ),
+                    html.Td(badge("flagged", "bad") if r.flagged else badge("not flagged")),
+                ]
+            )
+        )
+    head = ("metric", "baseline", "current", "ratio", "test", "")
+    moved = []
+    for dimension, shares in sorted(cluster.mix.items()):
+        changes = sorted(
+            shares.items(),
+            key=lambda kv: -abs((kv[1].current_share or 0) - (kv[1].baseline_share or 0)),
+        )
+        for value, m in changes[:3]:
+            moved.append(
+                html.Tr(
+                    [
+                        html.Td(dimension),
+                        html.Td(html.Code(value)),
+                        html.Td(f"{fmt_int(m.baseline)} ({fmt_pct(m.baseline_share)})",
+                                className="num"),
+                        html.Td(f"{fmt_int(m.current)} ({fmt_pct(m.current_share)})",
+                                className="num"),
+                    ]
+                )
+            )  # fmt: skip
+    return card(
+        html.Table(
+            [html.Thead(html.Tr([html.Th(h) for h in head])), html.Tbody(rows)],
+            className="table",
+            id="cluster-regressions",
+        ),
+        html.H3("What moved underneath", className="card-subtitle") if moved else None,
+        html.Table(
+            [
+                html.Thead(html.Tr([html.Th(h) for h in ("by", "", "baseline calls",
+                                                        "current calls")])),
+                html.Tbody(moved),
+            ],
+            className="table",
+            id="cluster-mix",
+        )
+        if moved
+        else None,
+        title="Per-call metrics, baseline window against current",
+    )  # fmt: skip
+
+
+DISTRIBUTIONS = (
+    ("latency_ms", "Latency (ms) by window"),
+    ("output_tokens", "Output tokens by window"),
+    ("input_tokens", "Input tokens by window"),
+)
 
 
 def _findings(found: list[findings.Finding], cluster: ClusterEntry) -> html.Section:

@@ -19,7 +19,7 @@ from llmscope.dashboard.app import render_path
 from llmscope.dashboard.components import fmt_p, plural
 from llmscope.dashboard.data import cache
 from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment
-from llmscope.report import Finding, RunReport, TemplateVersionRow
+from llmscope.report import Finding, MixShare, Regression, RunReport, TemplateVersionRow
 from tests.dashboard.seed import XSS_RECORD_ID, SeededStore, add_rows, plain_record, seed_store
 from tests.dashboard.test_app import by_id, text_of, walk
 from tests.dashboard.test_experiments_page import seed_experiment
@@ -346,3 +346,42 @@ def test_empty_states_name_the_store_the_dashboard_reads(engine: Engine) -> None
     seed_experiment(engine)  # an experiment judged answers: evaluators exist and work
     judged = text_of(render_path(engine, "/evaluators", ""))
     assert "Evaluators are configured and judge experiments" in judged
+
+
+def test_a_regression_shows_both_windows_and_what_moved_underneath(
+    engine: Engine, seeded: SeededStore
+) -> None:
+    shrank = next(c for c in seeded.report.clusters if c.drift.kind == "shrank")
+
+    def slower(report: RunReport) -> None:
+        entry = report.cluster(shrank.id)
+        assert entry is not None
+        entry.regressions = {
+            "latency_ms": Regression(baseline=146.0, current=1077.0, ratio=7.38, p_value=2e-9,
+                                     q_value=3.1e-8, flagged=True, method="Mann-Whitney U"),
+            "error_rate": Regression(baseline=0.0, current=0.0),
+        }  # fmt: skip
+        entry.mix = {
+            "endpoint": {
+                "support-chat": MixShare(baseline=50, current=0, baseline_share=1.0,
+                                         current_share=0.0),
+                "support-chat-large": MixShare(baseline=0, current=32, baseline_share=0.0,
+                                               current_share=1.0),
+            }
+        }  # fmt: skip
+
+    rewrite(engine, seeded.run_id, slower)
+    layout = render_path(engine, f"/clusters/{shrank.id}", "")
+    table = text_of(by_id(layout, "cluster-regressions"))
+    assert "146 ms" in table and "1,077 ms" in table and "×7.38" in table
+    assert "q=3.1e-08" in table and "too few calls to test" in table
+    moved = text_of(by_id(layout, "cluster-mix"))
+    assert "support-chat-large" in moved and "32 (100.0%)" in moved
+    assert "slower" in text_of(layout)  # the flag, in words
+    # Both windows' latencies, side by side rather than pooled.
+    windows = window_of(engine, seeded.run_id)
+    members = seeded.clusters[shrank.id]
+    figure = by_id(layout, "dist-latency_ms").figure
+    assert [t.name for t in figure.data] == [
+        f"{w} ({sum(windows[m] == w for m in members):,} calls)" for w in ("baseline", "current")
+    ]
