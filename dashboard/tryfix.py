@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from llmscope.config import Settings
 from llmscope.dashboard.collector_client import CollectorClient, CollectorError
-from llmscope.dashboard.components import fmt_p, fmt_pct
+from llmscope.dashboard.components import fmt_int, fmt_p, fmt_pct, plural
 from llmscope.dashboard.data.experiments import experiment_detail
 from llmscope.dashboard.pages.experiments import answers_table, past_experiments, summary_table
 from llmscope.dashboard.state import ViewState
@@ -175,7 +175,9 @@ def progress(done: int, total: int) -> html.Div:
     return html.Div(
         [
             html.Progress(id="tryfix-bar", value=str(done), max=str(max(total, 1))),
-            html.Span(f" answered and judged {done} of {total}", id="tryfix-count"),
+            html.Span(
+                f" answered and judged {fmt_int(done)} of {fmt_int(total)}", id="tryfix-count"
+            ),
         ],
         className="tryfix-progress",
     )
@@ -186,7 +188,7 @@ def verdict_sentences(report: ExperimentReport) -> html.Div:
     lines = []
     for v in report.variants:
         ci = "" if v.ci is None else f", 95% CI [{100 * v.ci[0]:+.1f}, {100 * v.ci[1]:+.1f}] pts"
-        needed = f"; about {v.needed_sample} records would tell" if v.needed_sample else ""
+        needed = f"; about {fmt_int(v.needed_sample)} records would tell" if v.needed_sample else ""
         lines.append(
             html.P(
                 [
@@ -196,7 +198,8 @@ def verdict_sentences(report: ExperimentReport) -> html.Div:
                         else f"The candidate makes {v.verdict}"
                     ),
                     f": pass rate {fmt_pct(report.baseline.pass_rate)} → {fmt_pct(v.pass_rate)}"
-                    f" on {v.pairs} paired records (McNemar p={fmt_p(v.p_value)}{ci}){needed}.",
+                    f" on {plural(v.pairs, 'paired record')}"
+                    f" (McNemar p={fmt_p(v.p_value)}{ci}){needed}.",
                 ]
             )
         )

@@ -86,10 +86,10 @@ def agreement_sentence(name: str, entry: EvaluatorEntry) -> str:
         return f"{name}: no answer has both a verdict and a thumb yet, so its agreement is unknown."
     if a.kappa < POOR_AGREEMENT:
         return (
-            f"{name} disagrees with users: kappa {a.kappa:.2f} on {a.n} answers they rated. "
-            "Check the judge before trusting its hotspots."
+            f"{name} disagrees with users: kappa {a.kappa:.2f} on {plural(a.n, 'answer')} "
+            "they rated. Check the judge before trusting its hotspots."
         )
-    return f"{name} agrees with users: kappa {a.kappa:.2f} on {a.n} answers they rated."
+    return f"{name} agrees with users: kappa {a.kappa:.2f} on {plural(a.n, 'answer')} they rated."
 
 
 def _agreement(entries: dict[str, EvaluatorEntry], has_run: bool) -> Any:

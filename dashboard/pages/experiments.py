@@ -23,6 +23,7 @@ from llmscope.dashboard.components import (
     fmt_pct,
     fmt_time,
     page,
+    plural,
     text_block,
 )
 from llmscope.dashboard.data.experiments import Answer, Row, experiment_detail, list_experiments
@@ -137,7 +138,9 @@ def summary_table(report: ExperimentReport) -> html.Table:
     rows = [_figures("baseline (production)", report.baseline, ["", "", "", ""])]
     for v in report.variants:
         ci = "–" if v.ci is None else f"[{100 * v.ci[0]:+.1f}, {100 * v.ci[1]:+.1f}] pts"
-        needed = f" (about {v.needed_sample} records would tell)" if v.needed_sample else ""
+        needed = (
+            f" (about {fmt_int(v.needed_sample)} records would tell)" if v.needed_sample else ""
+        )
         rows.append(
             _figures(
                 f"{v.name}: {v.spec}",
@@ -232,7 +235,8 @@ def render_detail(engine: Engine, state: ViewState, experiment_id: str) -> html.
         stopped = html.P(report.stopped, className="muted") if report.stopped else None
         head = card(
             html.P(
-                f"Cluster {report.cluster_id} of run {report.run_id}: {report.records} records, "
+                f"Cluster {report.cluster_id} of run {report.run_id}: "
+                f"{plural(report.records, 'record')}, "
                 f"judged by {', '.join(report.evaluators)}."
             ),
             summary_table(report),
