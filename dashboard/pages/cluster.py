@@ -34,6 +34,7 @@ from llmscope.dashboard.components import (
     untested,
 )
 from llmscope.dashboard.data import findings
+from llmscope.dashboard.data.cache import cached
 from llmscope.dashboard.pages import experiments, subclusters
 from llmscope.dashboard.state import ViewState
 from llmscope.report import ClusterEntry, ClusterSummary, RunReport
@@ -71,7 +72,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
         members=members,
         down_first=down_first and not state.feedback,
     )
-    values = data.cluster_values(engine, run.id, cluster_id, members=members)
+    values = cluster_values(engine, run.id, cluster_id, members=_key(members))
     failing = any(e.flagged for e in cluster.evaluations.values())
     evaluations = (
         _evaluations(cluster, data.failing_examples(engine, run.id, cluster_id))
@@ -80,8 +81,8 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
     )
     regressions = _regressions(cluster)
     regressed = any(r.flagged for r in cluster.regressions.values())
-    tags = data.down_tags(engine, run.id, cluster_id, members)
-    down = data.down_by(engine, run.id, cluster_id, members)
+    tags = down_tags(engine, run.id, cluster_id, _key(members))
+    down = down_by(engine, run.id, cluster_id, _key(members))
     return page(
         title,
         *[
@@ -103,7 +104,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                         card(
                             graph(
                                 charts.down_rate_figure(
-                                    data.down_by_day(engine, run.id, cluster_id, members)
+                                    down_by_day(engine, run.id, cluster_id, _key(members))
                                 ),
                                 "chart-cluster-down",
                             ),
@@ -245,11 +246,22 @@ def _regressions(cluster: ClusterEntry) -> html.Section | None:
     )  # fmt: skip
 
 
+# The evidence's reads, memoised for a few seconds (see data/cache.py): re-renders are instant.
+down_by = cached(data.down_by)
+down_by_day = cached(data.down_by_day)
+down_tags = cached(data.down_tags)
+cluster_values = cached(data.cluster_values)
+
 DISTRIBUTIONS = (
     ("latency_ms", "Latency (ms) by window"),
     ("output_tokens", "Output tokens by window"),
     ("input_tokens", "Input tokens by window"),
 )
+
+
+def _key(members: list[str] | None) -> tuple[str, ...] | None:
+    """A sub-cluster's member ids as a memo key (the memo needs hashable arguments)."""
+    return None if members is None else tuple(members)
 
 
 def _findings(found: list[findings.Finding], cluster: ClusterEntry) -> html.Section:
