@@ -19,7 +19,12 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import CountVectorizer
 
-from llmscope.analysis.words import is_unspaced, join_words, unspaced_words
+from llmscope.analysis.words import (
+    is_unspaced,
+    join_words,
+    unspaced_words,
+    without_contractions,
+)
 
 WORD_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"  # words of letters: no ids or numbers
 
@@ -45,7 +50,12 @@ def ctfidf_keywords(
     if not clusters:
         return {}
     members = [[texts[int(i)] for i in np.flatnonzero(labels == c)] for c in clusters]
-    spaced = CountVectorizer(stop_words="english", ngram_range=(1, 2), token_pattern=WORD_PATTERN)
+    spaced = CountVectorizer(
+        stop_words="english",
+        ngram_range=(1, 2),
+        token_pattern=WORD_PATTERN,
+        preprocessor=without_contractions,  # lower-cases, as the default preprocessor does
+    )
     analyzer: Callable[[Any], list[str]]
     documents: list[Any]
     if any(is_unspaced(t) for t in texts):

@@ -16,6 +16,12 @@ Japanese test set in ``tests/analysis/japanese_questions.py``, every keyword was
 
 A token sequence gives unigrams and bigrams; a bigram of two CJK words is shown without a
 space between them (返品 + 送料 = 返品送料), as the language writes it.
+
+English contractions are resolved before the word pattern sees them (``without_contractions``):
+the pattern stops at the apostrophe, so "don't order" gave the keyword "don order" and "hasn't
+got" gave "hasn got". A possessive or "is" keeps its word ("customer's" -> "customer", "it's" ->
+"it", a stop word); a negation or auxiliary contraction (n't, 're, 've, 'll, 'd, 'm) is a
+function word and goes whole.
 """
 
 from __future__ import annotations
@@ -47,6 +53,16 @@ _FRAMES = """
     以下 以上 可能 必要 確認 お願い 今
 """
 JAPANESE_STOP_WORDS = frozenset(_FRAMES.split())
+
+
+_POSSESSIVE = re.compile(r"(?u)\b([^\W\d_]+)['\u2019]s\b", re.IGNORECASE)
+_CONTRACTION = re.compile(r"(?u)\b[^\W\d_]+['\u2019](?:t|re|ve|ll|d|m)\b", re.IGNORECASE)
+
+
+def without_contractions(text: str) -> str:
+    """``text`` lower-cased, with its English contractions resolved (see the module doc)."""
+    text = _CONTRACTION.sub(" ", text.lower())
+    return _POSSESSIVE.sub(r"\1", text)
 
 
 def is_unspaced(text: str) -> bool:

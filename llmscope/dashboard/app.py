@@ -138,7 +138,16 @@ def create_app(settings: Settings | None = None) -> Dash:
                 className="topbar",
             ),
             html.Main(
-                dcc.Loading(html.Div(id="page"), delay_show=400, type="dot"), className="main"
+                # Only a new page shows the spinner: a panel's own callbacks (Try a fix polling
+                # every half second) would otherwise hide the whole page while they run. (Dash
+                # types target_components as an empty TypedDict, hence the ignore.)
+                dcc.Loading(
+                    html.Div(id="page"),
+                    delay_show=400,
+                    type="dot",
+                    target_components={"page": "children"},  # type: ignore[arg-type]
+                ),
+                className="main",
             ),
         ]
     )

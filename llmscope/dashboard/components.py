@@ -6,6 +6,7 @@ elements, which React escapes: a prompt containing ``<script>`` is shown, never 
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime
 from typing import Any
 
@@ -39,11 +40,35 @@ def fmt_pct(value: Any) -> str:
 
 
 def fmt_p(value: Any) -> str:
-    """A p- or q-value as people read them: small ones in scientific notation."""
+    """A p- or q-value to two significant digits (0.002, 0.41, 1.9e-08)."""
     if value is None:
         return "–"
-    value = float(value)
-    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+    return f"{float(value):.2g}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 cluster``, ``2 clusters``, ``1,000 records`` (``many`` for irregular plurals)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+NOT_ENOUGH_RATINGS = "not enough ratings"
+
+
+def untested(cluster: Any) -> str | None:
+    """Why a cluster's thumbs-down hotspot has no figures to show (no rating in the current
+    window, or the run did not test it), or None when it has them."""
+    if not cluster.feedback.rated:
+        return "no rated answer in the current window"
+    if cluster.hotspot.p_value is None:
+        return "not tested in this run"
+    return None
+
+
+def database_flag(engine: Any) -> str:
+    """``--database-url URL`` naming the store this dashboard reads (password hidden), for the
+    commands an empty state suggests."""
+    url = engine.url.render_as_string(hide_password=True)
+    return f"--database-url {shlex.quote(url)}"
 
 
 def fmt_time(value: datetime | str | None) -> str:
@@ -102,8 +127,9 @@ def problems_banner(state: ViewState) -> html.Div | None:
     )
 
 
-def no_records() -> html.Section:
-    """The first thing a new user sees: how to get a record into the store."""
+def no_records(flag: str) -> html.Section:
+    """The first thing a new user sees: how to get a record into the store (``flag``: the
+    ``--database-url`` of the store this dashboard reads, see :func:`database_flag`)."""
     curl = (
         "curl -s localhost:5000/api/v1/records -H 'content-type: application/json' \\\n"
         '  -d \'{"endpoint":"chat","model":"gpt-4o-mini","prompt":"How do I reset my password?",'
@@ -113,7 +139,7 @@ def no_records() -> html.Section:
         html.P(
             "llmscope has not received any LLM calls yet. Start the collector and send one:",
         ),
-        html.Pre("llmscope serve", className="command"),
+        html.Pre(f"llmscope serve {flag}", className="command"),
         html.Pre(curl, className="command"),
         html.P(
             [
@@ -129,14 +155,14 @@ def no_records() -> html.Section:
     )
 
 
-def no_run(records: int) -> html.Section:
+def no_run(records: int, flag: str) -> html.Section:
     return card(
         html.P(
-            f"The store holds {records:,} records, but no analysis has run yet. "
+            f"The store holds {plural(records, 'record')}, but no analysis has run yet. "
             "An analysis run clusters what people ask, compares the current window with the "
             "baseline, finds thumbs-down hotspots and writes summaries:"
         ),
-        html.Pre("llmscope analyze", className="command"),
+        html.Pre(f"llmscope analyze {flag}", className="command"),
         html.P("Then reload this page; every run is kept and can be picked here."),
         title="No analysis run yet",
         className="empty-state",

@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-COLORS = ("cluster", "window", "feedback")
-SORTS = ("drift", "hotspot", "size", "down_rate")
+COLORS = ("finding", "cluster", "window", "feedback")
+SORTS = ("severity", "drift", "hotspot", "size", "down_rate")
 GROUPINGS = ("none", "endpoint", "model", "template")
 FEEDBACK = ("down", "up", "rated", "unrated")
 
@@ -38,8 +38,8 @@ class ViewState:
     model: str | None = None
     template: str | None = None  # "name@version"
     feedback: str | None = None
-    color: str = "cluster"
-    sort: str = "drift"
+    color: str = "finding"
+    sort: str = "severity"
     by: str = "none"  # overview: split the charts by endpoint|model|template
     problems: tuple[str, ...] = field(default=(), compare=False)
 

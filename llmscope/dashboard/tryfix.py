@@ -29,9 +29,9 @@ from sqlalchemy import Engine
 from llmscope.config import Settings
 from llmscope.dashboard.auth import Login
 from llmscope.dashboard.collector_client import CollectorClient, CollectorError
-from llmscope.dashboard.components import fmt_p, fmt_pct
+from llmscope.dashboard.components import fmt_int, fmt_p, fmt_pct, plural
 from llmscope.dashboard.data.experiments import experiment_detail
-from llmscope.dashboard.pages.experiments import answers_table, summary_table
+from llmscope.dashboard.pages.experiments import answers_table, past_experiments, summary_table
 from llmscope.dashboard.state import ViewState
 from llmscope.experiment_report import (
     MAX_SAMPLE,
@@ -153,7 +153,16 @@ def form(options: dict[str, Any]) -> html.Div:
                     ]
                 ),
             ),
-            html.Button("Run", id="tryfix-run", className="button", n_clicks=0),
+            # Run waits for an evaluator: without one nothing could judge the answers.
+            html.Button(
+                "Run", id="tryfix-run", className="button", n_clicks=0, disabled=not evaluators
+            ),
+            html.P(
+                "Choose an evaluator: Run waits for one to judge the answers.",
+                className="muted small",
+                id="tryfix-choose",
+                hidden=True,
+            ),
         ]
     )
 
@@ -212,7 +221,9 @@ def progress(done: int, total: int) -> html.Div:
     return html.Div(
         [
             html.Progress(id="tryfix-bar", value=str(done), max=str(max(total, 1))),
-            html.Span(f" answered and judged {done} of {total}", id="tryfix-count"),
+            html.Span(
+                f" answered and judged {fmt_int(done)} of {fmt_int(total)}", id="tryfix-count"
+            ),
         ],
         className="tryfix-progress",
     )
@@ -223,7 +234,7 @@ def verdict_sentences(report: ExperimentReport) -> html.Div:
     lines = []
     for v in report.variants:
         ci = "" if v.ci is None else f", 95% CI [{100 * v.ci[0]:+.1f}, {100 * v.ci[1]:+.1f}] pts"
-        needed = f"; about {v.needed_sample} records would tell" if v.needed_sample else ""
+        needed = f"; about {fmt_int(v.needed_sample)} records would tell" if v.needed_sample else ""
         lines.append(
             html.P(
                 [
@@ -233,7 +244,8 @@ def verdict_sentences(report: ExperimentReport) -> html.Div:
                         else f"The candidate makes {v.verdict}"
                     ),
                     f": pass rate {fmt_pct(report.baseline.pass_rate)} → {fmt_pct(v.pass_rate)}"
-                    f" on {v.pairs} paired records (McNemar p={fmt_p(v.p_value)}{ci}){needed}.",
+                    f" on {plural(v.pairs, 'paired record')}"
+                    f" (McNemar p={fmt_p(v.p_value)}{ci}){needed}.",
                 ]
             )
         )
@@ -241,8 +253,10 @@ def verdict_sentences(report: ExperimentReport) -> html.Div:
 
 
 def result(engine: Engine, experiment_id: str) -> html.Div:
-    """The finished experiment: the verdict and the answers side by side, from the store."""
-    report, spec, rows = experiment_detail(engine, experiment_id)
+    """The finished experiment's verdict, from the store; the answers side by side follow in
+    a second step (:func:`answers`): drawing them took the browser most of the time between
+    the experiment finishing and its verdict showing."""
+    report, spec = experiment_detail(engine, experiment_id, limit=0)[:2]
     state = ViewState()
     link = dcc.Link(f"experiment {experiment_id}", href=state.href(f"/experiments/{experiment_id}"))
     if report is None or spec is None:
@@ -254,9 +268,16 @@ def result(engine: Engine, experiment_id: str) -> html.Div:
             summary_table(report),
             *stopped,
             html.P(["Kept as ", link, "."], className="muted"),
-            answers_table(state, spec, rows),
+            dcc.Store(id="tryfix-answers-for", data=experiment_id),
+            html.Div(html.P("Loading the answers…", className="muted"), id="tryfix-answers"),
         ]
     )
+
+
+def answers(engine: Engine, experiment_id: str) -> Any:
+    """The finished experiment's answers side by side, from the store."""
+    _, spec, rows = experiment_detail(engine, experiment_id)
+    return answers_table(ViewState(), spec, rows) if spec is not None else None
 
 
 def _fields(exc: ValidationError) -> str:
@@ -289,6 +310,37 @@ def register(app: Dash, engine: Engine, settings: Settings, login: Login) -> Non
                     ),
                 ]
             )
+
+    # No evaluator chosen: Run is disabled and says why (the collector would refuse it).
+    app.clientside_callback(
+        """function (chosen) {
+            const none = !(chosen && chosen.length);
+            return [none, !none];
+        }""",
+        Output("tryfix-run", "disabled", allow_duplicate=True),
+        Output("tryfix-choose", "hidden"),
+        Input("tryfix-evaluators", "value"),
+        prevent_initial_call=True,
+    )
+
+    # The cluster's experiments as the store holds them, once one starts (running) and again
+    # once it has finished (its verdict): never "no experiment yet" under its own progress bar.
+    @app.callback(
+        Output("tryfix-history", "children"),
+        Input("tryfix-job", "data"),
+        Input("tryfix-result", "children"),
+        State("tryfix-context", "data"),
+        prevent_initial_call=True,
+    )
+    def _history(job: Any, _result: Any, context: dict[str, Any] | None) -> Any:
+        if not job or not context:
+            return no_update
+        state = ViewState(run=str(context["run_id"]))
+        return past_experiments(engine, state, int(context["cluster_id"]))
+
+    @app.callback(Output("tryfix-answers", "children"), Input("tryfix-answers-for", "data"))
+    def _answers(experiment_id: str | None) -> Any:
+        return answers(engine, experiment_id) if experiment_id else no_update
 
     # Disabled at once, in the browser: a second click cannot reach the server.
     app.clientside_callback(

@@ -10,8 +10,14 @@ from llmscope.report import ClusterSummary
 __all__ = ["extractive_summary"]
 
 
-def extractive_summary(brief: ClusterBrief, down_tags: Counter[str], reason: str) -> ClusterSummary:
-    """A summary made only of what the data says; ``generated_by`` is ``extractive``."""
+def extractive_summary(
+    brief: ClusterBrief, down_tags: Counter[str], reason: str, downs: int = 0
+) -> ClusterSummary:
+    """A summary made only of what the data says; ``generated_by`` is ``extractive``.
+
+    ``down_tags`` counts the tags of the cluster's ``downs`` thumbs-down answers of both windows
+    (the newest event of each record), so no tag count can exceed ``downs``; the sentence says
+    so, since the thumbs-down figure next to it counts the current window only."""
     title = " / ".join(brief.keywords[:3]) or f"Cluster {brief.cluster_id}"
     questions = "; ".join(f'"{e.prompt}"' for e in brief.examples[:3] if e.prompt)
     parts = [
@@ -40,7 +46,12 @@ def extractive_summary(brief: ClusterBrief, down_tags: Counter[str], reason: str
         title=title,
         text=" ".join(parts),
         # An extractive summary reports evidence, never a diagnosis.
-        root_cause=f"Thumbs-down feedback tags: {tags}." if tags else None,
+        root_cause=(
+            f"Tags on its {downs} thumbs-down {'answer' if downs == 1 else 'answers'} "
+            f"(both windows): {tags}."
+            if tags
+            else None
+        ),
         suggested_fix=None,
         generated_by="extractive",
         reason=reason,

@@ -91,8 +91,9 @@ def summarize_report(
             elif writer is not None and use_llm:
                 summary, reason = llm_summary(session, writer, about)
             if summary is None:
-                tags = Counter(tag for _, f in downs for tag in f.tags)
-                summary = extractive_summary(about, tags, reason)
+                # Each answer counts once per tag, so no count exceeds the thumbs-down.
+                tags = Counter(tag for _, f in downs for tag in dict.fromkeys(f.tags))
+                summary = extractive_summary(about, tags, reason, len(downs))
             if cid in rows:
                 rows[cid].summary = summary.to_json()
             results[cid] = summary

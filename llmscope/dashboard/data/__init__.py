@@ -23,9 +23,11 @@ from llmscope.dashboard.data.common import Filters, bucket_unit, record_text, sn
 from llmscope.dashboard.data.costs import cost_by
 from llmscope.dashboard.data.evaluations import (
     evaluator_versions,
+    experiment_judges,
     fail_rate_by_day,
     failing_examples,
 )
+from llmscope.dashboard.data.evidence import down_by, down_by_day, down_tags
 from llmscope.dashboard.data.overview import (
     RunInfo,
     StoreStatus,
@@ -57,7 +59,11 @@ __all__ = [
     "cluster_records",
     "cluster_values",
     "cost_by",
+    "down_by",
+    "down_by_day",
+    "down_tags",
     "evaluator_versions",
+    "experiment_judges",
     "export_rows",
     "fail_rate_by_day",
     "failing_examples",

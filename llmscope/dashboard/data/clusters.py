@@ -35,6 +35,7 @@ from llmscope.dashboard.data.common import (
     time_bucket,
     with_feedback,
 )
+from llmscope.dashboard.data.findings import by_severity
 from llmscope.dashboard.data.subclusters import subcluster_members
 from llmscope.db.models import Record, RunAssignment
 from llmscope.report import ClusterEntry, RunReport
@@ -48,8 +49,11 @@ SORT_KEYS: dict[str, Callable[[ClusterEntry], float]] = {
 }
 
 
-def sorted_clusters(report: RunReport, sort: str = "drift") -> list[ClusterEntry]:
-    """The report's clusters, largest ``sort`` value first (flagged ones first within ties)."""
+def sorted_clusters(report: RunReport, sort: str = "severity") -> list[ClusterEntry]:
+    """The report's clusters most severe first (the findings' order, see ``findings.py``),
+    or largest ``sort`` value first."""
+    if sort == "severity":
+        return by_severity(report)
     key = SORT_KEYS[sort]
     return sorted(report.clusters, key=lambda c: (-key(c), c.id))
 
@@ -58,7 +62,7 @@ def find_cluster(report: RunReport, cluster_id: int) -> ClusterEntry | None:
     return report.cluster(cluster_id)
 
 
-def nested_clusters(report: RunReport, sort: str = "drift") -> list[tuple[ClusterEntry, int]]:
+def nested_clusters(report: RunReport, sort: str = "severity") -> list[tuple[ClusterEntry, int]]:
     """The clusters of the cut sorted as :func:`sorted_clusters`, each followed by its
     sub-clusters (depth first, sorted the same way), with each entry's depth (0: the cut)."""
     ordered = sorted_clusters(report, sort)
@@ -212,32 +216,36 @@ def share_by_day(
     ]
 
 
+VALUE_COLUMNS = ("latency_ms", "input_tokens", "output_tokens")
+
+
 def cluster_values(
     engine: Engine,
     run_id: str,
     cluster_id: int,
     limit: int = MAP_LIMIT,
     members: Sequence[str] | None = None,
-) -> dict[str, list[float]]:
-    """The cluster's (or the sub-cluster of ``members``') raw latencies and token counts, for
-    distribution charts (at most ``limit`` of each, newest first)."""
+) -> dict[str, dict[str, list[float]]]:
+    """Per window (``baseline``, ``current``): the cluster's (or the sub-cluster of
+    ``members``') raw latencies and token counts, for distribution charts that compare the
+    windows rather than pool them (at most ``limit`` calls in all, newest first)."""
     stmt = (
-        select(Record.latency_ms, Record.input_tokens, Record.output_tokens)
+        select(RunAssignment.window, *[getattr(Record, c) for c in VALUE_COLUMNS])
         .select_from(RunAssignment)
         .join(Record, Record.id == RunAssignment.record_id)
         .where(RunAssignment.run_id == run_id, in_cluster(cluster_id, members))
         .order_by(Record.timestamp.desc())
         .limit(limit)
     )
-    out: dict[str, list[float]] = {"latency_ms": [], "input_tokens": [], "output_tokens": []}
+    out: dict[str, dict[str, list[float]]] = {
+        w: {c: [] for c in VALUE_COLUMNS} for w in ("baseline", "current")
+    }
     with engine.connect() as conn:
-        for latency, tin, tout in conn.execute(stmt):
-            if latency is not None:
-                out["latency_ms"].append(float(latency))
-            if tin is not None:
-                out["input_tokens"].append(float(tin))
-            if tout is not None:
-                out["output_tokens"].append(float(tout))
+        for window, *values in conn.execute(stmt):
+            into = out.setdefault(window, {c: [] for c in VALUE_COLUMNS})
+            for column, value in zip(VALUE_COLUMNS, values, strict=True):
+                if value is not None:
+                    into[column].append(float(value))
     return out
 
 
@@ -258,6 +266,7 @@ _RECORD_COLUMNS = [
     RunAssignment.window,
     THUMB.label("thumb"),
     LATEST_FEEDBACK.comment.label("comment"),
+    LATEST_FEEDBACK.tags.label("feedback_tags"),
 ]
 
 
@@ -276,20 +285,29 @@ def cluster_records(
     first: list[str] | None = None,
     limit: int = 12,
     members: Sequence[str] | None = None,
+    down_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Records of the cluster (or the sub-cluster of ``members``) matching ``filters``: those
-    in ``first`` (the report's examples) in that order, then the newest others, ``limit`` in all."""
+    """Records of the cluster (or the sub-cluster of ``members``) matching ``filters``: with
+    ``down_first`` its thumbs-down answers (current window first, newest first), then those in
+    ``first`` (the report's examples) in that order, then the newest others, ``limit`` in all."""
     base = _joined(_RECORD_COLUMNS, run_id, filters).where(in_cluster(cluster_id, members))
-    first = list(first or [])[:limit]
+    chosen: dict[str, Any] = {}
     with engine.connect() as conn:
-        chosen = {r.id: r for r in conn.execute(base.where(Record.id.in_(first)))} if first else {}
+        if down_first:
+            downs = base.where(THUMB == "down").order_by(
+                RunAssignment.window.desc(), Record.timestamp.desc(), Record.id
+            )
+            chosen = {r.id: r for r in conn.execute(downs.limit(limit))}
+        wanted = [i for i in (first or []) if i not in chosen][: limit - len(chosen)]
+        if wanted:
+            found = {r.id: r for r in conn.execute(base.where(Record.id.in_(wanted)))}
+            chosen |= {i: found[i] for i in wanted if i in found}
         rest = conn.execute(
             base.where(Record.id.not_in(list(chosen)) if chosen else Record.id.is_not(None))
             .order_by(Record.timestamp.desc(), Record.id)
             .limit(limit - len(chosen))
         ).all()
-    ordered = [chosen[i] for i in first if i in chosen] + list(rest)
-    return [_record_dict(r) for r in ordered]
+    return [_record_dict(r) for r in [*chosen.values(), *rest]]
 
 
 EXPORT_COLUMNS = (

@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy import Engine, case, func, select
 
 from llmscope.dashboard.data.common import record_text, time_bucket
-from llmscope.db.models import Evaluation, Record, RunAssignment
+from llmscope.db.models import Evaluation, ExperimentItem, Record, RunAssignment
+
+JUDGED_SAMPLE = 20_000
 
 
 def evaluator_versions(engine: Engine) -> list[dict[str, Any]]:
@@ -104,3 +106,21 @@ def failing_examples(
             item["text"] = record_text(item.pop("prompt"), item.pop("messages"))
             out.append(item)
     return out
+
+
+def experiment_judges(engine: Engine, limit: int = JUDGED_SAMPLE) -> dict[str, int]:
+    """Per evaluator: how many experiment answers it judged (of the newest ``limit`` answers):
+    evaluators can be configured and working in experiments while live traffic is not judged
+    (``sample_rate: 0``)."""
+    query = (
+        select(ExperimentItem.verdicts)
+        .where(ExperimentItem.verdicts.is_not(None))
+        .order_by(ExperimentItem.id.desc())
+        .limit(limit)
+    )
+    counts: dict[str, int] = {}
+    with engine.connect() as conn:
+        for (verdicts,) in conn.execute(query):
+            for name in verdicts or {}:
+                counts[str(name)] = counts.get(str(name), 0) + 1
+    return counts

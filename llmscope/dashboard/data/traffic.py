@@ -33,7 +33,16 @@ from llmscope.dashboard.data.common import with_feedback as _with_feedback
 from llmscope.db.models import Record
 
 GROUPS = ("endpoint", "model", "template")
-FIGURES = ("calls", "errors", "rated", "down", "input_tokens", "output_tokens", "cost_usd")
+FIGURES = (
+    "calls",
+    "errors",
+    "rated",
+    "down",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "priced",  # calls with a cost_usd: the cost figures mean something only when some have
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ def _statement(dialect: str, filters: Filters, unit: str, by: str | None) -> Any
                 Record.input_tokens.label("tin"),
                 Record.output_tokens.label("tout"),
                 Record.cost_usd.label("cost"),
+                case((Record.cost_usd.is_not(None), 1), else_=0).label("has_price"),
                 Record.latency_ms.label("v"),
                 THUMB.label("thumb"),
             ).select_from(Record)
@@ -82,6 +92,7 @@ def _statement(dialect: str, filters: Filters, unit: str, by: str | None) -> Any
             func.sum(base.c.tin).label("input_tokens"),
             func.sum(base.c.tout).label("output_tokens"),
             func.sum(base.c.cost).label("cost_usd"),
+            func.sum(base.c.has_price).label("priced"),
         )
         .group_by(base.c.b, *[base.c[g] for g in GROUPS])
         .cte("fine")

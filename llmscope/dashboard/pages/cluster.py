@@ -12,31 +12,41 @@ from sqlalchemy import Engine
 from llmscope.dashboard import charts, data, tryfix
 from llmscope.dashboard.components import (
     FEEDBACK_LABELS,
+    NOT_ENOUGH_RATINGS,
     badge,
     card,
+    database_flag,
     fmt_int,
     fmt_num,
     fmt_p,
     fmt_pct,
     fmt_time,
+    fmt_usd,
     graph,
     no_run,
     page,
+    plural,
     problems_banner,
     stat,
     summary_author,
     text_block,
     thumb_badge,
+    untested,
 )
+from llmscope.dashboard.data import findings
+from llmscope.dashboard.data.cache import cached
 from llmscope.dashboard.pages import experiments, subclusters
 from llmscope.dashboard.state import ViewState
-from llmscope.report import ClusterEntry, ClusterSummary
+from llmscope.report import ClusterEntry, ClusterSummary, RunReport
 
 
 def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
     found = data.run_report(engine, state.run)
     if found is None:
-        return page(f"Cluster {cluster_id}", no_run(data.store_status(engine).records))
+        return page(
+            f"Cluster {cluster_id}",
+            no_run(data.store_status(engine).records, database_flag(engine)),
+        )
     run, report = found
     cluster = data.find_cluster(report, cluster_id)
     back = dcc.Link("← All clusters", href=state.href("/clusters"), className="back-link")
@@ -50,6 +60,9 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
     title = subclusters.title_of(cluster)
     members = data.members_of(engine, run.id, cluster)  # None: a cluster of the cut
     export = ViewState(run=run.id).href(f"/export/clusters/{cluster_id}.csv")
+    found_here = findings.of_cluster(report, cluster_id)
+    # A thumbs-down hotspot's evidence is its thumbs-down answers: they come first.
+    down_first = cluster.hotspot.flagged or any(f.kind == "hotspot" for f in found_here)
     records = data.cluster_records(
         engine,
         run.id,
@@ -57,8 +70,19 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
         data.Filters(feedback=state.feedback),
         first=cluster.examples,
         members=members,
+        down_first=down_first and not state.feedback,
     )
-    values = data.cluster_values(engine, run.id, cluster_id, members=members)
+    values = cluster_values(engine, run.id, cluster_id, members=_key(members))
+    failing = any(e.flagged for e in cluster.evaluations.values())
+    evaluations = (
+        _evaluations(cluster, data.failing_examples(engine, run.id, cluster_id))
+        if cluster.evaluations
+        else None
+    )
+    regressions = _regressions(cluster)
+    regressed = any(r.flagged for r in cluster.regressions.values())
+    tags = down_tags(engine, run.id, cluster_id, _key(members))
+    down = down_by(engine, run.id, cluster_id, _key(members))
     return page(
         title,
         *[
@@ -66,14 +90,26 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
             for c in (
                 subclusters.breadcrumb(report, cluster, state) or back,
                 problems_banner(state),
-                _summary(cluster, summary),
+                _findings(found_here, cluster),
                 _stats(cluster),
-                subclusters.children_card(report, cluster, state),
-                _evaluations(cluster, data.failing_examples(engine, run.id, cluster_id))
-                if cluster.evaluations
-                else None,
+                evaluations if failing else None,
+                regressions if regressed else None,
+                card(
+                    _down_tables(down, report, cluster),
+                    title="Thumbs-down by template version, endpoint and model",
+                    className="evidence-card",
+                ),
                 html.Div(
                     [
+                        card(
+                            graph(
+                                charts.down_rate_figure(
+                                    down_by_day(engine, run.id, cluster_id, _key(members))
+                                ),
+                                "chart-cluster-down",
+                            ),
+                            title="Thumbs-down rate per day",
+                        ),
                         card(
                             graph(
                                 charts.share_figure(
@@ -84,39 +120,40 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                             ),
                             title="Share of each day's records",
                         ),
-                        card(_templates(cluster), title="Template versions"),
-                    ],
-                    className="grid-2-1",
-                ),
-                html.Div(
-                    [
-                        card(
-                            graph(
-                                charts.distribution_figure(values, ("latency_ms",), "Latency (ms)")
-                            )
-                        ),
-                        card(
-                            graph(
-                                charts.distribution_figure(
-                                    values, ("input_tokens", "output_tokens"), "Tokens per call"
-                                )
-                            )
-                        ),
                     ],
                     className="grid-2",
                 ),
-                experiments.try_a_fix(engine, state, cluster_id, tryfix.panel(cluster_id, run.id)),
                 card(
-                    _feedback_filter(state),
+                    _feedback_filter(state, down_first),
+                    _tag_counts(tags, down["model"]),
                     _records(records, state),
-                    title="Example records",
+                    title="Thumbs-down answers first" if down_first else "Example records",
                     className="records-card",
+                ),
+                _summary(cluster, summary),
+                experiments.try_a_fix(
+                    engine,
+                    state,
+                    cluster_id,
+                    tryfix.panel(cluster_id, run.id),
+                    database_flag(engine),
+                ),
+                subclusters.children_card(report, cluster, state),
+                evaluations if not failing else None,
+                regressions if not regressed else None,
+                card(_templates(cluster), title="Template versions (calls)"),
+                html.Div(
+                    [
+                        card(graph(charts.distribution_figure(values, key, label), f"dist-{key}"))
+                        for key, label in DISTRIBUTIONS
+                    ],
+                    className="grid-3",
                 ),
             )
             if c is not None
         ],
         actions=html.A(
-            f"⬇ Download CSV ({fmt_int(cluster.size)} records)",
+            f"⬇ Download CSV ({plural(cluster.size, 'record')})",
             href=export,
             download=f"cluster-{cluster_id}-{run.id}.csv",
             className="button",
@@ -128,6 +165,210 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
             html.Span(f" · created {fmt_time(run.created_at)}"),
         ],
     )
+
+
+METRICS: dict[str, tuple[str, Any]] = {
+    "latency_ms": ("median latency", lambda v: f"{fmt_num(v, 0)} ms"),
+    "output_tokens": ("median output tokens", lambda v: fmt_num(v, 0)),
+    "cost_usd": ("mean cost per priced call", fmt_usd),
+    "error_rate": ("error rate", fmt_pct),
+}
+
+
+def _regressions(cluster: ClusterEntry) -> html.Section | None:
+    """The run's per-call metric tests, baseline window against current, and what moved
+    underneath: each endpoint's, model's and template version's share of the cluster's calls
+    per window (the report's ``mix``), largest change first."""
+    if not cluster.regressions:
+        return None
+    rows = []
+    for metric, r in cluster.regressions.items():
+        label, show = METRICS.get(metric, (metric, lambda v: fmt_num(v, 2)))
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(label),
+                    html.Td(
+                        "–" if r.baseline is None else show(r.baseline),
+                        className="num",
+                    ),
+                    html.Td("–" if r.current is None else show(r.current), className="num"),
+                    html.Td("–" if r.ratio is None else f"×{fmt_num(r.ratio, 2)}", className="num"),
+                    html.Td(
+                        f"p={fmt_p(r.p_value)} · q={fmt_p(r.q_value)}"
+                        if r.p_value is not None
+                        else "too few calls to test",
+                        className="small",
+                    ),
+                    html.Td(badge("flagged", "bad") if r.flagged else badge("not flagged")),
+                ]
+            )
+        )
+    head = ("metric", "baseline", "current", "ratio", "test", "")
+    moved = []
+    for dimension, shares in sorted(cluster.mix.items()):
+        changes = sorted(
+            shares.items(),
+            key=lambda kv: -abs((kv[1].current_share or 0) - (kv[1].baseline_share or 0)),
+        )
+        for value, m in changes[:3]:
+            moved.append(
+                html.Tr(
+                    [
+                        html.Td(dimension),
+                        html.Td(html.Code(value)),
+                        html.Td(f"{fmt_int(m.baseline)} ({fmt_pct(m.baseline_share)})",
+                                className="num"),
+                        html.Td(f"{fmt_int(m.current)} ({fmt_pct(m.current_share)})",
+                                className="num"),
+                    ]
+                )
+            )  # fmt: skip
+    return card(
+        html.Table(
+            [html.Thead(html.Tr([html.Th(h) for h in head])), html.Tbody(rows)],
+            className="table",
+            id="cluster-regressions",
+        ),
+        html.H3("What moved underneath", className="card-subtitle") if moved else None,
+        html.Table(
+            [
+                html.Thead(html.Tr([html.Th(h) for h in ("by", "", "baseline calls",
+                                                        "current calls")])),
+                html.Tbody(moved),
+            ],
+            className="table",
+            id="cluster-mix",
+        )
+        if moved
+        else None,
+        title="Per-call metrics, baseline window against current",
+    )  # fmt: skip
+
+
+# The evidence's reads, memoised for a few seconds (see data/cache.py): re-renders are instant.
+down_by = cached(data.down_by)
+down_by_day = cached(data.down_by_day)
+down_tags = cached(data.down_tags)
+cluster_values = cached(data.cluster_values)
+
+DISTRIBUTIONS = (
+    ("latency_ms", "Latency (ms) by window"),
+    ("output_tokens", "Output tokens by window"),
+    ("input_tokens", "Input tokens by window"),
+)
+
+
+def _key(members: list[str] | None) -> tuple[str, ...] | None:
+    """A sub-cluster's member ids as a memo key (the memo needs hashable arguments)."""
+    return None if members is None else tuple(members)
+
+
+def _findings(found: list[findings.Finding], cluster: ClusterEntry) -> html.Section:
+    """Why the cluster is on anyone's list: its findings in the analysis' words, else so."""
+    words = findings.flag_words(cluster)
+    items = [html.Li(f.message) for f in found]
+    return card(
+        html.Div([badge(w, "bad") for w in words], className="flags-row")
+        if words
+        else html.P("Nothing flagged this cluster in this run.", className="muted"),
+        html.Ul(items, className="plain-list", id="cluster-findings") if items else None,
+        title="What the analysis found",
+    )
+
+
+def _rate(calls: int, down: int, rated: int) -> Any:
+    if not calls:
+        return html.Span("no calls", className="muted")
+    if not rated:
+        return html.Span(NOT_ENOUGH_RATINGS, className="muted")
+    return [
+        fmt_pct(down / rated),
+        html.Div(f"{fmt_int(down)} of {fmt_int(rated)}", className="muted small"),
+    ]
+
+
+def _q_values(report: RunReport, cluster: ClusterEntry) -> dict[str, dict[Any, str]]:
+    """The report's tests of a thumbs-down rate per template version (run-wide, against the
+    version before) and per route destination (in this cluster), as "q=... vs ..." text."""
+    out: dict[str, dict[Any, str]] = {"template": {}, "endpoint": {}, "model": {}}
+    for t in report.template_versions:
+        if t.down_q_value is not None:
+            out["template"][f"{t.template}@{t.version}"] = (
+                f"q={fmt_p(t.down_q_value)} vs {t.template}@{t.against} (all clusters)"
+            )
+    for r in report.route_destinations:
+        if r.cluster_id == cluster.id and r.down_q_value is not None:
+            out["endpoint"][r.endpoint] = f"q={fmt_p(r.down_q_value)} vs route {r.route}'s others"
+    return out
+
+
+def _down_tables(
+    rows: dict[str, list[dict[str, Any]]], report: RunReport, cluster: ClusterEntry
+) -> html.Div:
+    tests = _q_values(report, cluster)
+    tables = []
+    for dimension, label in (("template", "template@version"), ("endpoint", "endpoint"),
+                             ("model", "model")):  # fmt: skip
+        body = [
+            html.Tr(
+                [
+                    html.Td(html.Code(str(r["group"])) if r["group"] else "(none)"),
+                    html.Td(
+                        f"{fmt_int(r['baseline_calls'])} → {fmt_int(r['current_calls'])}",
+                        className="num",
+                    ),
+                    html.Td(
+                        _rate(r["baseline_calls"], r["baseline_down"], r["baseline_rated"]),
+                        className="num",
+                    ),
+                    html.Td(
+                        _rate(r["current_calls"], r["current_down"], r["current_rated"]),
+                        className="num",
+                    ),
+                    html.Td(tests[dimension].get(r["group"], "–"), className="small"),
+                ]
+            )
+            for r in rows[dimension]
+        ]
+        head = (label, "calls baseline → current", "thumbs-down baseline", "thumbs-down current",
+                "test")  # fmt: skip
+        tables.append(
+            html.Table(
+                [html.Thead(html.Tr([html.Th(h) for h in head])), html.Tbody(body)],
+                className="table",
+                id=f"down-by-{dimension}",
+            )
+        )
+    return html.Div(
+        [
+            *tables,
+            html.P(
+                "Rates of each window's rated calls (a call's newest thumb counts); the tests "
+                "are the analysis run's, where it made one.",
+                className="footnote",
+            ),
+        ]
+    )
+
+
+def _tag_counts(tags: dict[str, Any], rows: list[dict[str, Any]]) -> html.P:
+    """Tags on the thumbs-down answers, per window, next to how many there are ("current
+    window, 23 thumbs-down: incorrect 18, outdated 17"): no tag count exceeds its total."""
+    parts = []
+    for window in ("current", "baseline"):
+        counted, downs = tags.get(window), sum(r[f"{window}_down"] for r in rows)
+        if counted:
+            parts.append(
+                f"{window} window, {fmt_int(downs)} thumbs-down: "
+                + ", ".join(f"{tag} {fmt_int(n)}" for tag, n in counted.most_common(5))
+            )
+    text = (
+        "Tags on the thumbs-down answers (an answer counts once per tag) · " + " · ".join(parts)
+        if parts
+        else "No thumbs-down answer of this cluster carries a tag."
+    )
+    return html.P(text, className="small", id="down-tags")
 
 
 def _summary(cluster: ClusterEntry, summary: ClusterSummary | None) -> html.Section:
@@ -193,18 +434,22 @@ def _stats(c: ClusterEntry) -> html.Div:
             ),
             stat(
                 "Thumbs-down",
-                fmt_pct(fb.down_rate),
-                f"{fmt_int(fb.down)} down of {fmt_int(fb.rated)} rated"
-                + (" (few ratings: read with care)" if fb.rated < 20 else ""),
+                fmt_pct(fb.down_rate) if fb.rated else NOT_ENOUGH_RATINGS,
+                f"{fmt_int(fb.down)} down of {fmt_int(fb.rated)} rated in the current window"
+                + (" (few ratings: read with care)" if 0 < fb.rated < 20 else "")
+                if fb.rated
+                else "no rated answer in the current window",
                 tone="bad" if hotspot.flagged else "",
             ),
             stat(
                 "Hotspot lift",
-                f"×{fmt_num(hotspot.lift, 2)}",
+                f"×{fmt_num(hotspot.lift, 2)}" if untested(c) is None else NOT_ENOUGH_RATINGS,
                 [
                     f"p={fmt_p(hotspot.p_value)} · q={fmt_p(hotspot.q_value)} ",
                     badge("flagged", "bad") if hotspot.flagged else badge("not flagged", "neutral"),
-                ],
+                ]
+                if untested(c) is None
+                else untested(c),
                 tone="bad" if hotspot.flagged else "",
             ),
             stat("Latency", f"{fmt_num(lat.p50, 0)} ms", f"p95 {fmt_num(lat.p95, 0)} ms"),
@@ -300,13 +545,18 @@ def _templates(c: ClusterEntry) -> Any:
     )
 
 
-def _feedback_filter(state: ViewState) -> html.Div:
+def _feedback_filter(state: ViewState, down_first: bool) -> html.Div:
+    default = (
+        "thumbs-down first, then examples, then newest"
+        if down_first
+        else "examples first, then newest"
+    )
     return html.Div(
         [
             html.Label("Show", className="control-label"),
             dcc.RadioItems(
                 id={"type": "view", "key": "feedback"},
-                options=[{"label": "examples first, then newest", "value": ""}]
+                options=[{"label": default, "value": ""}]
                 + [{"label": v, "value": k} for k, v in FEEDBACK_LABELS.items()],
                 value=state.feedback or "",
                 inline=True,
@@ -340,6 +590,7 @@ def _records(records: list[dict[str, Any]], state: ViewState) -> Any:
                                 className="muted small",
                             ),
                             thumb_badge(r["thumb"]),
+                            *[badge(t, "warn") for t in dict.fromkeys(r["feedback_tags"] or ())],
                         ],
                         className="record-head",
                     ),
@@ -349,8 +600,8 @@ def _records(records: list[dict[str, Any]], state: ViewState) -> Any:
                     ),
                     html.Div(
                         [
-                            html.Span("Feedback comment: ", className="muted"),
-                            html.Span(r["comment"]),
+                            html.Span("Their comment: ", className="muted"),
+                            html.Q(r["comment"], className="feedback-comment"),
                         ],
                         className="small",
                     )

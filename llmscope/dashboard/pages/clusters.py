@@ -1,8 +1,11 @@
-"""The clusters page (``/clusters``): the run's 2-D map and its clusters, sortable by drift,
-hotspot lift, size and thumbs-down rate, filtered by time, endpoint, model, template, feedback."""
+"""The clusters page (``/clusters``): the run's 2-D map, coloured by what the analysis found,
+and its clusters, most severe first (the report's findings order; sortable by drift, hotspot
+lift, size and thumbs-down rate), what flagged each in words, filtered by time, endpoint,
+model, template, feedback."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from dash import dcc, html
@@ -10,8 +13,10 @@ from sqlalchemy import Engine
 
 from llmscope.dashboard import charts, data
 from llmscope.dashboard.components import (
+    NOT_ENOUGH_RATINGS,
     badge,
     card,
+    database_flag,
     filter_bar,
     fmt_int,
     fmt_num,
@@ -22,10 +27,13 @@ from llmscope.dashboard.components import (
     no_records,
     no_run,
     page,
+    plural,
     problems_banner,
     run_selector,
     summary_author,
+    untested,
 )
+from llmscope.dashboard.data import findings
 from llmscope.dashboard.data.cache import cached
 from llmscope.dashboard.state import ViewState
 from llmscope.report import ClusterEntry
@@ -38,7 +46,13 @@ subcluster_members = cached(data.subcluster_members)
 subcluster_counts = cached(data.subcluster_counts)
 filter_options = cached(data.filter_options)
 
-COLOR_LABELS = {"cluster": "cluster", "window": "window", "feedback": "feedback"}
+COLOR_LABELS = {
+    "finding": "finding",
+    "cluster": "cluster",
+    "window": "window",
+    "feedback": "feedback",
+}
+KEYWORDS_SHOWN = 5
 DRIFT_TONES = {
     "new": "info",
     "grew": "warn",
@@ -51,7 +65,7 @@ DRIFT_TONES = {
 def render(engine: Engine, state: ViewState) -> html.Div:
     status = store_status(engine)
     if status.records == 0:
-        return page("Clusters", no_records())
+        return page("Clusters", no_records(database_flag(engine)))
     found = data.run_report(engine, state.run)
     if found is None:
         note = (
@@ -59,7 +73,10 @@ def render(engine: Engine, state: ViewState) -> html.Div:
             if state.run
             else None
         )
-        return page("Clusters", *[n for n in (note, no_run(status.records)) if n is not None])
+        return page(
+            "Clusters",
+            *[n for n in (note, no_run(status.records, database_flag(engine))) if n is not None],
+        )
     run, report = found
     runs = data.list_runs(engine)
     filters = data.Filters.from_state(state)
@@ -98,14 +115,29 @@ def render(engine: Engine, state: ViewState) -> html.Div:
         caption = f"Showing all {points.total:,} matching records."
     map_section = card(
         graph(
-            charts.cluster_map(points.points, state.color, titles, members, parents),
+            charts.cluster_map(
+                points.points,
+                state.color,
+                titles,
+                members,
+                parents,
+                ranked=[c.id for c in data.sorted_clusters(report)],
+                flagged={c.id for c in report.clusters if findings.flag_words(c)},
+            ),
             "cluster-map",
             height=520,
         )
         if points.points
         else html.P("No records match these filters.", className="muted"),
         html.P(
-            [caption, " Hover a point to read it; click it to open the record."],
+            [
+                caption,
+                " Coloured by finding: flagged clusters in colour (the most severe on top), the "
+                "rest grey."
+                if state.color == "finding"
+                else "",
+                " Hover a point to read it; click it to open the record.",
+            ],
             className="footnote",
             id="map-caption",
         ),
@@ -120,6 +152,7 @@ def render(engine: Engine, state: ViewState) -> html.Div:
                 filter_bar(state, filter_options(engine), extra=[color]),
                 map_section,
                 card(
+                    _summary_sources(report.clusters),
                     _table(
                         clusters,
                         {**counts, **subcluster_counts(engine, run.id, filters)}
@@ -128,8 +161,8 @@ def render(engine: Engine, state: ViewState) -> html.Div:
                         state,
                         filtered=_is_filtered(filters),
                     ),
-                    title=f"{len(clusters) - subs} clusters"
-                    + (f", {subs} sub-clusters nested under them" if subs else ""),
+                    title=plural(len(clusters) - subs, "cluster")
+                    + (f", {plural(subs, 'sub-cluster')} nested under them" if subs else ""),
                     className="table-card",
                 ),
             )
@@ -139,6 +172,17 @@ def render(engine: Engine, state: ViewState) -> html.Div:
         subtitle=f"Run {run.id} · baseline {fmt_time(run.baseline_start)} → "
         f"{fmt_time(run.baseline_end)} · current {fmt_time(run.current_start)} → "
         f"{fmt_time(run.current_end)}",
+    )
+
+
+def _summary_sources(clusters: list[ClusterEntry]) -> html.P:
+    """Who wrote the summaries, said once for the run rather than on every row."""
+    authors = Counter(
+        summary_author(c.summary.generated_by if c.summary else None) for c in clusters
+    )
+    said = "; ".join(f"{author} for {plural(n, 'cluster')}" for author, n in authors.most_common())
+    return html.P(
+        f"Summaries by {said}.", className="footnote summary-source", id="summary-sources"
     )
 
 
@@ -155,7 +199,7 @@ def _is_filtered(filters: data.Filters) -> bool:
     )
 
 
-def _sort_header(label: str, key: str, state: ViewState) -> html.Th:
+def _sort_header(label: str, key: str, state: ViewState, *, numeric: bool = True) -> html.Th:
     active = state.sort == key
     return html.Th(
         dcc.Link(
@@ -163,7 +207,7 @@ def _sort_header(label: str, key: str, state: ViewState) -> html.Th:
             href=state.href("/clusters", sort=key),
             className="sort-link active" if active else "sort-link",
         ),
-        className="num sortable",
+        className="num sortable" if numeric else "sortable",
     )
 
 
@@ -180,6 +224,7 @@ def _table(
         )
     head = [
         html.Th("cluster"),
+        _sort_header("flags", "severity", state, numeric=False),
         html.Th("keywords"),
         _sort_header("size", "size", state),
         *([html.Th("in filter", className="num")] if filtered else []),
@@ -187,14 +232,13 @@ def _table(
         _sort_header("drift", "drift", state),
         _sort_header("hotspot lift", "hotspot", state),
         _sort_header("thumbs-down", "down_rate", state),
-        html.Th("summary by"),
     ]
     rows = []
     for c, depth in clusters:
         drift, hotspot, fb = c.drift, c.hotspot, c.feedback
         kind = "Sub-cluster" if c.parent is not None else "Cluster"
         title = (c.summary.title if c.summary else "") or f"{kind} {c.id}"
-        author = c.summary.generated_by if c.summary else None
+        words = findings.flag_words(c)
         rows.append(
             html.Tr(
                 [
@@ -208,13 +252,20 @@ def _table(
                             else None,
                             dcc.Link(
                                 [html.Span(f"#{c.id} ", className="muted"), title],
-                                href=state.href(f"/clusters/{c.id}", sort="drift", color="cluster"),
+                                href=state.href(
+                                    f"/clusters/{c.id}", sort="severity", color="finding"
+                                ),
                                 className="cluster-link",
                             ),
                         ],
                         style={"paddingLeft": f"{1.5 * depth:.1f}em"} if depth else None,
                     ),
-                    html.Td(", ".join(c.keywords), className="keywords"),
+                    html.Td(
+                        [badge(w, "bad") for w in words]
+                        or html.Span("not flagged", className="muted small"),
+                        className="flags",
+                    ),
+                    html.Td(", ".join(c.keywords[:KEYWORDS_SHOWN]), className="keywords"),
                     html.Td(fmt_int(c.size), className="num"),
                     *([html.Td(fmt_int(counts.get(c.id, 0)), className="num")] if filtered else []),
                     html.Td(
@@ -234,10 +285,11 @@ def _table(
                     ),
                     html.Td(
                         [
-                            badge("hotspot", "bad") if hotspot.flagged else None,
-                            html.Span(f" ×{fmt_num(hotspot.lift, 2)}"),
+                            html.Span(f"×{fmt_num(hotspot.lift, 2)}"),
                             html.Div(f"q={fmt_p(hotspot.q_value)}", className="muted small"),
-                        ],
+                        ]
+                        if untested(c) is None
+                        else html.Span(NOT_ENOUGH_RATINGS, className="muted small"),
                         className="num",
                     ),
                     html.Td(
@@ -247,19 +299,15 @@ def _table(
                                 f"{fmt_int(fb.down)}/{fmt_int(fb.rated)} rated",
                                 className="muted small",
                             ),
-                        ],
+                        ]
+                        if fb.rated
+                        else html.Span(NOT_ENOUGH_RATINGS, className="muted small"),
                         className="num",
-                    ),
-                    html.Td(
-                        summary_author(author).split(" (")[0]
-                        if not (author or "").startswith("llm:")
-                        else summary_author(author),
-                        className="small",
                     ),
                 ],
                 className=" ".join(
                     (["subcluster-row"] if c.parent is not None else [])
-                    + (["flagged"] if drift.flagged or hotspot.flagged else [])
+                    + (["flagged"] if words else [])
                 ),
             )
         )

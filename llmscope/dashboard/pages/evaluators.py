@@ -13,12 +13,14 @@ from llmscope.dashboard import charts, data
 from llmscope.dashboard.components import (
     badge,
     card,
+    database_flag,
     fmt_int,
     fmt_num,
     fmt_pct,
     fmt_time,
     graph,
     page,
+    plural,
 )
 from llmscope.dashboard.state import ViewState
 from llmscope.report import EvaluatorEntry
@@ -31,21 +33,7 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     versions = data.evaluator_versions(engine)
     if not versions:
         return page(
-            "Evaluators",
-            card(
-                html.P(
-                    [
-                        "No evaluations are stored yet. Add an ",
-                        html.Code("evaluators:"),
-                        " section to the gateway YAML (judged online by ",
-                        html.Code("llmscope serve"),
-                        ") or run ",
-                        html.Code("llmscope evaluate --config gateway.yaml"),
-                        ".",
-                    ]
-                ),
-                className="empty-state",
-            ),
+            "Evaluators", _none_stored(data.experiment_judges(engine), database_flag(engine))
         )
     found = data.run_report(engine, state.run)
     entries = found[1].evaluators if found else {}
@@ -58,6 +46,39 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     )
 
 
+def _none_stored(judged: dict[str, int], flag: str) -> html.Section:
+    """No live verdict is stored: what is true of the evaluators, and how to judge traffic."""
+    said: list[Any] = []
+    if judged:
+        names = ", ".join(f"{name} ({plural(n, 'answer')})" for name, n in sorted(judged.items()))
+        said.append(
+            html.P(
+                [
+                    "Evaluators are configured and judge experiments (",
+                    dcc.Link("Experiments", href="/experiments"),
+                    f": {names}), but no live call has been judged yet.",
+                ]
+            )
+        )
+    else:
+        said.append(html.P("No evaluations are stored yet."))
+    said += [
+        html.P(
+            [
+                "Live calls are judged by ",
+                html.Code("llmscope serve"),
+                " when an evaluator in the gateway YAML's ",
+                html.Code("evaluators:"),
+                " section has a ",
+                html.Code("sample_rate"),
+                " above 0 (with 0 it judges experiments only), or on demand:",
+            ]
+        ),
+        html.Pre(f"llmscope evaluate --config gateway.yaml {flag}", className="command"),
+    ]
+    return card(*said, title="No live evaluations yet", className="empty-state")
+
+
 def agreement_sentence(name: str, entry: EvaluatorEntry) -> str:
     """Plain words on whether ``name`` agrees with the users."""
     a = entry.agreement
@@ -65,10 +86,10 @@ def agreement_sentence(name: str, entry: EvaluatorEntry) -> str:
         return f"{name}: no answer has both a verdict and a thumb yet, so its agreement is unknown."
     if a.kappa < POOR_AGREEMENT:
         return (
-            f"{name} disagrees with users: kappa {a.kappa:.2f} on {a.n} answers they rated. "
-            "Check the judge before trusting its hotspots."
+            f"{name} disagrees with users: kappa {a.kappa:.2f} on {plural(a.n, 'answer')} "
+            "they rated. Check the judge before trusting its hotspots."
         )
-    return f"{name} agrees with users: kappa {a.kappa:.2f} on {a.n} answers they rated."
+    return f"{name} agrees with users: kappa {a.kappa:.2f} on {plural(a.n, 'answer')} they rated."
 
 
 def _agreement(entries: dict[str, EvaluatorEntry], has_run: bool) -> Any:

@@ -16,12 +16,14 @@ from sqlalchemy import Engine
 from llmscope.dashboard.components import (
     badge,
     card,
+    database_flag,
     fmt_int,
     fmt_num,
     fmt_p,
     fmt_pct,
     fmt_time,
     page,
+    plural,
     text_block,
 )
 from llmscope.dashboard.data.experiments import Answer, Row, experiment_detail, list_experiments
@@ -37,14 +39,15 @@ def verdict_badge(verdict: str | None) -> html.Span:
     return badge(verdict, TONES.get(verdict, "neutral"))
 
 
-def how_to_run(cluster_id: int | None = None) -> html.P:
+def how_to_run(flag: str, cluster_id: int | None = None) -> html.P:
+    """The command line way (``flag``: the dashboard's ``--database-url``)."""
     cluster = "ID" if cluster_id is None else str(cluster_id)
     return html.P(
         [
-            "Try a fix on a cluster's records from the command line: ",
+            "Or from the command line: ",
             html.Code(
                 f"llmscope experiment run --cluster {cluster} --variant template=NAME@VERSION "
-                "--config gateway.yaml"
+                f"--config gateway.yaml {flag}"
             ),
             " (also template-file=PATH, endpoint=NAME, param.temperature=0.2).",
         ],
@@ -52,11 +55,30 @@ def how_to_run(cluster_id: int | None = None) -> html.P:
     )
 
 
+def from_the_browser() -> html.P:
+    return html.P(
+        [
+            "Try a fix from the browser: open a cluster (",
+            dcc.Link("Clusters", href="/clusters"),
+            "), and in its Try a fix panel pick a template version, an endpoint or paste a "
+            "candidate prompt, choose an evaluator and press Run: its answers are judged "
+            "against the recorded ones and the verdict is kept here.",
+        ]
+    )
+
+
 def render_list(engine: Engine, state: ViewState) -> html.Div:
     experiments = list_experiments(engine)
+    flag = database_flag(engine)
     if not experiments:
         return page(
-            "Experiments", card(html.P("No experiment yet."), how_to_run(), className="empty-state")
+            "Experiments",
+            card(
+                html.P("No experiment yet."),
+                from_the_browser(),
+                how_to_run(flag),
+                className="empty-state",
+            ),
         )
     rows = []
     for e in experiments:
@@ -94,7 +116,7 @@ def render_list(engine: Engine, state: ViewState) -> html.Div:
         className="table",
         id="experiments-table",
     )
-    return page("Experiments", card(table), card(how_to_run()))
+    return page("Experiments", card(table), card(from_the_browser(), how_to_run(flag)))
 
 
 def _figures(name: str, side: Side, extra: list[Any]) -> html.Tr:
@@ -116,7 +138,9 @@ def summary_table(report: ExperimentReport) -> html.Table:
     rows = [_figures("baseline (production)", report.baseline, ["", "", "", ""])]
     for v in report.variants:
         ci = "–" if v.ci is None else f"[{100 * v.ci[0]:+.1f}, {100 * v.ci[1]:+.1f}] pts"
-        needed = f" (about {v.needed_sample} records would tell)" if v.needed_sample else ""
+        needed = (
+            f" (about {fmt_int(v.needed_sample)} records would tell)" if v.needed_sample else ""
+        )
         rows.append(
             _figures(
                 f"{v.name}: {v.spec}",
@@ -211,7 +235,8 @@ def render_detail(engine: Engine, state: ViewState, experiment_id: str) -> html.
         stopped = html.P(report.stopped, className="muted") if report.stopped else None
         head = card(
             html.P(
-                f"Cluster {report.cluster_id} of run {report.run_id}: {report.records} records, "
+                f"Cluster {report.cluster_id} of run {report.run_id}: "
+                f"{plural(report.records, 'record')}, "
                 f"judged by {', '.join(report.evaluators)}."
             ),
             summary_table(report),
@@ -227,11 +252,21 @@ def render_detail(engine: Engine, state: ViewState, experiment_id: str) -> html.
 
 
 def try_a_fix(
-    engine: Engine, state: ViewState, cluster_id: int, runner: Any = None
+    engine: Engine, state: ViewState, cluster_id: int, runner: Any, flag: str
 ) -> html.Section:
     """The cluster page's "Try a fix" card: ``runner`` (the panel that runs an experiment from
     the browser, ``llmscope.dashboard.tryfix``), how to run one from the command line, and the
     experiments already run on this cluster with their verdicts."""
+    return card(
+        *([runner] if runner is not None else []),
+        how_to_run(flag, cluster_id),
+        html.Div(past_experiments(engine, state, cluster_id), id="tryfix-history"),
+        title="Try a fix",
+    )
+
+
+def past_experiments(engine: Engine, state: ViewState, cluster_id: int) -> Any:
+    """The experiments already run on the cluster with their verdicts (running ones too)."""
     past = list_experiments(engine, cluster_id)
     items = [
         html.Li(
@@ -246,11 +281,6 @@ def try_a_fix(
         )
         for e in past[:10]
     ]
-    return card(
-        *([runner] if runner is not None else []),
-        how_to_run(cluster_id),
-        html.Ul(items, id="cluster-experiments")
-        if items
-        else html.P("No experiment on this cluster yet.", className="muted"),
-        title="Try a fix",
-    )
+    if not items:
+        return html.P("No experiment on this cluster yet.", className="muted", id="no-experiments")
+    return html.Ul(items, id="cluster-experiments")

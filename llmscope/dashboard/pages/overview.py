@@ -1,10 +1,11 @@
-"""The overview (``/``): traffic, thumbs-down rate, latency and tokens over time, the same by
-endpoint, model and template version (with their cost), the cost by user and by tag, the latest
-alerts, and which analysis run is shown."""
+"""The overview (``/``): what the analysis found first (the run's ranked findings, each a
+sentence linking to its evidence page) and the latest alerts; then which run is shown, the
+traffic, thumbs-down rate, latency and tokens over time, the same by endpoint, model and
+template version, and (only when some calls have a price) the cost by user and by tag."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from dash import dcc, html
@@ -12,11 +13,14 @@ from sqlalchemy import Engine
 
 from llmscope.dashboard import charts, data
 from llmscope.dashboard.components import (
+    NOT_ENOUGH_RATINGS,
     badge,
     card,
+    database_flag,
     filter_bar,
     fmt_int,
     fmt_num,
+    fmt_p,
     fmt_pct,
     fmt_time,
     fmt_usd,
@@ -24,10 +28,12 @@ from llmscope.dashboard.components import (
     no_records,
     no_run,
     page,
+    plural,
     problems_banner,
     run_selector,
     stat,
 )
+from llmscope.dashboard.data import findings
 from llmscope.dashboard.data.cache import cached
 from llmscope.dashboard.state import ViewState
 from llmscope.report import RunReport
@@ -45,7 +51,7 @@ SPLITS = {"none": "nothing", "endpoint": "endpoint", "model": "model", "template
 def render(engine: Engine, state: ViewState) -> html.Div:
     status = store_status(engine)
     if status.records == 0:
-        return page("Overview", no_records())
+        return page("Overview", no_records(database_flag(engine)))
     found = data.run_report(engine, state.run)
     runs = data.list_runs(engine)
     run, report = found if found else (None, None)
@@ -62,8 +68,10 @@ def render(engine: Engine, state: ViewState) -> html.Div:
     query = filters.within(status.first, status.last)
     summary = traffic_summary(engine, query, unit=unit, by=split)
     options = filter_options(engine)
-    figures = charts.traffic_figures(summary.series, split is not None)
     total, breakdowns = summary.totals, summary.tables
+    figures = charts.traffic_figures(
+        summary.series, split is not None, unit, _covered(filters, status)
+    )
 
     header_actions = run_selector(runs, state.run if run else None) if runs else None
     children: list[Any] = [problems_banner(state)]
@@ -74,15 +82,22 @@ def render(engine: Engine, state: ViewState) -> html.Div:
                 className="notice notice-warn",
             )
         )
+    priced = total["priced"] > 0
     children += [
-        _run_card(run, report, state) if run and report else no_run(status.records),
+        _findings_card(report, state) if report else None,
+        card(_alerts(data.latest_alerts(engine), state), title="Latest alerts", className="alerts"),
+        _run_card(run, report, state)
+        if run and report
+        else no_run(status.records, database_flag(engine)),
         _filters(state, options),
         html.Div(
             [
-                stat("Calls", fmt_int(total["calls"]), f"{fmt_int(total['errors'])} errors"),
+                stat("Calls", fmt_int(total["calls"]), plural(total["errors"], "error")),
                 stat(
                     "Thumbs-down rate",
-                    fmt_pct(total["down"] / total["rated"]) if total["rated"] else "–",
+                    fmt_pct(total["down"] / total["rated"])
+                    if total["rated"]
+                    else NOT_ENOUGH_RATINGS,
                     f"{fmt_int(total['down'])} down of {fmt_int(total['rated'])} rated",
                     tone="bad" if total["rated"] and total["down"] / total["rated"] > 0.2 else "",
                 ),
@@ -96,7 +111,13 @@ def render(engine: Engine, state: ViewState) -> html.Div:
                     fmt_int(total["input_tokens"] + total["output_tokens"]),
                     f"{fmt_int(total['input_tokens'])} in · {fmt_int(total['output_tokens'])} out",
                 ),
-                stat("Cost", fmt_usd(total["cost_usd"]), "calls with a price (pricing:)"),
+                stat(
+                    "Cost",
+                    fmt_usd(total["cost_usd"]),
+                    f"{fmt_int(total['priced'])} of {plural(total['calls'], 'call')} priced",
+                )
+                if priced
+                else None,
             ],
             className="stats",
         ),
@@ -111,14 +132,15 @@ def render(engine: Engine, state: ViewState) -> html.Div:
         ),
         html.P(
             f"{'Hourly' if unit == 'hour' else 'Daily'} buckets from {fmt_time(filters.since)} "
-            f"to {fmt_time(filters.until)}. Latency percentiles are nearest-rank, per bucket; "
-            "the thumbs-down rate counts each rated call's latest feedback. Split the charts by "
-            "endpoint, model or template for each one's latency.",
+            f"to {fmt_time(filters.until)}; open markers (faded bars) are a {unit} the data only "
+            "partly covers, so fewer calls there are not a drop. Latency percentiles are "
+            "nearest-rank, per bucket; the thumbs-down rate counts each rated call's latest "
+            "feedback. Split the charts by endpoint, model or template for each one's latency.",
             className="footnote",
         ),
         html.Div(
             [
-                card(_breakdown_table(breakdowns[key], state, key), title=f"By {label}")
+                card(_breakdown_table(breakdowns[key], state, key, priced), title=f"By {label}")
                 for key, label in BREAKDOWNS
             ],
             className="grid-3",
@@ -130,15 +152,67 @@ def render(engine: Engine, state: ViewState) -> html.Div:
                 for key in ("user", "tag")
             ],
             className="grid-2",
-        ),
-        card(_alerts(data.latest_alerts(engine), state), title="Latest alerts"),
+        )
+        if priced
+        else None,
     ]
     return page(
         "Overview",
         *[c for c in children if c is not None],
         actions=header_actions,
-        subtitle=f"{status.records:,} records from {fmt_time(status.first)} to "
+        subtitle=f"{plural(status.records, 'record')} from {fmt_time(status.first)} to "
         f"{fmt_time(status.last)}",
+    )
+
+
+def _covered(filters: data.Filters, status: data.StoreStatus) -> tuple[datetime, datetime] | None:
+    """The time the charts' data covers: the filters' range, narrowed to the stored records'
+    (the first and last bucket are partial when it starts or ends mid-day)."""
+    if status.first is None or status.last is None:
+        return None
+    since = max(filters.since, status.first) if filters.since else status.first
+    until = min(filters.until, status.last) if filters.until else status.last
+    return since, until
+
+
+FINDINGS_SHOWN = 5
+
+
+def _findings_card(report: RunReport, state: ViewState) -> html.Section:
+    """The run's findings, most severe first, each a sentence linking to its evidence page."""
+    found = findings.findings(report)
+    run = ViewState(run=report.run_id)
+    items = []
+    for f in found[:FINDINGS_SHOWN]:
+        text: Any = f.message
+        if f.cluster_id is not None:
+            text = dcc.Link(f.message, href=run.href(f"/clusters/{f.cluster_id}"))
+        items.append(
+            html.Li(
+                [
+                    badge(
+                        KIND_WORDS.get(f.kind, f.kind.replace("_", " ")),
+                        KIND_TONES.get(f.kind, "neutral"),
+                    ),
+                    " ",
+                    text,
+                ],  # fmt: skip
+                className="finding",
+            )
+        )
+    more = len(found) - FINDINGS_SHOWN
+    return card(
+        html.Ol(items, className="findings", id="findings")
+        if items
+        else html.P("The analysis flagged nothing in this run.", className="muted", id="findings"),
+        dcc.Link(
+            f"{plural(more, 'more finding')} on the clusters list →",
+            href=state.href("/clusters"),
+        )
+        if more > 0
+        else None,
+        title="What the analysis found",
+        className="findings-card",
     )
 
 
@@ -174,7 +248,7 @@ def _evaluators_card(engine: Engine, state: ViewState) -> html.Section | None:
 
 def _run_card(run: data.RunInfo, report: RunReport, state: ViewState) -> html.Section:
     clusters = report.clusters
-    flagged = [c for c in clusters if c.drift.flagged or c.hotspot.flagged]
+    flagged = [c for c in clusters if findings.flag_words(c)]
     drift = report.global_drift
     return card(
         html.Div(
@@ -182,24 +256,24 @@ def _run_card(run: data.RunInfo, report: RunReport, state: ViewState) -> html.Se
                 stat("Run", html.Code(run.id), f"created {fmt_time(run.created_at)}"),
                 stat(
                     "Baseline",
-                    f"{fmt_int(report.baseline.records)} records",
+                    plural(report.baseline.records, "record"),
                     f"{fmt_time(run.baseline_start)} → {fmt_time(run.baseline_end)}",
                 ),
                 stat(
                     "Current",
-                    f"{fmt_int(report.current.records)} records",
+                    plural(report.current.records, "record"),
                     f"{fmt_time(run.current_start)} → {fmt_time(run.current_end)}",
                 ),
                 stat(
                     "Clusters",
                     fmt_int(len(clusters)),
-                    f"{len(flagged)} flagged",
+                    f"{fmt_int(len(flagged))} flagged",
                     tone="bad" if flagged else "",
                 ),
                 stat(
                     "Global drift",
                     "flagged" if drift.flagged else "not flagged",
-                    f"{drift.method} p={drift.p_value}",
+                    f"{drift.method} p={fmt_p(drift.p_value)}",
                     tone="bad" if drift.flagged else "",
                 ),
             ],
@@ -212,14 +286,16 @@ def _run_card(run: data.RunInfo, report: RunReport, state: ViewState) -> html.Se
     )
 
 
-def _breakdown_table(rows: list[dict[str, Any]], state: ViewState, by: str) -> html.Table:
+def _breakdown_table(
+    rows: list[dict[str, Any]], state: ViewState, by: str, priced: bool
+) -> html.Table:
     head = html.Tr(
         [
             html.Th(by),
             html.Th("calls"),
             html.Th("down rate"),
             html.Th("tokens"),
-            html.Th("cost"),
+            html.Th("cost") if priced else None,
         ]
     )
     body = []
@@ -234,14 +310,17 @@ def _breakdown_table(rows: list[dict[str, Any]], state: ViewState, by: str) -> h
                     html.Td(
                         [
                             fmt_pct(r["down"] / r["rated"]),
-                            html.Div(f"{r['down']}/{r['rated']}", className="muted small"),
+                            html.Div(
+                                f"{fmt_int(r['down'])}/{fmt_int(r['rated'])}",
+                                className="muted small",
+                            ),
                         ]
                         if r["rated"]
                         else "–",
                         className="num",
                     ),
                     html.Td(fmt_int(r["input_tokens"] + r["output_tokens"]), className="num"),
-                    html.Td(fmt_usd(r["cost_usd"]), className="num"),
+                    html.Td(fmt_usd(r["cost_usd"]), className="num") if priced else None,
                 ]
             )
         )
@@ -266,18 +345,30 @@ def _cost_table(rows: list[dict[str, Any]], by: str) -> html.Table:
 
 KIND_TONES = {
     "hotspot": "bad",
+    "eval_hotspot": "bad",
+    "rephrase_hotspot": "bad",
+    "regression": "bad",
     "drift": "warn",
     "new_cluster": "info",
     "global_drift": "warn",
     "budget": "warn",
+}
+KIND_WORDS = {
+    "hotspot": "thumbs-down",
+    "eval_hotspot": "evaluator",
+    "rephrase_hotspot": "rephrased",
+    "regression": "regression",
+    "new_cluster": "new topic",
+    "drift": "drift",
+    "global_drift": "overall drift",
 }
 
 
 def _alerts(alerts: list[dict[str, Any]], state: ViewState) -> Any:
     if not alerts:
         return html.P(
-            "No alerts yet. Analysis runs raise them for drifting clusters, new "
-            "clusters and thumbs-down hotspots.",
+            "No alerts yet. Analysis runs raise them for what they find: thumbs-down and "
+            "evaluator hotspots, regressions, new and drifting clusters.",
             className="muted",
         )
     items = []
