@@ -1,21 +1,51 @@
-"""Packages ``llmscope`` from the repository's folders.
+"""Packages ``llmscope`` from ``llmscope/``, where all of its code lives.
 
-The repository shows the data flow in its folder list: ``collector/``, ``analysis/`` and
-``dashboard/`` are the parts, ``app/`` the command and demo above them, and ``llmscope/`` the base
-they share. ``llmscope/`` holds a symbolic link to each of the four other folders, so the
-installed package, the type checker and an IDE all find ``llmscope.collector`` (and the rest) at
-an ordinary path: no import hook, nothing generic in site-packages.
+``llmscope/``'s folder list shows the data flow: ``collector/``, ``analysis/`` and ``dashboard/``
+are the parts, ``app/`` the command and demo above them, ``db/`` the store they share, and the
+modules beside them the base. Each is an ordinary package (no links, no import hook), so the
+wheel holds what the checkout holds.
+
+The build refuses to run when a part is missing or is not a package (a sparse or damaged
+checkout): setuptools would otherwise build a wheel without it and call that a success.
 """
 
-from setuptools import find_namespace_packages, setup
+from pathlib import Path
 
-# namespace discovery (follows the links): Alembic's folders have no __init__.py but must ship
-packages = find_namespace_packages(include=["llmscope", "llmscope.*"], exclude=["*__pycache__*"])
+from setuptools import find_packages, setup
 
-setup(
-    packages=packages,
-    package_data={
-        "llmscope": ["py.typed", "db/migrations/script.py.mako"],
-        "llmscope.dashboard.assets": ["*.css", "*.js"],
-    },
-)
+HERE = Path(__file__).resolve().parent
+# Every folder of llmscope/ that must be a package of its own; the wheel is useless without one.
+PARTS = ("collector", "analysis", "dashboard", "app", "db")
+# Folders that are not packages but ship: Alembic loads its folders by path, Dash serves the
+# assets folder. Listed by name (setuptools warns about, and will one day drop, a folder that
+# only package data reaches), each with the files it holds besides Python modules.
+DATA_FOLDERS = {
+    "llmscope.db.migrations": ["script.py.mako"],
+    "llmscope.db.migrations.versions": [],
+    "llmscope.dashboard.assets": ["*.css", "*.js"],
+}
+
+
+def missing_parts(root: Path) -> list[str]:
+    """The parts under ``root`` (the folder holding ``llmscope/``) that are not real packages."""
+    missing = []
+    for part in PARTS:
+        folder = root / "llmscope" / part
+        if folder.is_symlink() or not (folder / "__init__.py").is_file():
+            missing.append(f"llmscope/{part}/__init__.py")
+    for name in DATA_FOLDERS:
+        folder = root.joinpath(*name.split("."))
+        if not folder.is_dir() or not any(folder.iterdir()):
+            missing.append(name.replace(".", "/") + "/")
+    return missing
+
+
+if __name__ == "__main__":
+    if missing := missing_parts(HERE):
+        raise SystemExit(
+            "refusing to build llmscope: missing or not a real folder: " + ", ".join(missing)
+        )
+    setup(
+        packages=[*find_packages(include=["llmscope", "llmscope.*"]), *DATA_FOLDERS],
+        package_data={"llmscope": ["py.typed"], **DATA_FOLDERS},
+    )

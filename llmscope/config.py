@@ -341,10 +341,11 @@ class Settings(BaseSettings):
         "new day's token budget opens.",
     )
     eval_claim_lease_s: float = Field(
-        default=600.0,
+        default=60.0,
         gt=0,
-        description="How long a judge's claim on a record holds; a claim left by a process that "
-        "died is taken over by another judge once it runs out (nothing is judged twice).",
+        description="How long a judge's claim on a record holds unless renewed; its judge "
+        "renews it every third of this while the call runs, and a claim left by a process that "
+        "died is taken over by another judge once it runs out.",
     )
 
     # --- experiments -------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 No container engine runs here, so the files are read, not run: every YAML parses; every
 ``llmscope`` command they run parses with the real CLI; every ``LLMSCOPE_*`` variable is a
 setting; ports agree with the commands; health checks hit routes the apps serve; the image the
-Dockerfile builds is the one the manifests run; the gateway config loads with the real loader.
+Dockerfile builds is the one the manifests run, from files that exist; the gateway config loads
+with the real loader.
 """
 
 from __future__ import annotations
@@ -93,6 +94,15 @@ def test_images_are_the_one_the_dockerfile_builds() -> None:
     own = [s for name, s in services.items() if name != "postgres" and not s.get("profiles")]
     assert own and all(s["image"] == IMAGE for s in own)
     assert containers() and all(c["image"] == IMAGE for c in containers())
+
+
+def test_the_dockerfile_copies_what_exists_and_what_the_build_needs() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    copies = re.findall(r"^COPY (?!--)(.+) \S+$", dockerfile, re.M)
+    sources = {source for line in copies for source in line.split()}
+    root = DEPLOY.parent
+    assert [s for s in sorted(sources) if not (root / s).exists()] == []
+    assert {"sdk", "pyproject.toml", "setup.py", "README.md", "llmscope"} <= sources
 
 
 def _port_of(command: list[str], default: int) -> int:

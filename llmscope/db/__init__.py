@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import fcntl
+import fcntl  # file locks: POSIX only, so llmscope runs on Linux and macOS (not Windows)
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path

@@ -108,3 +108,21 @@ def test_a_memo_shared_with_a_split_class_changes_no_keyword() -> None:
         assert ctfidf_keywords(texts, split, memo=memo, only=sub) == {sub: fresh[sub]}
         assert len(memo) == before + 2  # class 1 without the split part, and the split part
         assert fresh[sub] != fresh[1]
+
+
+def test_contractions_leave_no_fragments() -> None:
+    """The word pattern stopped at the apostrophe: "don't order" became "don order"."""
+    texts = [
+        "I don't order online, my parcel hasn't got here",
+        "The parcel hasn't got to me and I don't know why",
+        "My parcel's tracking hasn't moved, I can't see it",
+        "How do I change my password?",
+        "Password change isn't working",
+        "I'd like to change the password, it's expired",
+    ]
+    words = ctfidf_keywords(texts, np.array([0, 0, 0, 1, 1, 1]), top=8)
+    terms = [t for terms in words.values() for t in terms]
+    fragments = {"don", "hasn", "isn", "can", "parcel s", "d", "ll", "ve"}
+    assert not [t for t in terms for w in t.split() if w in fragments]
+    assert words[0][0] == "parcel" and "password" in words[1]
+    assert "got" in " ".join(words[0])  # the word after the contraction stays

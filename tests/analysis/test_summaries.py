@@ -197,7 +197,10 @@ def test_without_an_llm_summaries_are_extractive_and_say_so(
     assert hot["reason"] == "no summary LLM configured"
     assert "Keywords: refund, charge, plan." in hot["text"]
     assert "Thumbs-down rate 100.0% of 2 rated (flagged hotspot)" in hot["text"]
-    assert hot["root_cause"] == "Thumbs-down feedback tags: incorrect (2), outdated (1)."
+    # The tags of its two thumbs-down answers, saying what they count (no count above 2).
+    assert hot["root_cause"] == (
+        "Tags on its 2 thumbs-down answers (both windows): incorrect (2), outdated (1)."
+    )
     assert hot["suggested_fix"] is None
     assert rows[1]["root_cause"] is None  # no feedback, no claim
 

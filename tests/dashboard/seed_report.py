@@ -12,6 +12,7 @@ from llmscope.report import (
     ClusterSummary,
     Drift,
     FeedbackCounts,
+    Finding,
     GlobalDrift,
     Hotspot,
     LatencySlice,
@@ -155,6 +156,7 @@ def seeded_report(
         )
     problem = next(c for c in clusters if TOPICS[c.id].key == "export")
     assert problem.summary is not None
+    findings = _findings(clusters, problem)
     return RunReport(
         run_id=run_id,
         created_at=now,
@@ -167,6 +169,7 @@ def seeded_report(
             method="energy distance permutation test",
         ),
         clusters=clusters,
+        findings=findings,
         alerts=[
             AlertEntry(
                 kind="new_cluster",
@@ -181,3 +184,56 @@ def seeded_report(
             ),
         ],
     )
+
+
+def _findings(clusters: list[ClusterEntry], problem: ClusterEntry) -> list[Finding]:
+    """The ranked findings the analysis would list: the problem cluster's hotspot and its
+    being new first, then the hot sub-cluster, the drifting clusters, the overall drift."""
+    out = [
+        Finding(
+            kind="hotspot",
+            cluster_id=problem.id,
+            severity=40.0,
+            message=f"Thumbs-down hotspot in cluster {problem.id}: {problem.feedback.down} of "
+            f"{problem.feedback.rated} rated answers thumbs-down",
+        ),
+        Finding(
+            kind="new_cluster",
+            cluster_id=problem.id,
+            severity=30.0,
+            message=f"New topic, cluster {problem.id}: {problem.current_count} requests in the "
+            "current window, none before",
+        ),
+    ]
+    severity = 20.0
+    for c in clusters:
+        if c.id == problem.id:
+            continue
+        if c.hotspot.flagged:
+            out.append(
+                Finding(
+                    kind="hotspot",
+                    cluster_id=c.id,
+                    severity=severity,
+                    message=f"Thumbs-down hotspot in sub-cluster {c.id}",
+                )
+            )
+            severity -= 1
+        if c.drift.flagged:
+            out.append(
+                Finding(
+                    kind="drift",
+                    cluster_id=c.id,
+                    severity=severity,
+                    message=f"Cluster {c.id} {c.drift.kind} between the windows",
+                )
+            )
+            severity -= 1
+    out.append(
+        Finding(
+            kind="global_drift",
+            severity=1.0,
+            message="Overall, what people ask changed between the windows (p=0.0001).",
+        )
+    )
+    return out

@@ -177,7 +177,7 @@ def test_records_without_a_run_say_to_run_analyze(engine: Engine) -> None:
 
 def test_bad_link_parameters_are_named_and_ignored(engine: Engine, seeded: SeededStore) -> None:
     text = text_of(render_path(engine, "/clusters", "?color=purple&sort=size"))
-    assert "color='purple' is not one of cluster, window, feedback" in text
+    assert "color='purple' is not one of finding, cluster, window, feedback" in text
     assert "Page not found" in text_of(render_path(engine, "/nowhere", ""))
 
 
@@ -191,14 +191,14 @@ def test_view_state_round_trips_through_the_query_string() -> None:
     )
     assert parse(state.query()) == state
     assert (
-        state.href("/clusters", color="cluster")
+        state.href("/clusters", color="finding")
         == "/clusters?run=r1&from=2026-11-01&endpoint=a%26b"
     )
 
 
 def test_merge_query_applies_changes_and_drops_defaults() -> None:
     assert merge_query("?sort=size", {"color": "feedback"}) == "?color=feedback&sort=size"
-    assert merge_query("?color=feedback", {"color": "cluster"}) == ""
+    assert merge_query("?color=feedback", {"color": "finding"}) == ""
     assert merge_query("?endpoint=a", {"endpoint": None, "start": "2026-11-02T00:00:00"}) == (
         "?from=2026-11-02"
     )

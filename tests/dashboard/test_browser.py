@@ -87,7 +87,7 @@ def test_drill_from_overview_to_a_record(
     wait_for(browser, "#cluster-map .main-svg")
     rows = browser.find_elements(By.CSS_SELECTOR, "#clusters-table tbody tr")
     assert len(rows) == len(seeded.report.clusters)
-    assert "CSV export failures after the update" in rows[0].text  # the biggest drift first
+    assert "CSV export failures after the update" in rows[0].text  # the most severe first
     assert "Showing all" in browser.find_element(By.ID, "map-caption").text
     screenshot(browser, "2-clusters")
 
@@ -105,8 +105,8 @@ def test_drill_from_overview_to_a_record(
     chips = browser.find_elements(By.CSS_SELECTOR, "#cluster-keywords .badge")
     keywords = [chip.text for chip in chips]
     assert keywords == ["export", "csv", "invoice", "error"]
-    first = browser.find_elements(By.CSS_SELECTOR, "#cluster-records .record")[0]
-    assert XSS_PROMPT in first.text  # shown as text, not parsed as HTML
+    shown = browser.find_elements(By.CSS_SELECTOR, "#cluster-records .record")
+    assert any(XSS_PROMPT in r.text for r in shown)  # shown as text, not parsed as HTML
     assert "Download CSV" in browser.find_element(By.ID, "export-link").text
     assert no_script_ran(browser)
     screenshot(browser, "3-cluster")
@@ -190,3 +190,46 @@ def test_subclusters_nest_under_their_parent_on_the_list_the_map_and_the_pages(
     listed = browser.find_element(By.ID, "subclusters")
     assert "Refunds slow to reach the card" in listed.text and "persistent" in listed.text
     assert browser.find_elements(By.ID, "breadcrumb") == []
+
+
+def test_the_findings_lead_from_the_overview_to_their_evidence(
+    served: tuple[str, SeededStore], browser: WebDriver
+) -> None:
+    """The overview's first finding is the report's first; its link opens a page whose first
+    answers are the thumbs-down ones, with the rates and tags that make the case."""
+    base, seeded = served
+    report = seeded.report
+    browser.get(base + "/")
+    wait_for(browser, "#findings li")
+    items = browser.find_elements(By.CSS_SELECTOR, "#findings li")
+    assert [i.find_element(By.TAG_NAME, "a").text for i in items[:2]] == [
+        f.message for f in report.findings[:2]
+    ]
+    # Findings above the KPIs and charts; the run id stays inside its card.
+    top = browser.find_element(By.ID, "findings").location["y"]
+    assert top < browser.find_element(By.ID, "chart-calls").location["y"]
+    run_stat = browser.find_element(By.XPATH, "//div[@class='stat-label'][text()='Run']/..")
+    assert browser.execute_script(
+        "return arguments[0].scrollWidth <= arguments[0].clientWidth", run_stat
+    )
+    screenshot(browser, "7-findings")
+
+    items[0].find_element(By.TAG_NAME, "a").click()
+    wait_for(browser, "#cluster-records .record")
+    problem = report.cluster(seeded.problem_cluster)
+    assert problem is not None and problem.summary is not None
+    assert browser.find_element(By.CSS_SELECTOR, ".page-title").text == problem.summary.title
+    found = browser.find_element(By.ID, "cluster-findings").text
+    assert report.findings[0].message in found
+    first = browser.find_elements(By.CSS_SELECTOR, "#cluster-records .record")[0]
+    badges = [b.text for b in first.find_elements(By.CSS_SELECTOR, ".record-head .badge")]
+    assert badges[:2] == ["thumbs-down", "incorrect"]  # the first example is a thumbs-down
+    template = browser.find_element(By.ID, "down-by-template").text
+    down, rated = problem.feedback.down, problem.feedback.rated
+    assert f"{down} of {rated}" in template  # all its current ratings are on one version
+    tags = browser.find_element(By.ID, "down-tags").text
+    assert f"current window, {down} thumbs-down: incorrect" in tags
+    stats = browser.find_element(By.ID, "cluster-stats").text
+    assert f"p={problem.hotspot.p_value:.2g}" in stats
+    wait_for(browser, "#chart-cluster-down .main-svg")
+    screenshot(browser, "8-evidence")

@@ -94,6 +94,8 @@ def seed_experiment(engine: Engine) -> None:
 def test_the_list_shows_each_experiment_with_its_verdicts(engine: Engine) -> None:
     empty = text_of(render_path(engine, "/experiments", ""))
     assert "No experiment yet" in empty and "llmscope experiment run" in empty
+    # The browser's way is named too, and the command names the store the dashboard reads.
+    assert "Try a fix" in empty and f"--database-url {engine.url}" in empty
     seed_experiment(engine)
     table = by_id(render_path(engine, "/experiments", ""), "experiments-table")
     text = text_of(table)
@@ -120,12 +122,14 @@ def test_the_cluster_page_offers_to_try_a_fix_and_lists_its_experiments(engine: 
     from llmscope.dashboard.pages.experiments import try_a_fix
     from llmscope.dashboard.state import parse
 
-    empty = text_of(try_a_fix(engine, parse(""), 4))
+    flag = "--database-url sqlite:///store.db"
+    empty = text_of(try_a_fix(engine, parse(""), 4, None, flag))
     assert "Try a fix" in empty and "--cluster 4" in empty and "No experiment on this" in empty
+    assert flag in empty
     seed_experiment(engine)
-    listed = try_a_fix(engine, parse(""), 4)
+    listed = try_a_fix(engine, parse(""), 4, None, flag)
     assert "exp-abc" in text_of(by_id(listed, "cluster-experiments"))
-    assert "exp-abc" not in text_of(try_a_fix(engine, parse(""), 5))
+    assert "exp-abc" not in text_of(try_a_fix(engine, parse(""), 5, None, flag))
 
 
 def test_the_try_a_fix_form_and_request_follow_the_collector_options() -> None:
@@ -143,6 +147,9 @@ def test_the_try_a_fix_form_and_request_follow_the_collector_options() -> None:
         {"label": "support-route (route)", "value": "support-route"}
     ]
     assert "no evaluators: section" in text_of(form({**options, "evaluators": []}))
+    # Run waits for an evaluator: enabled with one chosen, disabled when there is none.
+    assert by_id(layout, "tryfix-run").disabled is False
+    assert by_id(form({**options, "evaluators": []}), "tryfix-run").disabled is True
     context = {"cluster_id": 3, "run_id": "run-1"}
     request = request_from(context, "support@2", "  ", "support-route", 0.2, 50, [], None)
     assert request.model_dump(exclude_none=True) == {

@@ -6,7 +6,7 @@ progress, then reads the verdict and the answers side by side."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -111,9 +111,27 @@ def test_try_a_fix_runs_shows_progress_then_the_verdict_and_answers(
         wait_for(browser, "#tryfix-text")
         evaluators = browser.find_elements(By.CSS_SELECTOR, "#tryfix-evaluators input")
         assert len(evaluators) == 2 and all(e.is_selected() for e in evaluators)
-        evaluators[1].click()  # judge by correctness only
+        run = browser.find_element(By.ID, "tryfix-run")
+        for box in evaluators:
+            box.click()  # none chosen: Run waits, and says so
+        WebDriverWait(browser, 5).until(lambda d: not run.is_enabled())
+        assert browser.find_element(By.ID, "tryfix-choose").is_displayed()
+        evaluators[0].click()  # judge by correctness only
+        WebDriverWait(browser, 5).until(lambda d: run.is_enabled())
+        assert not browser.find_element(By.ID, "tryfix-choose").is_displayed()
+        assert (
+            "No experiment on this cluster yet"
+            in browser.find_element(By.ID, "tryfix-history").text
+        )
         browser.find_element(By.ID, "tryfix-text").send_keys(FIX)
         browser.find_element(By.ID, "tryfix-temperature").send_keys("0.2")
+        # The moment the verdict reaches the page, taken by the page itself (selenium's own
+        # round trips on a loaded machine would add their delay to the measure).
+        browser.execute_script(
+            "new MutationObserver(() => { if (!window.__verdict_at && "
+            "document.getElementById('tryfix-verdict')) window.__verdict_at = Date.now(); })"
+            ".observe(document.body, {subtree: true, childList: true});"
+        )
         browser.find_element(By.ID, "tryfix-run").click()
 
         wait_for(browser, "#tryfix-bar")
@@ -123,9 +141,22 @@ def test_try_a_fix_runs_shows_progress_then_the_verdict_and_answers(
         assert not run.is_enabled()  # while it runs, Run cannot start a second experiment
         browser.execute_script("arguments[0].click()", run)
         wait_text(browser, "#tryfix-count", f"of {2 * N}")
+        # Its own experiment is listed under the panel while it runs, never "no experiment yet".
+        wait_for(browser, "#cluster-experiments")
+        history = browser.find_element(By.ID, "tryfix-history").text
+        assert "No experiment on this cluster yet" not in history
+        assert "running" in browser.find_element(By.ID, "cluster-experiments").text
         screenshot(browser, "tryfix-1-running")
 
         wait_text(browser, "#tryfix-verdict", "The candidate is better", timeout=60)
+        shown = browser.execute_script("return window.__verdict_at") / 1000
+        (experiment,) = stored(url, Experiment)
+        assert experiment.finished_at is not None
+        finished = experiment.finished_at.replace(tzinfo=UTC).timestamp()
+        # The verdict within a second of the experiment finishing: a half-second poll, then
+        # the verdict alone (the answers follow), so a loaded machine still has room.
+        assert shown - finished < 1.0
+        assert "better" in browser.find_element(By.ID, "cluster-experiments").text
         assert browser.find_element(By.ID, "tryfix-count").text.strip() == (
             f"answered and judged {2 * N} of {2 * N}"
         )
@@ -134,6 +165,7 @@ def test_try_a_fix_runs_shows_progress_then_the_verdict_and_answers(
         assert "95% CI" in verdict
         summary = browser.find_element(By.ID, "experiment-summary").text
         assert "baseline (production)" in summary and "better" in summary
+        wait_for(browser, "#experiment-answers tbody tr")  # the answers follow the verdict
         rows = browser.find_elements(By.CSS_SELECTOR, "#experiment-answers tbody tr")
         assert len(rows) == N
         first = rows[0].text

@@ -1,0 +1,299 @@
+"""What every provider shares: the unified (OpenAI-shaped) interface, errors and retries.
+
+A provider takes request bodies in the OpenAI wire format (which is also MLflow >= 2.9's
+unified schema) and answers in it: a response dict, or for streams an async iterator of
+``chat.completion.chunk`` / ``text_completion`` chunk dicts. Errors are :class:`ProviderError`
+carrying the status and body the client should see, scrubbed of the provider's keys.
+
+This module is transport (HTTP, signing, retries, SSE); providers whose API is another one
+translate on typed payloads (``adapter.py``, ``payloads.py``), never by building the OpenAI
+envelope themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from llmscope.collector.gateway.body import BodyRefused, parse_json
+from llmscope.collector.gateway.config import Endpoint
+from llmscope.collector.gateway.http import HttpPool
+
+# As MLflow's client retries too, only what a retry can fix: a 500 is answered, not repeated.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MAX_RETRY_WAIT = 30.0  # a longer Retry-After is handed to the client instead of waited out
+
+
+class ProviderError(Exception):
+    """A failed provider call: what the client gets back (status, JSON body, headers)."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        body = self.body
+        if isinstance(body, dict):
+            inner = body.get("error", body.get("detail", body))
+            if isinstance(inner, dict):
+                inner = inner.get("message", inner)
+            return f"{self.status}: {inner}"
+        return f"{self.status}: {body}"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number of seconds or an HTTP date; None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Reply:
+    """A provider's whole answer (non-streaming calls): status, headers and body."""
+
+    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> None:
+        self.status_code = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        """The parsed body (lone surrogates replaced); a 502 when it is not JSON."""
+        try:
+            return parse_json(self.body, "its body", limit=ANSWER_MAX_DEPTH)
+        except BodyRefused as exc:
+            raise bad_answer(f"HTTP {self.status_code}, but {exc}") from None
+
+
+ANSWER_MAX_DEPTH = 256  # deeper than any answer; bounds the walks that record it
+
+
+def bad_answer(problem: str) -> ProviderError:
+    """A 502 for a provider's answer that is not what its API promises (``problem`` says how)."""
+    message = f"the provider answered {problem}"
+    return ProviderError(502, {"error": {"message": message, "type": "provider_error"}})
+
+
+def answer_object(answer: Any, items: str) -> dict[str, Any]:
+    """``answer`` if it is an object whose ``items`` (``choices``, ``data``) is a list of
+    objects, else a 502 (a shape the client and the record could not use)."""
+    if not isinstance(answer, dict):
+        raise bad_answer(f"a JSON {type(answer).__name__}, not an object")
+    listed = answer.get(items)
+    if not isinstance(listed, list) or not all(isinstance(i, dict) for i in listed):
+        raise bad_answer(f"an object without a list of {items}")
+    return answer
+
+
+class Provider:
+    """Base class: a provider for one endpoint, sharing the gateway's pooled HTTP client."""
+
+    name = "base"
+    offline = False
+    has_responses = False  # speaks OpenAI's Responses API (else /v1/responses is translated)
+
+    def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
+        self.endpoint = endpoint
+        self.model = endpoint.model.name
+        self.config = endpoint.model.config
+        self.http = http
+        connect = min(10.0, endpoint.timeout_seconds)
+        # a whole answer must come within the timeout; a stream may not stall longer than it
+        self.timeout = aiohttp.ClientTimeout(total=endpoint.timeout_seconds, connect=connect)
+        self.stream_timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_read=endpoint.timeout_seconds
+        )
+
+    # --- the unified interface (subclasses override what they support) --------------------
+    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported("chat")
+
+    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        raise self._unsupported("streaming chat")
+
+    async def completions(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported("completions")
+
+    async def completions_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        raise self._unsupported("streaming completions")
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported("embeddings")
+
+    async def responses(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported("the Responses API")
+
+    async def responses_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        raise self._unsupported("the Responses API")
+
+    # --- helpers --------------------------------------------------------------------------
+    async def sign(self, url: str, data: bytes, headers: dict[str, str]) -> dict[str, str]:
+        """The headers to send with ``data`` (providers that sign requests override this)."""
+        return headers
+
+    def _unsupported(self, what: str) -> ProviderError:
+        return ProviderError(
+            400,
+            {
+                "error": {
+                    "message": f"{self.name} does not support {what}",
+                    "type": "invalid_request_error",
+                }
+            },
+        )
+
+    def secrets(self) -> list[str]:
+        """Values that must never leave the gateway (keys from the config)."""
+        return [v for k, v in self.config.items() if k.endswith("_api_key") and isinstance(v, str)]
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets():
+            if secret:
+                text = text.replace(secret, "[REDACTED]")
+        return text
+
+    def _error_from(
+        self, status: int, reason: str | None, headers: CIMultiDictProxy[str], content: bytes
+    ) -> ProviderError:
+        text = self.scrub(content.decode("utf-8", "replace"))
+        try:
+            body: Any = parse_json(text, "the error body", ANSWER_MAX_DEPTH)
+        except BodyRefused:
+            body = {
+                "error": {
+                    "message": text[:2000] or reason or f"HTTP {status}",
+                    "type": "provider_error",
+                }
+            }
+        extra = {}
+        if "retry-after" in headers:
+            extra["Retry-After"] = headers["retry-after"]
+        return ProviderError(status, body, extra)
+
+    def _transport_error(self, exc: BaseException) -> ProviderError:
+        status = 504 if isinstance(exc, asyncio.TimeoutError | TimeoutError) else 502
+        # Only the exception's type is shown: its text may name the URL; keys travel in headers.
+        message = self.scrub(f"{self.name} provider unreachable: {type(exc).__name__}")
+        return ProviderError(status, {"error": {"message": message, "type": "provider_error"}})
+
+    async def send(
+        self, url: str, payload: dict[str, Any], headers: dict[str, str], *, stream: bool = False
+    ) -> Any:
+        """POST with retries on 429/502/503/504 and connection failures, honouring ``Retry-After``.
+
+        Returns a :class:`Reply` (read whole), or with ``stream`` the open
+        ``aiohttp.ClientResponse`` for :meth:`sse_data`; raises ProviderError.
+        """
+        session = self.http.session
+        try:  # NaN or Infinity would be written bare: a body no provider can parse
+            data = json.dumps(payload, allow_nan=False).encode()
+        except ValueError:
+            message = "the request holds a number JSON cannot carry (NaN or Infinity)"
+            raise ProviderError(
+                400, {"error": {"message": message, "type": "invalid_request_error"}}
+            ) from None
+        send_headers = await self.sign(url, data, {"Content-Type": "application/json", **headers})
+        attempt = 0
+        while True:
+            try:
+                response = await session.post(
+                    # a percent-encoded path stays as built: a signature covers it byte for byte
+                    URL(url, encoded=True) if "%" in url else url,
+                    data=data,
+                    headers=send_headers,
+                    timeout=self.stream_timeout if stream else self.timeout,
+                )
+            except aiohttp.ClientConnectorError as exc:
+                if attempt >= self.endpoint.max_retries:
+                    raise self._transport_error(exc) from None
+                await asyncio.sleep(self._backoff(attempt, None))
+                attempt += 1
+                continue
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise self._transport_error(exc) from None
+            if response.status < 400:
+                if stream:
+                    return response
+                try:
+                    body = await response.read()
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise self._transport_error(exc) from None
+                finally:
+                    response.release()
+                return Reply(response.status, response.headers, body)
+            try:
+                content = await response.read()
+            except (TimeoutError, aiohttp.ClientError):
+                content = b""
+            finally:
+                response.release()
+            error = self._error_from(response.status, response.reason, response.headers, content)
+            wait = self._backoff(attempt, response.headers.get("retry-after"))
+            retryable = response.status in RETRY_STATUSES and wait <= MAX_RETRY_WAIT
+            if not retryable or attempt >= self.endpoint.max_retries:
+                raise error
+            await asyncio.sleep(wait)
+            attempt += 1
+
+    @staticmethod
+    def _backoff(attempt: int, retry_after: str | None) -> float:
+        told = retry_after_seconds(retry_after)
+        if told is not None:
+            return told
+        return 0.25 * (2**attempt) * (0.5 + random.random())
+
+    async def sse_data(self, response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
+        """``(event, parsed data)`` pairs from an SSE response, until ``[DONE]``; closes it."""
+        event = ""
+        try:
+            async for raw in response.content:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    try:
+                        yield event, parse_json(data, "a stream event", ANSWER_MAX_DEPTH)
+                    except BodyRefused:
+                        continue  # keep-alive comments and the like
+                elif not line:
+                    event = ""
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._transport_error(exc) from None
+        finally:
+            response.release()
+
+
+# --- the OpenAI embeddings shape, which several providers answer in -----------------------------
+def embeddings_answer(vectors: Iterable[Any], model: str, tokens: int | None) -> dict[str, Any]:
+    """An OpenAI-shaped embeddings response."""
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
