@@ -41,6 +41,9 @@ __all__ = [
     "EvaluationHotspot",
     "EvaluatorEntry",
     "DriftKind",
+    "Finding",
+    "FindingKind",
+    "MixShare",
     "FeedbackCounts",
     "GlobalDrift",
     "Hotspot",
@@ -48,6 +51,8 @@ __all__ = [
     "HotspotTest",
     "LatencySlice",
     "NovelGroup",
+    "REGRESSION_METRICS",
+    "Regression",
     "ReportModel",
     "RunReport",
     "SampleInfo",
@@ -251,6 +256,41 @@ class CostSlice(ReportModel):
     priced: int = Field(ge=0, description="calls with a cost_usd")
 
 
+REGRESSION_METRICS = ("latency_ms", "output_tokens", "cost_usd", "error_rate")
+
+
+class Regression(ReportModel):
+    """One per-call metric of a cluster, baseline window against current window, tested.
+
+    ``baseline``/``current``: the medians (``latency_ms``, ``output_tokens``), the mean per
+    priced call (``cost_usd``) or the share of calls with status ``error`` (``error_rate``);
+    ``ratio`` = current / baseline (null when the baseline is 0 or a window has no values).
+    ``p_value``/``q_value``: null when a window has too few values to test. ``flagged``:
+    significant in the run's regression family (Benjamini-Hochberg) and large enough to
+    matter (``LLMSCOPE_REGRESSION_MIN_RATIO``, ``LLMSCOPE_REGRESSION_MIN_ERROR_RISE``).
+    """
+
+    baseline: Number = None
+    current: Number = None
+    ratio: Number = None
+    p_value: Number = None
+    q_value: Number = None
+    flagged: bool = False
+    baseline_calls: int = Field(default=0, ge=0, description="baseline calls with a value")
+    current_calls: int = Field(default=0, ge=0, description="current calls with a value")
+    method: str = Field(default="", description="the test that gave the p-value")
+
+
+class MixShare(ReportModel):
+    """How many of a cluster's calls in each window had one endpoint, model or template, and
+    what share of the window's calls that is (null share: no calls in that window)."""
+
+    baseline: int = Field(ge=0)
+    current: int = Field(ge=0)
+    baseline_share: Number = None
+    current_share: Number = None
+
+
 class ClusterSummary(ReportModel):
     """What a cluster is about and, for an LLM summary, why it is a problem."""
 
@@ -287,6 +327,14 @@ class ClusterEntry(ReportModel):
     )
     latency_ms: LatencySlice
     tokens: TokenSlice
+    regressions: dict[str, Regression] = omitted_while_empty(
+        "clusters of the cut: latency_ms, output_tokens, cost_usd, error_rate, baseline "
+        "window against current window"
+    )
+    mix: dict[str, dict[str, MixShare]] = omitted_while_empty(
+        "clusters of the cut: per endpoint, model and template (name@version), the calls of "
+        "each window (what changed underneath a regression)"
+    )
     templates: dict[str, int] = Field(default_factory=dict, description='calls per "name@version"')
     cost: CostSlice | None = omitted_while_none("runs since cost_usd exists: the cluster's spend")
     summary: ClusterSummary | None = None
@@ -306,10 +354,39 @@ class NovelGroup(ReportModel):
     drift: Drift | None = None
 
 
+FindingKind = Literal[
+    "hotspot",
+    "eval_hotspot",
+    "rephrase_hotspot",
+    "regression",
+    "new_cluster",
+    "drift",
+    "global_drift",
+]
+
+
+class Finding(ReportModel):
+    """One flagged finding of the run; the report's ``findings`` lists them most severe first.
+
+    ``severity``: the run's current-window calls the finding touches times how much worse (or
+    different) they are, weighted down for traffic changes (``analysis/findings.py`` and the
+    findings page of the docs give the rule per kind). ``metric``: a regression's metric.
+    """
+
+    kind: str = Field(
+        description="hotspot|eval_hotspot|rephrase_hotspot|regression|"
+        "new_cluster|drift|global_drift"
+    )
+    cluster_id: int | None = None
+    metric: str | None = omitted_while_none("regressions: the metric that moved")
+    severity: float = Field(ge=0)
+    message: str
+
+
 class AlertEntry(ReportModel):
     """An alert the run raised and did not suppress (stored in ``alerts`` with its delivery)."""
 
-    kind: str = Field(description="drift|hotspot|new_cluster|global_drift|eval_hotspot")
+    kind: str = Field(description="drift|hotspot|new_cluster|global_drift|eval_hotspot|regression")
     cluster_id: int | None = None
     message: str
 
@@ -376,6 +453,11 @@ class RunReport(ReportModel):
     global_drift: GlobalDrift
     clusters: list[ClusterEntry] = Field(default_factory=list)
     novel: NovelGroup | None = omitted_while_none("records far from every centroid, if any")
+    findings: list[Finding] = Field(
+        default_factory=list,
+        description="every flagged finding, most severe first: what the CLI story, the alerts, "
+        "/metrics and the dashboard read",
+    )
     alerts: list[AlertEntry] = Field(default_factory=list)
     template_versions: list[TemplateVersionRow] = Field(default_factory=list)
     route_destinations: list[RouteDestinationRow] = Field(

@@ -69,6 +69,10 @@ def stored_report() -> dict[str, Any]:
         "current": {"start": "2026-11-19T12:00:00Z", "end": "2026-11-20T12:00:00Z", "records": 100},
         "global_drift": {"statistic": 0.2, "p_value": 0.002, "flagged": True, "method": "mmd"},
         "clusters": [cluster, llm],
+        "findings": [
+            {"kind": "drift", "cluster_id": 0, "severity": 0.8, "message": "Cluster 0 grew."},
+            {"kind": "global_drift", "cluster_id": None, "severity": 0.4, "message": "Changed."},
+        ],
         "alerts": [{"kind": "global_drift", "cluster_id": None, "message": "Traffic changed."}],
         "template_versions": [
             {
