@@ -20,10 +20,12 @@ worse they are, in "calls made worse":
 - ``new_cluster`` / ``drift``: the calls the cluster gained or lost against its baseline share
   (``|current - baseline share x current records|``), weighted by :data:`TRAFFIC_WEIGHT`;
 - ``global_drift``: the current records x the share of traffic that moved between clusters
-  (half the sum of the share changes), weighted by :data:`TRAFFIC_WEIGHT`.
+  (half the sum of the share changes), weighted by :data:`GLOBAL_WEIGHT`.
 
 A change in what users ask is news, not harm, so traffic findings weigh a tenth of calls made
-worse: a new topic of 500 calls ranks with a hotspot adding 50 thumbs-down. Ties are ordered by
+worse: a new topic of 500 calls ranks with a hotspot adding 50 thumbs-down. The global test
+says that the mix changed, which the clusters' own findings say where, so it weighs a tenth of
+those again and comes after them. Ties are ordered by
 kind (:data:`KIND_ORDER`), cluster id and metric, so the order is the same on every machine.
 """
 
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from llmscope.report import ClusterEntry, Finding, MixShare, Regression, RunReport
 
 __all__ = [
+    "GLOBAL_WEIGHT",
     "KIND_ORDER",
     "TRAFFIC_WEIGHT",
     "Shift",
@@ -41,9 +44,11 @@ __all__ = [
     "cluster_label",
     "largest_shift",
     "regression_sentence",
+    "shift_text",
 ]
 
 TRAFFIC_WEIGHT = 0.1
+GLOBAL_WEIGHT = TRAFFIC_WEIGHT / 10
 KIND_ORDER = (
     "hotspot",
     "eval_hotspot",
@@ -170,7 +175,8 @@ def largest_shift(cluster: ClusterEntry, min_rise: float = 0.1) -> Shift | None:
     return best
 
 
-def _shift_text(shift: Shift) -> str:
+def shift_text(shift: Shift) -> str:
+    """``40 of its 40 current calls went to endpoint big (2 of 180 in the baseline)``."""
     return (
         f"{shift.share.current} of its {shift.current_calls} current calls went to "
         f"{shift.what} {shift.value} ({shift.share.baseline} of {shift.baseline_calls} "
@@ -207,7 +213,7 @@ def _regression(cluster: ClusterEntry, metric: str, r: Regression) -> Finding:
     else:
         effect = 1 - min(r.ratio, 1 / r.ratio)
     shift = largest_shift(cluster)
-    underneath = f"; {_shift_text(shift)}" if shift is not None else ""
+    underneath = f"; {shift_text(shift)}" if shift is not None else ""
     return Finding(
         kind="regression",
         cluster_id=cluster.id,
@@ -226,7 +232,7 @@ def _global(report: RunReport) -> Finding:
     return Finding(
         kind="global_drift",
         cluster_id=None,
-        severity=TRAFFIC_WEIGHT * report.current.records * moved,
+        severity=GLOBAL_WEIGHT * report.current.records * moved,
         message=f"Traffic in the current window differs from the baseline ({g.method}, {p_text}).",
     )
 
