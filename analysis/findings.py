@@ -18,7 +18,8 @@ worse they are, in "calls made worse":
   baseline was 0), and for ``error_rate`` the current calls x the rise of the rate (the extra
   failed calls);
 - ``new_cluster`` / ``drift``: the calls the cluster gained or lost against its baseline share
-  (``|current - baseline share x current records|``), weighted by :data:`TRAFFIC_WEIGHT`;
+  (``|current - baseline share x current records|``), weighted by :data:`TRAFFIC_WEIGHT` (the
+  ``novel`` group's flagged drift is a ``drift`` finding without a cluster, weighed the same);
 - ``global_drift``: the current records x the share of traffic that moved between clusters
   (half the sum of the share changes), weighted by :data:`GLOBAL_WEIGHT`.
 
@@ -237,6 +238,25 @@ def _global(report: RunReport) -> Finding:
     )
 
 
+def _novel(report: RunReport) -> list[Finding]:
+    """The novel group's flagged drift (records far from every cluster): a ``drift`` finding
+    about no cluster, weighed like a cluster's."""
+    g = report.novel
+    if g is None or g.drift is None or not g.drift.flagged:
+        return []
+    expected = g.baseline_share * report.current.records
+    return [
+        Finding(
+            kind="drift",
+            cluster_id=None,
+            severity=TRAFFIC_WEIGHT * abs(g.current_count - expected),
+            message=f"Questions far from every cluster ({g.drift.kind}): {g.current_count} in the "
+            f"current window, share {_pct(g.baseline_share)} -> {_pct(g.current_share)} "
+            f"({_q(g.drift.q_value)}).",
+        )
+    ]
+
+
 def _of_cluster(cluster: ClusterEntry, report: RunReport) -> list[Finding]:
     found: list[Finding] = []
     if cluster.drift.flagged:
@@ -259,6 +279,7 @@ def _order(finding: Finding) -> tuple[float, int, int, str]:
 def build_findings(report: RunReport) -> list[Finding]:
     """Every flagged verdict of ``report`` as a finding, most severe first (module docstring)."""
     found: list[Finding] = [_global(report)] if report.global_drift.flagged else []
+    found += _novel(report)
     for cluster in report.clusters:
         if cluster.id >= 0:
             found += _of_cluster(cluster, report)

@@ -18,6 +18,7 @@ from llmscope.report import (
     HotspotTest,
     LatencySlice,
     MixShare,
+    NovelGroup,
     Regression,
     RunReport,
     TokenSlice,
@@ -159,3 +160,15 @@ def test_alerts_follow_the_findings_order_and_rules() -> None:
         "new_cluster",
         "drift",
     ]
+
+
+def test_the_novel_groups_drift_is_a_finding_without_a_cluster() -> None:
+    run = report([entry(0, 900, 1000)])
+    run.novel = NovelGroup(
+        size=100, baseline_count=0, current_count=100, baseline_share=0.0, current_share=0.1,
+        max_similarity=0.5,
+        drift=Drift(kind="new", score=7.0, p_value=1e-12, q_value=1e-11, flagged=True),
+    )  # fmt: skip
+    (found,) = build_findings(run)
+    assert (found.kind, found.cluster_id, found.severity) == ("drift", None, pytest.approx(10))
+    assert found.message.startswith("Questions far from every cluster (new): 100 in the current")
