@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from llmscope.analysis.alerts import alert_candidates
+from llmscope.analysis.cli import report_summary
 from llmscope.analysis.findings import build_findings
 from llmscope.report import (
     ClusterEntry,
@@ -172,3 +173,11 @@ def test_the_novel_groups_drift_is_a_finding_without_a_cluster() -> None:
     (found,) = build_findings(run)
     assert (found.kind, found.cluster_id, found.severity) == ("drift", None, pytest.approx(10))
     assert found.message.startswith("Questions far from every cluster (new): 100 in the current")
+
+
+def test_analyze_prints_the_findings_in_their_order() -> None:
+    run = planted()
+    run.findings = build_findings(run)
+    lines = report_summary(run).splitlines()
+    assert lines[0] == "run run-1: 5 clusters, 5 findings"
+    assert lines[4:] == [f"  {i}. [{f.kind}] {f.message}" for i, f in enumerate(run.findings, 1)]
