@@ -147,9 +147,11 @@ def _finding_lines(
     session: Session, report: RunReport, finding: Finding, told_hotspots: int, fdr: float
 ) -> list[str]:
     c = report.cluster(finding.cluster_id) if finding.cluster_id is not None else None
-    if finding.kind == "global_drift" or c is None:
+    if finding.kind == "global_drift":
         g = report.global_drift
         return [f"Overall, what people ask changed between the windows (p={g.p_value:.2g})."]
+    if c is None:  # the novel group's drift: no cluster to describe
+        return [finding.message]
     if finding.kind == "hotspot":
         if told_hotspots == 0:
             first = finding is report.findings[0]
