@@ -5,17 +5,21 @@ and clustered once with the job's pipeline. Clustering sees both windows togethe
 window labels, so one clustering serves every split. Then, ``--splits`` times:
 
 - null: every record goes to the current window with probability 1/2, 50% of records are
-  rated (both windows), thumbs-down with probability 8% everywhere. A report with any flag
+  rated (both windows), thumbs-down with probability 8% everywhere, and each call gets
+  per-call figures independent of its intent and window, skewed like real ones (log-normal
+  latency, integer output lengths, costs at two prices, 5% errors). A report with any flag
   (global drift, a cluster's or a sub-cluster's drift, the novel group's drift, a persistent or
-  emerging hotspot) is a false alarm;
+  emerging hotspot, a regression) is a false alarm;
 - planted (``--planted`` times): one intent is new (all its records current), one grew
-  (current with probability 3/4), one shrank (1/4), one is a hotspot (50% thumbs-down).
-  Found: the cluster holding most of the intent's records is flagged with the right kind.
+  (current with probability 3/4), one shrank (1/4), one is a hotspot (50% thumbs-down), and
+  one intent's current calls are 1.5x slower. Found: the cluster holding most of the intent's
+  records is flagged with the right kind (the slower one: its ``latency_ms`` regression).
 
 Every split is decided by ``pipeline.window_tests``, the function the job uses, with the Ward
-tree and the novel group (``now``), and, as baselines in the same run, by the same function with
-the tree procedure's first version (``gate``: each unit's own test and nodes combined into one
-Bonferroni gate, ``previous_decision.bonferroni_gate``) and by the decision before tree testing
+tree, the novel group and the regressions (``now``), and, as baselines without regressions in
+the same run, by the same function with the tree procedure's first version (``gate``: each
+unit's own test and nodes combined into one Bonferroni gate,
+``previous_decision.bonferroni_gate``) and by the decision before tree testing
 (``previous_decision.py``: the cut only, current-window hotspots; alpha/3 per family).
 
     python benchmarks/analysis_calibration.py [--data ../shared/data] [--splits 300]
@@ -43,6 +47,7 @@ from llmscope.analysis.pipeline import (
     nearest_similarity,
     window_tests,
 )
+from llmscope.analysis.regressions import CallMetrics
 from llmscope.analysis.tree import build_tree
 from llmscope.config import Settings
 
@@ -64,10 +69,27 @@ class Flags:
     hot: list[bool]
     hot_below: set[int] = field(default_factory=set)  # clusters with a flagged sub-cluster
     drift_below: dict[int, set[str]] = field(default_factory=dict)
+    regressions: bool = False  # any regression flagged
+    slower: set[int] = field(default_factory=set)  # clusters with a flagged latency regression
 
     @property
     def report(self) -> bool:
-        return self.global_drift or self.cluster_drift or self.hotspots
+        return self.global_drift or self.cluster_drift or self.hotspots or self.regressions
+
+
+def calls(rng: np.random.Generator, n: int, slower: np.ndarray | None = None) -> CallMetrics:
+    """Per-call figures independent of intent and window (``slower``: latency x1.5 there)."""
+    tokens = rng.geometric(1 / 120, size=n).astype(float)
+    price = np.where(rng.random(n) < 0.2, 6e-5, 1e-5)
+    latency = rng.lognormal(mean=6.0, sigma=0.8, size=n)
+    if slower is not None:
+        latency[slower] *= 1.5
+    return CallMetrics(
+        latency_ms=latency,
+        output_tokens=tokens,
+        cost_usd=np.where(rng.random(n) < 0.9, tokens * price, np.nan),
+        error=(rng.random(n) < 0.05).astype(float),
+    )
 
 
 def thumbs(rng: np.random.Generator, n: int, rate: np.ndarray) -> list[bool | None]:
@@ -93,13 +115,17 @@ def tree_flags(v: Verdicts) -> Flags:
         hot=[h.flagged for h in v.hotspots],
         hot_below=below_hot,
         drift_below=below_drift,
+        regressions=any(r.flagged for c in v.regressions for r in c.values()),
+        slower={c for c, r in enumerate(v.regressions) if r["latency_ms"].flagged},
     )
 
 
-def decide(labels, k, vectors, is_current, down, settings, tree, micro, novel) -> dict[str, Flags]:
+def decide(
+    labels, k, vectors, is_current, down, settings, tree, micro, novel, figures
+) -> dict[str, Flags]:
     args = (labels, k, vectors, is_current, down, settings)
     context = {"tree": tree, "micro": micro, "novel": novel}
-    now = tree_flags(window_tests(*args, **context))
+    now = tree_flags(window_tests(*args, **context, calls=figures))
     with bonferroni_gate():
         gate = tree_flags(window_tests(*args, **context))
     drift, spots = previous_decision(labels, k, is_current, down, settings)
@@ -170,24 +196,29 @@ def main() -> None:
     for _ in range(args.splits):
         is_current = rng.random(n) < 0.5
         down = thumbs(rng, n, np.full(n, 0.08))
-        for name, f in decide(labels, k, vectors, is_current, down, settings, *context).items():
+        figures = calls(rng, n)
+        decided = decide(labels, k, vectors, is_current, down, settings, *context, figures)
+        for name, f in decided.items():
             alarms[name].update(
                 report=f.report,
                 global_drift=f.global_drift,
                 cluster_drift=f.cluster_drift,
                 hotspots=f.hotspots,
+                regressions=f.regressions,
             )
     null_seconds = time.perf_counter() - started
 
     found: dict[str, Counter] = {name: Counter() for name in DECISIONS}
     for _ in range(args.planted):
-        new, grew, shrank, hot = rng.choice(len(chosen), 4, replace=False)
+        new, grew, shrank, hot, slow = rng.choice(len(chosen), 5, replace=False)
         p_current = np.full(n, 0.5)
         p_current[intent_of == new], p_current[intent_of == grew] = 1.0, 0.75
         p_current[intent_of == shrank] = 0.25
         is_current = rng.random(n) < p_current
         down = thumbs(rng, n, np.where(intent_of == hot, 0.5, 0.08))
-        for name, f in decide(labels, k, vectors, is_current, down, settings, *context).items():
+        figures = calls(rng, n, slower=(intent_of == slow) & is_current)
+        decided = decide(labels, k, vectors, is_current, down, settings, *context, figures)
+        for name, f in decided.items():
             for kind, intent in (("new", new), ("grew", grew), ("shrank", shrank)):
                 flagged, got = f.drift[home[intent]]
                 # A new intent inside a cluster with other baseline traffic can only "grow".
@@ -196,22 +227,26 @@ def main() -> None:
                 found[name][kind] += (flagged and got in right) or bool(below & right)
             found[name]["hotspot"] += f.hot[home[hot]] or home[hot] in f.hot_below
             found[name]["global"] += f.global_drift
+            found[name]["slower"] += home[slow] in f.slower
 
     print(f"\nnull: {args.splits} random splits ({null_seconds:.0f}s, three decisions)")
-    print("| decision | whole report (95% CI) | global drift | drift (all groups) | hotspots |")
-    print("|---|---|---|---|---|")
+    print(
+        "| decision | whole report (95% CI) | global drift | drift (all groups) | hotspots "
+        "| regressions |"
+    )
+    print("|---|---|---|---|---|---|")
+    families = ("global_drift", "cluster_drift", "hotspots", "regressions")
     for name, a in alarms.items():
-        fams = " | ".join(
-            f"{a[f]}/{args.splits}" for f in ("global_drift", "cluster_drift", "hotspots")
-        )
+        fams = " | ".join(f"{a[f]}/{args.splits}" for f in families)
         print(f"| {name} | {interval(a['report'], args.splits)} | {fams} |")
     print(f"\nplanted: {args.planted} scenarios, recall")
-    print("| decision | new | grew x3 | shrank /3 | hotspot 50% vs 8% | global drift |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| decision | new | grew x3 | shrank /3 | hotspot 50% vs 8% | global drift | latency x1.5 |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    kinds = ("new", "grew", "shrank", "hotspot", "global", "slower")
     for name, f in found.items():
-        cells = " | ".join(
-            f"{f[kind]}/{args.planted}" for kind in ("new", "grew", "shrank", "hotspot", "global")
-        )
+        cells = " | ".join(f"{f[kind]}/{args.planted}" for kind in kinds)
         print(f"| {name} | {cells} |")
 
 

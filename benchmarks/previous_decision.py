@@ -28,7 +28,7 @@ def previous_decision(
     settings: Settings,
 ) -> tuple[list[stats.ShareChange], list[stats.Hotspot]]:  # fmt: skip
     """Per cluster: (share change, hotspot), as ``pipeline.window_tests`` decided them before."""
-    levels = stats.split_alpha(settings.drift_alpha)
+    third = settings.drift_alpha / 3  # the three families of that time
 
     def per_cluster(mask: np.ndarray) -> list[int]:
         ok = mask & (labels >= 0)
@@ -37,13 +37,13 @@ def previous_decision(
     drift = stats.share_changes(
         per_cluster(~is_current), per_cluster(is_current),
         baseline_total=int((~is_current).sum()), current_total=int(is_current.sum()),
-        fdr=levels.cluster_drift, min_ratio=settings.drift_min_ratio,
+        fdr=third, min_ratio=settings.drift_min_ratio,
         min_share_change=settings.drift_min_share_change,
     )  # fmt: skip
     rated = np.array([d is not None for d in down]) & is_current
     is_down = np.array([bool(d) for d in down])
     spots = stats.hotspots(
-        per_cluster(rated), per_cluster(rated & is_down), fdr=levels.hotspots,
+        per_cluster(rated), per_cluster(rated & is_down), fdr=third,
         min_rated=settings.hotspot_min_rated, min_lift=settings.hotspot_min_lift,
     )  # fmt: skip
     return drift, spots

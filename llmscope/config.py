@@ -18,7 +18,7 @@ import platformdirs
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ALERT_RULES = ("drift", "new_cluster", "hotspot", "global_drift", "eval_hotspot")
+ALERT_RULES = ("drift", "new_cluster", "hotspot", "global_drift", "eval_hotspot", "regression")
 
 
 def default_data_dir() -> Path:
@@ -188,9 +188,10 @@ class Settings(BaseSettings):
         gt=0,
         lt=1,
         description="False-alarm level of a whole run: two windows from one distribution (and "
-        "thumbs-down independent of topic) raise any flag with probability at most this. Split "
-        "in thirds: global two-sample test, per-cluster drift (Benjamini-Hochberg), thumbs-down "
-        "hotspots (Benjamini-Hochberg).",
+        "thumbs-down and per-call figures independent of topic) raise any flag with probability "
+        "at most this. Split in quarters: global two-sample test, per-cluster drift, thumbs-down "
+        "hotspots, per-cluster regressions (latency, output length, cost, errors; the last "
+        "three Benjamini-Hochberg).",
     )
     drift_min_ratio: float = Field(
         default=1.5,
@@ -213,6 +214,19 @@ class Settings(BaseSettings):
         ge=1,
         description="A hotspot's thumbs-down rate must be at least this multiple of the "
         "overall rate (persistent), or of its own baseline rate (emerging).",
+    )
+    regression_min_ratio: float = Field(
+        default=1.25,
+        ge=1,
+        description="A flagged regression's figure must change by at least this factor: the "
+        "median latency or the mean cost per call must rise by it, the median output length "
+        "move by it either way, the error rate rise by it (unless the baseline had no errors).",
+    )
+    regression_min_error_rise: float = Field(
+        default=0.02,
+        ge=0,
+        description="A flagged error-rate regression must also rise by at least this much, "
+        "absolute (0.02 = two percentage points).",
     )
     tree_testing: bool = Field(
         default=True,
@@ -288,11 +302,12 @@ class Settings(BaseSettings):
         "cluster' as one of the previous run (and keeps its stable key).",
     )
     alert_rules: str = Field(
-        default="drift,new_cluster,hotspot,global_drift,eval_hotspot",
+        default="drift,new_cluster,hotspot,global_drift,eval_hotspot,regression",
         description="Comma-separated alert rules that are on: drift (a cluster's share "
         "change is flagged), new_cluster (a flagged new cluster), hotspot (a flagged "
         "thumbs-down hotspot), global_drift (the global two-sample test is flagged), "
-        "eval_hotspot (a flagged failure hotspot of an evaluator).",
+        "eval_hotspot (a flagged failure hotspot of an evaluator), regression (a cluster's "
+        "latency, output length, cost per call or error rate flagged).",
     )
     alert_cooldown_hours: float = Field(
         default=24.0,
@@ -372,19 +387,19 @@ class Settings(BaseSettings):
 
     @property
     def hotspot_fdr(self) -> float:
-        """The hotspots' Benjamini-Hochberg level: their share of ``drift_alpha`` (a third).
+        """The hotspots' Benjamini-Hochberg level: their share of ``drift_alpha`` (a quarter).
 
         It was a setting of its own (``LLMSCOPE_HOTSPOT_FDR``) until the run's false alarms
         were bounded as a whole; now it follows from ``drift_alpha``.
         """
         # The same split as llmscope.analysis.stats.split_alpha (the base cannot import analysis).
-        return self.drift_alpha / 3
+        return self.drift_alpha / 4
 
     @model_validator(mode="after")
     def _retired_hotspot_fdr(self) -> Settings:
         if "LLMSCOPE_HOTSPOT_FDR" in os.environ:
             warnings.warn(
-                "LLMSCOPE_HOTSPOT_FDR is ignored: hotspots get a third of LLMSCOPE_DRIFT_ALPHA, "
+                "LLMSCOPE_HOTSPOT_FDR is ignored: hotspots get a quarter of LLMSCOPE_DRIFT_ALPHA, "
                 "the false-alarm level of the whole run",
                 UserWarning,
                 stacklevel=2,

@@ -42,7 +42,6 @@ __all__ = [
     "EvaluatorEntry",
     "DriftKind",
     "Finding",
-    "FindingKind",
     "MixShare",
     "FeedbackCounts",
     "GlobalDrift",
@@ -352,17 +351,6 @@ class NovelGroup(ReportModel):
     max_similarity: float
     examples: list[str] = Field(default_factory=list, description="record ids")
     drift: Drift | None = None
-
-
-FindingKind = Literal[
-    "hotspot",
-    "eval_hotspot",
-    "rephrase_hotspot",
-    "regression",
-    "new_cluster",
-    "drift",
-    "global_drift",
-]
 
 
 class Finding(ReportModel):

@@ -1,21 +1,26 @@
 """Alerts: which findings of a run deserve a person's attention, and getting them delivered.
 
-Rules (all on by default, ``Settings.alert_rules``), each reading only the run report's
-``flagged`` verdicts, so an alert is exactly as trustworthy as the statistics behind it:
+An alert is a finding of the run (``RunReport.findings``, built by ``findings.py`` from the
+report's ``flagged`` verdicts, so an alert is exactly as trustworthy as the statistics behind
+it) whose kind is a rule that is on (all by default, ``Settings.alert_rules``); alerts go out in
+the findings' order, most severe first:
 
 - ``drift``: a cluster's share change is flagged (grew, shrank or vanished);
 - ``new_cluster``: a cluster flagged with drift kind ``new``;
 - ``hotspot``: a cluster flagged as a thumbs-down hotspot;
 - ``eval_hotspot``: a cluster flagged as a failure hotspot of one or more evaluators (one alert
   per cluster, naming each evaluator);
+- ``regression``: a cluster's median latency, median output length, mean cost per call or
+  error rate flagged (one alert per metric, ``metric`` in the webhook);
 - ``global_drift``: the global two-sample test is flagged (no cluster).
 
 Each alert is stored in ``alerts``, logged, listed in the report's ``alerts`` and POSTed to the
-generic webhook (``kind, cluster_id, message, run_id, dashboard_url``) and to the Slack
-incoming webhook (``{"text": ...}``). Cooldown: an alert whose cluster (its cross-run
-``stable_key``) and kind were alerted within ``Settings.alert_cooldown_hours`` is stored as
-``suppressed`` and sent nowhere. An alert that reached no destination at all (``failed``) does
-not start a cooldown, so the next run tries again. Deliveries are retried with exponential
+generic webhook (``kind, cluster_id, message, run_id, dashboard_url``, and ``metric`` and
+``severity``) and to the Slack incoming webhook (``{"text": ...}``). Cooldown: an alert whose
+cluster (its cross-run ``stable_key``, with ``/metric`` for a regression) and kind were alerted
+within ``Settings.alert_cooldown_hours`` is stored as ``suppressed`` and sent nowhere. An alert
+that reached no destination at all (``failed``) does not start a cooldown, so the next run
+tries again. Deliveries are retried with exponential
 backoff; a failed delivery is recorded in the alert's row and never fails the run.
 """
 
@@ -30,12 +35,13 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from llmscope.analysis.findings import build_findings
 from llmscope.analysis.matching import match_clusters
 from llmscope.analysis.report import save_report
 from llmscope.config import Settings
 from llmscope.db.models import Alert, RunCluster
 from llmscope.db.queries import load_run_report
-from llmscope.report import AlertEntry, ClusterEntry, RunReport
+from llmscope.report import AlertEntry, RunReport
 from llmscope.webhooks import deliver
 
 __all__ = [
@@ -59,95 +65,19 @@ class AlertCandidate:
     kind: str
     cluster_id: int | None
     message: str
-
-
-def _pct(value: float | None) -> str:
-    return f"{100 * float(value):.1f}%" if isinstance(value, int | float) else "n/a"
-
-
-def _q(q: float | None) -> str:
-    return f"q={float(q):.2g}" if isinstance(q, int | float) else "q=n/a"
-
-
-def _label(cluster: ClusterEntry) -> str:
-    title = cluster.summary.title if cluster.summary is not None else None
-    if not title:
-        title = ", ".join(str(k) for k in cluster.keywords[:3])
-    return f'cluster {cluster.id} "{title}"' if title else f"cluster {cluster.id}"
+    metric: str | None = None
+    severity: float = 0.0
 
 
 def alert_candidates(report: RunReport, rules: set[str]) -> list[AlertCandidate]:
-    """The alerts the rules raise for a run report (before any cooldown)."""
-    found: list[AlertCandidate] = []
-    global_drift = report.global_drift
-    if "global_drift" in rules and global_drift.flagged:
-        p = global_drift.p_value
-        p_text = f"p={float(p):.2g}" if isinstance(p, int | float) else "p=n/a"
-        found.append(
-            AlertCandidate(
-                "global_drift",
-                None,
-                "Traffic in the current window differs from the baseline "
-                f"({global_drift.method}, {p_text}).",
-            )
-        )
-    for cluster in report.clusters:
-        if cluster.id < 0:
-            continue
-        cid = cluster.id
-        drift = cluster.drift
-        shares = f"{_pct(cluster.baseline_share)} -> {_pct(cluster.current_share)}"
-        if drift.flagged:
-            if drift.kind == "new":
-                if "new_cluster" in rules:
-                    found.append(
-                        AlertCandidate(
-                            "new_cluster",
-                            cid,
-                            f"New {_label(cluster)}: {cluster.current_count} requests "
-                            f"in the current window, share {shares} "
-                            f"({_q(drift.q_value)}).",
-                        )
-                    )
-            elif "drift" in rules:
-                found.append(
-                    AlertCandidate(
-                        "drift",
-                        cid,
-                        f"{_label(cluster).capitalize()} {drift.kind}: share "
-                        f"of traffic {shares} ({_q(drift.q_value)}).",
-                    )
-                )
-        hotspot = cluster.hotspot
-        if "hotspot" in rules and hotspot.flagged:
-            feedback = cluster.feedback
-            lift = hotspot.lift
-            lift_text = f", {float(lift):.1f}x the rest" if isinstance(lift, int | float) else ""
-            found.append(
-                AlertCandidate(
-                    "hotspot",
-                    cid,
-                    f"Thumbs-down hotspot in {_label(cluster)}: {feedback.down} of "
-                    f"{feedback.rated} rated answers thumbs-down "
-                    f"({_pct(feedback.down_rate)}{lift_text}; "
-                    f"{_q(hotspot.q_value)}).",
-                )
-            )
-        flagged = [(n, e) for n, e in sorted(cluster.evaluations.items()) if e.flagged]
-        if "eval_hotspot" in rules and flagged:
-            parts = [
-                f"{name}: {e.failed} of {e.evaluated} answers failed "
-                f"({_pct(e.fail_rate)}; {_q(e.q_value)})"
-                for name, e in flagged
-            ]
-            found.append(
-                AlertCandidate(
-                    "eval_hotspot",
-                    cid,
-                    f"Evaluator hotspot in {_label(cluster)}: " + "; ".join(parts) + ".",
-                )
-            )
-    return found
+    """The alerts the rules raise for a run report (before any cooldown), in the order of the
+    report's findings (most severe first; a report stored without them gets them built)."""
+    findings = report.findings or build_findings(report)
+    return [
+        AlertCandidate(f.kind, f.cluster_id, f.message, f.metric, f.severity)
+        for f in findings
+        if f.kind in rules
+    ]
 
 
 def dashboard_link(dashboard_url: str, run_id: str, cluster_id: int | None) -> str:
@@ -224,6 +154,10 @@ def raise_report_alerts(session: Session, report: RunReport, settings: Settings)
         for candidate in alert_candidates(report, rules):
             cid = candidate.cluster_id
             key = GLOBAL_KEY if cid is None else keys.get(cid) or f"{run_id}:{cid}"
+            if candidate.metric:
+                # Each metric of a cluster has its own cooldown: a latency alert must not
+                # silence the same cluster's error-rate alert.
+                key = f"{key}/{candidate.metric}"
             row = Alert(
                 run_id=run_id,
                 created_at=now,
@@ -248,6 +182,8 @@ def raise_report_alerts(session: Session, report: RunReport, settings: Settings)
                         "run_id": run_id,
                         "dashboard_url": link,
                         "stable_key": key,
+                        "metric": candidate.metric,
+                        "severity": candidate.severity,
                     },
                     "slack": {"text": f"*llmscope {candidate.kind}*: {candidate.message} <{link}>"},
                 }

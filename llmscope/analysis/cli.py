@@ -64,30 +64,22 @@ def analyze_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        print(_summary(report))
+        print(report_summary(report))
     return 0
 
 
-def _summary(report: RunReport) -> str:
+def report_summary(report: RunReport) -> str:
+    """What ``llmscope analyze`` prints without ``--json``: the windows, then the run's
+    findings in the report's order, most severe first."""
     b, c, g = report.baseline, report.current, report.global_drift
     lines = [
-        f"run {report.run_id}: {len(report.clusters)} clusters",
+        f"run {report.run_id}: {len(report.clusters)} clusters, {len(report.findings)} findings",
         f"  baseline {utc_iso(b.start)}/{utc_iso(b.end)}: {b.records} records",
         f"  current  {utc_iso(c.start)}/{utc_iso(c.end)}: {c.records} records",
         f"  global drift: p={g.p_value:.3g} {'FLAGGED' if g.flagged else 'not flagged'}",
     ]
-    for cluster in report.clusters:
-        flags = []
-        if cluster.drift.flagged:
-            flags.append(f"drift {cluster.drift.kind} q={cluster.drift.q_value:.2g}")
-        if cluster.hotspot.flagged:
-            flags.append(
-                f"thumbs-down hotspot {cluster.feedback.down_rate:.0%} "
-                f"q={cluster.hotspot.q_value:.2g}"
-            )
-        if flags:
-            words = ", ".join(cluster.keywords[:4])
-            lines.append(f"  cluster {cluster.id} ({words}): " + "; ".join(flags))
+    for rank, finding in enumerate(report.findings, start=1):
+        lines.append(f"  {rank}. [{finding.kind}] {finding.message}")
     return "\n".join(lines)
 
 

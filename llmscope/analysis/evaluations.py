@@ -7,7 +7,7 @@ Pure functions on arrays, like ``stats.py``:
   the large-sample variance of Fleiss, Cohen and Everitt (1969), and the confusion table.
 - :func:`hotspot_levels`: the evaluators' failure hotspots are hotspots too (an outcome worse in
   a cluster than elsewhere), so they live inside the hotspot family's share of the run's alpha
-  (a third of ``LLMSCOPE_DRIFT_ALPHA``): when a run has evaluations, that share is split in
+  (a quarter of ``LLMSCOPE_DRIFT_ALPHA``): when a run has evaluations, that share is split in
   halves (Bonferroni) between the thumbs-down tests (``verdicts.window_tests``) and the
   evaluators' tests; without evaluations the thumbs keep the whole share, exactly as before.
   The run as a whole still flags anything with probability at most alpha under the null.

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from llmscope.analysis.alerts import raise_report_alerts
+from llmscope.analysis.findings import build_findings
 from llmscope.analysis.matching import match_clusters
 from llmscope.analysis.report import save_report
 from llmscope.analysis.summaries import summarize_report
@@ -58,6 +59,9 @@ def finish_run(
             return failed
     filled = report
     changed = attempt("summaries", lambda: summarize_report(session, filled, settings))
+    if changed:
+        # The findings' messages name the clusters by their new titles.
+        filled.findings = build_findings(filled)
     changed = attempt("alerts", lambda: raise_report_alerts(session, filled, settings)) or changed
     if changed:
         attempt("report", lambda: save_report(session, filled))

@@ -50,6 +50,7 @@ RECORD_COLUMNS = (
     Record.output_tokens,
     Record.latency_ms,
     Record.cost_usd,
+    Record.status,
     Record.route,
 )
 LOOKUP_CHUNK = 900

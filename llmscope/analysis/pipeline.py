@@ -24,6 +24,7 @@ from llmscope.analysis.evaluations import (
 from llmscope.analysis.hotspot_tests import HotspotVerdict
 from llmscope.analysis.keywords import ctfidf_keywords, representatives
 from llmscope.analysis.reduce import Reduction, reduce
+from llmscope.analysis.regressions import CallMetrics, RegressionResult
 from llmscope.analysis.routes import route_destinations
 from llmscope.analysis.timings import stage
 from llmscope.analysis.tree import build_tree
@@ -73,6 +74,7 @@ class ClusterResult:
     hotspot: HotspotVerdict | None = None
     parent: int | None = None  # a sub-cluster's parent (a cluster or a sub-cluster); else None
     evaluations: dict[str, stats.Hotspot] = field(default_factory=dict)  # per evaluator
+    regressions: dict[str, RegressionResult] = field(default_factory=dict)  # clusters of the cut
 
 
 @dataclass
@@ -159,6 +161,7 @@ def analyse(
     verdicts = window_tests(
         labels, len(clusters), embeddings[text_index], is_current, down, settings,
         tree=tree, micro=micro, novel=novel, hotspot_level=thumbs_level,
+        calls=CallMetrics.from_records(records),
     )  # fmt: skip
     by_evaluator, evaluators = evaluation_tests(
         labels,
@@ -170,8 +173,10 @@ def analyse(
         min_rated=settings.hotspot_min_rated,
         min_lift=settings.hotspot_min_lift,
     )
-    for found, change, spot in zip(clusters, verdicts.drift, verdicts.hotspots, strict=True):
-        found.drift, found.hotspot = change, spot
+    for found, change, spot, moved in zip(
+        clusters, verdicts.drift, verdicts.hotspots, verdicts.regressions, strict=True
+    ):
+        found.drift, found.hotspot, found.regressions = change, spot, moved
         found.evaluations = {name: spots[found.id] for name, spots in by_evaluator.items()}
 
     subcluster = np.full(len(labels), -1, dtype=np.int64)

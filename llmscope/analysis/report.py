@@ -1,7 +1,8 @@
 """The run report built from a ``RunResult``: the typed :class:`~llmscope.report.RunReport`.
 
 Per cluster, ``feedback`` and ``hotspot`` describe the current window (the problem now);
-``latency_ms``, ``tokens`` and ``templates`` describe the whole cluster (both windows).
+``latency_ms``, ``tokens`` and ``templates`` describe the whole cluster (both windows);
+``regressions`` and ``mix`` (clusters of the cut) set the windows side by side.
 Values that cannot be computed (a percentile of no latencies, an untested hotspot's p-value)
 are ``None`` (``null`` in the JSON), never NaN: the model guarantees it.
 """
@@ -17,8 +18,10 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from llmscope.analysis import stats
+from llmscope.analysis.findings import build_findings
 from llmscope.analysis.hotspot_tests import KindResult
 from llmscope.analysis.pipeline import ClusterResult, RunResult
+from llmscope.analysis.regressions import RegressionResult
 from llmscope.analysis.windows import Window
 from llmscope.db.models import AnalysisRun
 from llmscope.report import (
@@ -33,7 +36,9 @@ from llmscope.report import (
     Hotspot,
     HotspotTest,
     LatencySlice,
+    MixShare,
     NovelGroup,
+    Regression,
     RouteDestinationRow,
     RunReport,
     TemplateVersionRow,
@@ -109,9 +114,53 @@ def cluster_entry(
             input_p50=_percentile(_column(records, c.members, "input_tokens"), 50),
             output_p50=_percentile(_column(records, c.members, "output_tokens"), 50),
         ),
+        regressions={m: _regression(r) for m, r in c.regressions.items()},
+        mix=_mix(records, c.members) if c.parent is None else {},
         templates=dict(templates),
         cost=_cost(_column(records, c.members, "cost_usd")),
     )
+
+
+def _regression(r: RegressionResult) -> Regression:
+    return Regression.model_validate(r.__dict__)
+
+
+MIX = ("endpoint", "model", "template")
+
+
+def _mix_value(record: Mapping[str, Any], what: str) -> str | None:
+    if what == "template":
+        name = record.get("template_name")
+        return f"{name}@{record.get('template_version') or ''}" if name else None
+    value = record.get(what)
+    return str(value) if value else None
+
+
+def _mix(
+    records: Sequence[Mapping[str, Any]], members: np.ndarray
+) -> dict[str, dict[str, MixShare]]:
+    """Per endpoint, model and template: the cluster's calls in each window and their share of
+    the cluster's calls in that window (what moved underneath a regression)."""
+    in_window = Counter(str(records[i].get("window")) for i in members)
+    out: dict[str, dict[str, MixShare]] = {}
+    for what in MIX:
+        counts: dict[str, Counter[str]] = {}
+        for i in members:
+            value = _mix_value(records[i], what)
+            if value is not None:
+                counts.setdefault(value, Counter())[str(records[i].get("window"))] += 1
+        out[what] = {
+            value: MixShare(
+                baseline=n["baseline"],
+                current=n["current"],
+                baseline_share=n["baseline"] / in_window["baseline"]
+                if in_window["baseline"]
+                else None,
+                current_share=n["current"] / in_window["current"] if in_window["current"] else None,
+            )
+            for value, n in sorted(counts.items(), key=lambda kv: (-kv[1]["current"], kv[0]))
+        }
+    return out
 
 
 def _cost(costs: list[float]) -> CostSlice:
@@ -204,7 +253,7 @@ def build_report(
 ) -> RunReport:
     """The contract's run report (plus ``template_versions``, the per-template A/B view)."""
     g = result.global_drift
-    return RunReport(
+    report = RunReport(
         run_id=run_id,
         created_at=created_at,
         baseline=WindowInfo(
@@ -223,6 +272,8 @@ def build_report(
             for name, entry in sorted(result.evaluators.items())
         },
     )
+    report.findings = build_findings(report)
+    return report
 
 
 def save_report(session: Session, report: RunReport) -> None:

@@ -48,20 +48,23 @@ class AlphaSplit:
     global_drift: float  # the global two-sample test
     cluster_drift: float  # BH level of the per-cluster share changes
     hotspots: float  # BH level of the thumbs-down hotspots
+    regressions: float  # BH level of the per-cluster latency, length, cost and error tests
 
 
 def split_alpha(alpha: float) -> AlphaSplit:
-    """Bonferroni over the three families that raise flags: a third of ``alpha`` each.
+    """Bonferroni over the four families that raise flags: a quarter of ``alpha`` each.
 
     Under the complete null the chance that any family flags is at most the sum of the
     families' chances (the union bound), and within a family Benjamini–Hochberg at level q
     flags anything with probability at most q when every hypothesis is null (independent or
-    positively dependent p-values). Equal thirds: no family is known in advance to matter more.
+    positively dependent p-values). Equal quarters: no family is known in advance to matter more.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    third = alpha / 3
-    return AlphaSplit(global_drift=third, cluster_drift=third, hotspots=third)
+    quarter = alpha / 4
+    return AlphaSplit(
+        global_drift=quarter, cluster_drift=quarter, hotspots=quarter, regressions=quarter
+    )
 
 
 # --- drift: share of each cluster, baseline vs current --------------------------------------

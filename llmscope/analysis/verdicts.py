@@ -1,14 +1,17 @@
 """Every test of a run that can raise a flag, and the one function that decides them all.
 
-Three families share the run's ``LLMSCOPE_DRIFT_ALPHA`` (Bonferroni, ``stats.split_alpha``):
+Four families share the run's ``LLMSCOPE_DRIFT_ALPHA`` (Bonferroni, ``stats.split_alpha``):
 
-- **global drift**: one MMD permutation test on the embeddings (alpha/3);
+- **global drift**: one MMD permutation test on the embeddings (alpha/4);
 - **drift**: each cluster's share of the two windows, the ``novel`` group's share, and the
-  share of every Ward-tree node below each cluster (alpha/3, ``hierarchy.hierarchical_bh``);
+  share of every Ward-tree node below each cluster (alpha/4, ``hierarchy.hierarchical_bh``);
 - **hotspots**: for each cluster and each tree node below it, two thumbs-down tests in one
-  family (alpha/3, the same procedure): *persistent* (its rate over every rated record of
+  family (alpha/4, the same procedure): *persistent* (its rate over every rated record of
   both windows against all others) and *emerging* (its rate in the current window against
-  its own rate in the baseline).
+  its own rate in the baseline);
+- **regressions**: for each cluster, its median latency, median output length, mean cost per
+  call and error rate, baseline calls against current calls (alpha/4, Benjamini-Hochberg over
+  every cluster and metric; ``regressions.py``).
 
 A cluster with too few ratings is tested, pooled with the other clusters that have too few,
 at the lowest node above it in the tree where that pool has enough (its ``hotspot.level`` is
@@ -18,7 +21,9 @@ pool depends on rating counts only, never on thumbs, so the test keeps its level
 
 Under the null of a false alarm (windows from one distribution, thumbs independent of topic
 and window) each family flags anything with probability at most its level, so the report
-flags anything with probability at most alpha; ``hierarchy.py`` gives the argument. The
+flags anything with probability at most alpha; ``hierarchy.py`` gives the argument. For the
+regressions the null is the same: a cluster's calls in the two windows draw their figures from
+one distribution. The
 thumbs-down tests of one group live in ``hotspot_tests.py``.
 """
 
@@ -50,6 +55,7 @@ from llmscope.analysis.hotspot_tests import (
     group_sums,
     hotspot_verdict,
 )
+from llmscope.analysis.regressions import CallMetrics, RegressionResult, regression_tests
 from llmscope.analysis.tree import Tree
 from llmscope.config import Settings
 
@@ -74,6 +80,8 @@ class Verdicts:
     global_drift: stats.TwoSampleResult
     novel: stats.ShareChange | None = None  # the novel group (None: no novel records)
     subclusters: list[SubVerdict] = field(default_factory=list)
+    # per cluster, per metric (empty: the run had no per-call figures to test)
+    regressions: list[dict[str, RegressionResult]] = field(default_factory=list)
 
     @property
     def flagged(self) -> bool:
@@ -84,6 +92,7 @@ class Verdicts:
             or any(h.flagged for h in self.hotspots)
             or bool(self.novel and self.novel.flagged)
             or any(s.drift.flagged or s.hotspot.flagged for s in self.subclusters)
+            or any(r.flagged for metrics in self.regressions for r in metrics.values())
         )
 
 
@@ -175,6 +184,7 @@ def window_tests(
     micro: np.ndarray | None = None,
     novel: np.ndarray | None = None,
     hotspot_level: float | None = None,
+    calls: CallMetrics | None = None,
 ) -> Verdicts:
     """The flagging statistics of a run, given each record's cluster, window and thumb.
 
@@ -184,7 +194,8 @@ def window_tests(
     families so that two windows from one distribution (and thumbs-down independent of the
     cluster and the window) raise any flag with probability at most alpha. ``hotspot_level``
     (default: the hotspot family's whole share) is the thumbs' part of that share when the
-    run's evaluator hotspots take the rest (``evaluations.hotspot_levels``).
+    run's evaluator hotspots take the rest (``evaluations.hotspot_levels``). ``calls`` holds
+    each record's latency, output tokens, cost and status for the regression tests.
     """
     levels = stats.split_alpha(settings.drift_alpha)
     hot_level = levels.hotspots if hotspot_level is None else hotspot_level
@@ -328,7 +339,20 @@ def window_tests(
         if tree is not None
         else []
     )
-    return Verdicts(changes, verdicts, global_drift, novel_change, subs)
+    regressions = (
+        regression_tests(
+            labels,
+            n_clusters,
+            is_current,
+            calls,
+            fdr=levels.regressions,
+            min_ratio=settings.regression_min_ratio,
+            min_error_rise=settings.regression_min_error_rise,
+        )  # fmt: skip
+        if calls is not None
+        else []
+    )
+    return Verdicts(changes, verdicts, global_drift, novel_change, subs, regressions)
 
 
 def _subclusters(

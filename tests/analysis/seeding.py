@@ -23,6 +23,7 @@ from llmscope.report import (
     GlobalDrift,
     Hotspot,
     LatencySlice,
+    Regression,
     RunReport,
     TokenSlice,
     WindowInfo,
@@ -52,6 +53,7 @@ class ClusterSeed:
     drift_flagged: bool = False
     hotspot_flagged: bool = False
     downs: list[Down] = field(default_factory=list)
+    regressions: dict[str, Regression] = field(default_factory=dict)
 
 
 def unit(*values: float, dim: int = 8) -> list[float]:
@@ -152,6 +154,7 @@ def seed_run(
                 ),
                 latency_ms=LatencySlice(p50=400.0, p95=950.0),
                 tokens=TokenSlice(input_p50=20.0, output_p50=40.0),
+                regressions=seed.regressions,
                 templates={"support@2": len(seed.current) + len(seed.baseline)},
             )
             report_clusters.append(report_cluster)

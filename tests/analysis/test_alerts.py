@@ -15,6 +15,7 @@ from llmscope.analysis.followup import finish_run
 from llmscope.collector import create_app
 from llmscope.config import Settings
 from llmscope.db.models import Alert, AnalysisRun, RunCluster
+from llmscope.report import Regression
 from tests.analysis.http_fakes import Receiver, webhook_receiver
 from tests.analysis.seeding import NOW, ClusterSeed, Down, seed_run, unit
 from tests.conftest import free_port
@@ -236,3 +237,37 @@ def test_finish_run_survives_a_failing_step(settings: Settings, engine: Engine) 
         # Matching still happened and the run is intact.
         assert session.get(AnalysisRun, run_id) is not None
         assert session.scalars(select(RunCluster.stable_key)).one().startswith("c-")
+
+
+def test_regressions_are_alerted_per_metric_most_severe_first(
+    settings: Settings, engine: Engine, receiver: Receiver
+) -> None:
+    def moved(base: float, cur: float) -> Regression:
+        return Regression(
+            baseline=base, current=cur, ratio=cur / base, p_value=1e-6, q_value=1e-5,
+            flagged=True, baseline_calls=4, current_calls=4,
+        )  # fmt: skip
+
+    slow = ClusterSeed(
+        id=0,
+        centroid=unit(1, 0),
+        current=[("where is my order", "on its way")] * 4,
+        baseline=[("where is my order", "on its way")] * 4,
+        keywords=["order"],
+        # 4 calls x (1 - 1/3) for latency; 4 x (1 - 1/1.5) for output length
+        regressions={"output_tokens": moved(40, 60), "latency_ms": moved(150, 450)},
+    )
+    run_id = seed_run(engine, [slow, *problem_clusters()[3:]], run_id="run-r")
+    rows = run_alerts(engine, run_id, alert_settings(settings, receiver))
+    # The same cluster twice, one metric each: neither cools the other down.
+    assert [(r["kind"], r["cluster_id"], r["status"]) for r in rows] == [
+        ("regression", 0, "sent"),
+        ("regression", 0, "sent"),
+    ]
+    hooks = receiver.received["/hook"]
+    assert [h["metric"] for h in hooks] == ["latency_ms", "output_tokens"]
+    assert hooks[0]["severity"] > hooks[1]["severity"] > 0
+    assert hooks[0]["message"].startswith(
+        'Regression in cluster 0 "order": median latency went from 150 ms to 450 ms (3.0x'
+    )
+    assert [a["kind"] for a in report_alerts(engine, run_id)] == ["regression", "regression"]

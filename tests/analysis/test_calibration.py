@@ -2,9 +2,11 @@
 
 Calls the flagging statistics the job uses (``pipeline.window_tests``) on synthetic draws, so
 no embedding model is needed. The null test is seeded (no flakiness); its bounds are 99.9%
-binomial quantiles at the nominal levels (alpha for the report, alpha/3 per family), tight
+binomial quantiles at the nominal levels (alpha for the report, alpha/4 per family), tight
 enough that the old allocation (alpha/2 + alpha/2 for drift and a separate alpha for hotspots,
-2 alpha in all) fails it. The last test adds every family tree testing brought: the Ward tree's nodes
+2 alpha in all) fails it. The per-call figures of the regression family are drawn skewed, as
+they are in production: log-normal latencies, integer output lengths with ties, costs from
+two prices, rare errors. The last test adds every family tree testing brought: the Ward tree's nodes
 below the cut, the novel group, persistent and emerging hotspots.
 """
 
@@ -17,6 +19,7 @@ from llmscope.analysis import stats
 from llmscope.analysis.cluster import cluster
 from llmscope.analysis.hierarchy import Unit, hierarchical_bh
 from llmscope.analysis.pipeline import Verdicts, window_tests
+from llmscope.analysis.regressions import CallMetrics
 from llmscope.analysis.tree import build_tree
 from llmscope.config import Settings
 
@@ -30,10 +33,28 @@ def _null_draw(rng: np.random.Generator, n: int, k: int) -> tuple:
     return labels, vectors, is_current, down
 
 
+def _null_calls(rng: np.random.Generator, n: int) -> CallMetrics:
+    """Per-call figures independent of cluster and window, skewed like real ones."""
+    tokens = rng.geometric(1 / 120, size=n).astype(float)  # integers, many ties at small n
+    price = np.where(rng.random(n) < 0.2, 6e-5, 1e-5)  # a large and a small model
+    cost = np.where(rng.random(n) < 0.9, tokens * price, np.nan)  # 10% unpriced
+    return CallMetrics(
+        latency_ms=rng.lognormal(mean=6.0, sigma=0.8, size=n),
+        output_tokens=tokens,
+        cost_usd=cost,
+        error=(rng.random(n) < 0.05).astype(float),
+    )
+
+
 def test_split_alpha_sums_to_alpha() -> None:
-    split = stats.split_alpha(0.06)
-    assert (split.global_drift, split.cluster_drift, split.hotspots) == (0.02, 0.02, 0.02)
-    assert Settings(database_url="sqlite://", drift_alpha=0.06).hotspot_fdr == 0.02
+    split = stats.split_alpha(0.08)
+    assert (split.global_drift, split.cluster_drift, split.hotspots, split.regressions) == (
+        0.02,
+        0.02,
+        0.02,
+        0.02,
+    )
+    assert Settings(database_url="sqlite://", drift_alpha=0.08).hotspot_fdr == 0.02
 
 
 def test_null_report_false_alarm_rate_is_at_most_alpha() -> None:
@@ -47,22 +68,27 @@ def test_null_report_false_alarm_rate_is_at_most_alpha() -> None:
         drift_min_ratio=1.0,
         drift_min_share_change=0.0,
         hotspot_min_lift=1.0,
+        regression_min_ratio=1.0,
+        regression_min_error_rise=0.0,
     )
     rng = np.random.default_rng(1)
-    alarms = {"report": 0, "global drift": 0, "cluster drift": 0, "hotspots": 0}
+    alarms = {"report": 0, "global drift": 0, "cluster drift": 0, "hotspots": 0, "regressions": 0}
     for _ in range(draws):
         labels, vectors, is_current, down = _null_draw(rng, n=300, k=3)
-        verdicts = window_tests(labels, 3, vectors, is_current, down, settings)
+        calls = _null_calls(rng, 300)
+        verdicts = window_tests(labels, 3, vectors, is_current, down, settings, calls=calls)
         alarms["report"] += verdicts.flagged
         alarms["global drift"] += verdicts.global_drift.flagged
         alarms["cluster drift"] += any(d.flagged for d in verdicts.drift)
         alarms["hotspots"] += any(h.flagged for h in verdicts.hotspots)
-    # The whole report within alpha, and each family within its third (what makes the
-    # report's bound hold at any alpha, not just on these draws): 115 and 47 of 300.
-    bounds = {name: int(binom.ppf(0.999, draws, alpha / 3)) for name in alarms}
+        alarms["regressions"] += any(r.flagged for c in verdicts.regressions for r in c.values())
+    # The whole report within alpha, and each family within its quarter (what makes the
+    # report's bound hold at any alpha, not just on these draws): 115 and 37 of 300.
+    bounds = {name: int(binom.ppf(0.999, draws, alpha / 4)) for name in alarms}
     bounds["report"] = int(binom.ppf(0.999, draws, alpha))
     assert all(alarms[name] <= bounds[name] for name in alarms), (alarms, bounds)
     assert alarms["report"] > 0  # the draws do exercise the tests: a dead test flags nothing
+    assert alarms["regressions"] > 0
 
 
 def test_planted_drift_and_hotspot_are_flagged_at_the_default_alpha() -> None:
@@ -79,17 +105,26 @@ def test_planted_drift_and_hotspot_are_flagged_at_the_default_alpha() -> None:
         bool(rng.random() < 0.7) if labels[i] == 0 and is_current[i] else d
         for i, d in enumerate(down)
     ]
-    verdicts: Verdicts = window_tests(labels, 6, vectors, is_current, down, settings)
+    # Cluster 1's current calls went to a slower model: 1.6x the latency.
+    calls = _null_calls(rng, len(labels))
+    slower = (labels == 1) & is_current
+    calls.latency_ms[slower] *= 1.6
+    verdicts: Verdicts = window_tests(labels, 6, vectors, is_current, down, settings, calls=calls)
     assert verdicts.global_drift.flagged
     assert verdicts.drift[5].flagged and verdicts.drift[5].kind == "new"
     assert verdicts.hotspots[0].flagged
     assert [i for i, h in enumerate(verdicts.hotspots) if h.flagged] == [0]
+    flagged = [
+        (c, m) for c, ms in enumerate(verdicts.regressions) for m, r in ms.items() if r.flagged
+    ]
+    assert flagged == [(1, "latency_ms")]
     assert verdicts.flagged
 
 
 def test_null_false_alarm_rate_with_the_tree_novel_group_and_both_hotspot_kinds() -> None:
     # The same bound with every family the job runs: drift on clusters, on the Ward-tree nodes
-    # below them and on a novel group; persistent and emerging hotspots on clusters and nodes.
+    # below them and on a novel group; persistent and emerging hotspots on clusters and nodes;
+    # the regressions of every cluster.
     alpha, draws, n = 0.3, 300, 300
     settings = Settings(
         database_url="sqlite://",
@@ -97,6 +132,8 @@ def test_null_false_alarm_rate_with_the_tree_novel_group_and_both_hotspot_kinds(
         drift_min_ratio=1.0,
         drift_min_share_change=0.0,
         hotspot_min_lift=1.0,
+        regression_min_ratio=1.0,
+        regression_min_error_rise=0.0,
     )
     rng = np.random.default_rng(5)
     points = np.vstack([rng.normal(size=(75, 2)) + 6 * i for i in range(4)])
@@ -106,13 +143,14 @@ def test_null_false_alarm_rate_with_the_tree_novel_group_and_both_hotspot_kinds(
     assert sum(len(tree.below(c)) for c in range(clustering.n_clusters)) > 40  # a real tree
     novel = rng.random(n) < 0.05
     alarms = {"report": 0, "global drift": 0, "drift": 0, "hotspots": 0, "below": 0}
+    alarms["regressions"] = 0
     for _ in range(draws):
         is_current = rng.random(n) < 0.5
         rated, thumbs_down = rng.random(n) < 0.6, rng.random(n) < 0.3
         down = [bool(d) if r else None for r, d in zip(rated, thumbs_down, strict=True)]
         v = window_tests(
             clustering.labels, clustering.n_clusters, points, is_current, down, settings,
-            tree=tree, micro=clustering.micro_labels, novel=novel,
+            tree=tree, micro=clustering.micro_labels, novel=novel, calls=_null_calls(rng, n),
         )  # fmt: skip
         alarms["report"] += v.flagged
         alarms["global drift"] += v.global_drift.flagged
@@ -125,7 +163,8 @@ def test_null_false_alarm_rate_with_the_tree_novel_group_and_both_hotspot_kinds(
             s.hotspot.flagged for s in v.subclusters
         )
         alarms["below"] += bool(v.subclusters)
-    bounds = {name: int(binom.ppf(0.999, draws, alpha / 3)) for name in alarms}
+        alarms["regressions"] += any(r.flagged for c in v.regressions for r in c.values())
+    bounds = {name: int(binom.ppf(0.999, draws, alpha / 4)) for name in alarms}
     bounds["report"] = int(binom.ppf(0.999, draws, alpha))
     assert all(alarms[name] <= bounds[name] for name in alarms), (alarms, bounds)
     assert alarms["report"] > 0 and alarms["below"] > 0  # the tree's tests do run and flag

@@ -103,11 +103,12 @@ def test_evaluation_tests_count_the_current_window_and_agreement_on_both() -> No
 
 
 def test_the_hotspot_share_is_split_only_when_there_are_evaluations() -> None:
-    assert hotspot_levels(0.05, False) == (0.05 / 3, 0.0)  # thumbs exactly as before
+    assert hotspot_levels(0.05, False) == (0.05 / 4, 0.0)  # thumbs: the family's whole share
     thumbs, evals = hotspot_levels(0.05, True)
-    assert thumbs == evals == pytest.approx(0.05 / 6)
+    assert thumbs == evals == pytest.approx(0.05 / 8)
     levels = stats.split_alpha(0.05)
-    assert levels.global_drift + levels.cluster_drift + thumbs + evals == pytest.approx(0.05)
+    shares = levels.global_drift + levels.cluster_drift + levels.regressions
+    assert shares + thumbs + evals == pytest.approx(0.05)
 
 
 @pytest.fixture(scope="module")

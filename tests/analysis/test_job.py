@@ -26,7 +26,14 @@ CLUSTER_KEYS = {
     "keywords", "examples", "drift", "feedback", "hotspot", "latency_ms", "tokens",
     "templates", "cost", "summary",
 }  # fmt: skip
-REPORT_KEYS = {"run_id", "created_at", "baseline", "current", "global_drift", "clusters", "alerts"}
+REPORT_KEYS = {
+    "run_id", "created_at", "baseline", "current", "global_drift", "clusters", "findings",
+    "alerts",
+}  # fmt: skip
+REGRESSION_KEYS = {
+    "baseline", "current", "ratio", "p_value", "q_value", "flagged", "baseline_calls",
+    "current_calls", "method",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +90,18 @@ def test_report_has_the_contract_shape(analysed: tuple[Settings, dict[str, Any]]
     assert all({"kind", "cluster_id", "message"} <= set(a) for a in report["alerts"])
     assert 2 <= len(report["clusters"]) <= 30
     for cluster in report["clusters"]:
-        assert set(cluster) - {"parent"} == CLUSTER_KEYS  # parent: sub-clusters only
+        # parent: sub-clusters only; regressions and mix: clusters of the cut only
+        if "parent" in cluster:
+            assert set(cluster) - {"parent"} == CLUSTER_KEYS
+        else:
+            assert set(cluster) == CLUSTER_KEYS | {"regressions", "mix"}
+            regressions = cluster["regressions"]
+            assert set(regressions) == {"latency_ms", "output_tokens", "cost_usd", "error_rate"}
+            assert all(set(r) == REGRESSION_KEYS for r in regressions.values())
+            assert regressions["latency_ms"]["baseline_calls"] == cluster["baseline_count"]
+            assert set(cluster["mix"]) == {"endpoint", "model", "template"}
+            per_endpoint = cluster["mix"]["endpoint"].values()
+            assert sum(m["current"] for m in per_endpoint) == cluster["current_count"]
         assert set(cluster["drift"]) == {"kind", "score", "p_value", "q_value", "flagged"}
         # kind: flagged hotspots only; level: only when tested at the node above (parent)
         assert set(cluster["hotspot"]) - {"kind", "level"} == {
@@ -95,6 +113,12 @@ def test_report_has_the_contract_shape(analysed: tuple[Settings, dict[str, Any]]
         assert cluster["size"] == cluster["baseline_count"] + cluster["current_count"]
         assert cluster["keywords"] and cluster["examples"]
         assert sum(cluster["templates"].values()) == cluster["size"]
+    severities = [f["severity"] for f in report["findings"]]
+    assert severities == sorted(severities, reverse=True)
+    flagged = {
+        c["id"] for c in report["clusters"] if c["drift"]["flagged"] or c["hotspot"]["flagged"]
+    }
+    assert flagged <= {f["cluster_id"] for f in report["findings"]}
     top = [c for c in report["clusters"] if "parent" not in c]
     assert sum(c["size"] for c in top) == 300
     assert sum(c["current_share"] for c in top) == pytest.approx(1.0)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from llmscope.analysis.findings import build_findings
 from llmscope.collector.api.routes.metrics import cluster_gauges, evaluator_gauges
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import AnalysisRun, Feedback, Record, RunCluster
@@ -31,6 +33,7 @@ from llmscope.report import (
     GlobalDrift,
     Hotspot,
     LatencySlice,
+    Regression,
     RunReport,
     TokenSlice,
     WindowInfo,
@@ -237,6 +240,18 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
                     evaluated=8, failed=6, fail_rate=0.75, lift=3.0, flagged=cid == 2
                 )
             },
+            regressions={
+                "latency_ms": Regression(
+                    baseline=200,
+                    current=900,
+                    ratio=4.5,
+                    p_value=1e-6,
+                    q_value=1e-5,
+                    flagged=cid == 1,
+                    baseline_calls=10,
+                    current_calls=10,
+                )  # fmt: skip
+            },
         )
 
     def evaluator(evaluated: int, failed: int) -> EvaluatorEntry:
@@ -248,11 +263,16 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
             agreement=Agreement(n=0),
         )
 
+    def with_findings(**fields: Any) -> RunReport:
+        report = RunReport(**fields)
+        report.findings = build_findings(report)
+        return report
+
     from datetime import UTC, datetime
 
     moment = datetime(2026, 1, 2, tzinfo=UTC)
     with factory() as session:
-        for run_id, clusters in [
+        for run_id, clusters in [  # their findings: what the analysis builds from the flags
             ("old", [cluster(0, 5, 0.9, True)]),
             (
                 "new",
@@ -271,7 +291,7 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
                     baseline_end=moment,
                     current_start=moment,
                     current_end=moment,
-                    report=RunReport(
+                    report=with_findings(
                         run_id=run_id,
                         created_at=moment,
                         baseline=WindowInfo(start=moment, end=moment, records=200),
@@ -301,6 +321,8 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
     assert found[1]["current"] == pytest.approx(0.3)  # clusters 1 and 2 summed
     # cluster 2's judge failures were flagged: folded into "other", the flag stays
     assert (found[0]["evaluation"], found[1]["evaluation"]) == (False, True)
+    # cluster 1's latency regression is a finding: its signal too
+    assert (found[0]["regression"], found[1]["regression"]) == (False, True)
     assert evaluators == [("correctness", 80, 0.25)]  # the most evaluated, within the cap
 
 

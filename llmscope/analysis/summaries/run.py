@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from llmscope.analysis.findings import build_findings
 from llmscope.analysis.report import save_report
 from llmscope.analysis.summaries.choose import choose_for_llm
 from llmscope.analysis.summaries.evidence import (
@@ -49,7 +50,7 @@ def summarize_report(
         c.cluster_id: c
         for c in session.scalars(select(RunCluster).where(RunCluster.run_id == run_id))
     }
-    chosen = set(choose_for_llm(clusters, settings))
+    chosen = set(choose_for_llm(clusters, report.findings or build_findings(report), settings))
     down_by_cluster: dict[int, list[tuple[str, UserFeedback]]] = {}
     for record_id, (cluster_id, event) in latest_feedback(session, run_id).items():
         if event.thumb == "down":

@@ -229,9 +229,9 @@ def _analyse(settings: Settings, timeline: Timeline, port: int) -> RunReport:
     # Alerts are logged at WARNING; the story below says the same in words.
     logging.getLogger("llmscope.analysis").setLevel(logging.ERROR)
     report = run_analysis(_analysis_settings(settings, port), baseline, current, progress=True)
-    flagged = sum(c.drift.flagged or c.hotspot.flagged for c in report.clusters)
     _say(
-        f"  run {report.run_id}: {len(report.clusters)} clusters, {flagged} flagged, "
+        f"  run {report.run_id}: {len(report.clusters)} clusters, "
+        f"{len(report.findings)} findings, "
         f"{len(report.alerts)} alerts ({time.monotonic() - began:.0f} s)"
     )
     return report

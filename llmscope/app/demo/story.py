@@ -1,9 +1,10 @@
-"""What the demo tells the newcomer: the run report (and its records) turned into sentences.
+"""What the demo tells the newcomer: the run's findings (and their records) turned into sentences.
 
 :func:`tell` reads the stored run and returns the lines to print and the cluster to open
-first. Every number comes from the report (flags, rates, q-values, the template A/B view) or
-is read straight from the run's records (the users' tags and comments, per-window latency
-medians and endpoints), so the story can only say what the analysis and the store hold.
+first: the report's ``findings`` in their order (the analysis ranks them), each told with its
+evidence. Every number comes from the report (flags, rates, q-values, the regressions and what
+moved underneath them, the template A/B view) or is read straight from the run's records (the
+users' tags and comments), so the story can only say what the analysis and the store hold.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from statistics import median
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from llmscope.db.models import Feedback, Record, RunAssignment
+from llmscope.analysis.findings import largest_shift, regression_sentence, shift_text
+from llmscope.db.models import Feedback, RunAssignment
 from llmscope.db.queries import newest_feedback
-from llmscope.report import ClusterEntry, RunReport, TemplateVersionRow
+from llmscope.report import ClusterEntry, Finding, RunReport, TemplateVersionRow
 
 __all__ = ["Story", "tell"]
 
@@ -88,11 +89,11 @@ def _level(cluster: ClusterEntry) -> str:
 
 
 def _hotspot_lines(
-    session: Session, report: RunReport, cluster: ClusterEntry, fdr: float
+    session: Session, report: RunReport, cluster: ClusterEntry, fdr: float, lead: str
 ) -> list[str]:
     fb = cluster.feedback
     lines = [
-        f"Look first at {_name(cluster)}: {fb.down} of {fb.rated} rated answers in the "
+        f"{lead} {_name(cluster)}: {fb.down} of {fb.rated} rated answers in the "
         f"current window were thumbs-down ({_pct(fb.down_rate)}, "
         f"{cluster.hotspot.lift:.1f}x the rest; q={cluster.hotspot.q_value:.1e}"
         f"{_level(cluster)})."
@@ -112,97 +113,86 @@ def _hotspot_lines(
     return lines
 
 
-def _drift_lines(clusters: list[ClusterEntry]) -> list[str]:
-    lines = []
-    for c in clusters:
-        kind = c.drift.kind
-        share = f"{_pct(c.baseline_share)} -> {_pct(c.current_share)} of traffic"
-        if kind == "new":
-            lines.append(
-                f"New topic, {_name(c)}: {c.current_count} requests in the current window, "
-                f"{c.baseline_count} before ({share}); examples are on its page."
-            )
-        else:
-            lines.append(f"{_name(c)} {kind}: {share}.")
-    return lines
-
-
-def _latency_lines(engine: Engine, report: RunReport) -> list[str]:
-    """The cluster whose latency rise cost users the most waiting, and where it was served."""
-    query = (
-        select(RunAssignment.cluster_id, RunAssignment.window, Record.latency_ms, Record.endpoint)
-        .join(Record, Record.id == RunAssignment.record_id)
-        .where(RunAssignment.run_id == report.run_id, Record.latency_ms.is_not(None))
-    )
-    latency: dict[tuple[int, str], list[float]] = {}
-    endpoints: dict[int, Counter[str]] = {}
-    with engine.connect() as conn:
-        for cluster_id, window, ms, endpoint in conn.execute(query):
-            latency.setdefault((cluster_id, window), []).append(float(ms or 0.0))
-            if window == "current" and endpoint:
-                endpoints.setdefault(cluster_id, Counter())[endpoint] += 1
-    # Ranked by the extra waiting (rise of the median x current calls), so a big topic that got
-    # slower comes before a handful of calls that did.
-    best: tuple[float, int, float, float] | None = None
-    for c in report.clusters:
-        before, now = latency.get((c.id, "baseline"), []), latency.get((c.id, "current"), [])
-        if len(before) < 5 or len(now) < 5 or median(now) < 1.5 * median(before):
-            continue
-        extra = (median(now) - median(before)) * len(now)
-        if best is None or extra > best[0]:
-            best = (extra, c.id, median(before), median(now))
-    if best is None:
-        return []
-    _, cluster_id, before_ms, now_ms = best
-    ratio = now_ms / max(before_ms, 1e-9)
-    cluster = report.cluster(cluster_id)
-    assert cluster is not None
-    line = (
-        f"Slower: {_name(cluster)} median latency went from {before_ms:.0f} ms to "
-        f"{now_ms:.0f} ms ({ratio:.1f}x)"
-    )
-    served = endpoints.get(cluster_id)
-    if served:
-        endpoint, n = served.most_common(1)[0]
-        line += f"; {n} of its {sum(served.values())} current calls went to endpoint {endpoint}"
-    return [line + "."]
-
-
-def tell(engine: Engine, report: RunReport, *, hotspot_fdr: float) -> Story:
-    """The story of the run ``report`` (stored in the store behind ``engine``)."""
-    story = Story()
-    clusters = report.clusters
-    # A cluster flagged on its own ratings comes before one flagged at its parent's level,
-    # whose evidence is mostly its neighbours'.
-    hot = sorted(
-        (c for c in clusters if c.hotspot.flagged),
-        key=lambda c: (c.hotspot.level == "parent", c.hotspot.q_value or 1.0, -c.feedback.down),
-    )
-    drifted = sorted(
-        (c for c in clusters if c.drift.flagged),
-        key=lambda c: (c.drift.kind != "new", -c.current_count),
-    )
-    with Session(engine) as session:
-        if hot:
-            story.first_cluster = hot[0].id
-            story.lines += _hotspot_lines(session, report, hot[0], hotspot_fdr)
-            for c in hot[1:3]:
-                fb = c.feedback
-                own = (
-                    f"{fb.down} of {fb.rated} ({_pct(fb.down_rate)}{_level(c)})"
-                    if fb.rated
-                    else f"no rated answers of its own in the current window{_level(c)}"
-                )
-                story.lines.append(f"Also drawing thumbs-down: {_name(c)}, {own}.")
-    story.lines += _drift_lines(drifted[:4])
-    if story.first_cluster is None and drifted:
-        story.first_cluster = drifted[0].id
-    story.lines += _latency_lines(engine, report)
-    g = report.global_drift
-    if g.flagged:
-        story.lines.append(
-            f"Overall, what people ask changed between the windows (p={g.p_value:.3f})."
+def _traffic_line(c: ClusterEntry) -> str:
+    share = f"{_pct(c.baseline_share)} -> {_pct(c.current_share)} of traffic"
+    if c.drift.kind == "new":
+        return (
+            f"New topic, {_name(c)}: {c.current_count} requests in the current window, "
+            f"{c.baseline_count} before ({share}); examples are on its page."
         )
+    return f"{_name(c)} {c.drift.kind}: {share}."
+
+
+# How the story opens a regression of each metric (a rise; output length can also fall).
+_REGRESSION_WORDS = {
+    "latency_ms": "Slower",
+    "output_tokens": "Longer answers",
+    "cost_usd": "Costlier",
+    "error_rate": "More errors",
+}
+
+
+def _regression_line(c: ClusterEntry, metric: str) -> str:
+    """The regression as the analysis tested it, and what moved underneath it."""
+    r = c.regressions[metric]
+    word = _REGRESSION_WORDS[metric]
+    if metric == "output_tokens" and (r.ratio or 1.0) < 1:
+        word = "Shorter answers"
+    line = f"{word}: {_name(c)} {regression_sentence(metric, r)}"
+    shift = largest_shift(c)
+    return line + (f"; {shift_text(shift)}." if shift is not None else ".")
+
+
+def _finding_lines(
+    session: Session, report: RunReport, finding: Finding, told_hotspots: int, fdr: float
+) -> list[str]:
+    c = report.cluster(finding.cluster_id) if finding.cluster_id is not None else None
+    if finding.kind == "global_drift":
+        g = report.global_drift
+        return [f"Overall, what people ask changed between the windows (p={g.p_value:.2g})."]
+    if c is None:  # the novel group's drift: no cluster to describe
+        return [finding.message]
+    if finding.kind == "hotspot":
+        if told_hotspots == 0:
+            first = finding is report.findings[0]
+            lead = "Look first at" if first else "Thumbs-down hotspot,"
+            return _hotspot_lines(session, report, c, fdr, lead)
+        fb = c.feedback
+        own = (
+            f"{fb.down} of {fb.rated} ({_pct(fb.down_rate)}{_level(c)})"
+            if fb.rated
+            else f"no rated answers of its own in the current window{_level(c)}"
+        )
+        return [f"Also drawing thumbs-down: {_name(c)}, {own}."]
+    if finding.kind == "regression" and finding.metric in c.regressions:
+        return [_regression_line(c, finding.metric)]
+    if finding.kind in ("new_cluster", "drift"):
+        return [_traffic_line(c)]
+    return [finding.message]
+
+
+def tell(engine: Engine, report: RunReport, *, hotspot_fdr: float, most: int = 8) -> Story:
+    """The story of the run ``report`` (stored in the store behind ``engine``): its ``most``
+    most severe findings, in the report's order (the analysis ranks them, not the story)."""
+    story = Story()
+    findings = report.findings
+    told = findings[:most]
+    story.first_cluster = next((f.cluster_id for f in findings if f.cluster_id is not None), None)
+    with Session(engine) as session:
+        hotspots = 0
+        for finding in told:
+            lines = _finding_lines(session, report, finding, hotspots, hotspot_fdr)
+            hotspots += finding.kind == "hotspot"
+            if finding is told[0] and not lines[0].startswith("Look first at"):
+                lines = [f"Look first at {_name_of(report, finding)}."] + lines
+            story.lines += lines
+    if len(findings) > most:
+        story.lines.append(f"... and {len(findings) - most} more findings on the dashboard.")
     if not story.lines:
         story.lines.append("Nothing was flagged: the current window looks like the baseline.")
     return story
+
+
+def _name_of(report: RunReport, finding: Finding) -> str:
+    c = report.cluster(finding.cluster_id) if finding.cluster_id is not None else None
+    return _name(c) if c is not None else "the traffic as a whole"

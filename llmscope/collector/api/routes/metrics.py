@@ -7,7 +7,8 @@ costs the store little:
 
 - ``llmscope_cluster_share{cluster,window}``, ``llmscope_cluster_down_rate{cluster}``,
   ``llmscope_cluster_flagged{cluster,signal}`` (signal: drift, hotspot, evaluation: an
-  evaluator's failures flagged in the cluster): the latest analysis run, one series per
+  evaluator's failures flagged in the cluster, regression: its latency, output length, cost
+  per call or error rate; read from the run's ``findings``): the latest analysis run, one series per
   cluster's stable key (the identity that survives re-clustering; at most ``max_label_values``
   clusters, the largest, the rest summed into ``other``);
 - ``llmscope_evaluator_fail_rate{evaluator}`` / ``llmscope_evaluator_evaluated{evaluator}``: each
@@ -59,9 +60,19 @@ class _Cached:
         return self._value
 
 
+# The finding kinds each signal of llmscope_cluster_flagged stands for.
+SIGNALS = {
+    "drift": ("drift", "new_cluster"),
+    "hotspot": ("hotspot",),
+    "evaluation": ("eval_hotspot",),
+    "regression": ("regression",),
+}
+
+
 def cluster_gauges(session: Session, report: RunReport, cap: int) -> list[dict[str, Any]]:
     """The run's clusters as ``{key, size, baseline, current, down_rate, drift, hotspot,
-    evaluation}``; beyond ``cap`` clusters the smallest are folded into one ``other`` entry."""
+    evaluation, regression}`` (the signals: does a finding of the run name the cluster);
+    beyond ``cap`` clusters the smallest are folded into one ``other`` entry."""
     keys = dict(
         session.execute(
             select(RunCluster.cluster_id, RunCluster.stable_key).where(
@@ -69,6 +80,7 @@ def cluster_gauges(session: Session, report: RunReport, cap: int) -> list[dict[s
             )
         ).all()
     )
+    named = {(f.kind, f.cluster_id) for f in report.findings}
     found: list[dict[str, Any]] = [
         {
             "key": keys.get(cluster.id) or f"{report.run_id[:8]}:{cluster.id}",
@@ -76,9 +88,10 @@ def cluster_gauges(session: Session, report: RunReport, cap: int) -> list[dict[s
             "baseline": cluster.baseline_share,
             "current": cluster.current_share,
             "down_rate": cluster.feedback.down_rate,
-            "drift": cluster.drift.flagged,
-            "hotspot": cluster.hotspot.flagged,
-            "evaluation": any(e.flagged for e in cluster.evaluations.values()),
+            **{
+                signal: any((kind, cluster.id) in named for kind in kinds)
+                for signal, kinds in SIGNALS.items()
+            },
         }
         for cluster in report.clusters
         if cluster.id >= 0
@@ -94,9 +107,7 @@ def cluster_gauges(session: Session, report: RunReport, cap: int) -> list[dict[s
             "baseline": sum(c["baseline"] for c in rest),
             "current": sum(c["current"] for c in rest),
             "down_rate": None,
-            "drift": any(c["drift"] for c in rest),
-            "hotspot": any(c["hotspot"] for c in rest),
-            "evaluation": any(c["evaluation"] for c in rest),
+            **{signal: any(c[signal] for c in rest) for signal in SIGNALS},
         }
     )
     return kept
@@ -168,7 +179,7 @@ class StoreCollector:
         flagged = GaugeMetricFamily(
             "llmscope_cluster_flagged",
             "1 when the latest run flagged the cluster for the signal "
-            "(drift, hotspot, evaluation).",
+            "(drift, hotspot, evaluation, regression).",
             labels=("cluster", "signal"),
         )
         clusters, evaluators = self._clusters.get()
@@ -178,9 +189,8 @@ class StoreCollector:
             share.add_metric((key, "current"), cluster["current"])
             if cluster["down_rate"] is not None:
                 down.add_metric((key,), float(cluster["down_rate"]))
-            flagged.add_metric((key, "drift"), 1.0 if cluster["drift"] else 0.0)
-            flagged.add_metric((key, "hotspot"), 1.0 if cluster["hotspot"] else 0.0)
-            flagged.add_metric((key, "evaluation"), 1.0 if cluster["evaluation"] else 0.0)
+            for signal in SIGNALS:
+                flagged.add_metric((key, signal), 1.0 if cluster[signal] else 0.0)
         yield from (share, down, flagged)
         evaluated = GaugeMetricFamily(
             "llmscope_evaluator_evaluated",
