@@ -74,7 +74,8 @@ class GatewayEncoder:
             return np.zeros((0, 0), dtype=np.float32)
         vectors = np.vstack(rows).astype(np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.maximum(norms, 1e-12)
+        unit: np.ndarray = vectors / np.maximum(norms, 1e-12)
+        return unit
 
     def _request(self, client: httpx.Client, batch: list[str]) -> np.ndarray:
         wait = BACKOFF_S

@@ -85,7 +85,8 @@ class Budget(BaseModel):
         if self.user is not None:
             return Record.user_id == self.user
         key, _, value = (self.tag or "").partition("=")
-        return Record.tags[key].as_string() == value
+        tagged: ColumnElement[bool] = Record.tags[key].as_string() == value
+        return tagged
 
 
 def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime, str]:

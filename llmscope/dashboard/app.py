@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
-from flask import Response, abort, request
+from flask import Flask, Response, abort, request
 from sqlalchemy import Engine
 
 from llmscope.config import Settings, get_settings
@@ -192,7 +192,9 @@ def create_app(settings: Settings | None = None) -> Dash:
             return no_update, no_update
         return f"/records/{record_id}", ViewState(run=parse(search).run).query()
 
-    @app.server.route("/export/clusters/<int:cluster_id>.csv")
+    server: Flask = app.server  # Dash leaves it untyped
+
+    @server.route("/export/clusters/<int:cluster_id>.csv")
     def _export(cluster_id: int) -> Response:
         found = export.cluster_csv(engine, request.args.get("run"), cluster_id)
         if found is None:
@@ -204,7 +206,7 @@ def create_app(settings: Settings | None = None) -> Dash:
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
-    @app.server.route("/health")
+    @server.route("/health")
     def _health() -> dict[str, str]:
         return {"status": "ok"}
 

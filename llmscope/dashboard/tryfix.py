@@ -190,7 +190,8 @@ def request_from(
         endpoint=endpoint or None,
         params=params,
     )
-    given = DEFAULT_SAMPLE if sample in (None, "") else sample
+    # A cleared number box sends "" whatever the annotation says.
+    given = DEFAULT_SAMPLE if sample is None or sample == "" else sample  # type: ignore[comparison-overlap]
     context = context if isinstance(context, dict) else {}  # a dcc.Store: the browser's too
     return ExperimentRequest.model_validate(
         {
@@ -378,7 +379,9 @@ def register(app: Dash, engine: Engine, settings: Settings, login: Login) -> Non
             return _start(clicks, context, job, values)
         return _poll(job)
 
-    def _start(clicks: int | None, context: Any, job: Any, values: tuple[Any, ...]) -> Any:
+    def _start(
+        clicks: int | None, context: Any, job: Any, values: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
         if not clicks:
             return (no_update,) * 6
         if not login.allows(RUN_SCOPE):  # checked here: a callback can be posted by anyone

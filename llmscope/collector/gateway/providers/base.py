@@ -229,7 +229,7 @@ class Provider:
         told = retry_after_seconds(retry_after)
         if told is not None:
             return told
-        return 0.25 * (2**attempt) * (0.5 + random.random())
+        return 0.25 * float(2**attempt) * (0.5 + random.random())
 
     async def sse_data(self, response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
         """``(event, parsed data)`` pairs from an SSE response, until ``[DONE]``; closes it."""
