@@ -125,7 +125,7 @@ def llm_summary(
     key = _cache_key(writer.model, messages)
     cached = session.get(Summary, key)
     if cached is not None:
-        return ClusterSummary.model_validate(cached.summary), ""
+        return ClusterSummary.from_stored(cached.summary), ""
     fields, reason = writer.write(messages)
     if fields is None:
         return None, reason
