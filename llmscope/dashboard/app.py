@@ -17,7 +17,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from flask import Flask, Response, abort, request
 from sqlalchemy import Engine
 
-from llmscope.config import Settings, get_settings
+from llmscope.config import Settings, get_settings, revealed
 from llmscope.dashboard import export, tryfix
 from llmscope.dashboard.auth import Login
 from llmscope.dashboard.pages import cluster, clusters, evaluators, experiments, overview, record
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> Dash:
         serve_locally=True,
     )
     # Once API keys exist, every page and callback needs a signed-in read or admin key.
-    login = Login(app.server, make_sessionmaker(engine), settings.dashboard_secret_key)
+    login = Login(app.server, make_sessionmaker(engine), revealed(settings.dashboard_secret_key))
     app.layout = html.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),

@@ -26,7 +26,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from llmscope.config import Settings
+from llmscope.config import Settings, revealed
 from llmscope.dashboard.auth import Login
 from llmscope.dashboard.collector_client import CollectorClient, CollectorError
 from llmscope.dashboard.components import fmt_int, fmt_p, fmt_pct, plural
@@ -291,7 +291,7 @@ def _error(message: str) -> html.P:
 
 def register(app: Dash, engine: Engine, settings: Settings, login: Login) -> None:
     """The panel's callbacks: fill the form, run, poll, show the result."""
-    client = CollectorClient(settings.collector_url, settings.collector_api_key)
+    client = CollectorClient(settings.collector_url, revealed(settings.collector_api_key))
 
     @app.callback(Output("tryfix-form", "children"), Input("tryfix-context", "data"))
     def _load(context: dict[str, Any] | None) -> Any:

@@ -90,7 +90,7 @@ class Provider:
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         self.endpoint = endpoint
         self.model = endpoint.model.name
-        self.config = endpoint.model.config
+        self.config = endpoint.model.revealed_config()  # the keys this provider sends
         self.http = http
         connect = min(10.0, endpoint.timeout_seconds)
         # a whole answer must come within the timeout; a stream may not stall longer than it
