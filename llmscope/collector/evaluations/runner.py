@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from llmscope.collector.evaluations import store
 from llmscope.collector.evaluations.checks import run_check
-from llmscope.collector.evaluations.config import LLMJudge
+from llmscope.collector.evaluations.config import Evaluator, LLMJudge
 from llmscope.collector.evaluations.judge import (
     MAX_OUTPUT_TOKENS,
     JudgeUnavailable,
@@ -149,7 +149,9 @@ class Judging:
         self.last_error: dict[str, str] = {}
 
     # --- built-in checks ------------------------------------------------------------------
-    def check_rows(self, evaluator: Any, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
+    def check_rows(
+        self, evaluator: Evaluator, candidates: Sequence[Candidate]
+    ) -> list[dict[str, Any]]:
         """Verdict rows of a built-in check (records lacking what it needs are skipped)."""
         now = self.clock()
         name, version = evaluator.name, evaluator.version
@@ -173,7 +175,9 @@ class Judging:
             )
         return rows
 
-    async def store_checks(self, evaluator: Any, candidates: Sequence[Candidate]) -> list[bool]:
+    async def store_checks(
+        self, evaluator: Evaluator, candidates: Sequence[Candidate]
+    ) -> list[bool]:
         """Compute and store a built-in check's verdicts; the ``passed`` of those stored."""
         rows = self.check_rows(evaluator, candidates)
 
@@ -300,7 +304,7 @@ class Judging:
             store.finish(session, row_id, self.clock(), **values)
 
 
-def selects(evaluator: Any, candidate: Candidate) -> bool:
+def selects(evaluator: Evaluator, candidate: Candidate) -> bool:
     """Whether ``evaluator`` should look at ``candidate``: it has what the evaluator needs,
     passes the filter and falls in the sample."""
     needed = candidate.latency_ms if evaluator.needs == "latency" else candidate.response
@@ -313,7 +317,7 @@ def selects(evaluator: Any, candidate: Candidate) -> bool:
     )
 
 
-def settled_ids(judging: Judging, evaluator: Any, record_ids: list[str]) -> set[str]:
+def settled_ids(judging: Judging, evaluator: Evaluator, record_ids: list[str]) -> set[str]:
     with judging.factory() as session:
         return store.settled(
             session, evaluator.name, evaluator.version, record_ids, judging.clock()
@@ -343,7 +347,7 @@ def _page(
 
 async def evaluate_range(
     judging: Judging,
-    evaluators: Sequence[Any],
+    evaluators: Sequence[Evaluator],
     *,
     since: datetime | None = None,
     until: datetime | None = None,

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from llmscope.collector.evaluations.config import Evaluator
 from llmscope.collector.experiments import dataset, liveness, report
 from llmscope.collector.experiments.dataset import Item
 from llmscope.collector.experiments.replay import Answer, judge, question_for, replay
@@ -46,7 +47,7 @@ class Plan:
     cluster_id: int
     items: list[Item]
     variants: list[Variant]
-    evaluators: list[Any]
+    evaluators: list[Evaluator]
     replays: dict[str, list[Replay]]  # variant name -> one request per item, in item order
     sample: int
 

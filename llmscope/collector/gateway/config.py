@@ -42,7 +42,11 @@ from pydantic import (
 
 from llmscope import limits
 from llmscope.collector.budgets import Budget
-from llmscope.collector.evaluations.config import EvaluatorConfigError, parse_evaluators
+from llmscope.collector.evaluations.config import (
+    Evaluator,
+    EvaluatorConfigError,
+    parse_evaluators,
+)
 from llmscope.collector.gateway.provider_keys import (
     ALIASES,
     AWS_KEYS,
@@ -167,7 +171,7 @@ class GatewayConfig(BaseModel):
     endpoints: list[Endpoint]
     routes: list[Route] = Field(default_factory=list)
     prompts: list[Prompt] = Field(default_factory=list)
-    evaluators: list[Any] = Field(default_factory=list)  # evaluations.config.Evaluator
+    evaluators: list[Evaluator] = Field(default_factory=list)
     pricing: list[Price] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
 
