@@ -157,12 +157,12 @@ class Judging:
         name, version = evaluator.name, evaluator.version
         rows = []
         for c in candidates:
-            verdict = run_check(evaluator, c.response, c.latency_ms)
+            verdict = run_check(evaluator, c["response"], c["latency_ms"])
             if verdict is None:
                 continue
             rows.append(
                 {
-                    "record_id": c.id,
+                    "record_id": c["id"],
                     "evaluator": name,
                     "version": version,
                     "status": "done",
@@ -197,28 +197,28 @@ class Judging:
         (someone else has it), ``budget`` (no budget left) or ``unavailable``."""
         if self.gateway is None:
             raise RuntimeError("judging needs the gateway (a config with the judge's endpoint)")
-        if candidate.response is None:
+        if candidate["response"] is None:
             return "skipped"
         async with self.slots:
             if self.budget_exhausted:
                 return "budget"
-            question = question_of(candidate.prompt, candidate.messages)
-            estimate = (len(question) + len(candidate.response)) // 4 + 400 + MAX_OUTPUT_TOKENS
+            question = question_of(candidate["prompt"], candidate["messages"])
+            estimate = (len(question) + len(candidate["response"])) // 4 + 400 + MAX_OUTPUT_TOKENS
             if not await self.budget.reserve(estimate):
                 self.budget_exhausted = True
                 return "budget"
-            row_id = await asyncio.to_thread(self._claim, candidate.id, evaluator)
+            row_id = await asyncio.to_thread(self._claim, candidate["id"], evaluator)
             if row_id is None:
                 self.budget.settle(estimate, 0)
                 return "taken"
-            key = answer_key(candidate.id, evaluator)
+            key = answer_key(candidate["id"], evaluator)
             try:
                 earlier = await asyncio.to_thread(self._earlier, key)
                 work = judge_answer(
                     self.gateway,
                     evaluator,
                     question,
-                    candidate.response,
+                    candidate["response"],
                     key=key,
                     earlier=earlier,
                 )
@@ -307,13 +307,13 @@ class Judging:
 def selects(evaluator: Evaluator, candidate: Candidate) -> bool:
     """Whether ``evaluator`` should look at ``candidate``: it has what the evaluator needs,
     passes the filter and falls in the sample."""
-    needed = candidate.latency_ms if evaluator.needs == "latency" else candidate.response
+    needed = candidate["latency_ms"] if evaluator.needs == "latency" else candidate["response"]
     return needed is not None and evaluator.selects(
-        candidate.id,
-        candidate.endpoint,
-        candidate.template_name,
-        candidate.template_version,
-        candidate.model,
+        candidate["id"],
+        candidate["endpoint"],
+        candidate["template_name"],
+        candidate["template_version"],
+        candidate["model"],
     )
 
 
@@ -386,13 +386,13 @@ async def evaluate_range(
             page = await asyncio.to_thread(_page, judging.factory, since, until, after)
             if not page:
                 break
-            after = (page[-1].timestamp, page[-1].id)
+            after = (page[-1]["timestamp"], page[-1]["id"])
             for evaluator in evaluators:
                 chosen = [c for c in page if selects(evaluator, c)]
                 done = await asyncio.to_thread(
-                    settled_ids, judging, evaluator, [c.id for c in chosen]
+                    settled_ids, judging, evaluator, [c["id"] for c in chosen]
                 )
-                todo = [c for c in chosen if c.id not in done]
+                todo = [c for c in chosen if c["id"] not in done]
                 tally = result.tally(evaluator.name)
                 tally.already += len(chosen) - len(todo)
                 if not isinstance(evaluator, LLMJudge):
