@@ -4,6 +4,9 @@ Each field reads from an ``LLMSCOPE_``-prefixed environment variable (or a ``.en
 the CLI overrides a few of them with flags. The configuration reference of the docs
 (``docs/reference/configuration.md``) is checked against this class by a test, so a field
 without a description fails the suite.
+
+Keys and webhook URLs are ``SecretStr``: ``repr(settings)``, logs and dumps show ``**********``;
+the one place that sends a secret takes it out with :func:`revealed`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALERT_RULES = ("drift", "new_cluster", "hotspot", "global_drift", "eval_hotspot", "regression")
@@ -108,7 +111,7 @@ class Settings(BaseSettings):
         "OpenTelemetry helper (traces) and the dashboard's Try a fix panel (experiments) talk "
         "to; `llmscope dashboard --collector-url` sets it.",
     )
-    collector_api_key: str | None = Field(
+    collector_api_key: SecretStr | None = Field(
         default=None,
         description="Bearer key llmscope.sdk and the dashboard send to the collector, when keys "
         "are in use (the dashboard's Try a fix needs admin scope: it spends tokens).",
@@ -252,16 +255,16 @@ class Settings(BaseSettings):
     summary_llm_model: str | None = Field(
         default=None, description="Endpoint or model name used for cluster summaries."
     )
-    summary_llm_api_key: str | None = Field(
+    summary_llm_api_key: SecretStr | None = Field(
         default=None, description="Bearer key sent to the summary LLM URL, if it needs one."
     )
-    alert_webhook_url: str | None = Field(
+    alert_webhook_url: SecretStr | None = Field(
         default=None, description="Generic webhook: one JSON POST per alert."
     )
-    alert_slack_webhook_url: str | None = Field(
+    alert_slack_webhook_url: SecretStr | None = Field(
         default=None, description="Slack incoming-webhook URL for alerts."
     )
-    dashboard_secret_key: str | None = Field(
+    dashboard_secret_key: SecretStr | None = Field(
         default=None,
         description="Signs the dashboard's login cookie (used once API keys exist). Set it when "
         "running several dashboard replicas; unset, each process picks a random one.",
@@ -421,6 +424,11 @@ class Settings(BaseSettings):
         if value not in {"prompt", "response", "pair"}:
             raise ValueError("must be one of 'prompt', 'response', 'pair'")
         return value
+
+
+def revealed(secret: SecretStr | None) -> str | None:
+    """A secret setting's value, for the call that sends it (None when unset or empty)."""
+    return (secret.get_secret_value() or None) if secret is not None else None
 
 
 @lru_cache

@@ -8,9 +8,12 @@ so OpenAPI documents every key); the dashboard, the alerts and the demo read it 
 
 Guarantees:
 
-- **Old runs load.** Keys that earlier runs lack get defaults (``template_versions`` and
-  ``alerts`` empty, no ``summary``), and keys this code does not know are kept as they are
-  (``extra="allow"``) and written back unchanged.
+- **Unknown keys are refused.** A misspelt key (``down_pvalue``) is a validation error naming
+  it, not a silently kept extra beside a ``down_p_value`` left null (``extra="forbid"``).
+- **Old runs load.** :meth:`ReportModel.from_stored` is the lenient path for what the store
+  holds: keys that earlier runs lack get defaults (``template_versions`` and ``alerts`` empty,
+  no ``summary``), and keys this code no longer knows (removed since the run was written) are
+  dropped. Everything that reads a run from the store goes through it.
 - **Never NaN.** A figure that cannot be computed (a percentile of nothing, an untested
   hotspot's p-value) is ``None``/``null``: non-finite floats are turned into ``None`` on the way in.
 - **Times** are timezone-aware UTC ``datetime`` values in Python and RFC 3339 strings ending in
@@ -30,7 +33,16 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PlainSerializer,
+    ValidationInfo,
+    model_validator,
+)
 
 __all__ = [
     "Agreement",
@@ -113,10 +125,30 @@ def omitted_while_none(description: str) -> Any:
     return Field(default=None, exclude_if=_is_none, description=description)
 
 
-class ReportModel(BaseModel):
-    """Base of every part of the report: unknown keys are kept and written back."""
+# The validation context of a stored run (see ReportModel.from_stored).
+_STORED = {"stored": True}
 
-    model_config = ConfigDict(extra="allow")
+
+class ReportModel(BaseModel):
+    """Base of every part of the report: unknown keys are refused, except in a stored run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _drop_removed_keys_when_stored(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Self], info: ValidationInfo
+    ) -> Self:
+        # The context reaches every nested part, so one flag makes the whole report lenient.
+        if isinstance(data, dict) and info.context == _STORED:
+            data = {k: v for k, v in data.items() if k in cls.model_fields}
+        return handler(data)
+
+    @classmethod
+    def from_stored(cls, data: Any) -> Self:
+        """The part as the store holds it, whatever code wrote it: keys it no longer has are
+        dropped (a run written before they were removed), everything else is validated."""
+        return cls.model_validate(data, context=_STORED)
 
     def to_json(self, **dump: Any) -> dict[str, Any]:
         """The JSON value stored and served: plain dicts, lists, strings and numbers
@@ -457,11 +489,6 @@ class RunReport(ReportModel):
     evaluators: dict[str, EvaluatorEntry] = omitted_while_empty(
         "per evaluator: failures and agreement with users"
     )
-
-    @classmethod
-    def from_stored(cls, data: dict[str, Any]) -> Self:
-        """The report of a stored run (``analysis_runs.report``), whatever run wrote it."""
-        return cls.model_validate(data)
 
     def cluster(self, cluster_id: int) -> ClusterEntry | None:
         """The cluster ``cluster_id``, or None if the run has no such cluster."""

@@ -25,7 +25,8 @@ def deliver(
         try:
             response = client.post(url, json=payload)
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            # The URL is a secret (Slack's carries its token): the stored outcome never shows it.
+            error = f"{type(exc).__name__}: {exc}".replace(url, "[webhook URL]")
             continue
         if response.is_success:
             return {"status": "sent", "attempts": attempt, "http_status": response.status_code}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
-from llmscope.config import Settings, settings_table
+from llmscope.config import Settings, revealed, settings_table
 
 CONFIGURATION_PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "configuration.md"
 
@@ -42,3 +42,33 @@ def test_bad_values_are_refused() -> None:
         Settings(embed_field="everything")
     with pytest.raises(ValidationError, match="max_body_bytes"):
         Settings(max_body_bytes=0)
+
+
+SECRETS = {
+    "collector_api_key": "lsk_collector_SECRET1",
+    "summary_llm_api_key": "sk-summary-SECRET2",
+    "alert_webhook_url": "https://hooks.example.com/SECRET3",
+    "alert_slack_webhook_url": "https://hooks.slack.com/services/T0/B0/SECRET4",
+    "dashboard_secret_key": "cookie-signing-SECRET5",
+}
+
+
+def test_keys_and_webhook_urls_are_secrets_that_never_print(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(f"LLMSCOPE_{name.upper()}", value)
+    settings = Settings()
+    shown = [repr(settings), str(settings), settings.model_dump_json(), settings_table()]
+    for value in SECRETS.values():
+        assert not any(value in text for text in shown), value
+    # Where they are sent, they are there.
+    assert {name: revealed(getattr(settings, name)) for name in SECRETS} == SECRETS
+    # A key or webhook added later is a secret too, or this names it.
+    named_like_secrets = {
+        name
+        for name in Settings.model_fields
+        if name.endswith(("_key", "_secret", "_token", "_password", "webhook_url"))
+    }
+    assert named_like_secrets == set(SECRETS)
+    assert all(Settings.model_fields[n].annotation == SecretStr | None for n in SECRETS)

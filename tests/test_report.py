@@ -6,14 +6,18 @@ import copy
 import json
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from llmscope.collector.app import create_app
 from llmscope.config import Settings
-from llmscope.report import ClusterEntry, ClusterSummary, RunReport
+from llmscope.db import make_engine, make_sessionmaker
+from llmscope.db.models import AnalysisRun
+from llmscope.report import ClusterEntry, ClusterSummary, RunReport, TemplateVersionRow
 
 
 def stored_report() -> dict[str, Any]:
@@ -104,18 +108,59 @@ def test_a_stored_report_comes_back_key_for_key_in_order() -> None:
     assert json.dumps(report.to_json()) == json.dumps(stored)
 
 
-def test_an_older_report_loads_with_defaults_and_keeps_unknown_keys() -> None:
+def test_an_older_report_loads_with_defaults_and_drops_removed_keys() -> None:
     stored = stored_report()
     del stored["template_versions"], stored["alerts"]
     del stored["clusters"][0]["summary"], stored["clusters"][0]["templates"]
-    stored["clusters"][0]["from_the_future"] = {"x": 1}
+    stored["clusters"][0]["from_the_past"] = {"x": 1}
+    stored["clusters"][0]["drift"]["old_score"] = 0.5
     stored["params"] = {"timings": {"embed": 1.5}}
     report = RunReport.from_stored(stored)
     assert report.template_versions == [] and report.alerts == []
     assert report.clusters[0].summary is None and report.clusters[0].templates == {}
     out = report.to_json()
-    assert out["clusters"][0]["from_the_future"] == {"x": 1}
-    assert out["params"] == {"timings": {"embed": 1.5}}
+    assert "params" not in out and "from_the_past" not in out["clusters"][0]
+    assert set(out["clusters"][0]["drift"]) == {"kind", "score", "p_value", "q_value", "flagged"}
+    # Only the store's reader is lenient: the same keys from anywhere else are refused.
+    with pytest.raises(ValidationError, match="params"):
+        RunReport.model_validate(stored)
+
+
+def test_a_misspelt_key_is_refused_naming_it() -> None:
+    stored = stored_report()
+    row = stored["template_versions"][0]
+    row["down_pvalue"] = row.pop("down_p_value")
+    with pytest.raises(ValidationError, match=r"template_versions\.0\.down_pvalue\n.*Extra inputs"):
+        RunReport.model_validate(stored)
+    with pytest.raises(ValidationError, match="down_pvalue"):
+        TemplateVersionRow(**row)
+
+
+def test_a_stored_run_with_a_removed_key_is_served(tmp_path: Path, database_url: str) -> None:
+    stored = stored_report()
+    stored["clusters"][0]["removed_since"] = [1, 2]
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        moment = datetime(2026, 11, 20, 12, tzinfo=UTC)
+        session.add(
+            AnalysisRun(
+                id="run-1",
+                created_at=moment,
+                baseline_start=moment,
+                baseline_end=moment,
+                current_start=moment,
+                current_end=moment,
+                report=stored,
+            )
+        )
+        session.commit()
+    engine.dispose()
+    settings = Settings(database_url=database_url, data_dir=tmp_path)
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/api/v1/analysis/runs/latest")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["clusters"][0]["keywords"] == ["refund", "card"]
+    assert "removed_since" not in answer.json()["clusters"][0]
 
 
 def test_figures_are_never_nan_and_times_are_utc() -> None:

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from llmscope.analysis.findings import build_findings
 from llmscope.analysis.matching import match_clusters
 from llmscope.analysis.report import save_report
-from llmscope.config import Settings
+from llmscope.config import Settings, revealed
 from llmscope.db.models import Alert, RunCluster
 from llmscope.db.queries import load_run_report
 from llmscope.report import AlertEntry, RunReport
@@ -144,8 +144,8 @@ def raise_report_alerts(session: Session, report: RunReport, settings: Settings)
     destinations = {
         name: url
         for name, url in (
-            ("webhook", settings.alert_webhook_url),
-            ("slack", settings.alert_slack_webhook_url),
+            ("webhook", revealed(settings.alert_webhook_url)),
+            ("slack", revealed(settings.alert_slack_webhook_url)),
         )
         if url
     }

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import httpx
 import numpy as np
 
-from llmscope.config import Settings
+from llmscope.config import Settings, revealed
 
 ATTEMPTS = 4
 BACKOFF_S = 0.5
@@ -50,8 +50,9 @@ class GatewayEncoder:
         self.budget = settings.embedding_gateway_max_tokens
         self.spent = 0
         self.headers = {"X-LLMScope-Internal": "true"}
-        if settings.collector_api_key:
-            self.headers["Authorization"] = f"Bearer {settings.collector_api_key}"
+        key = revealed(settings.collector_api_key)
+        if key:
+            self.headers["Authorization"] = f"Bearer {key}"
 
     @property
     def key(self) -> str:
@@ -74,7 +75,8 @@ class GatewayEncoder:
             return np.zeros((0, 0), dtype=np.float32)
         vectors = np.vstack(rows).astype(np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.maximum(norms, 1e-12)
+        unit: np.ndarray = vectors / np.maximum(norms, 1e-12)
+        return unit
 
     def _request(self, client: httpx.Client, batch: list[str]) -> np.ndarray:
         wait = BACKOFF_S

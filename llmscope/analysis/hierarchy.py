@@ -119,7 +119,8 @@ def share_p_values(
     k = np.asarray(current)
     upper = hypergeom.sf(k - 1, total, n_current, size)
     lower = hypergeom.cdf(k, total, n_current, size)
-    return np.minimum(1.0, 2 * np.minimum(upper, lower))
+    two_sided: np.ndarray = np.minimum(1.0, 2 * np.minimum(upper, lower))
+    return two_sided
 
 
 def excess_p_values(down: np.ndarray, rated: np.ndarray, total_down: int, total: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import insert, or_, select
@@ -31,48 +31,39 @@ from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import AnalysisRun, Evaluation, Record, RunAssignment, RunCluster
 from llmscope.db.queries import newest_thumbs
+from llmscope.db.record_row import RECORD_ROW, RecordRow, record_row
 from llmscope.report import RunReport, SampleInfo
 
 log = logging.getLogger("llmscope.analysis")
 
-RECORD_COLUMNS = (
-    Record.id,
-    Record.timestamp,
-    Record.endpoint,
-    Record.model,
-    Record.prompt,
-    Record.messages,
-    Record.response,
-    Record.template_name,
-    Record.template_version,
-    Record.template_variables,
-    Record.input_tokens,
-    Record.output_tokens,
-    Record.latency_ms,
-    Record.cost_usd,
-    Record.status,
-    Record.route,
-)
 LOOKUP_CHUNK = 900
 INSERT_CHUNK = 5000
 
 
-def load_records(session: Session, baseline: Window, current: Window) -> list[dict[str, Any]]:
+class AnalysedRecord(RecordRow):
+    """A record of the run's windows, and which of them it fell in."""
+
+    window: Literal["baseline", "current"]
+
+
+def load_records(session: Session, baseline: Window, current: Window) -> list[AnalysedRecord]:
     """The non-internal records of both windows, oldest first, each with its ``window``."""
     in_window = [
         (Record.timestamp >= w.start) & (Record.timestamp < w.end) for w in (baseline, current)
     ]
     query = (
-        select(*RECORD_COLUMNS)
+        select(*RECORD_ROW)
         .where(Record.internal.is_(False), or_(*in_window))
         .order_by(Record.timestamp, Record.id)
     )
     rows = []
     for row in session.execute(query).mappings():
-        record = dict(row)
+        record = record_row(row)
         moment = record["timestamp"]
-        record["window"] = "current" if current.start <= moment < current.end else "baseline"
-        rows.append(record)
+        window: Literal["baseline", "current"] = (
+            "current" if current.start <= moment < current.end else "baseline"
+        )
+        rows.append(AnalysedRecord(**record, window=window))
     return rows
 
 
@@ -121,7 +112,7 @@ def store_run(
     baseline: Window,
     current: Window,
     params: dict[str, Any],
-    records: Sequence[dict[str, Any]],
+    records: Sequence[AnalysedRecord],
     result: RunResult,
     sample: SampleInfo | None = None,
 ) -> RunReport:

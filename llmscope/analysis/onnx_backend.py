@@ -223,7 +223,7 @@ def _export(model_name: str, target: Path) -> None:
             attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor,
         ) -> torch.Tensor:
-            hidden = self.transformer(
+            hidden: torch.Tensor = self.transformer(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
             if mode == "cls":

@@ -23,6 +23,7 @@ from llmscope.analysis.hotspot_tests import KindResult
 from llmscope.analysis.pipeline import ClusterResult, RunResult
 from llmscope.analysis.regressions import RegressionResult
 from llmscope.analysis.windows import Window
+from llmscope.db.cluster_stats import ClusterStats
 from llmscope.db.models import AnalysisRun
 from llmscope.report import (
     ClusterEntry,
@@ -214,13 +215,16 @@ def novel_entry(result: RunResult, records: Sequence[Mapping[str, Any]]) -> Nove
 
 def cluster_stats(
     c: ClusterResult, entry: ClusterEntry, records: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
+) -> ClusterStats:
     """What ``run_clusters.stats`` keeps: the report entry's numbers plus the wider slices."""
     assert c.hotspot is not None
     data = entry.to_json()
-    keep = ("size", "baseline_count", "current_count", "baseline_share", "current_share")
-    return {
-        **{k: data[k] for k in keep},
+    stats: ClusterStats = {
+        "size": data["size"],
+        "baseline_count": data["baseline_count"],
+        "current_count": data["current_count"],
+        "baseline_share": data["baseline_share"],
+        "current_share": data["current_share"],
         "drift": data["drift"],
         "feedback": data["feedback"],
         "hotspot": {**data["hotspot"], "shrunken_down_rate": finite(c.hotspot.shrunken_rate)},
@@ -233,13 +237,11 @@ def cluster_stats(
         "templates": data["templates"],
         "endpoints": _counts(records, c.members, "endpoint"),
         "models": _counts(records, c.members, "model"),
-        # A sub-cluster keeps its parent and its records (for exports and the map).
-        **(
-            {"parent": c.parent, "members": [str(records[i]["id"]) for i in c.members]}
-            if c.parent is not None
-            else {}
-        ),
     }
+    if c.parent is not None:  # a sub-cluster keeps its parent and records (exports, the map)
+        stats["parent"] = c.parent
+        stats["members"] = [str(records[i]["id"]) for i in c.members]
+    return stats
 
 
 def build_report(

@@ -212,7 +212,8 @@ def mmd_two_sample(
         # Columns of ``labels`` are relabellings; +1/n_x for x, -1/n_y for y.
         signed = np.where(labels, 1.0 / n_x, -1.0 / (n - n_x))
         diff = features.T @ signed
-        return np.sum(diff**2, axis=0)
+        statistics: np.ndarray = np.sum(diff**2, axis=0)
+        return statistics
 
     observed_labels = np.zeros((n, 1), dtype=bool)
     observed_labels[:n_x] = True

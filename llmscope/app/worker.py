@@ -258,7 +258,7 @@ class Worker:
             return False
         if newest.tzinfo is None:
             newest = newest.replace(tzinfo=UTC)
-        return datetime.now(UTC) - newest < timedelta(seconds=self.analyze_every / 2)
+        return bool(datetime.now(UTC) - newest < timedelta(seconds=self.analyze_every / 2))
 
     def embed_turn(self) -> int:
         """Embed the records received since the last pass; returns how many texts were new."""

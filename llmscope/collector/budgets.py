@@ -38,7 +38,7 @@ from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from llmscope.config import Settings
+from llmscope.config import Settings, revealed
 from llmscope.db.models import Alert, Record
 from llmscope.webhooks import deliver, overall
 
@@ -85,7 +85,8 @@ class Budget(BaseModel):
         if self.user is not None:
             return Record.user_id == self.user
         key, _, value = (self.tag or "").partition("=")
-        return Record.tags[key].as_string() == value
+        tagged: ColumnElement[bool] = Record.tags[key].as_string() == value
+        return tagged
 
 
 def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime, str]:
@@ -280,7 +281,7 @@ class BudgetTracker:
         link = f"{s.dashboard_url.rstrip('/')}/"
         payloads: dict[str, tuple[str | None, dict[str, Any]]] = {
             "webhook": (
-                s.alert_webhook_url,
+                revealed(s.alert_webhook_url),
                 {
                     "kind": "budget",
                     "cluster_id": None,
@@ -290,7 +291,10 @@ class BudgetTracker:
                     "stable_key": alert.stable_key,
                 },
             ),
-            "slack": (s.alert_slack_webhook_url, {"text": f"*llmscope budget*: {alert.message}"}),
+            "slack": (
+                revealed(s.alert_slack_webhook_url),
+                {"text": f"*llmscope budget*: {alert.message}"},
+            ),
         }
         results: dict[str, dict[str, Any]] = {}
         with httpx.Client(timeout=s.alert_delivery_timeout_s) as client:

@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
-from flask import Response, abort, request
+from flask import Flask, Response, abort, request
 from sqlalchemy import Engine
 
-from llmscope.config import Settings, get_settings
+from llmscope.config import Settings, get_settings, revealed
 from llmscope.dashboard import export, tryfix
 from llmscope.dashboard.auth import Login
 from llmscope.dashboard.pages import cluster, clusters, evaluators, experiments, overview, record
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> Dash:
         serve_locally=True,
     )
     # Once API keys exist, every page and callback needs a signed-in read or admin key.
-    login = Login(app.server, make_sessionmaker(engine), settings.dashboard_secret_key)
+    login = Login(app.server, make_sessionmaker(engine), revealed(settings.dashboard_secret_key))
     app.layout = html.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),
@@ -192,7 +192,9 @@ def create_app(settings: Settings | None = None) -> Dash:
             return no_update, no_update
         return f"/records/{record_id}", ViewState(run=parse(search).run).query()
 
-    @app.server.route("/export/clusters/<int:cluster_id>.csv")
+    server: Flask = app.server  # Dash leaves it untyped
+
+    @server.route("/export/clusters/<int:cluster_id>.csv")
     def _export(cluster_id: int) -> Response:
         found = export.cluster_csv(engine, request.args.get("run"), cluster_id)
         if found is None:
@@ -204,7 +206,7 @@ def create_app(settings: Settings | None = None) -> Dash:
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
-    @app.server.route("/health")
+    @server.route("/health")
     def _health() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -26,7 +26,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from llmscope.config import Settings
+from llmscope.config import Settings, revealed
 from llmscope.dashboard.auth import Login
 from llmscope.dashboard.collector_client import CollectorClient, CollectorError
 from llmscope.dashboard.components import fmt_int, fmt_p, fmt_pct, plural
@@ -190,7 +190,8 @@ def request_from(
         endpoint=endpoint or None,
         params=params,
     )
-    given = DEFAULT_SAMPLE if sample in (None, "") else sample
+    # A cleared number box sends "" whatever the annotation says.
+    given = DEFAULT_SAMPLE if sample is None or sample == "" else sample  # type: ignore[comparison-overlap]
     context = context if isinstance(context, dict) else {}  # a dcc.Store: the browser's too
     return ExperimentRequest.model_validate(
         {
@@ -290,7 +291,7 @@ def _error(message: str) -> html.P:
 
 def register(app: Dash, engine: Engine, settings: Settings, login: Login) -> None:
     """The panel's callbacks: fill the form, run, poll, show the result."""
-    client = CollectorClient(settings.collector_url, settings.collector_api_key)
+    client = CollectorClient(settings.collector_url, revealed(settings.collector_api_key))
 
     @app.callback(Output("tryfix-form", "children"), Input("tryfix-context", "data"))
     def _load(context: dict[str, Any] | None) -> Any:
@@ -378,7 +379,9 @@ def register(app: Dash, engine: Engine, settings: Settings, login: Login) -> Non
             return _start(clicks, context, job, values)
         return _poll(job)
 
-    def _start(clicks: int | None, context: Any, job: Any, values: tuple[Any, ...]) -> Any:
+    def _start(
+        clicks: int | None, context: Any, job: Any, values: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
         if not clicks:
             return (no_update,) * 6
         if not login.allows(RUN_SCOPE):  # checked here: a callback can be posted by anyone

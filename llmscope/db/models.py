@@ -33,6 +33,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from llmscope import limits
+from llmscope.db.cluster_stats import ClusterStats
 
 # JSONB on PostgreSQL, JSON (text) on SQLite: the same Python values either way.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -283,7 +284,7 @@ class RunCluster(Base):
     size: Mapped[int] = mapped_column(Integer)
     centroid: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32 embedding centroid
     keywords: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    stats: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    stats: Mapped[ClusterStats] = mapped_column(JSONType, default=dict)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     __table_args__ = (Index("ix_run_clusters_stable_key", "stable_key"),)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -60,15 +61,17 @@ def receiver() -> Iterator[Receiver]:
 
 
 def alert_settings(settings: Settings, receiver: Receiver, **overrides: object) -> Settings:
-    return settings.model_copy(
-        update={
-            "alert_webhook_url": f"{receiver.url}/hook",
-            "alert_slack_webhook_url": f"{receiver.url}/slack",
-            "dashboard_url": "https://scope.example.com/",
-            "alert_delivery_backoff_s": 0.01,
-            **overrides,
-        }
-    )
+    update = {
+        "alert_webhook_url": f"{receiver.url}/hook",
+        "alert_slack_webhook_url": f"{receiver.url}/slack",
+        "dashboard_url": "https://scope.example.com/",
+        "alert_delivery_backoff_s": 0.01,
+        **overrides,
+    }
+    for name in ("alert_webhook_url", "alert_slack_webhook_url"):  # secrets, as Settings reads them
+        if isinstance(update[name], str):
+            update[name] = SecretStr(update[name])
+    return settings.model_copy(update=update)
 
 
 def run_alerts(engine: Engine, run_id: str, settings: Settings) -> list[dict]:

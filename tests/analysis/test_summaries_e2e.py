@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -123,7 +124,7 @@ def test_analysis_run_summarises_through_the_gateway_and_ignores_its_own_calls(
             update={
                 "summary_llm_url": f"{stack.collector}/v1",
                 "summary_llm_model": "summarizer",
-                "alert_webhook_url": f"{receiver.url}/hook",
+                "alert_webhook_url": SecretStr(f"{receiver.url}/hook"),
                 "cluster_min_size": 8,
             }
         )

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from dash import Dash
 from flask.testing import FlaskClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from llmscope.config import Settings
@@ -25,7 +26,7 @@ def no_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Dash]:
-    yield create_app(settings.model_copy(update={"dashboard_secret_key": "test-secret"}))
+    yield create_app(settings.model_copy(update={"dashboard_secret_key": SecretStr("test-secret")}))
 
 
 @pytest.fixture

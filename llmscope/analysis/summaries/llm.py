@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from llmscope.analysis.prompts import SUMMARY_PROMPT_VERSION, ClusterBrief, render_summary_prompt
 from llmscope.analysis.summaries.evidence import short
 from llmscope.analysis.summaries.parse import SummaryError, parse_summary
-from llmscope.config import Settings
+from llmscope.config import Settings, revealed
 from llmscope.db.models import Summary
 from llmscope.report import ClusterSummary
 
@@ -43,7 +43,7 @@ class LLMWriter:
         self.client = openai.OpenAI(
             base_url=str(settings.summary_llm_url),
             # The gateway needs no key unless API keys are on; the client insists on one.
-            api_key=settings.summary_llm_api_key or "llmscope-no-key",
+            api_key=revealed(settings.summary_llm_api_key) or "llmscope-no-key",
             timeout=settings.summary_timeout_s,
             max_retries=0,  # the retry policy is ours: once, then extractive
             default_headers=INTERNAL_HEADER,
@@ -125,7 +125,7 @@ def llm_summary(
     key = _cache_key(writer.model, messages)
     cached = session.get(Summary, key)
     if cached is not None:
-        return ClusterSummary.model_validate(cached.summary), ""
+        return ClusterSummary.from_stored(cached.summary), ""
     fields, reason = writer.write(messages)
     if fields is None:
         return None, reason

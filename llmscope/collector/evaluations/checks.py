@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmscope.collector.evaluations.config import (
+    Evaluator,
     JsonCheck,
     LatencyCheck,
     LengthCheck,
@@ -112,7 +113,9 @@ def latency(latency_ms: float, max_ms: float) -> Verdict:
     return _verdict(False, f"{latency_ms:.0f} ms, over {max_ms:.0f} ms")
 
 
-def run_check(evaluator: Any, response: str | None, latency_ms: float | None) -> Verdict | None:
+def run_check(
+    evaluator: Evaluator, response: str | None, latency_ms: float | None
+) -> Verdict | None:
     """The verdict of a built-in ``evaluator``; None when the record lacks what it needs."""
     if isinstance(evaluator, LatencyCheck):
         return None if latency_ms is None else latency(latency_ms, evaluator.max_ms)

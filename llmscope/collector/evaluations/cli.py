@@ -16,9 +16,12 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmscope.cli import UsageError, add_database_url, prepare_store, settings_from
+
+if TYPE_CHECKING:
+    from llmscope.collector.evaluations.config import Evaluator
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -99,7 +102,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
 async def _run(
     settings: Any,
     path: Path,
-    evaluators: list[Any],
+    evaluators: list[Evaluator],
     since: datetime | None,
     until: datetime | None,
 ) -> dict[str, Any]:

@@ -233,7 +233,7 @@ Evaluator = Annotated[
     LLMJudge | RefusalCheck | JsonCheck | RegexCheck | LengthCheck | PiiCheck | LatencyCheck,
     Field(discriminator="type"),
 ]
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(Evaluator)
+_ADAPTER: TypeAdapter[Evaluator] = TypeAdapter(Evaluator)
 TYPES = ("llm_judge", "refusal", "json", "regex", "length", "pii", "latency")
 
 
@@ -250,7 +250,7 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{loc}: {msg}" if loc else msg
 
 
-def parse_evaluators(raw: Any, endpoint_types: Mapping[str, str]) -> list[Any]:
+def parse_evaluators(raw: Any, endpoint_types: Mapping[str, str]) -> list[Evaluator]:
     """Validated evaluators from the YAML's ``evaluators:`` value (None: no evaluators).
 
     ``endpoint_types`` maps the gateway's endpoint names to their types: a judge's endpoint
@@ -260,7 +260,7 @@ def parse_evaluators(raw: Any, endpoint_types: Mapping[str, str]) -> list[Any]:
         return []
     if not isinstance(raw, list):
         raise EvaluatorConfigError("evaluators: must be a list of evaluators")
-    evaluators: list[Any] = []
+    evaluators: list[Evaluator] = []
     for index, item in enumerate(raw):
         name = item.get("name") if isinstance(item, dict) else None
         where = f"evaluator {name!r}" if isinstance(name, str) else f"evaluators[{index}]"

@@ -166,9 +166,9 @@ class OnlineJudge:
             if not chosen:
                 continue
             done = await asyncio.to_thread(
-                settled_ids, self.judging, evaluator, [c.id for c in chosen]
+                settled_ids, self.judging, evaluator, [c["id"] for c in chosen]
             )
-            todo = [c for c in chosen if c.id not in done]
+            todo = [c for c in chosen if c["id"] not in done]
             if not isinstance(evaluator, LLMJudge):
                 passed = await self.judging.store_checks(evaluator, todo)
                 self.judged += len(passed)
@@ -179,7 +179,7 @@ class OnlineJudge:
                 if self._held_back(evaluator, candidate, now):
                     continue
                 await self.queue.put((evaluator, candidate))  # waits while the queue is full
-        self.mark = (page[-1].received_at, page[-1].id)
+        self.mark = (page[-1]["received_at"], page[-1]["id"])
         return len(page)
 
     def _oldest_expired(self, now: datetime) -> datetime | None:
@@ -214,7 +214,7 @@ class OnlineJudge:
         assert self.judging is not None
         paused = self.paused_until.get(evaluator.endpoint)
         if self.judging.budget_exhausted or (paused is not None and paused > now):
-            self._remember(candidate.received_at)
+            self._remember(candidate["received_at"])
             return True
         return False
 
@@ -248,16 +248,16 @@ class OnlineJudge:
                     self.metrics.evaluated(evaluator.name, outcome)
                     self.backoff.pop(evaluator.endpoint, None)
                 elif outcome == "unavailable":
-                    self._remember(candidate.received_at)
+                    self._remember(candidate["received_at"])
                     self._pause(evaluator.endpoint)
                 elif outcome == "budget":
-                    self._remember(candidate.received_at)
+                    self._remember(candidate["received_at"])
                     log.warning("online judge: %s", self.judging.budget.message())
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self._remember(candidate.received_at)
-                log.exception("online judge failed on record %s", candidate.id)
+                self._remember(candidate["received_at"])
+                log.exception("online judge failed on record %s", candidate["id"])
             finally:
                 self.queue.task_done()
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from llmscope.collector.evaluations import store
 from llmscope.collector.evaluations.checks import run_check
-from llmscope.collector.evaluations.config import LLMJudge
+from llmscope.collector.evaluations.config import Evaluator, LLMJudge
 from llmscope.collector.evaluations.judge import (
     MAX_OUTPUT_TOKENS,
     JudgeUnavailable,
@@ -154,18 +154,20 @@ class Judging:
         self.last_error: dict[str, str] = {}
 
     # --- built-in checks ------------------------------------------------------------------
-    def check_rows(self, evaluator: Any, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
+    def check_rows(
+        self, evaluator: Evaluator, candidates: Sequence[Candidate]
+    ) -> list[dict[str, Any]]:
         """Verdict rows of a built-in check (records lacking what it needs are skipped)."""
         now = self.clock()
         name, version = evaluator.name, evaluator.version
         rows = []
         for c in candidates:
-            verdict = run_check(evaluator, c.response, c.latency_ms)
+            verdict = run_check(evaluator, c["response"], c["latency_ms"])
             if verdict is None:
                 continue
             rows.append(
                 {
-                    "record_id": c.id,
+                    "record_id": c["id"],
                     "evaluator": name,
                     "version": version,
                     "status": "done",
@@ -178,7 +180,9 @@ class Judging:
             )
         return rows
 
-    async def store_checks(self, evaluator: Any, candidates: Sequence[Candidate]) -> list[bool]:
+    async def store_checks(
+        self, evaluator: Evaluator, candidates: Sequence[Candidate]
+    ) -> list[bool]:
         """Compute and store a built-in check's verdicts; the ``passed`` of those stored.
 
         Both in a worker thread: a check reads the whole answer (``pii`` masks it, ``regex``
@@ -203,28 +207,28 @@ class Judging:
         (someone else has it), ``budget`` (no budget left) or ``unavailable``."""
         if self.gateway is None:
             raise RuntimeError("judging needs the gateway (a config with the judge's endpoint)")
-        if candidate.response is None:
+        if candidate["response"] is None:
             return "skipped"
         async with self.slots:
             if self.budget_exhausted:
                 return "budget"
-            question = question_of(candidate.prompt, candidate.messages)
-            estimate = (len(question) + len(candidate.response)) // 4 + 400 + MAX_OUTPUT_TOKENS
+            question = question_of(candidate["prompt"], candidate["messages"])
+            estimate = (len(question) + len(candidate["response"])) // 4 + 400 + MAX_OUTPUT_TOKENS
             if not await self.budget.reserve(estimate):
                 self.budget_exhausted = True
                 return "budget"
-            row_id = await asyncio.to_thread(self._claim, candidate.id, evaluator)
+            row_id = await asyncio.to_thread(self._claim, candidate["id"], evaluator)
             if row_id is None:
                 self.budget.settle(estimate, 0)
                 return "taken"
-            key = answer_key(candidate.id, evaluator)
+            key = answer_key(candidate["id"], evaluator)
             try:
                 earlier = await asyncio.to_thread(self._earlier, key)
                 work = judge_answer(
                     self.gateway,
                     evaluator,
                     question,
-                    candidate.response,
+                    candidate["response"],
                     key=key,
                     earlier=earlier,
                 )
@@ -310,20 +314,20 @@ class Judging:
             store.finish(session, row_id, self.clock(), **values)
 
 
-def selects(evaluator: Any, candidate: Candidate) -> bool:
+def selects(evaluator: Evaluator, candidate: Candidate) -> bool:
     """Whether ``evaluator`` should look at ``candidate``: it has what the evaluator needs,
     passes the filter and falls in the sample."""
-    needed = candidate.latency_ms if evaluator.needs == "latency" else candidate.response
+    needed = candidate["latency_ms"] if evaluator.needs == "latency" else candidate["response"]
     return needed is not None and evaluator.selects(
-        candidate.id,
-        candidate.endpoint,
-        candidate.template_name,
-        candidate.template_version,
-        candidate.model,
+        candidate["id"],
+        candidate["endpoint"],
+        candidate["template_name"],
+        candidate["template_version"],
+        candidate["model"],
     )
 
 
-def settled_ids(judging: Judging, evaluator: Any, record_ids: list[str]) -> set[str]:
+def settled_ids(judging: Judging, evaluator: Evaluator, record_ids: list[str]) -> set[str]:
     with judging.factory() as session:
         return store.settled(
             session, evaluator.name, evaluator.version, record_ids, judging.clock()
@@ -353,7 +357,7 @@ def _page(
 
 async def evaluate_range(
     judging: Judging,
-    evaluators: Sequence[Any],
+    evaluators: Sequence[Evaluator],
     *,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -392,13 +396,13 @@ async def evaluate_range(
             page = await asyncio.to_thread(_page, judging.factory, since, until, after)
             if not page:
                 break
-            after = (page[-1].timestamp, page[-1].id)
+            after = (page[-1]["timestamp"], page[-1]["id"])
             for evaluator in evaluators:
                 chosen = [c for c in page if selects(evaluator, c)]
                 done = await asyncio.to_thread(
-                    settled_ids, judging, evaluator, [c.id for c in chosen]
+                    settled_ids, judging, evaluator, [c["id"] for c in chosen]
                 )
-                todo = [c for c in chosen if c.id not in done]
+                todo = [c for c in chosen if c["id"] not in done]
                 tally = result.tally(evaluator.name)
                 tally.already += len(chosen) - len(todo)
                 if not isinstance(evaluator, LLMJudge):

@@ -16,54 +16,27 @@ What they write passes the collector's masking rule (``masking.masked``) when th
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, select, update
+from sqlalchemy import Row, Table, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from llmscope.collector.masking import masked
 from llmscope.db.models import Evaluation, Record
+from llmscope.db.record_row import RECORD_ROW, RecordRow, record_row
 
 LEASE = timedelta(seconds=60)
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """What evaluators need of a record (loaded once, judged by several evaluators)."""
-
-    id: str
-    endpoint: str | None
-    model: str | None
-    template_name: str | None
-    template_version: str | None
-    prompt: str | None
-    messages: list[dict[str, Any]] | None
-    response: str | None
-    latency_ms: float | None
-    timestamp: datetime
-    received_at: datetime
+# What evaluators need of a record (loaded once, judged by several evaluators).
+Candidate = RecordRow
+CANDIDATE_COLUMNS = RECORD_ROW
 
 
-CANDIDATE_COLUMNS = (
-    Record.id,
-    Record.endpoint,
-    Record.model,
-    Record.template_name,
-    Record.template_version,
-    Record.prompt,
-    Record.messages,
-    Record.response,
-    Record.latency_ms,
-    Record.timestamp,
-    Record.received_at,
-)
-
-
-def candidate_of(row: Any) -> Candidate:
-    return Candidate(*row)
+def candidate_of(row: Row[Any]) -> Candidate:
+    return record_row(row._mapping)
 
 
 def eligible() -> Any:

@@ -15,9 +15,12 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmscope.cli import UsageError, add_database_url, prepare_store, settings_from
+
+if TYPE_CHECKING:
+    from llmscope.collector.evaluations.config import Evaluator
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -73,7 +76,7 @@ def _config(args: argparse.Namespace, settings: Any) -> tuple[Path, Any]:
         raise UsageError(f"--config: {exc}") from None
 
 
-def _evaluators(config: Any, path: Path, names: list[str] | None) -> list[Any]:
+def _evaluators(config: Any, path: Path, names: list[str] | None) -> list[Evaluator]:
     from llmscope.collector.experiments.spec import SpecError, select_evaluators
 
     try:

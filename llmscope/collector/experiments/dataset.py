@@ -10,14 +10,13 @@ picks the same records (and so reuses its answers).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import RowMapping, select
 from sqlalchemy.orm import Session
 
 from llmscope.db.models import Evaluation, Record, RunAssignment, RunCluster
 from llmscope.db.queries import newest_thumbs, resolve_run_id
+from llmscope.db.record_row import RECORD_ROW, RecordRow, record_row
 from llmscope.report import stored_members
 
 DEFAULT_SIZE = 100
@@ -27,43 +26,14 @@ class DatasetError(ValueError):
     """No such run or cluster, or nothing to replay: one line, exit 2."""
 
 
-@dataclass(frozen=True)
-class Item:
-    """A record as an experiment needs it."""
+class Item(RecordRow):
+    """A record as an experiment needs it: the template's text too (a variant may edit it)."""
 
-    id: str
-    endpoint: str | None
-    model: str | None
-    prompt: str | None
-    messages: list[dict[str, Any]] | None
-    response: str | None
-    template_name: str | None
-    template_version: str | None
     template_text: str | None
-    template_variables: dict[str, Any] | None
-    latency_ms: float | None
-    input_tokens: int | None
-    output_tokens: int | None
-    cost_usd: float | None
     failing: bool  # a thumbs-down or a failed evaluation
 
 
-COLUMNS = (
-    Record.id,
-    Record.endpoint,
-    Record.model,
-    Record.prompt,
-    Record.messages,
-    Record.response,
-    Record.template_name,
-    Record.template_version,
-    Record.template_text,
-    Record.template_variables,
-    Record.latency_ms,
-    Record.input_tokens,
-    Record.output_tokens,
-    Record.cost_usd,
-)
+COLUMNS = (*RECORD_ROW, Record.template_text)
 
 
 def resolve_run(session: Session, run: str | None) -> str:
@@ -144,12 +114,16 @@ def choose(ids: list[str], failing: set[str], size: int, seed: str) -> list[str]
 
 def load(session: Session, ids: list[str], failing: set[str]) -> list[Item]:
     """The records ``ids`` in that order."""
-    rows: dict[str, Any] = {}
+    rows: dict[str, RowMapping] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        for row in session.execute(select(*COLUMNS).where(Record.id.in_(chunk))):
-            rows[row[0]] = row
-    return [Item(**rows[i]._mapping, failing=i in failing) for i in ids if i in rows]
+        for row in session.execute(select(*COLUMNS).where(Record.id.in_(chunk))).mappings():
+            rows[row["id"]] = row
+    return [
+        Item(**record_row(rows[i]), template_text=rows[i]["template_text"], failing=i in failing)
+        for i in ids
+        if i in rows
+    ]
 
 
 def build(

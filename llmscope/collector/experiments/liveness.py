@@ -68,7 +68,7 @@ def alive(owner: dict[str, Any] | None) -> bool | None:
         return None
     pid: int = owner["pid"]
     if owner.get("started") is not None:
-        return _start_time(pid) == owner["started"]
+        return bool(_start_time(pid) == owner["started"])
     return pid_alive(pid)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmscope.collector.evaluations.checks import run_check
-from llmscope.collector.evaluations.config import LLMJudge
+from llmscope.collector.evaluations.config import Evaluator, LLMJudge
 from llmscope.collector.evaluations.judge import JudgeUnavailable, judge_answer, question_of
 from llmscope.collector.experiments.spec import Replay
 from llmscope.collector.gateway.extension import CallMeta
@@ -104,7 +104,7 @@ async def replay(
 
 async def judge(
     gateway: Gateway | None,
-    evaluators: list[Any],
+    evaluators: list[Evaluator],
     *,
     question: str,
     answer: str | None,
@@ -147,7 +147,11 @@ async def judge(
 
 
 def _verdict(
-    evaluator: Any, score: float | None, passed: bool | None, why: str | None, error: str | None
+    evaluator: Evaluator,
+    score: float | None,
+    passed: bool | None,
+    why: str | None,
+    error: str | None,
 ) -> dict[str, Any]:
     return {
         "version": evaluator.version,

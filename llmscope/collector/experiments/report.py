@@ -69,7 +69,7 @@ def build(
     variants = []
     for variant in plan.variants:
         mine = by_variant.get(variant.name, {})
-        common = [i.id for i in plan.items if i.id in base and i.id in mine]
+        common = [i["id"] for i in plan.items if i["id"] in base and i["id"] in mine]
         common = [r for r in common if mine[r].status == "ok"]
         result = compare(
             [passed(base[r].verdicts or {}) for r in common],

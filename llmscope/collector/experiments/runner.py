@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from llmscope.collector.evaluations.config import Evaluator
 from llmscope.collector.experiments import dataset, liveness, report
 from llmscope.collector.experiments.dataset import Item
 from llmscope.collector.experiments.replay import Answer, judge, question_for, replay
@@ -46,7 +47,7 @@ class Plan:
     cluster_id: int
     items: list[Item]
     variants: list[Variant]
-    evaluators: list[Any]
+    evaluators: list[Evaluator]
     replays: dict[str, list[Replay]]  # variant name -> one request per item, in item order
     sample: int
 
@@ -58,7 +59,7 @@ def plan(
     cluster_id: int,
     run: str | None,
     variants: Sequence[Variant],
-    evaluators: Sequence[Any],
+    evaluators: Sequence[Evaluator],
     sample: int,
 ) -> Plan:
     """Everything checked; SpecError or DatasetError (one line) when something is wrong."""
@@ -69,12 +70,12 @@ def plan(
             request_for(
                 variant,
                 config,
-                endpoint=item.endpoint,
-                prompt=item.prompt,
-                messages=item.messages,
-                template=item.template_name,
-                template_text=item.template_text,
-                variables=item.template_variables,
+                endpoint=item["endpoint"],
+                prompt=item["prompt"],
+                messages=item["messages"],
+                template=item["template_name"],
+                template_text=item["template_text"],
+                variables=item["template_variables"],
             )
             for item in items
         ]
@@ -153,32 +154,32 @@ async def execute(
         async with slots:
             if budget.exhausted:
                 return
-            key = f"record:{item.id}"
-            earlier = await asyncio.to_thread(_reusable, factory, key, item.id)
-            have = {**(earlier[1] if earlier else {}), **existing.get(item.id, {})}
+            key = f"record:{item['id']}"
+            earlier = await asyncio.to_thread(_reusable, factory, key, item["id"])
+            have = {**(earlier[1] if earlier else {}), **existing.get(item["id"], {})}
             estimate = 800 * sum(1 for e in plan.evaluators if e.is_judge)
             if not budget.reserve(estimate):
                 return
             verdicts, spent = await judge(
                 gateway,
                 plan.evaluators,
-                question=question_for(item.prompt, item.messages),
-                answer=item.response,
-                latency_ms=item.latency_ms,
+                question=question_for(item["prompt"], item["messages"]),
+                answer=item["response"],
+                latency_ms=item["latency_ms"],
                 have=have,
             )
             budget.settle(estimate, spent)
             answer = Answer(
-                item.response,
+                item["response"],
                 None,
-                item.id,
-                item.input_tokens,
-                item.output_tokens,
-                item.latency_ms or 0.0,
-                item.cost_usd,
+                item["id"],
+                item["input_tokens"],
+                item["output_tokens"],
+                item["latency_ms"] or 0.0,
+                item["cost_usd"],
             )
             await asyncio.to_thread(
-                _store, factory, plan.id, item.id, BASELINE, key, answer, verdicts
+                _store, factory, plan.id, item["id"], BASELINE, key, answer, verdicts
             )
             _tick(state, progress)
 
@@ -186,7 +187,7 @@ async def execute(
         async with slots:
             if budget.exhausted:
                 return
-            earlier = await asyncio.to_thread(_reusable, factory, request.key, item.id)
+            earlier = await asyncio.to_thread(_reusable, factory, request.key, item["id"])
             estimate = _estimate(request)
             if not budget.reserve(estimate):
                 return
@@ -211,7 +212,7 @@ async def execute(
                 spent += judged
             budget.settle(estimate, spent)
             await asyncio.to_thread(
-                _store, factory, plan.id, item.id, variant.name, request.key, answer, verdicts
+                _store, factory, plan.id, item["id"], variant.name, request.key, answer, verdicts
             )
             _tick(state, progress)
 
@@ -266,7 +267,7 @@ def create(
                 cluster_id=plan.cluster_id,
                 status="running",
                 spec=spec,
-                record_ids=[i.id for i in plan.items],
+                record_ids=[i["id"] for i in plan.items],
             )
         )
 
@@ -276,7 +277,7 @@ def _known_verdicts(factory: sessionmaker[Session], plan: Plan) -> dict[str, dic
     versions = {e.name: e.version for e in plan.evaluators}
     types = {e.name: e.type for e in plan.evaluators}
     out: dict[str, dict[str, Any]] = {}
-    ids = [i.id for i in plan.items]
+    ids = [i["id"] for i in plan.items]
     with factory() as session:
         for start in range(0, len(ids), 500):
             rows = session.scalars(

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmscope.collector.evaluations.config import Evaluator
 from llmscope.collector.experiments.params import check_params
 from llmscope.collector.gateway.config import GatewayConfig
 from llmscope.collector.gateway.extension import BadRequest, placeholders, render
@@ -225,7 +226,9 @@ def check_endpoint(config: GatewayConfig, name: str, where: str) -> str:
     return kind
 
 
-def select_evaluators(config: GatewayConfig, names: list[str] | None, where: str) -> list[Any]:
+def select_evaluators(
+    config: GatewayConfig, names: list[str] | None, where: str
+) -> list[Evaluator]:
     """The config's evaluators, or only those ``names``; SpecError naming an unknown one."""
     evaluators = list(config.evaluators)
     if not evaluators:

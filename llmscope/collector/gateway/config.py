@@ -8,7 +8,9 @@ percentages sum to 100 and every destination is an endpoint of the route's task 
 adds ``fallbacks:`` to a route: endpoints tried in order when the chosen one fails with 429, 5xx or
 a timeout. The old spelling, where ``routes:`` lists endpoints, is still read: an entry with
 ``route_type`` or ``model`` is an endpoint. Secrets in ``model.config`` are ``$ENV_VAR`` references
-(or literal values), resolved when the file is loaded. llmscope adds per-endpoint options
+(or literal values), resolved when the file is loaded into ``SecretStr`` values (a repr, a log
+line or a dump shows ``**********``); only the provider that sends them reads them
+(:meth:`ModelSpec.revealed_config`). llmscope adds per-endpoint options
 (``log_content``, ``log_media``, ``timeout_seconds``, ``max_retries``) and a top-level
 ``prompts:`` list of named, versioned templates with ``{{variable}}`` placeholders,
 ``evaluators:`` (parsed by
@@ -32,6 +34,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -39,7 +42,11 @@ from pydantic import (
 
 from llmscope import limits
 from llmscope.collector.budgets import Budget
-from llmscope.collector.evaluations.config import EvaluatorConfigError, parse_evaluators
+from llmscope.collector.evaluations.config import (
+    Evaluator,
+    EvaluatorConfigError,
+    parse_evaluators,
+)
 from llmscope.collector.gateway.provider_keys import (
     ALIASES,
     AWS_KEYS,
@@ -79,7 +86,16 @@ class ModelSpec(BaseModel):
 
     provider: str
     name: str = Field(min_length=1)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)  # secrets as SecretStr once checked
+
+    def revealed_config(self) -> dict[str, Any]:
+        """``config`` with its secrets' values, for the provider that sends them (only it)."""
+        return {
+            key: {k: _revealed(v) for k, v in value.items()}
+            if isinstance(value, dict)
+            else _revealed(value)
+            for key, value in self.config.items()
+        }
 
     @field_validator("provider", mode="before")
     @classmethod
@@ -155,7 +171,7 @@ class GatewayConfig(BaseModel):
     endpoints: list[Endpoint]
     routes: list[Route] = Field(default_factory=list)
     prompts: list[Prompt] = Field(default_factory=list)
-    evaluators: list[Any] = Field(default_factory=list)  # evaluations.config.Evaluator
+    evaluators: list[Evaluator] = Field(default_factory=list)
     pricing: list[Price] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
 
@@ -182,17 +198,23 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{loc}: {msg}" if loc else msg
 
 
-def _resolve_secret(value: Any, where: str) -> str:
+def _revealed(value: Any) -> Any:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _resolve_secret(value: Any, where: str) -> SecretStr:
+    if isinstance(value, SecretStr):  # a config checked before (resolved once)
+        return value
     if not isinstance(value, str):
         raise ConfigError(f"{where}: must be a string or a $ENV_VAR reference")
     match = _ENV_REF.match(value.strip())
     if match is None:
-        return value
+        return SecretStr(value)
     var = match.group(1) or match.group(2)
     resolved = os.environ.get(var)
     if not resolved:
         raise ConfigError(f"{where}: environment variable {var} is not set")
-    return resolved
+    return SecretStr(resolved)
 
 
 def _check_provider(endpoint: Endpoint, where: str) -> None:

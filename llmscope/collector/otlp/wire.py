@@ -142,7 +142,7 @@ def _hex_ids_to_base64(document: dict[str, Any]) -> None:
 
 def _serialize(message: Message, encoding: Encoding) -> bytes:
     if encoding == "protobuf":
-        return message.SerializeToString()
+        return bytes(message.SerializeToString())
     return json.dumps(json_format.MessageToDict(message)).encode()
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     Label,
+    Row,
     Text,
     bindparam,
     case,
@@ -38,6 +39,7 @@ from llmscope.dashboard.data.common import (
 from llmscope.dashboard.data.findings import by_severity
 from llmscope.dashboard.data.subclusters import subcluster_members
 from llmscope.db.models import Record, RunAssignment
+from llmscope.db.record_row import RECORD_ROW, RecordRow, record_row
 from llmscope.report import ClusterEntry, RunReport
 
 MAP_LIMIT = 20_000
@@ -249,20 +251,19 @@ def cluster_values(
     return out
 
 
+class ClusterRecord(RecordRow):
+    """A record on a cluster page: its row, its window in the run, its latest feedback and
+    what the user asked (``text``)."""
+
+    window: str
+    thumb: str | None
+    comment: str | None
+    feedback_tags: list[str] | None
+    text: str
+
+
 _RECORD_COLUMNS = [
-    Record.id,
-    Record.timestamp,
-    Record.endpoint,
-    Record.model,
-    Record.template_name,
-    Record.template_version,
-    Record.prompt,
-    Record.messages,
-    Record.response,
-    Record.input_tokens,
-    Record.output_tokens,
-    Record.latency_ms,
-    Record.status,
+    *RECORD_ROW,
     RunAssignment.window,
     THUMB.label("thumb"),
     LATEST_FEEDBACK.comment.label("comment"),
@@ -270,10 +271,17 @@ _RECORD_COLUMNS = [
 ]
 
 
-def _record_dict(row: Any) -> dict[str, Any]:
-    data = dict(row._mapping)
-    data["text"] = record_text(data.pop("prompt"), data.pop("messages"))
-    return data
+def _record_dict(row: Row[Any]) -> ClusterRecord:
+    found = row._mapping
+    record = record_row(found)
+    return ClusterRecord(
+        **record,
+        window=found["window"],
+        thumb=found["thumb"],
+        comment=found["comment"],
+        feedback_tags=found["feedback_tags"],
+        text=record_text(record["prompt"], record["messages"]),
+    )
 
 
 def cluster_records(
@@ -286,7 +294,7 @@ def cluster_records(
     limit: int = 12,
     members: Sequence[str] | None = None,
     down_first: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[ClusterRecord]:
     """Records of the cluster (or the sub-cluster of ``members``) matching ``filters``: with
     ``down_first`` its thumbs-down answers (current window first, newest first), then those in
     ``first`` (the report's examples) in that order, then the newest others, ``limit`` in all."""

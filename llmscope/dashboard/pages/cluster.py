@@ -35,6 +35,7 @@ from llmscope.dashboard.components import (
 )
 from llmscope.dashboard.data import findings
 from llmscope.dashboard.data.cache import cached
+from llmscope.dashboard.data.clusters import ClusterRecord
 from llmscope.dashboard.pages import experiments, subclusters
 from llmscope.dashboard.state import ViewState
 from llmscope.report import ClusterEntry, ClusterSummary, RunReport
@@ -567,7 +568,7 @@ def _feedback_filter(state: ViewState, down_first: bool) -> html.Div:
     )
 
 
-def _records(records: list[dict[str, Any]], state: ViewState) -> Any:
+def _records(records: list[ClusterRecord], state: ViewState) -> Any:
     if not records:
         return html.P("No records of this cluster match.", className="muted")
     items = []

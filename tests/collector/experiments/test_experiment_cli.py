@@ -322,7 +322,7 @@ def test_a_sub_cluster_replays_the_members_its_run_stored(seeded: str) -> None:
             "c0-0007",
         ]
         run_id, items = dataset.build(session, RUN_ID, 7, size=3)
-        chosen = [item.id for item in items]
+        chosen = [item["id"] for item in items]
         assert run_id == RUN_ID and len(chosen) == 3
         assert set(chosen[:2]) == {"c0-0003", "c0-0007"}  # the thumbs-down first
     engine.dispose()

@@ -55,7 +55,8 @@ def test_mlflow_yaml_loads_and_resolves_env_secrets(
     path.write_text(MLFLOW_YAML)
     config = load_config(path)
     (chat,) = config.endpoints
-    assert chat.model.config["openai_api_key"] == SECRET
+    assert chat.model.config["openai_api_key"].get_secret_value() == SECRET
+    assert SECRET not in repr(config) and SECRET not in config.model_dump_json()
     assert chat.limit is not None and (chat.limit.calls, chat.limit.period_seconds) == (10, 60)
     legacy = MLFLOW_YAML.replace("endpoints:", "routes:").replace("endpoint_type", "route_type")
     path.write_text(legacy)

@@ -115,7 +115,7 @@ class Provider:
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         self.endpoint = endpoint
         self.model = endpoint.model.name
-        self.config = endpoint.model.config
+        self.config = endpoint.model.revealed_config()  # the keys this provider sends
         self.http = http
         connect = min(10.0, endpoint.timeout_seconds)
         # a whole answer must come within the timeout; a stream may not stall longer than it
@@ -260,7 +260,7 @@ class Provider:
         told = retry_after_seconds(retry_after)
         if told is not None:
             return told
-        return 0.25 * (2**attempt) * (0.5 + random.random())
+        return 0.25 * float(2**attempt) * (0.5 + random.random())
 
     async def sse_data(self, response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
         """``(event, parsed data)`` pairs from an SSE response, until ``[DONE]``; closes it."""
