@@ -15,7 +15,7 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
 # Every folder of llmscope/ that must be a package of its own; the wheel is useless without one.
-PARTS = ("collector", "analysis", "dashboard", "app", "db")
+PARTS = ("collector", "analysis", "evaluate", "dashboard", "app", "db")
 # Folders that are not packages but ship: Alembic loads its folders by path, Dash serves the
 # assets folder. Listed by name (setuptools warns about, and will one day drop, a folder that
 # only package data reaches), each with the files it holds besides Python modules.

@@ -36,14 +36,14 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llmscope.collector.evaluations.config import parse_evaluators  # noqa: E402
-from llmscope.collector.evaluations.runner import Judging, evaluate_range  # noqa: E402
-from llmscope.collector.evaluations.store import Candidate  # noqa: E402
+from llmscope.collector.gateway.evaluators import parse_evaluators  # noqa: E402
 from llmscope.collector.gateway.service import Gateway  # noqa: E402
 from llmscope.collector.ingest import Recorder, RecordWriter  # noqa: E402
 from llmscope.collector.ingest.store import insert_records  # noqa: E402
 from llmscope.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
 from llmscope.db.models import Evaluation  # noqa: E402
+from llmscope.evaluate.evaluations.runner import Judging, evaluate_range  # noqa: E402
+from llmscope.evaluate.evaluations.store import Candidate  # noqa: E402
 from llmscope.schema import RecordIn, record_row  # noqa: E402
 from tests.collector.gateway.fake_provider import ServerThread  # noqa: E402
 
@@ -153,7 +153,7 @@ def bench_checks(url: str, n: int) -> None:
     seed(url, records(n, "chk"))
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
-    from llmscope.collector.evaluations.store import CANDIDATE_COLUMNS, candidate_of
+    from llmscope.evaluate.evaluations.store import CANDIDATE_COLUMNS, candidate_of
 
     with factory() as session:
         candidates: list[Candidate] = [

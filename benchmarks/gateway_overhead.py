@@ -125,8 +125,8 @@ def percentile(values: list[float], q: float) -> float:
 def accounting_cpu_us(calls: int = 20_000) -> float:
     """CPU per call of what metrics add to a gateway call (price, count, the in-flight gauges),
     timed in this process: the figure the latency difference above is too noisy to show."""
-    from llmscope.collector.accounting import Accounting
-    from llmscope.collector.budgets import BudgetTracker
+    from llmscope.collector.costs.accounting import Accounting
+    from llmscope.collector.costs.budgets import BudgetTracker
     from llmscope.config import Settings
     from llmscope.metrics import Metrics
 

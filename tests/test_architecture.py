@@ -1,10 +1,13 @@
 """Who may import whom: the layers of the design, checked on every import statement.
 
-    app (the command assembler, the demo)
-      ├── collector   writes records        ─┐
+    app (the command assembler, the server, the demo)
+      ├── evaluate    judges answers, tries fixes   imports the collector and the base
+      ├── collector   writes records               ─┐
       ├── analysis    reads records, writes runs   ├── each imports only the base
-      └── dashboard   reads                  ─┘
+      └── dashboard   reads                        ─┘
     llmscope (base: settings, schema, store, run report, shared rules)
+
+Inside ``evaluate``, experiments use evaluations, never the reverse.
 
 Lazy imports inside functions count the same as those at the top of a module, and a relative
 import counts as the absolute name it resolves to. The base may not import a part or the app;
@@ -25,13 +28,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "llmscope"
-PARTS = ("collector", "analysis", "dashboard")
+PARTS = ("collector", "analysis", "evaluate", "dashboard")
 # part -> the other parts (and the app) it must never import
 FORBIDDEN: dict[str, set[str]] = {
-    "collector": {"analysis", "dashboard", "app"},
-    "analysis": {"dashboard", "collector", "app"},
-    "dashboard": {"collector", "analysis", "app"},
-    "base": {"collector", "analysis", "dashboard", "app"},
+    "collector": {"analysis", "evaluate", "dashboard", "app"},
+    "analysis": {"collector", "evaluate", "dashboard", "app"},
+    # the judge-and-fix loop calls models through the collector's gateway and records through
+    # its write path: it may import the collector, which never imports it
+    "evaluate": {"analysis", "dashboard", "app"},
+    "dashboard": {"collector", "analysis", "evaluate", "app"},
+    "base": {"collector", "analysis", "evaluate", "dashboard", "app"},
 }
 ENTRY_POINTS = {PACKAGE / "__main__.py"}
 # What llmscope/ holds (its folders and modules): none of these is a top-level name of its own.
@@ -111,15 +117,26 @@ def test_no_layer_imports_what_it_must_not(layer: str) -> None:
     assert violations(layer) == []
 
 
+def test_evaluations_never_import_experiments() -> None:
+    found = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in sorted((PACKAGE / "evaluate" / "evaluations").rglob("*.py"))
+        for module in sorted(imports_of(path))
+        if module.startswith("llmscope.evaluate.experiments")
+    ]
+    assert found == []
+
+
 def test_the_checker_sees_every_kind_of_import() -> None:
     source = (
         "import llmscope.analysis.stats\n"
         "from llmscope import dashboard\n"
         "def f():\n"
-        "    from llmscope.collector.app import create_app\n"
+        "    from llmscope.collector.gateway import Gateway\n"
+        "    from llmscope.evaluate.experiments import runner\n"
     )
     layers = {layer_of_import(m) for m in imported_modules(source)}
-    assert {"analysis", "dashboard", "collector"} <= layers
+    assert {"analysis", "dashboard", "collector", "evaluate"} <= layers
     assert layer_of_import("llmscope.config") is None
     assert layer_of_import("numpy") is None
 

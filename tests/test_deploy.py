@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from llmscope.app.cli import build_parser
-from llmscope.collector.app import create_app
+from llmscope.app.server import create_app
 from llmscope.collector.gateway.config import load_config
 from llmscope.config import Settings
 

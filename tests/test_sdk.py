@@ -26,8 +26,8 @@ import llmscope.sdk
 import llmscope_sdk
 import llmscope_sdk.records
 import llmscope_sdk.settings
+from llmscope.app.server import create_app
 from llmscope.collector.api import auth
-from llmscope.collector.app import create_app
 from llmscope.config import Settings
 from llmscope.db import make_sessionmaker, session_scope
 from llmscope.db.models import Record

@@ -26,8 +26,8 @@ from llmscope.db.models import AnalysisRun, Evaluation, Record, RunAssignment, R
 from llmscope.db.queries import load_run_report
 from tests.analysis.http_fakes import fake_llm
 from tests.analysis.traffic import NOW, seed_traffic
-from tests.collector.evaluations.support import JUDGE, write_config
 from tests.conftest import free_port, start_cli_server, wait_for_http
+from tests.evaluate.evaluations.support import JUDGE, write_config
 
 
 def seed_recent(engine: Engine, per_window: int = 40) -> None:

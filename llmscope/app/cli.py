@@ -25,9 +25,9 @@ from llmscope.cli import (
 
 # Modules that add subcommands; each defines register(subparsers) and imports lazily.
 COMMAND_MODULES = (
-    "llmscope.collector.cli",
-    "llmscope.collector.evaluations.cli",
-    "llmscope.collector.experiments.cli",
+    "llmscope.app.serve",
+    "llmscope.evaluate.evaluations.cli",
+    "llmscope.evaluate.experiments.cli",
     "llmscope.analysis.cli",
     "llmscope.keys_cli",
     "llmscope.dashboard.cli",

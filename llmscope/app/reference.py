@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from llmscope.collector import create_app
+from llmscope.app.server import create_app
 from llmscope.config import Settings
 from llmscope.report import RunReport
 

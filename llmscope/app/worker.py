@@ -1,6 +1,6 @@
 """``llmscope worker``: the analysis on a schedule, new records embedded as they arrive, and,
 with a gateway config (``LLMSCOPE_GATEWAY_CONFIG``) that has ``evaluators:``, new records judged
-online (``collector.evaluations.online.BackgroundJudge``; claims keep it from judging what a
+online (``evaluate.evaluations.online.BackgroundJudge``; claims keep it from judging what a
 collector judges).
 
 ::
@@ -119,9 +119,9 @@ def worker_command(args: argparse.Namespace) -> int:
         args.host,
         server.server_port,
     )
-    # With a gateway config: its evaluators judge new records too (collector.evaluations.online).
-    from llmscope.collector.evaluations.online import BackgroundJudge
+    # With a gateway config: its evaluators judge new records too (evaluate.evaluations.online).
     from llmscope.collector.gateway.config import ConfigError
+    from llmscope.evaluate.evaluations.online import BackgroundJudge
 
     try:
         judge = BackgroundJudge.start_if_configured(settings, worker.metrics)

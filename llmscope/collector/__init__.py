@@ -1,8 +1,5 @@
 """The collector: records every LLM call and its feedback (REST ingest, gateway, OTLP).
 
-It writes to the store and never imports the analysis or the dashboard.
+It writes to the store and never imports the analysis, the dashboard or the judge-and-fix
+loop (``llmscope.evaluate``); ``llmscope.app.server`` assembles it into the server.
 """
-
-from llmscope.collector.app import create_app
-
-__all__ = ["create_app"]

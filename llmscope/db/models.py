@@ -107,7 +107,7 @@ class Record(Base):
     span_id: Mapped[str | None] = mapped_column(String(limits.SPAN_ID))
     # Calls llmscope makes itself (cluster summaries): recorded, never analysed.
     internal: Mapped[bool] = mapped_column(Boolean, default=False)
-    # US dollars, priced when written (collector/pricing.py); None when the model has no price.
+    # US dollars, priced when written (collector/costs/pricing.py); None: the model has no price.
     cost_usd: Mapped[float | None] = mapped_column(Float)
     # What the model called ([{id, name, arguments}]) and which tools it was offered (names).
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
@@ -341,7 +341,7 @@ class Alert(Base):
     __table_args__ = (
         Index("ix_alerts_created", "created_at"),
         Index("ix_alerts_key_kind", "stable_key", "kind", "created_at"),
-        # A budget alert is raised once per budget, period and threshold (collector/budgets.py).
+        # One budget alert per budget, period and threshold (collector/costs/budgets.py).
         Index(
             "ux_alerts_budget_key",
             "stable_key",

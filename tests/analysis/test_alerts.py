@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from llmscope.analysis.alerts import raise_alerts
 from llmscope.analysis.followup import finish_run
-from llmscope.collector import create_app
+from llmscope.app.server import create_app
 from llmscope.config import Settings
 from llmscope.db.models import Alert, AnalysisRun, RunCluster
 from llmscope.report import Regression

@@ -27,7 +27,7 @@ from llmscope.db import make_engine
 from llmscope.db.models import Feedback, Record
 from tests.analysis.http_fakes import fake_llm
 from tests.analysis.traffic import BASELINE, CURRENT, NOW, question
-from tests.collector.evaluations.support import JUDGE, grade, write_config
+from tests.evaluate.evaluations.support import JUDGE, grade, write_config
 
 
 def _pairs(table: list[list[int]]) -> tuple[list[bool], list[bool]]:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from llmscope.analysis.embedding import load_model
 from llmscope.analysis.job import run_analysis
 from llmscope.analysis.windows import parse_interval
-from llmscope.collector.app import create_app
+from llmscope.app.server import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
 from llmscope.db.models import AnalysisRun, Embedding, Record, RunAssignment, RunCluster

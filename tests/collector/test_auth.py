@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from llmscope.collector import create_app
+from llmscope.app.server import create_app
 from llmscope.collector.api import auth
 from llmscope.collector.api.auth import needed_scope
 from llmscope.config import Settings

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, String, select
 from sqlalchemy.orm import Session
 
 from llmscope import limits
-from llmscope.collector import create_app
+from llmscope.app.server import create_app
 from llmscope.collector.ingest import FeedbackEvent, RecordWriter
 from llmscope.collector.ingest.rows import TEXT_COLUMNS, finish_row
 from llmscope.config import Settings

@@ -20,14 +20,14 @@ from sqlalchemy import JSON, Text, select
 
 import llmscope.collector
 from llmscope.app.cli import main
-from llmscope.collector.app import create_app
+from llmscope.app.server import create_app
 from llmscope.collector.masking import CONTENT
 from llmscope.config import Settings
 from llmscope.db import make_engine
 from llmscope.db.models import Base, Evaluation
-from tests.collector.evaluations.support import answer_of
-from tests.collector.experiments.support import cluster_records, seed_run
-from tests.collector.experiments.world import N, world
+from tests.evaluate.evaluations.support import answer_of
+from tests.evaluate.experiments.support import cluster_records, seed_run
+from tests.evaluate.experiments.world import N, world
 
 EMAIL = "jane.doe@example.com"
 CARD = "4111 1111 1111 1111"  # passes the Luhn check

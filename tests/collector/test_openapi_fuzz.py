@@ -18,7 +18,7 @@ from schemathesis.checks import (
     response_schema_conformance,
 )
 
-from llmscope.collector import create_app
+from llmscope.app.server import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
 

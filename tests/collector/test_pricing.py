@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from llmscope.collector.costs.pricing import DEFAULT_PRICES, Price, PriceTable, cost_usd
 from llmscope.collector.gateway.config import ConfigError, parse_config
-from llmscope.collector.pricing import DEFAULT_PRICES, Price, PriceTable, cost_usd
 from tests.factories import record
 
 

@@ -23,7 +23,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from sqlalchemy.orm import Session
 
-from llmscope.collector import create_app
+from llmscope.app.server import create_app
 from llmscope.collector.ingest import RecordWriter
 from llmscope.collector.otlp import wire
 from llmscope.collector.otlp.batch import map_export

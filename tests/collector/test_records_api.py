@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from llmscope.collector import create_app
+from llmscope.app.server import create_app
 from llmscope.config import Settings
 from llmscope.db.models import Feedback, Record
 from tests.conftest import count_rows

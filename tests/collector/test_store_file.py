@@ -24,10 +24,10 @@ import pytest
 
 from llmscope.db import make_engine, upgrade
 from llmscope.db.models import Experiment
-from tests.collector.experiments.support import cluster_records, seed_run
-from tests.collector.experiments.world import N, World, rows, world
 from tests.collector.store_audit import read
 from tests.conftest import free_port, wait_for_http
+from tests.evaluate.experiments.support import cluster_records, seed_run
+from tests.evaluate.experiments.world import N, World, rows, world
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = "Answer {{question}} with the refund policy in force today."

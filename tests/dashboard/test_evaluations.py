@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from llmscope.collector.evaluations import store
 from llmscope.dashboard.app import render_path
 from llmscope.dashboard.pages.record import disagreements
 from llmscope.db.models import AnalysisRun, Feedback, Record
+from llmscope.evaluate.evaluations import store
 from llmscope.report import Agreement, EvaluationHotspot, EvaluatorEntry, RunReport
 from tests.dashboard.seed import seed_store
 from tests.dashboard.test_app import by_id, text_of

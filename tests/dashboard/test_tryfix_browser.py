@@ -28,12 +28,12 @@ from llmscope.report import (
     TokenSlice,
     WindowInfo,
 )
-from tests.collector.experiments.support import RUN_ID, START, cluster_records, seed_run
-from tests.collector.experiments.world import N, world
-from tests.collector.experiments.world import rows as stored
 from tests.conftest import cli_server
 from tests.dashboard.chromium import chromium
 from tests.dashboard.test_browser import screenshot, wait_for, wait_text
+from tests.evaluate.experiments.support import RUN_ID, START, cluster_records, seed_run
+from tests.evaluate.experiments.world import N, world
+from tests.evaluate.experiments.world import rows as stored
 
 pytestmark = pytest.mark.browser
 FIX = "Answer the customer question {{question}} with the refund policy in force today."

@@ -17,11 +17,11 @@ import pytest
 from llmscope.db import make_engine, make_sessionmaker, session_scope, upgrade
 from llmscope.db.models import Experiment
 from llmscope.keys import create_key
-from tests.collector.experiments.support import RUN_ID
-from tests.collector.experiments.world import World, world
-from tests.collector.experiments.world import rows as stored
 from tests.conftest import cli_server
 from tests.dashboard.test_tryfix_browser import seed
+from tests.evaluate.experiments.support import RUN_ID
+from tests.evaluate.experiments.world import World, world
+from tests.evaluate.experiments.world import rows as stored
 
 FIX = "Answer the customer question {{question}} with the refund policy in force today."
 RUN = "tryfix-job.data"  # the Run-or-poll callback is the one whose outputs start so

@@ -14,9 +14,9 @@ line or a dump shows ``**********``); only the provider that sends them reads th
 (``log_content``, ``log_media``, ``timeout_seconds``, ``max_retries``) and a top-level
 ``prompts:`` list of named, versioned templates with ``{{variable}}`` placeholders,
 ``evaluators:`` (parsed by
-``llmscope.collector.evaluations.config``; hot-reloaded with the rest of the file), and the
-``pricing:`` and ``budgets:`` lists (entries defined in ``collector/pricing.py`` and
-``collector/budgets.py``).
+``llmscope.collector.gateway.evaluators``; hot-reloaded with the rest of the file), and the
+``pricing:`` and ``budgets:`` lists (entries defined in ``collector/costs/pricing.py`` and
+``collector/costs/budgets.py``).
 
 :func:`load_config` raises :class:`ConfigError` with one line naming the endpoint and field;
 nothing in the message ever contains a secret's value.
@@ -41,8 +41,9 @@ from pydantic import (
 )
 
 from llmscope import limits
-from llmscope.collector.budgets import Budget
-from llmscope.collector.evaluations.config import (
+from llmscope.collector.costs.budgets import Budget
+from llmscope.collector.costs.pricing import Price
+from llmscope.collector.gateway.evaluators import (
     Evaluator,
     EvaluatorConfigError,
     parse_evaluators,
@@ -56,7 +57,6 @@ from llmscope.collector.gateway.provider_keys import (
     UNSUPPORTED,
     unknown_provider_message,
 )
-from llmscope.collector.pricing import Price
 
 EndpointType = Literal["llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings"]
 RENEWAL_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from llmscope.collector.accounting import Accounting
+from llmscope.collector.costs.accounting import Accounting
 from llmscope.collector.ingest.feedback import FeedbackEvent, write_feedback
 from llmscope.collector.ingest.recorder import Recorder
 from llmscope.collector.ingest.rows import finish_row
@@ -25,7 +25,7 @@ class RecordWriter:
     """Turns accepted records into stored rows, one way for REST, OTLP and the gateway.
 
     Made once per collector from its settings (``redact_pii``), so no door decides redaction
-    itself; with an :class:`~llmscope.collector.accounting.Accounting`, every row is priced
+    itself; with an :class:`~llmscope.collector.costs.accounting.Accounting`, every row is priced
     (``cost_usd``) as it is finished and counted (metrics, budgets) once it counts::
 
         writer = RecordWriter.from_settings(settings, recorder, accounting)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from llmscope.collector import create_app
+from llmscope.app.server import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine
 from llmscope.db.models import Record

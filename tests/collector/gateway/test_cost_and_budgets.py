@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
-from llmscope.collector.budgets import Budget, BudgetTracker, period_bounds
+from llmscope.collector.costs.budgets import Budget, BudgetTracker, period_bounds
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import Alert, Record
@@ -157,7 +157,7 @@ def test_budgets_alert_at_80_and_100_percent_once_per_period(
     )
     from starlette.testclient import TestClient
 
-    from llmscope.collector import create_app
+    from llmscope.app.server import create_app
 
     with TestClient(create_app(settings)) as client:  # the alert history lists them
         listed = client.get("/api/v1/alerts", params={"kind": "budget"}).json()["alerts"]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from llmscope.collector.app import create_app
+from llmscope.app.server import create_app
 from llmscope.config import Settings
 from tests.collector.otlp.server import serve_app
 

@@ -16,7 +16,7 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from sqlalchemy import Engine, text
 
-from llmscope.collector.app import create_app
+from llmscope.app.server import create_app
 from llmscope.collector.otlp.mapping import record_id_for
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
