@@ -182,8 +182,17 @@ def test_the_slower_topic_is_a_tested_regression_and_told(demo_run: dict[str, An
     for c in slower:
         r = c["regressions"]["latency_ms"]
         assert r["ratio"] > 1.25 and r["q_value"] <= 0.05 / 4 and r["current"] > r["baseline"]
-        large = c["mix"]["endpoint"]["support-chat-large"]
-        assert large["current_share"] > 0.5 > large["baseline_share"]
+    # The planted change: a slower cluster whose current calls went mostly to the large model.
+    # (The offline models' latencies are real waits, so on a loaded machine another cluster's
+    # current calls can be measurably slower too: that one is told, but not required here.)
+    routed = [
+        c
+        for c in slower
+        if (large := c["mix"]["endpoint"].get("support-chat-large"))
+        and large["current_share"] > 0.5 > large["baseline_share"]
+    ]
+    assert routed, [(c["id"], c["mix"]["endpoint"]) for c in slower]
+    slower = routed
     severities = [f["severity"] for f in report["findings"]]
     assert severities == sorted(severities, reverse=True)  # one ranked list
     told = [x for x in demo_run["out"].splitlines() if x.strip().startswith("Slower:")]

@@ -200,6 +200,8 @@ def test_the_findings_lead_from_the_overview_to_their_evidence(
     base, seeded = served
     report = seeded.report
     browser.get(base + "/")
+    # the page is whole once its charts are drawn (earlier, a re-render can replace what was read)
+    wait_for(browser, "#chart-calls .main-svg")
     wait_for(browser, "#findings li")
     items = browser.find_elements(By.CSS_SELECTOR, "#findings li")
     assert [i.find_element(By.TAG_NAME, "a").text for i in items[:2]] == [
@@ -214,7 +216,7 @@ def test_the_findings_lead_from_the_overview_to_their_evidence(
     )
     screenshot(browser, "7-findings")
 
-    items[0].find_element(By.TAG_NAME, "a").click()
+    browser.find_element(By.CSS_SELECTOR, "#findings li a").click()
     wait_for(browser, "#cluster-records .record")
     problem = report.cluster(seeded.problem_cluster)
     assert problem is not None and problem.summary is not None
