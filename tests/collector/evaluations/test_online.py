@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -121,6 +122,7 @@ def test_work_left_by_a_crash_is_picked_up(settings: Settings, tmp_path: Path) -
     engine.dispose()
 
 
+@pytest.mark.e2e
 def test_serve_killed_mid_judging_loses_nothing_and_judges_nothing_twice(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -183,6 +185,7 @@ def test_the_background_judge_judges_outside_the_collector(
     assert sum(not r.passed for r in rows) == 3
 
 
+@pytest.mark.e2e
 def test_llmscope_worker_judges_with_a_gateway_config(database_url: str, tmp_path: Path) -> None:
     seed(database_url, support_records(4, prefix="wk"))
     port = free_port()
