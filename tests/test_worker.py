@@ -203,6 +203,8 @@ def test_a_scheduled_run_tests_the_online_evaluations(database_url: str, tmp_pat
     with fake_llm(default=refunds_fail) as judge:
         config = write_config(tmp_path / "gateway.yaml", judge.url, JUDGE)
         port = free_port()
+        # A short period: the test waits for the first run to start after the last verdict,
+        # which is at most one period after the run in progress then ends.
         proc = start_cli_server(
             [
                 "worker",
@@ -211,7 +213,7 @@ def test_a_scheduled_run_tests_the_online_evaluations(database_url: str, tmp_pat
                 "--port",
                 str(port),
                 "--analyze-every",
-                "20s",
+                "2s",
             ],  # fmt: skip
             env={
                 "LLMSCOPE_DATA_DIR": str(tmp_path / "data"),
