@@ -61,6 +61,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
       one worker, while another parameter's group may run on another.
     """
     for item in items:
+        _name_in_nodeid(item)
         if "live_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
         if item.get_closest_marker("browser") or item.get_closest_marker("e2e"):
@@ -78,6 +79,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             key = ",".join(f"{name}={params[name]}" for name in shared if name in params)
             group = f"{item.nodeid.split('::')[0]}[{key}]"
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _name_in_nodeid(item: pytest.Item) -> None:
+    """Give an item whose node id lacks its name (schemathesis' operations under pytest 9: all
+    28 fuzzed operations share one id) the id pytest gives any test; xdist tells tests apart by
+    id, and would run only one of them."""
+    if item.parent is not None and not item.nodeid.endswith(f"::{item.name}"):
+        item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

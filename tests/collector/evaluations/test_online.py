@@ -59,6 +59,7 @@ def ingest(client: TestClient | httpx.Client, records: list[dict]) -> None:
     assert answer.status_code == 201, answer.text
 
 
+@pytest.mark.slow
 def test_new_records_are_judged_in_the_background(settings: Settings, tmp_path: Path) -> None:
     with fake_llm(default=grade) as judge:
         config = write_config(tmp_path / "gw.yaml", judge.url, JUDGE + CHECK)
@@ -78,6 +79,7 @@ def test_new_records_are_judged_in_the_background(settings: Settings, tmp_path: 
             assert {e["evaluator"] for e in record["evaluations"]} == {"correctness", "short"}
 
 
+@pytest.mark.slow
 def test_a_judge_that_is_down_or_answers_garbage_never_fails_the_collector(
     settings: Settings, tmp_path: Path
 ) -> None:
