@@ -79,6 +79,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             key = ",".join(f"{name}={params[name]}" for name in shared if name in params)
             group = f"{item.nodeid.split('::')[0]}[{key}]"
             item.add_marker(pytest.mark.xdist_group(group))
+    if WORKER != "main":
+        _heavy_modules_first(items)
+
+
+def _heavy_modules_first(items: list[pytest.Item]) -> None:
+    """Under xdist, the modules with the largest share of slow tests go first (each module's
+    order kept), so the longest (the demo runs for minutes) run beside the short ones, not
+    alone at the end."""
+    total: dict[str, int] = {}
+    slow: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        total[module] = total.get(module, 0) + 1
+        slow[module] = slow.get(module, 0) + bool(item.get_closest_marker("slow"))
+
+    def slow_share(item: pytest.Item) -> float:
+        module = item.nodeid.split("::")[0]
+        return slow[module] / total[module]
+
+    items.sort(key=slow_share, reverse=True)  # stable: ties keep the collection order
 
 
 def _name_in_nodeid(item: pytest.Item) -> None:
