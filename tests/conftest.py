@@ -40,6 +40,18 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # "gw0", "gw1", ... under pytest-xdist; "main" in a plain pytest run.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
+# Under xdist, one thread per worker for the numeric libraries (torch, BLAS, numba), in the
+# worker and in the llmscope processes its tests start: four workers on two cores each spinning
+# up a thread per core made an in-process analysis 20 times slower than in a serial run.
+if WORKER != "main":
+    for _variable in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMBA_NUM_THREADS",
+    ):
+        os.environ.setdefault(_variable, "1")
+
 # Property tests draw the same examples on every run and keep no example database: the same
 # answer on any machine, and no .hypothesis/ folder written by several workers at once.
 hypothesis_settings.register_profile("llmscope", derandomize=True, database=None)
