@@ -11,6 +11,8 @@ from sqlalchemy import inspect
 
 from llmscope.db import make_engine
 
+pytestmark = pytest.mark.e2e
+
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

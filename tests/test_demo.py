@@ -34,7 +34,7 @@ CASES = {
 }
 # A demo takes 1-2 minutes on a quiet 2-core machine, several times that on a loaded one.
 DEMO_TIMEOUT = 900
-pytestmark = pytest.mark.timeout(DEMO_TIMEOUT + 300)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(DEMO_TIMEOUT + 300)]
 
 
 def _user_text(record: Record) -> str:

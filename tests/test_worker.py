@@ -108,7 +108,7 @@ def test_the_analysis_lock_admits_one_holder(database_url: str) -> None:
         engine.dispose()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_workers_never_run_two_analyses_at_once(database_url: str, tmp_path: Path) -> None:
     engine = make_engine(database_url)
     seed_recent(engine)
@@ -149,7 +149,7 @@ def spans_of(lines: list[str]) -> list[tuple[float, float]]:
     return found
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_killed_worker_leaves_nothing_half_written(database_url: str, tmp_path: Path) -> None:
     engine = make_engine(database_url)
     seed_recent(engine)
@@ -170,7 +170,7 @@ def test_a_killed_worker_leaves_nothing_half_written(database_url: str, tmp_path
     engine.dispose()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_sigterm_lets_the_run_in_progress_finish(database_url: str, tmp_path: Path) -> None:
     engine = make_engine(database_url)
     seed_recent(engine)
@@ -193,7 +193,7 @@ def refunds_fail(body: dict[str, Any]) -> str:
     return json.dumps({"score": score, "justification": "graded by the test's fake judge"})
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_scheduled_run_tests_the_online_evaluations(database_url: str, tmp_path: Path) -> None:
     """The worker judges new records online and its scheduled analysis tests those verdicts."""
     engine = make_engine(database_url)
@@ -203,6 +203,8 @@ def test_a_scheduled_run_tests_the_online_evaluations(database_url: str, tmp_pat
     with fake_llm(default=refunds_fail) as judge:
         config = write_config(tmp_path / "gateway.yaml", judge.url, JUDGE)
         port = free_port()
+        # A short period: the test waits for the first run to start after the last verdict,
+        # which is at most one period after the run in progress then ends.
         proc = start_cli_server(
             [
                 "worker",
@@ -211,7 +213,7 @@ def test_a_scheduled_run_tests_the_online_evaluations(database_url: str, tmp_pat
                 "--port",
                 str(port),
                 "--analyze-every",
-                "20s",
+                "2s",
             ],  # fmt: skip
             env={
                 "LLMSCOPE_DATA_DIR": str(tmp_path / "data"),

@@ -13,6 +13,7 @@ below the cut, the novel group, persistent and emerging hotspots.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.stats import binom, norm
 
 from llmscope.analysis import stats
@@ -57,6 +58,7 @@ def test_split_alpha_sums_to_alpha() -> None:
     assert Settings(database_url="sqlite://", drift_alpha=0.08).hotspot_fdr == 0.02
 
 
+@pytest.mark.slow
 def test_null_report_false_alarm_rate_is_at_most_alpha() -> None:
     # A large alpha makes 300 draws tell a family's share from more (the split is proportional,
     # so the default 0.05 is allocated the same way). The minimum-effect rules are off: they
@@ -121,6 +123,7 @@ def test_planted_drift_and_hotspot_are_flagged_at_the_default_alpha() -> None:
     assert verdicts.flagged
 
 
+@pytest.mark.slow
 def test_null_false_alarm_rate_with_the_tree_novel_group_and_both_hotspot_kinds() -> None:
     # The same bound with every family the job runs: drift on clusters, on the Ward-tree nodes
     # below them and on a novel group; persistent and emerging hotspots on clusters and nodes;

@@ -19,6 +19,7 @@ from tests.analysis.test_job import model  # noqa: F401  (the session's loaded m
 from tests.analysis.traffic import BASELINE, CURRENT, seed_traffic
 
 
+@pytest.mark.slow
 def test_analyze_json_then_export_every_format(
     settings: Settings,
     engine: Engine,
@@ -87,6 +88,7 @@ def test_export_of_an_unknown_run_exits_2(
           "--baseline", "2026-11-01T12:00:00Z/2026-11-03T00:00:00Z"], "overlap"),
     ],
 )  # fmt: skip
+@pytest.mark.e2e
 def test_bad_intervals_exit_2_with_one_line(
     args: list[str], problem: str, settings: Settings
 ) -> None:

@@ -107,6 +107,7 @@ def test_embed_command_then_bad_arguments(
     assert count_rows(engine, Embedding) == before
 
 
+@pytest.mark.e2e
 def test_embed_follow_embeds_records_as_they_arrive(settings: Settings, engine: Engine) -> None:
     seed_traffic(engine, per_window=6)
     since = (NOW - timedelta(days=8)).isoformat()

@@ -57,6 +57,7 @@ def _seed(engine: Engine) -> None:
         session.commit()
 
 
+@pytest.mark.slow
 def test_ray_fills_the_cache_with_the_local_vectors_once(
     settings: Settings,
     engine: Engine,

@@ -26,6 +26,8 @@ from llmscope.db.models import Feedback, Record, RunAssignment, RunCluster
 from tests.analysis.http_fakes import FakeLLM, fake_llm, webhook_receiver
 from tests.conftest import cli_server
 
+pytestmark = pytest.mark.e2e
+
 GATEWAY_YAML = """
 endpoints:
   - name: summarizer

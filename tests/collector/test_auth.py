@@ -139,6 +139,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.e2e
 def test_keys_cli_create_list_revoke(database_url: str, engine: Engine) -> None:
     made = cli("keys", "create", "--name", "ci", "--scope", "read", "--database-url", database_url)
     assert made.returncode == 0, made.stderr
@@ -160,12 +161,14 @@ def test_keys_cli_create_list_revoke(database_url: str, engine: Engine) -> None:
     assert unknown.returncode == 2 and "no key named" in unknown.stderr
 
 
+@pytest.mark.e2e
 def test_bad_scope_is_exit_2(database_url: str) -> None:
     result = cli("keys", "create", "--name", "x", "--scope", "root", "--database-url", database_url)
     assert result.returncode == 2
     assert "--scope" in result.stderr
 
 
+@pytest.mark.e2e
 def test_non_loopback_without_keys_refuses_to_start(database_url: str) -> None:
     result = cli("serve", "--host", "0.0.0.0", "--database-url", database_url)
     assert result.returncode == 2

@@ -28,6 +28,8 @@ from llmscope.db.models import Record
 from tests.conftest import free_port, start_cli_server, wait_for_http
 from tests.factories import record
 
+pytestmark = pytest.mark.e2e
+
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 
 

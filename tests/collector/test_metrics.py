@@ -124,6 +124,7 @@ def mixed_load(base: str) -> None:
             assert answer.status_code == 201
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("workers", [1, 2])
 def test_metrics_equal_the_store_after_mixed_load(
     workers: int, database_url: str, tmp_path: Path

@@ -9,7 +9,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 import schemathesis
+from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     allow_header_conformance,
@@ -22,10 +24,7 @@ from llmscope.app.server import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
 
-_workdir = Path(tempfile.mkdtemp(prefix="llmscope-fuzz-"))
-_config = _workdir / "gateway.yaml"
-_config.write_text(
-    """
+CONFIG = """
 endpoints:
   - name: chat
     endpoint_type: llm/v1/chat
@@ -37,16 +36,37 @@ endpoints:
     endpoint_type: llm/v1/embeddings
     model: {provider: offline, name: hash-embed}
 """
-)
-_settings = Settings(
-    database_url=f"sqlite:///{_workdir / 'fuzz.db'}",
-    data_dir=_workdir / "data",
-    gateway_config=_config,
-)
-upgrade(make_engine(_settings.database_url))
-app = create_app(_settings)
 
-schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+
+def collector(workdir: Path) -> FastAPI:
+    """The collector with the offline gateway, its SQLite store (not migrated here) in workdir."""
+    config = workdir / "gateway.yaml"
+    config.write_text(CONFIG)
+    return create_app(
+        Settings(
+            database_url=f"sqlite:///{workdir / 'fuzz.db'}",
+            data_dir=workdir / "data",
+            gateway_config=config,
+        )
+    )
+
+
+# The operations to fuzz (one test each) come from the OpenAPI document, which collection needs:
+# it is read from an app that serves nothing, in a folder removed at once. The app the cases
+# are sent to is built with its migrated store by the fixture below, only when the tests run.
+# (schemathesis.pytest.from_fixture would defer it all, but it fails under pytest 9.)
+with tempfile.TemporaryDirectory(prefix="llmscope-fuzz-") as _spec_dir:
+    schema = schemathesis.openapi.from_dict(collector(Path(_spec_dir)).openapi())
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    workdir = tmp_path_factory.mktemp("fuzz")
+    built = collector(workdir)
+    engine = make_engine(f"sqlite:///{workdir / 'fuzz.db'}")
+    upgrade(engine)
+    engine.dispose()
+    return built
 
 
 @schema.parametrize()
@@ -55,8 +75,10 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_api_never_fails_and_answers_match_the_schema(case: schemathesis.Case) -> None:
-    response = case.call()
+def test_api_never_fails_and_answers_match_the_schema(
+    app: FastAPI, case: schemathesis.Case
+) -> None:
+    response = case.call(app=app)
     case.validate_response(
         response,
         checks=[

@@ -18,6 +18,8 @@ from llmscope.db.models import Record
 from tests.conftest import BACKENDS, PG_URL, count_rows, free_port, start_cli_server, wait_for_http
 from tests.factories import record
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(params=BACKENDS)
 def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:

@@ -339,6 +339,7 @@ def test_csv_export_of_a_subcluster_holds_its_members(
     assert sorted(r["record_id"] for r in rows) == sorted(seeded.subclusters[slow])
 
 
+@pytest.mark.e2e
 def test_cli_bad_port_exits_2_with_one_line() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "llmscope", "dashboard", "--port", "70000"],

@@ -111,7 +111,10 @@ def test_drill_from_overview_to_a_record(
     assert no_script_ran(browser)
     screenshot(browser, "3-cluster")
 
-    browser.find_element(By.LINK_TEXT, XSS_RECORD_ID).click()
+    # Waited for, not looked up at once: on a loaded machine the records list may still be
+    # re-rendering after the screenshot's window resize.
+    link = (By.LINK_TEXT, XSS_RECORD_ID)
+    WebDriverWait(browser, 20).until(ec.element_to_be_clickable(link)).click()
     wait_for(browser, "#record-prompt")
     assert browser.find_element(By.CSS_SELECTOR, "#record-prompt pre").text == XSS_PROMPT
     assert browser.find_elements(By.CSS_SELECTOR, "#record-prompt script, #record-prompt img") == []

@@ -111,6 +111,7 @@ def test_login_page_escapes_what_it_echoes(client: FlaskClient, engine: Engine) 
     assert b"&lt;script&gt;" in page.data
 
 
+@pytest.mark.e2e
 def test_non_loopback_dashboard_without_keys_refuses_to_start(database_url: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "llmscope", "dashboard", "--host", "0.0.0.0",

@@ -231,6 +231,7 @@ def test_replay_is_idempotent(settings: Settings, database_url: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.e2e
 def test_serve_with_config_records_calls_and_drains_on_shutdown(
     settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:

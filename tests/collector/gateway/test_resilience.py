@@ -37,6 +37,7 @@ def test_rate_limit_answers_429_with_retry_after(
     assert refused_record.status == "error" and "rate limit" in (refused_record.error or "")
 
 
+@pytest.mark.slow
 def test_provider_error_passes_through_and_is_recorded(
     settings: Settings, fake: tuple[FakeProvider, str], start_gateway: StartGateway
 ) -> None:
@@ -183,6 +184,7 @@ endpoints:
 """
 
 
+@pytest.mark.slow
 def test_unreachable_and_stalled_providers_are_502_and_504_and_recorded(
     sqlite_settings: Settings, fake: tuple[FakeProvider, str], start_gateway: StartGateway
 ) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -58,6 +59,7 @@ def ingest(client: TestClient | httpx.Client, records: list[dict]) -> None:
     assert answer.status_code == 201, answer.text
 
 
+@pytest.mark.slow
 def test_new_records_are_judged_in_the_background(settings: Settings, tmp_path: Path) -> None:
     with fake_llm(default=grade) as judge:
         config = write_config(tmp_path / "gw.yaml", judge.url, JUDGE + CHECK)
@@ -77,6 +79,7 @@ def test_new_records_are_judged_in_the_background(settings: Settings, tmp_path: 
             assert {e["evaluator"] for e in record["evaluations"]} == {"correctness", "short"}
 
 
+@pytest.mark.slow
 def test_a_judge_that_is_down_or_answers_garbage_never_fails_the_collector(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -121,6 +124,7 @@ def test_work_left_by_a_crash_is_picked_up(settings: Settings, tmp_path: Path) -
     engine.dispose()
 
 
+@pytest.mark.e2e
 def test_serve_killed_mid_judging_loses_nothing_and_judges_nothing_twice(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -183,6 +187,7 @@ def test_the_background_judge_judges_outside_the_collector(
     assert sum(not r.passed for r in rows) == 3
 
 
+@pytest.mark.e2e
 def test_llmscope_worker_judges_with_a_gateway_config(database_url: str, tmp_path: Path) -> None:
     seed(database_url, support_records(4, prefix="wk"))
     port = free_port()

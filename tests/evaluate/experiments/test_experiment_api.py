@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -222,6 +223,7 @@ def test_an_experiment_the_collector_stops_is_marked_failed_and_a_fifth_is_refus
     assert len(rows(seeded, Experiment)) == 4
 
 
+@pytest.mark.e2e
 def test_an_experiment_a_killed_collector_left_running_is_marked_failed(
     seeded: str, tmp_path: Path
 ) -> None:
