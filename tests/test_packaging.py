@@ -178,7 +178,9 @@ def test_the_wheel_installed_elsewhere_imports_every_module_and_migrates_a_store
     python = _fresh_environment(venv)
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
-        + ["--no-deps", "--no-index", str(sdk_wheel), str(wheel)],
+        # --ignore-installed: the test environment (seen through the .pth) may hold llmscope
+        # installed from the checkout, which pip would take as already satisfying the wheel
+        + ["--no-deps", "--no-index", "--ignore-installed", str(sdk_wheel), str(wheel)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -158,7 +158,9 @@ def test_hot_reload_applies_valid_changes_and_keeps_old_on_invalid(
     caplog.set_level(logging.INFO, logger="llmscope.gateway")
     broken = added.replace("endpoint_type: llm/v1/embeddings", "endpoint_type: llm/v9/nonsense")
     gw.config_path.write_text(broken)
-    wait_until(lambda: "config change ignored" in caplog.text)
+    # The watcher may first see the file half-written (ignored too); wait for the whole one.
+    wait_until(lambda: "endpoint 'embeddings': endpoint_type:" in caplog.text)
+    assert "config change ignored" in caplog.text
     assert "endpoint 'embeddings': endpoint_type:" in caplog.text
     assert httpx.post(url, json=CHAT).status_code == 200  # the old config still serves
     assert httpx.get(f"{gw.url}/api/2.0/endpoints/embeddings").status_code == 200
