@@ -151,6 +151,7 @@ def record_row(record: RecordIn, *, source: str = "api", internal: bool = False)
         "tools": record.tools,
         "choices": record.choices,
         "route": record.route,
+        "response_id": None,
         "status": record.status,
         "error": record.error,
         "user_id": record.user_id,

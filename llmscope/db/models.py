@@ -1,7 +1,7 @@
 """The store's schema: every table llmscope has, for the collector, the analysis and the dashboard.
 
-The collector writes ``records``, ``feedback``, ``evaluations`` and ``experiments`` (with
-``experiment_items``); the analysis reads them and
+The collector writes ``records``, ``feedback``, ``evaluations`` (and ``pending_evaluations``,
+external ones waiting for their record) and ``experiments`` (with ``experiment_items``); the analysis reads them and
 writes ``embeddings``, ``analysis_runs``, ``run_clusters``, ``run_assignments``, ``summaries``
 and ``alerts``; the dashboard only reads. Alembic migrations in ``migrations/`` create these tables;
 change a table here and add a migration beside it.
@@ -116,6 +116,9 @@ class Record(Base):
     choices: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     # The gateway route named by the caller; ``endpoint`` is the endpoint that answered.
     route: Mapped[str | None] = mapped_column(String(limits.NAME))
+    # The provider's id of the answer (OpenTelemetry's gen_ai.response.id): how an evaluation
+    # sent apart from the call's own span names the call it judged.
+    response_id: Mapped[str | None] = mapped_column(String(limits.NAME))
 
     __table_args__ = (
         Index("ix_records_timestamp", "timestamp"),
@@ -125,6 +128,7 @@ class Record(Base):
         Index("ix_records_span_id", "span_id"),
         Index("ix_records_session_id", "session_id"),
         Index("ix_records_received_at", "received_at"),
+        Index("ix_records_response_id", "response_id"),
     )
 
 
@@ -164,10 +168,11 @@ class Evaluation(Base):
         String(128), ForeignKey("records.id", ondelete="CASCADE")
     )
     evaluator: Mapped[str] = mapped_column(String(64))
-    version: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str] = mapped_column(String(16))  # "external": computed elsewhere
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|error
     score: Mapped[float | None] = mapped_column(Float)
     passed: Mapped[bool | None] = mapped_column(Boolean)
+    label: Mapped[str | None] = mapped_column(String(limits.NAME))  # an external one's label
     justification: Mapped[str | None] = mapped_column(Text)
     judge_model: Mapped[str | None] = mapped_column(String(256))
     judge_record_id: Mapped[str | None] = mapped_column(String(128))  # the internal call
@@ -182,6 +187,37 @@ class Evaluation(Base):
         UniqueConstraint("record_id", "evaluator", "version", name="uq_evaluations_record"),
         Index("ix_evaluations_evaluator_created", "evaluator", "version", "created_at"),
         Index("ix_evaluations_created", "created_at"),
+    )
+
+
+class PendingEvaluation(Base):
+    """An evaluation computed elsewhere whose record is not stored yet.
+
+    Traces arrive in any order: the evaluation of a call may come before the call's own span
+    (an evaluator span ends first, or is exported by another process). It waits here, named by
+    the record id, span id or response id it refers to, and becomes an ``evaluations`` row when
+    that record is stored (``llmscope.collector.ingest.evaluations``).
+    """
+
+    __tablename__ = "pending_evaluations"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    record_ref: Mapped[str | None] = mapped_column(String(limits.RECORD_ID))
+    span_id: Mapped[str | None] = mapped_column(String(limits.SPAN_ID))
+    response_id: Mapped[str | None] = mapped_column(String(limits.NAME))
+    evaluator: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float | None] = mapped_column(Float)
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    label: Mapped[str | None] = mapped_column(String(limits.NAME))
+    justification: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_pending_evaluations_record_ref", "record_ref"),
+        Index("ix_pending_evaluations_span_id", "span_id"),
+        Index("ix_pending_evaluations_response_id", "response_id"),
+        Index("ix_pending_evaluations_received_at", "received_at"),
     )
 
 

@@ -119,6 +119,7 @@ class Call:
             "tools": self.tools,
             "choices": [c.as_dict() for c in self.choices] if several else None,
             "route": self.route,
+            "response_id": None,
         }
 
 

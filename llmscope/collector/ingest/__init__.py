@@ -17,15 +17,19 @@ Whatever door a record came in by, it takes the same steps::
 
 Once stored (committed, or for the gateway answered), :meth:`RecordWriter.accepted` counts the
 rows (metrics, budgets). Feedback (REST and traces alike) goes through
-:meth:`RecordWriter.feedback` (feedback.py).
+:meth:`RecordWriter.feedback` (feedback.py), evaluations computed elsewhere through
+:meth:`RecordWriter.evaluations` (evaluations.py; those waiting for their record are adopted
+by every insert).
 
 Modules: ``writer`` the entry point, ``rows`` the finishing rules, ``redaction`` the PII masks,
 ``store`` the idempotent insert, ``recorder`` the background writer, ``feedback`` the feedback
-writer. Redaction is decided once, from the settings the writer is made with.
+writer, ``evaluations`` the writer of evaluations computed elsewhere. Redaction is decided once,
+from the settings the writer is made with.
 """
 
+from llmscope.collector.ingest.evaluations import ExternalEvaluation
 from llmscope.collector.ingest.feedback import FeedbackEvent
 from llmscope.collector.ingest.recorder import Recorder
 from llmscope.collector.ingest.writer import RecordWriter
 
-__all__ = ["FeedbackEvent", "Recorder", "RecordWriter"]
+__all__ = ["ExternalEvaluation", "FeedbackEvent", "Recorder", "RecordWriter"]

@@ -46,6 +46,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from llmscope.collector.ingest.encodable import replace_unencodable
+from llmscope.collector.ingest.evaluations import adopt_pending
 from llmscope.collector.ingest.store import insert_records
 from llmscope.db import session_scope
 
@@ -314,7 +315,7 @@ class Recorder:
         for start in range(0, len(rows), self._batch_size):
             chunk = rows[start : start + self._batch_size]
             with session_scope(self._factory) as session:
-                insert_records(session, chunk)
+                adopt_pending(session, insert_records(session, chunk))
             self.stored += len(chunk)
 
     def _mark_down(self, exc: BaseException) -> None:

@@ -8,12 +8,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from llmscope.collector.costs.accounting import Accounting
+from llmscope.collector.ingest.evaluations import (
+    ExternalEvaluation,
+    adopt_pending,
+    write_evaluations,
+)
 from llmscope.collector.ingest.feedback import FeedbackEvent, write_feedback
 from llmscope.collector.ingest.recorder import Recorder
 from llmscope.collector.ingest.rows import finish_row
 from llmscope.collector.ingest.store import insert_records
 from llmscope.config import Settings
-from llmscope.db.models import Feedback
+from llmscope.db.models import Evaluation, Feedback
 from llmscope.schema import RecordIn, record_row
 
 __all__ = ["RecordWriter"]
@@ -35,6 +40,7 @@ class RecordWriter:
         writer.accepted(stored)                  # what this call stored: a retry counts nothing
         writer.submit(call.row(), log_content=False)   # off the request path (the gateway)
         writer.feedback(session, [FeedbackEvent.from_input(record_id, body)])
+        writer.evaluations(session, [ExternalEvaluation("relevance", record_id, passed=True)])
     """
 
     def __init__(
@@ -72,8 +78,11 @@ class RecordWriter:
         """Insert finished ``rows`` in the caller's transaction; ids already stored are skipped.
 
         Returns the rows it stored, the ones to pass to :meth:`accepted` once committed.
+        Evaluations that were waiting for these records are adopted in the same transaction.
         """
-        return insert_records(session, rows)
+        stored = insert_records(session, rows)
+        adopt_pending(session, stored)
+        return stored
 
     def accepted(self, rows: Sequence[Row]) -> None:
         """``rows`` count now (committed, or for the gateway answered): metrics and budgets."""
@@ -94,3 +103,10 @@ class RecordWriter:
     def feedback(self, session: Session, events: Sequence[FeedbackEvent]) -> list[Feedback | None]:
         """Append feedback events in the caller's transaction (see :func:`write_feedback`)."""
         return write_feedback(session, events, redact_pii=self.redact_pii)
+
+    def evaluations(
+        self, session: Session, items: Sequence[ExternalEvaluation], *, wait: bool = False
+    ) -> list[Evaluation | None]:
+        """Store evaluations computed elsewhere in the caller's transaction (see
+        :func:`~llmscope.collector.ingest.evaluations.write_evaluations`)."""
+        return write_evaluations(session, items, redact_pii=self.redact_pii, wait=wait)

@@ -58,5 +58,6 @@ RECORD_COLUMNS: dict[str, int] = {
     "trace_id": TRACE_ID,
     "span_id": SPAN_ID,
     "route": NAME,
+    "response_id": NAME,
 }
 """Every sized string column of ``records``, by column name (a test holds the table to it)."""
