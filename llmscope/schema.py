@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictStr, model_validator
+
+from llmscope import limits
 
 from llmscope_sdk.records import (
     FeedbackIn,
@@ -30,6 +32,8 @@ from llmscope_sdk.records import (
 )
 
 __all__ = [
+    "EvaluationIn",
+    "EvaluationOut",
     "FeedbackIn",
     "FeedbackOut",
     "Message",
@@ -63,11 +67,16 @@ class EvaluationOut(BaseModel):
     evaluator: str
     version: str = Field(
         description="Content hash of the evaluator's prompt, examples and "
-        "threshold (or a built-in check's parameters)."
+        "threshold (or a built-in check's parameters); `external` for an evaluation "
+        "computed elsewhere (REST or traces)."
     )
     status: Literal["pending", "done", "error"]
-    score: float | None = Field(description="1..5 for a judge; 1 (pass) or 0 (fail) for a check.")
+    score: float | None = Field(
+        description="1..5 for a judge; 1 (pass) or 0 (fail) for a check; an external "
+        "evaluation's score as it was given."
+    )
     passed: bool | None
+    label: str | None = Field(default=None, description="An external evaluation's label.")
     justification: str | None
     judge_model: str | None
     judge_record_id: str | None = Field(description="The judge's own (internal) call record.")
@@ -76,6 +85,31 @@ class EvaluationOut(BaseModel):
     latency_ms: float | None
     error: str | None
     created_at: datetime
+
+
+class EvaluationIn(BaseModel):
+    """An evaluation computed elsewhere (``POST /api/v1/records/{id}/evaluations``).
+
+    Stored with the version ``external``; a second one of the same evaluator on the same record
+    replaces the first. ``passed`` is what the analysis tests; without it, a pass/fail label
+    (``pass``, ``correct``, ``fail``, ``hallucinated``...) decides it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    evaluator: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[^@]+$")] = (
+        Field(description="The evaluator's name (no '@'); the analysis shows NAME@external.")
+    )
+    score: Annotated[float, Strict(), Field(allow_inf_nan=False)] | None = None
+    passed: StrictBool | None = None
+    label: Annotated[StrictStr, Field(min_length=1, max_length=limits.NAME)] | None = None
+    justification: Annotated[StrictStr, Field(max_length=20_000)] | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> EvaluationIn:
+        if self.score is None and self.passed is None and self.label is None:
+            raise ValueError("an evaluation needs a score, passed or a label")
+        return self
 
 
 class RecordOut(BaseModel):
@@ -107,6 +141,9 @@ class RecordOut(BaseModel):
     tools: list[str] | None = None
     choices: list[dict[str, Any]] | None = None
     route: str | None = None
+    response_id: str | None = Field(
+        default=None, description="The provider's id of the answer (gen_ai.response.id)."
+    )
     feedback: list[FeedbackOut] = Field(
         default_factory=list, description="The record's feedback history, oldest first."
     )

@@ -29,7 +29,14 @@ from llmscope.analysis.timings import recording, stage
 from llmscope.analysis.windows import Window, default_windows
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker
-from llmscope.db.models import AnalysisRun, Evaluation, Record, RunAssignment, RunCluster
+from llmscope.db.models import (
+    EXTERNAL_VERSION,
+    AnalysisRun,
+    Evaluation,
+    Record,
+    RunAssignment,
+    RunCluster,
+)
 from llmscope.db.queries import newest_thumbs
 from llmscope.db.record_row import RECORD_ROW, RecordRow, record_row
 from llmscope.report import RunReport, SampleInfo
@@ -71,7 +78,8 @@ def latest_verdicts(
     session: Session, baseline: Window, current: Window, record_ids: Sequence[str]
 ) -> tuple[dict[str, dict[str, bool]], dict[str, str]]:
     """Per evaluator, the verdicts (record id -> passed) of its newest version over the windows'
-    records, and that version. Errors and pending claims are not verdicts."""
+    records, and that version. Errors and pending claims are not verdicts. Evaluations computed
+    elsewhere (version ``external``) are the evaluator ``NAME@external``."""
     in_window = [
         (Record.timestamp >= w.start) & (Record.timestamp < w.end) for w in (baseline, current)
     ]
@@ -93,15 +101,23 @@ def latest_verdicts(
     ).all()
     newest: dict[str, tuple[datetime, str]] = {}
     for row in rows:
-        seen = newest.get(row.evaluator)
+        name = _evaluator_key(row.evaluator, row.version)
+        seen = newest.get(name)
         if seen is None or row.created_at > seen[0]:
-            newest[row.evaluator] = (row.created_at, row.version)
+            newest[name] = (row.created_at, row.version)
     wanted = set(record_ids)
     verdicts: dict[str, dict[str, bool]] = {name: {} for name in newest}
     for row in rows:
-        if row.version == newest[row.evaluator][1] and row.record_id in wanted:
-            verdicts[row.evaluator][row.record_id] = bool(row.passed)
+        name = _evaluator_key(row.evaluator, row.version)
+        if row.version == newest[name][1] and row.record_id in wanted:
+            verdicts[name][row.record_id] = bool(row.passed)
     return verdicts, {name: version for name, (_, version) in newest.items()}
+
+
+def _evaluator_key(evaluator: str, version: str) -> str:
+    # Evaluations computed elsewhere are tested apart from a configured evaluator of the same
+    # name (another judge, another scale), and every one of them counts: no newer version.
+    return f"{evaluator}@{EXTERNAL_VERSION}" if version == EXTERNAL_VERSION else evaluator
 
 
 def store_run(

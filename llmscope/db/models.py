@@ -152,6 +152,11 @@ class Feedback(Base):
     __table_args__ = (Index("ix_feedback_record_created", "record_id", "created_at", "id"),)
 
 
+EXTERNAL_VERSION = "external"
+"""The version of every evaluation computed elsewhere (REST or traces), not by a configured
+evaluator; the analysis names such an evaluator ``NAME@external``."""
+
+
 class Evaluation(Base):
     """One evaluator's verdict on one record, for one version of the evaluator.
 

@@ -27,7 +27,7 @@ from llmscope.keys import allows, any_keys, verify_key
 CACHE_SECONDS = 2.0
 OPEN_PATHS = {"/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
 _INGEST_POSTS = re.compile(
-    r"^/api/v1/records(/[^/]+/feedback)?/?$"
+    r"^/api/v1/records(/[^/]+/(feedback|evaluations))?/?$"
     r"|^/v1/(traces|chat/completions|completions|embeddings|responses)/?$"
     r"|^/(endpoints|gateway)/[^/]+/invocations/?$"
 )

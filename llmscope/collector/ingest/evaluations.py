@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from llmscope import limits
 from llmscope.collector.ingest.redaction import redact_text
 from llmscope.collector.ingest.store import find_record_id
-from llmscope.db.models import Evaluation, PendingEvaluation, Record, utcnow
+from llmscope.db.models import EXTERNAL_VERSION, Evaluation, PendingEvaluation, Record, utcnow
 
 __all__ = [
     "EXTERNAL_VERSION",
@@ -44,7 +44,6 @@ __all__ = [
     "write_evaluations",
 ]
 
-EXTERNAL_VERSION = "external"
 EVALUATOR_NAME = 64  # evaluations.evaluator
 PENDING_RETENTION = timedelta(days=7)
 JUSTIFICATION = 20_000

@@ -1,4 +1,5 @@
-"""Records and their feedback: ingest, read one, list with filters, attach feedback."""
+"""Records and their feedback: ingest, read one, list with filters, attach feedback and
+evaluations computed elsewhere."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from pydantic import BaseModel, Discriminator, Field, Tag
 from sqlalchemy import and_, or_, select
 
 from llmscope.collector.api.deps import SessionDep, SettingsDep, WriterDep, encodable_body
-from llmscope.collector.ingest import FeedbackEvent
+from llmscope.collector.ingest import ExternalEvaluation, FeedbackEvent
 from llmscope.db.models import Evaluation, Feedback, Record
 from llmscope.db.queries import feedback_history
 from llmscope.schema import (
+    EvaluationIn,
     EvaluationOut,
     FeedbackIn,
     FeedbackOut,
@@ -153,6 +155,33 @@ def post_feedback(
     return FeedbackCreated(id=event.id, record_id=event.record_id)
 
 
+@router.post(
+    "/{record_id}/evaluations",
+    status_code=201,
+    response_model=EvaluationOut,
+    dependencies=[Depends(encodable_body)],
+)
+def post_evaluation(
+    record_id: str, body: EvaluationIn, session: SessionDep, writer: WriterDep
+) -> EvaluationOut:
+    """Attach an evaluation computed elsewhere (version ``external``; replaces the evaluator's
+    earlier one on this record)."""
+    item = ExternalEvaluation(
+        evaluator=body.evaluator,
+        record_ref=record_id,
+        score=body.score,
+        passed=body.passed,
+        label=body.label,
+        justification=body.justification,
+    )
+    [row] = writer.evaluations(session, [item])
+    if row is None:
+        raise HTTPException(404, f"no record with id {record_id!r}")
+    out = EvaluationOut.model_validate(row)
+    session.commit()
+    return out
+
+
 def _encode_cursor(record: Record) -> str:
     raw = json.dumps([record.timestamp.isoformat(), record.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -219,6 +248,7 @@ def record_out(record: Record, events: list[Feedback]) -> RecordOut:
         tools=record.tools,
         choices=record.choices,
         route=record.route,
+        response_id=record.response_id,
         feedback=history,
         latest_feedback=history[-1] if history else None,
     )
