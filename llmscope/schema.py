@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictStr, model_validator
 
 from llmscope import limits
-
 from llmscope_sdk.records import (
     FeedbackIn,
     Message,
@@ -97,8 +96,11 @@ class EvaluationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    evaluator: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[^@]+$")] = (
-        Field(description="The evaluator's name (no '@'); the analysis shows NAME@external.")
+    evaluator: StrictStr = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^@]+$",
+        description="The evaluator's name (no '@'); the analysis shows NAME@external.",
     )
     score: Annotated[float, Strict(), Field(allow_inf_nan=False)] | None = None
     passed: StrictBool | None = None

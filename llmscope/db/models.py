@@ -1,10 +1,10 @@
 """The store's schema: every table llmscope has, for the collector, the analysis and the dashboard.
 
 The collector writes ``records``, ``feedback``, ``evaluations`` (and ``pending_evaluations``,
-external ones waiting for their record) and ``experiments`` (with ``experiment_items``); the analysis reads them and
-writes ``embeddings``, ``analysis_runs``, ``run_clusters``, ``run_assignments``, ``summaries``
-and ``alerts``; the dashboard only reads. Alembic migrations in ``migrations/`` create these tables;
-change a table here and add a migration beside it.
+external ones waiting for their record) and ``experiments`` (with ``experiment_items``); the
+analysis reads them and writes ``embeddings``, ``analysis_runs``, ``run_clusters``,
+``run_assignments``, ``summaries`` and ``alerts``; the dashboard only reads. Alembic migrations
+in ``migrations/`` create these tables; change a table here and add a migration beside it.
 """
 
 from __future__ import annotations

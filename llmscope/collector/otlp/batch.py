@@ -1,4 +1,5 @@
-"""One export request to what gets written: record rows, feedback, and the spans left out.
+"""One export request to what gets written: record rows, evaluations, feedback, and the spans
+left out.
 
 Every span is judged alone: a span whose attributes break their convention is rejected (and
 named in ``partial_success``) while the rest of its batch is stored; a span that is not an LLM
@@ -15,10 +16,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from pydantic import ValidationError
 
 from llmscope import limits
-from llmscope.collector.ingest import FeedbackEvent, RecordWriter
+from llmscope.collector.ingest import ExternalEvaluation, FeedbackEvent, RecordWriter
 from llmscope.collector.otlp.attributes import BadAttribute, attributes_of
-from llmscope.collector.otlp.feedback import feedback_of
-from llmscope.collector.otlp.mapping import record_id_for, span_ids, span_record
+from llmscope.collector.otlp.feedback import Target, verdicts_of
+from llmscope.collector.otlp.mapping import record_id_for, response_id_of, span_ids, span_record
+from llmscope.schema import record_row
 
 _ERRORS_SHOWN = 5
 log = logging.getLogger("llmscope.collector.otlp")
@@ -28,6 +30,7 @@ log = logging.getLogger("llmscope.collector.otlp")
 class ExportBatch:
     rows: list[dict[str, Any]] = field(default_factory=list)
     feedback: list[FeedbackEvent] = field(default_factory=list)
+    evaluations: list[ExternalEvaluation] = field(default_factory=list)
     spans: int = 0
     skipped: int = 0
     rejected: int = 0
@@ -58,7 +61,8 @@ def _service_name(request_resource: Any) -> str | None:
 
 
 def map_export(request: ExportTraceServiceRequest, writer: RecordWriter) -> ExportBatch:
-    """The rows (finished by ``writer``) and feedback of ``request``; ``source="otlp"``."""
+    """The rows (finished by ``writer``), evaluations and feedback of ``request``;
+    ``source="otlp"``."""
     batch = ExportBatch()
     seen: set[str] = set()
     for resource_spans in request.resource_spans:
@@ -70,14 +74,18 @@ def map_export(request: ExportTraceServiceRequest, writer: RecordWriter) -> Expo
                 try:
                     attrs = attributes_of(span.attributes)
                     record = span_record(span, attrs, service)
-                    # Feedback on a span that is no call belongs to the call it evaluates.
-                    target = ids.span_id if record or not ids.parent_span_id else ids.parent_span_id
-                    items = feedback_of(
+                    # Verdicts on a span that is no call belong to the call it evaluates.
+                    target = ids.span_id if record else ids.parent_span_id
+                    evaluations, feedback = verdicts_of(
                         span,
                         attrs,
-                        record_id=record_id_for(ids.trace_id, target),
-                        span_id=target,
+                        Target(
+                            record_id_for(ids.trace_id, target) if target else None,
+                            target,
+                        ),
+                        own=record is not None,
                     )
+                    response_id = response_id_of(attrs) if record else None
                 except BadAttribute as exc:
                     batch.rejected += 1
                     batch.errors.append(f"span {ids.span_id or '?'}: {exc}")
@@ -91,11 +99,14 @@ def map_export(request: ExportTraceServiceRequest, writer: RecordWriter) -> Expo
                     batch.rejected += 1
                     batch.errors.append(f"span {ids.span_id or '?'}: attributes could not be read")
                     continue
-                batch.feedback.extend(items)
+                batch.feedback.extend(feedback)
+                batch.evaluations.extend(evaluations)
                 if record is None:
                     batch.skipped += 1
                     continue
-                row = writer.row(record, source="otlp")
+                row = writer.finish(
+                    {**record_row(record, source="otlp"), "response_id": response_id}
+                )
                 if row["id"] in seen:  # the same span twice in one export is one record
                     batch.skipped += 1
                     continue

@@ -25,7 +25,14 @@ from typing import Any, Protocol
 
 from llmscope import limits
 from llmscope.collector.otlp.attributes import Attrs, BadAttribute
-from llmscope.collector.otlp.messages import first_text, genai_messages, part_texts
+from llmscope.collector.otlp.messages import (
+    answer_tool_calls,
+    first_text,
+    genai_messages,
+    openai_tool_call,
+    part_texts,
+    tool_names,
+)
 from llmscope.collector.otlp.mlflow import MLflowTracing
 
 __all__ = ["ADAPTERS", "Adapter", "template_name_for"]
@@ -108,6 +115,10 @@ class GenAI:
             "output_tokens": attrs.integer("gen_ai.usage.output_tokens"),
             "messages": messages,
             "response": first_text(output),
+            "tool_calls": answer_tool_calls(output),
+            "tools": tool_names(
+                attrs.structured("gen_ai.tool.definitions"), "gen_ai.tool.definitions"
+            ),
             "template": _template(
                 attrs.text("gen_ai.prompt.name"),
                 attrs.text("gen_ai.prompt.version"),
@@ -197,7 +208,9 @@ class OpenInference:
             "output_tokens": completion_tokens,
             "messages": messages or None,
             "prompt": None if messages else attrs.text("input.value"),
-            "response": first_text(output) or attrs.text("output.value"),
+            "response": first_text(output) if output else self._output_value(attrs),
+            "tool_calls": answer_tool_calls(output),
+            "tools": self._tools(attrs),
             "template": _template(
                 None,
                 attrs.text("llm.prompt_template.version"),
@@ -221,15 +234,48 @@ class OpenInference:
             content = "\n".join(t for t in texts if t) or None
         message["content"] = content
         calls = [
-            {
-                "name": call.text("tool_call.function.name"),
-                "arguments": call.text("tool_call.function.arguments"),
-            }
+            openai_tool_call(
+                call.text("tool_call.id"),
+                call.text("tool_call.function.name"),
+                call.text("tool_call.function.arguments"),
+            )
             for call in item.indexed("message.tool_calls")
         ]
         if calls:
             message["tool_calls"] = calls
+        call_id = item.text("message.tool_call_id")
+        if call_id is not None:
+            message["tool_call_id"] = call_id
         return message
+
+    @staticmethod
+    def _tools(attrs: Attrs) -> list[str] | None:
+        schemas = []
+        for i, tool in enumerate(attrs.indexed("llm.tools")):
+            schema = Attrs({"s": tool.raw("tool.json_schema")}).structured("s")
+            if not isinstance(schema, dict):
+                raise BadAttribute(f"llm.tools.{i}.tool.json_schema", "expected a JSON object")
+            schemas.append(schema)
+        return tool_names(schemas, "llm.tools") if schemas else None
+
+    @staticmethod
+    def _output_value(attrs: Attrs) -> str | None:
+        """``output.value`` as the answer when no output message says it: the text, or the
+        first choice's text of an OpenAI answer kept as JSON (never the JSON itself)."""
+        value = attrs.text("output.value")
+        if value is None or attrs.text("output.mime_type") != "application/json":
+            return value
+        try:
+            answer = attrs.structured("output.value")
+        except BadAttribute:
+            return None
+        choices = answer.get("choices") if isinstance(answer, dict) else None
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            message = choices[0].get("message") or {}
+            content = message.get("content") if isinstance(message, dict) else None
+            text = choices[0].get("text")
+            return content if isinstance(content, str) else text if isinstance(text, str) else None
+        return None
 
     @staticmethod
     def _tags(attrs: Attrs) -> dict[str, str] | None:

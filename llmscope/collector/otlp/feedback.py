@@ -1,102 +1,139 @@
-"""Feedback carried in traces: ``gen_ai.evaluation.result`` events and OpenInference annotations.
+"""Verdicts carried in traces: ``gen_ai.evaluation.result`` events and OpenInference annotations.
 
-Each becomes a :class:`~llmscope.collector.ingest.FeedbackEvent` on the record of the span it
-belongs to: the span's own record, or, when that span is not an LLM call (an evaluator span),
-the record of its parent span; the write path stores it. A
-label such as ``pass``/``fail`` or ``correct``/``incorrect`` becomes a thumb, a numeric score is
-kept as the score; the evaluation's name and label become tags, its explanation the comment.
-The event time is the feedback time, which also makes a retried export store nothing twice.
+An evaluation event (``gen_ai.evaluation.name``, ``.score.value``, ``.score.label``,
+``.explanation``) and an OpenInference annotation or evaluation made by an LLM or by code
+(``annotator_kind`` ``LLM``/``CODE``, or none) become an
+:class:`~llmscope.collector.ingest.ExternalEvaluation` (version ``external``); an annotation
+made by a person (``annotator_kind`` ``HUMAN``) is a user's rating and becomes a
+:class:`~llmscope.collector.ingest.FeedbackEvent`, a pass/fail label becoming a thumb.
+
+Which record they judge (:class:`Target`): the span's own record when the span is an LLM call;
+otherwise the call named by ``gen_ai.response.id`` (on the event or the span), else the record
+of the parent span (an evaluator span under the call it judged). A record not stored yet is
+waited for (``pending_evaluations``). The event time is the verdict's time, so a retried export
+changes nothing.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from llmscope.collector.ingest import FeedbackEvent
+from llmscope.collector.ingest import ExternalEvaluation, FeedbackEvent
+from llmscope.collector.ingest.evaluations import passed_for
 from llmscope.collector.otlp.attributes import Attrs, attributes_of
 
+__all__ = ["EVALUATION_EVENT", "Target", "thumb_for", "verdicts_of"]
+
 EVALUATION_EVENT = "gen_ai.evaluation.result"
-_UP_LABELS = {
-    "pass", "passed", "correct", "relevant", "good", "up", "thumbs_up", "yes", "true",
-    "positive", "helpful", "factual", "accurate", "safe",
-}  # fmt: skip
-_DOWN_LABELS = {
-    "fail", "failed", "incorrect", "not_relevant", "irrelevant", "bad", "down", "thumbs_down",
-    "no", "false", "negative", "unhelpful", "hallucinated", "inaccurate", "unsafe", "toxic",
-}  # fmt: skip
 # OpenInference annotation lists (span scope only: trace and session scopes name no span).
 _ANNOTATION_LISTS = (("annotations", "annotation"), ("evaluations", "evaluation"))
+_RESPONSE_ID = "gen_ai.response.id"
 
 
 def thumb_for(label: str | None) -> str | None:
-    if label is None:
-        return None
-    key = label.strip().lower().replace(" ", "_").replace("-", "_")
-    return "up" if key in _UP_LABELS else "down" if key in _DOWN_LABELS else None
+    passed = passed_for(label)
+    return None if passed is None else "up" if passed else "down"
 
 
-def _event(
-    attrs: Attrs,
-    prefix: str,
-    *,
-    record_id: str,
-    span_id: str,
-    at: datetime,
-    default_source: str,
-) -> FeedbackEvent | None:
-    name = attrs.text(f"{prefix}name")
-    label = attrs.text(f"{prefix}score.label") or attrs.text(f"{prefix}label")
-    score = attrs.number(f"{prefix}score.value")
-    if score is None:  # OpenInference's annotation.score is the number itself
-        score = attrs.number(f"{prefix}score")
-    thumb = thumb_for(label)
-    if thumb is None and score is None:
-        return None  # nothing the analysis can count (an unknown label alone)
-    kind = attrs.text(f"{prefix}annotator_kind")
-    return FeedbackEvent(
-        record_ref=record_id,
-        span_id=span_id,
-        thumb=thumb,
-        score=score if score is not None else (1.0 if thumb == "up" else 0.0),
-        tags=[t for t in (name, label) if t],
-        comment=attrs.text(f"{prefix}explanation"),
-        source=kind.lower() if kind else default_source,
-        created_at=at,
-    )
+@dataclass(frozen=True)
+class Target:
+    """The record a span's verdicts judge: by record id and span id, or by response id."""
+
+    record_id: str | None
+    span_id: str | None
+    response_id: str | None = None
+
+    def with_response(self, response_id: str | None) -> Target:
+        if response_id is None or self.response_id is not None:
+            return self
+        return Target(None, None, response_id)
 
 
 def _time(nanos: int) -> datetime:
     return datetime.fromtimestamp(nanos / 1e9, UTC) if nanos > 0 else datetime.now(UTC)
 
 
-def feedback_of(span: Span, attrs: Attrs, *, record_id: str, span_id: str) -> list[FeedbackEvent]:
-    """The feedback events in ``span``, addressed to ``record_id`` (found by ``span_id``)."""
-    found: list[FeedbackEvent | None] = []
+def _evaluation(
+    attrs: Attrs, prefix: str, target: Target, at: datetime
+) -> ExternalEvaluation | None:
+    name = attrs.text(f"{prefix}name")
+    label = attrs.text(f"{prefix}score.label") or attrs.text(f"{prefix}label")
+    score = attrs.number(f"{prefix}score.value")
+    if score is None:  # OpenInference's annotation.score is the number itself
+        score = attrs.number(f"{prefix}score")
+    if name is None or (score is None and label is None):
+        return None  # nothing to key it by, or nothing it says
+    return ExternalEvaluation(
+        evaluator=name,
+        record_ref=target.record_id,
+        span_id=target.span_id,
+        response_id=target.response_id,
+        score=score,
+        label=label,
+        justification=attrs.text(f"{prefix}explanation"),
+        created_at=at,
+    )
+
+
+def _human_feedback(
+    attrs: Attrs, prefix: str, target: Target, at: datetime
+) -> FeedbackEvent | None:
+    if target.record_id is None:
+        return None
+    name = attrs.text(f"{prefix}name")
+    label = attrs.text(f"{prefix}score.label") or attrs.text(f"{prefix}label")
+    score = attrs.number(f"{prefix}score")
+    thumb = thumb_for(label)
+    if thumb is None and score is None:
+        return None  # nothing the analysis can count (an unknown label alone)
+    return FeedbackEvent(
+        record_ref=target.record_id,
+        span_id=target.span_id,
+        thumb=thumb,
+        score=score if score is not None else (1.0 if thumb == "up" else 0.0),
+        tags=[t for t in (name, label) if t],
+        comment=attrs.text(f"{prefix}explanation"),
+        source="human",
+        created_at=at,
+    )
+
+
+def verdicts_of(
+    span: Span, attrs: Attrs, target: Target, *, own: bool
+) -> tuple[list[ExternalEvaluation], list[FeedbackEvent]]:
+    """The evaluations and the people's feedback in ``span``, addressed to ``target``.
+
+    ``own``: the span is the call itself (its own record), so a response id does not redirect.
+    """
+    evaluations: list[ExternalEvaluation | None] = []
+    feedback: list[FeedbackEvent | None] = []
+    span_target = target if own else target.with_response(attrs.text(_RESPONSE_ID))
     for event in span.events:
         if event.name == EVALUATION_EVENT:
-            found.append(
-                _event(
-                    attributes_of(event.attributes),
-                    "gen_ai.evaluation.",
-                    record_id=record_id,
-                    span_id=span_id,
-                    at=_time(event.time_unix_nano),
-                    default_source="evaluator",
-                )
+            event_attrs = attributes_of(event.attributes)
+            aimed = (
+                span_target if own else span_target.with_response(event_attrs.text(_RESPONSE_ID))
+            )
+            evaluations.append(
+                _evaluation(event_attrs, "gen_ai.evaluation.", aimed, _time(event.time_unix_nano))
             )
     span_end = _time(span.end_time_unix_nano or span.start_time_unix_nano)
     for list_name, item_name in _ANNOTATION_LISTS:
         for item in attrs.indexed(list_name, flat_only=True):
-            found.append(
-                _event(
-                    item,
-                    f"{item_name}.",
-                    record_id=record_id,
-                    span_id=span_id,
-                    at=span_end,
-                    default_source="annotation",
-                )
-            )
-    return [f for f in found if f is not None]
+            prefix = f"{item_name}."
+            kind = (item.text(f"{prefix}annotator_kind") or "").upper()
+            if kind == "HUMAN":
+                feedback.append(_human_feedback(item, prefix, span_target, span_end))
+            else:
+                evaluations.append(_evaluation(item, prefix, span_target, span_end))
+    return (
+        [e for e in evaluations if e is not None and _aimed(e)],
+        [f for f in feedback if f is not None],
+    )
+
+
+def _aimed(item: ExternalEvaluation) -> bool:
+    return bool(item.record_ref or item.span_id or item.response_id)

@@ -3,7 +3,8 @@
 Which families a span carries and what each gives is ``llmscope.collector.otlp.conventions``;
 here the verdicts are combined (a call when some family says so and none says otherwise), the
 fields merged (earlier adapters win where two set one field; tags are merged), and the span
-itself gives the id, timing, status, trace and span ids; the resource's ``service.name`` becomes
+itself gives the id, timing (the time to first token from OpenInference's first-token span event
+when no attribute gave it), status, trace and span ids; the resource's ``service.name`` becomes
 the record's ``endpoint``. The result is validated as a ``RecordIn``, like a REST record.
 """
 
@@ -16,11 +17,23 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from llmscope import limits
 from llmscope.collector.otlp.attributes import Attrs, BadAttribute, attributes_of
 from llmscope.collector.otlp.conventions import ADAPTERS
 from llmscope.schema import RecordIn
 
-__all__ = ["SpanIds", "is_llm_call", "record_id_for", "span_ids", "span_record"]
+__all__ = [
+    "FIRST_TOKEN_EVENT",
+    "SpanIds",
+    "is_llm_call",
+    "record_id_for",
+    "response_id_of",
+    "span_ids",
+    "span_record",
+]
+
+# OpenInference marks the first streamed token with this span event (its time is the TTFT).
+FIRST_TOKEN_EVENT = "First Token Stream Event"
 
 # Record ids of traced calls are derived from trace and span id, so a retried export (same
 # spans) yields the same ids and the store keeps one copy.
@@ -82,6 +95,29 @@ def _error_text(span: Span, attrs: Attrs, fields: dict[str, Any]) -> str | None:
     return fields.get("error") or attrs.text("error.type") or "error"
 
 
+def _first_token_ms(span: Span) -> float | None:
+    start = int(span.start_time_unix_nano)
+    for event in span.events:
+        at = int(event.time_unix_nano)
+        if event.name == FIRST_TOKEN_EVENT and start > 0 and at >= start:
+            return (at - start) / 1e6
+    return None
+
+
+def response_id_of(attrs: Attrs) -> str | None:
+    """The provider's id of the answer: ``gen_ai.response.id``, or the ``id`` of the JSON answer
+    OpenInference keeps in ``output.value``."""
+    found = attrs.text("gen_ai.response.id")
+    if found is None and attrs.text("output.mime_type") == "application/json":
+        try:
+            answer = attrs.structured("output.value")
+        except BadAttribute:
+            return None
+        if isinstance(answer, dict) and isinstance(answer.get("id"), str):
+            found = answer["id"]
+    return found[: limits.NAME] if found else None
+
+
 def span_record(span: Span, attrs: Attrs, service_name: str | None) -> RecordIn | None:
     """The record of ``span``, or None when it is not an LLM call.
 
@@ -99,6 +135,8 @@ def span_record(span: Span, attrs: Attrs, service_name: str | None) -> RecordIn 
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     latency = (end - start) / 1e6 if start > 0 and end >= start else None
     user_id = fields.pop("user_id", None) or attrs.text("user.id") or attrs.text("enduser.id")
+    if fields.get("ttft_ms") is None:
+        fields["ttft_ms"] = _first_token_ms(span)
     return RecordIn.model_validate(
         {
             **fields,

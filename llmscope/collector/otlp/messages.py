@@ -1,18 +1,80 @@
 """Chat messages as the OpenTelemetry GenAI conventions write them, read into record messages.
 
 A GenAI message is ``{role, parts: [{type, content}, ...]}`` (or the older ``{role, content}``);
-a record message keeps ``role`` and the joined text ``content``, and keeps the parts that are not
-text (tool calls, media) under ``parts``. A shape that breaks the convention raises
-``BadAttribute`` naming the attribute.
+a record message keeps ``role`` and the joined text ``content`` and, as the gateway records an
+OpenAI request, the ``tool_call`` parts as ``tool_calls`` (``{id, type: function, function:
+{name, arguments}}``, arguments as JSON text) and a ``tool_call_response`` part as
+``tool_call_id`` with its response as the content; other parts that are not text (media) stay
+under ``parts``. :func:`answer_tool_calls` gives the record's ``tool_calls`` (the first answer's,
+``{id, name, arguments}``) and :func:`tool_names` the names of the tools offered. A shape that
+breaks the convention raises ``BadAttribute`` naming the attribute.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from llmscope.collector.otlp.attributes import Attrs, BadAttribute
 
-__all__ = ["first_text", "genai_messages", "part_texts"]
+__all__ = [
+    "answer_tool_calls",
+    "first_text",
+    "genai_messages",
+    "openai_tool_call",
+    "part_texts",
+    "tool_names",
+]
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def openai_tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    """A tool call as an OpenAI request message holds it (the gateway's ``messages``)."""
+    return {
+        "id": call_id if isinstance(call_id, str) else None,
+        "type": "function",
+        "function": {"name": str(name or ""), "arguments": _json_text(arguments)},
+    }
+
+
+def answer_tool_calls(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """The record's ``tool_calls``: the first answer's, ``{id, name, arguments}``."""
+    for message in messages or []:
+        calls = message.get("tool_calls")
+        if calls:
+            return [
+                {"id": c.get("id"), "name": c["function"]["name"],
+                 "arguments": c["function"]["arguments"]}
+                for c in calls
+            ]  # fmt: skip
+        return None
+    return None
+
+
+def tool_names(definitions: Any, key: str) -> list[str] | None:
+    """The names of the tools a request offered, from their definitions (GenAI's
+    ``{type, name, ...}`` or OpenAI's ``{type, function: {name, ...}}``)."""
+    if definitions is None:
+        return None
+    if not isinstance(definitions, list):
+        raise BadAttribute(key, "expected a list of tool definitions")
+    names = []
+    for tool in definitions:
+        if not isinstance(tool, dict):
+            raise BadAttribute(key, "expected tool definitions to be objects")
+        function = tool.get("function")
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            names.append(function["name"])
+        elif isinstance(tool.get("name"), str):
+            names.append(tool["name"])
+        elif isinstance(tool.get("type"), str):
+            names.append(tool["type"])
+    return names or None
 
 
 def part_texts(parts: Any, key: str) -> tuple[str | None, list[dict[str, Any]]]:
@@ -39,8 +101,24 @@ def _genai_message(raw: Any, key: str, default_role: str) -> dict[str, Any]:
     if "parts" in raw:
         text, others = part_texts(raw["parts"], key)
         message["content"] = text
-        if others:
-            message["parts"] = others
+        calls, kept = [], []
+        for part in others:
+            kind = part.get("type")
+            if kind == "tool_call":
+                calls.append(
+                    openai_tool_call(part.get("id"), part.get("name"), part.get("arguments"))
+                )
+            elif kind == "tool_call_response":
+                if isinstance(part.get("id"), str):
+                    message["tool_call_id"] = part["id"]
+                if message["content"] is None:
+                    message["content"] = _json_text(part.get("response"))
+            else:
+                kept.append(part)
+        if calls:
+            message["tool_calls"] = calls
+        if kept:
+            message["parts"] = kept
     elif isinstance(raw.get("content"), str):  # the older {role, content} shape
         message["content"] = raw["content"]
     return message

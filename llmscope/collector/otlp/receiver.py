@@ -2,7 +2,8 @@
 
 The export is decoded and mapped in a worker thread, then written synchronously, in one
 transaction, before the answer: a 200 means the records and feedback are committed, and a
-retried export stores nothing twice (record ids come from trace and span ids). At most
+retried export stores nothing twice (record ids come from trace and span ids). Evaluations whose
+record is not stored yet wait for it. At most
 ``otlp_max_concurrent_writes`` exports write at once; past that the receiver answers 429 with
 ``Retry-After`` (the OTLP exporters retry 429, 502, 503 and 504), and 503 when the store is down.
 """
@@ -101,11 +102,14 @@ def _decode(
 def _write(
     factory: sessionmaker[Session], writer: RecordWriter, batch: ExportBatch
 ) -> tuple[list[dict[str, Any]], list[tuple[str | None, str | None]]]:
-    """Store the batch in one transaction; returns the rows it stored (an exporter's retry
-    stores none again) and the stored feedback's (endpoint, thumb)."""
+    """Store the batch in one transaction (records, then feedback and evaluations on them);
+    returns the rows it stored (an exporter's retry stores none again) and the stored
+    feedback's (endpoint, thumb)."""
     with session_scope(factory) as session:
         stored = writer.store(session, batch.rows)
         events = writer.feedback(session, batch.feedback)
+        # a later export may bring an evaluation's record: the evaluation waits for it
+        writer.evaluations(session, batch.evaluations, wait=True)
         thumbs = [(_endpoint_of(session, e.record_id), e.thumb) for e in events if e is not None]
         return stored, thumbs
 
@@ -158,12 +162,13 @@ async def export_traces(request: Request) -> Response:
     for endpoint, thumb in feedback:
         accounting.metrics.feedback(endpoint, thumb)
     log.info(
-        "otlp export spans=%d records=%d skipped=%d rejected=%d feedback=%d",
+        "otlp export spans=%d records=%d skipped=%d rejected=%d feedback=%d evaluations=%d",
         batch.spans,
         len(batch.rows),
         batch.skipped,
         batch.rejected,
         len(feedback),
+        len(batch.evaluations),
     )
     return Response(
         content=wire.export_response(encoding, batch.rejected, batch.error_message()),
