@@ -163,8 +163,9 @@ def test_spans_from_the_opentelemetry_sdk_become_records(live_server: str) -> No
         "variables": {"order_id": "A-17"},
     }
     assert record["session_id"] == "conv-9" and record["status"] == "ok"
-    assert record["latest_feedback"]["value"] == "down"
-    assert record["latest_feedback"]["tags"] == ["helpfulness", "fail"]
+    assert [
+        (e["evaluator"], e["version"], e["passed"], e["label"]) for e in record["evaluations"]
+    ] == [("helpfulness", "external", False, "fail")]
 
     record = _record(base, deprecated)
     assert (record["provider"], record["model"]) == ("anthropic", "claude-3-5-haiku")
@@ -181,7 +182,7 @@ def test_spans_from_the_opentelemetry_sdk_become_records(live_server: str) -> No
     assert (record["input_tokens"], record["output_tokens"]) == (5, 1)
     assert (record["session_id"], record["user_id"]) == ("sess-3", "user-3")
     assert record["tags"] == {"translation": "true"}
-    assert [(f["value"], f["tags"]) for f in record["feedback"]] == [(0.5, ["correctness"])]
+    assert [(e["evaluator"], e["score"]) for e in record["evaluations"]] == [("correctness", 0.5)]
 
     record = _record(base, openllmetry)
     assert record["template"] == {

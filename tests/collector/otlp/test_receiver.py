@@ -1,4 +1,5 @@
-"""``POST /v1/traces`` over real HTTP: encodings, gzip, idempotence, feedback, error statuses."""
+"""``POST /v1/traces`` over real HTTP: encodings, gzip, idempotence, evaluations and feedback,
+error statuses."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from llmscope.app.server import create_app
 from llmscope.collector.otlp.mapping import record_id_for
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
-from llmscope.db.models import Feedback, Record
+from llmscope.db.models import Evaluation, Feedback, PendingEvaluation, Record
 from tests.collector.otlp.server import serve_app
 from tests.collector.otlp.spans import export_request, make_span, otlp_json
 from tests.collector.otlp.test_mapping import GENAI_CURRENT, GENAI_DEPRECATED, OPENINFERENCE
@@ -118,7 +119,14 @@ def test_broken_span_gives_partial_success_and_the_rest_is_stored(
     assert count_rows(engine, Record) == 2
 
 
-def test_evaluation_events_and_annotations_become_feedback(
+def _evaluations(record: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (e["evaluator"], e["version"], e["score"], e["passed"], e["label"], e["justification"])
+        for e in record["evaluations"]
+    )
+
+
+def test_evaluation_events_and_annotations_become_evaluations(
     collector: Collector, engine: Engine
 ) -> None:
     base, _ = collector
@@ -130,6 +138,10 @@ def test_evaluation_events_and_annotations_become_feedback(
             "annotations.0.annotation.label": "hallucinated",
             "annotations.0.annotation.annotator_kind": "LLM",
             "annotations.0.annotation.explanation": "no such tab",
+            # a person's annotation is a user's rating: feedback
+            "annotations.1.annotation.name": "helpful",
+            "annotations.1.annotation.label": "thumbs_down",
+            "annotations.1.annotation.annotator_kind": "HUMAN",
         },
         trace_id=trace_id,
         span_id=b"\x44" * 8,
@@ -155,28 +167,23 @@ def test_evaluation_events_and_annotations_become_feedback(
     body = export_request([llm, evaluator]).SerializeToString()
     assert post(base, body, PROTOBUF).status_code == 200
     record = get_record(base, record_id_for("33" * 16, "44" * 8))
-    got = sorted(
-        (f["value"], f["tags"], f["comment"], f["source"])
-        for f in record["feedback"]
-        if isinstance(f["value"], str)
-    )
-    assert got == [
-        ("down", ["hallucination", "hallucinated"], "no such tab", "llm"),
-        ("up", ["relevance", "relevant"], "on topic", "evaluator"),
+    assert _evaluations(record) == [
+        ("correctness", "external", 0.25, None, None, None),
+        ("hallucination", "external", None, False, "hallucinated", "no such tab"),
+        ("relevance", "external", 0.9, True, "relevant", "on topic"),
     ]
-    scores = [f for f in record["feedback"] if not isinstance(f["value"], str)]
-    assert [(f["value"], f["tags"], f["source"]) for f in scores] == [
-        (0.25, ["correctness"], "annotation")
+    assert all(e["status"] == "done" for e in record["evaluations"])
+    assert [(f["value"], f["tags"], f["source"]) for f in record["feedback"]] == [
+        ("down", ["helpful", "thumbs_down"], "human")
     ]
-    # A retried export does not repeat the feedback.
+    # A retried export repeats nothing.
     assert post(base, body, PROTOBUF).status_code == 200
-    assert count_rows(engine, Feedback) == 3
+    assert count_rows(engine, Evaluation) == 3 and count_rows(engine, Feedback) == 1
 
 
-def test_feedback_in_a_later_export_finds_the_stored_record(collector: Collector) -> None:
+def test_an_evaluation_before_its_record_waits_for_it(collector: Collector, engine: Engine) -> None:
     base, _ = collector
-    llm = make_span(GENAI_DEPRECATED, trace_id=b"\x55" * 16, span_id=b"\x66" * 8)
-    assert post(base, export_request([llm]).SerializeToString(), PROTOBUF).status_code == 200
+    # The judge's span is exported first (it ended first, or another process sent it).
     judge = make_span(
         {"gen_ai.operation.name": "evaluate"},
         trace_id=b"\x55" * 16,
@@ -189,9 +196,56 @@ def test_feedback_in_a_later_export_finds_the_stored_record(collector: Collector
         ],
     )
     assert post(base, export_request([judge]).SerializeToString(), PROTOBUF).status_code == 200
+    assert count_rows(engine, PendingEvaluation) == 1 and count_rows(engine, Evaluation) == 0
+    llm = make_span(GENAI_DEPRECATED, trace_id=b"\x55" * 16, span_id=b"\x66" * 8)
+    assert post(base, export_request([llm]).SerializeToString(), PROTOBUF).status_code == 200
     record = get_record(base, record_id_for("55" * 16, "66" * 8))
-    assert record["latest_feedback"]["value"] == "down"
-    # The REST feedback API takes the span id too.
+    assert _evaluations(record) == [("ok", "external", None, False, "fail", None)]
+    assert count_rows(engine, PendingEvaluation) == 0
+
+
+def test_an_evaluation_names_its_call_by_response_id(collector: Collector, engine: Engine) -> None:
+    base, _ = collector
+    verdict = (
+        "gen_ai.evaluation.result",
+        {
+            "gen_ai.evaluation.name": "groundedness",
+            "gen_ai.evaluation.score.value": 4,
+            "gen_ai.evaluation.score.label": "pass",
+            "gen_ai.response.id": "chatcmpl-77",
+        },
+    )
+    # An evaluation pipeline's own trace, apart from the call's: only the response id links them.
+    early = make_span({"gen_ai.operation.name": "evaluate"}, events=[verdict])
+    assert post(base, export_request([early]).SerializeToString(), PROTOBUF).status_code == 200
+    llm = make_span(
+        {**GENAI_CURRENT, "gen_ai.response.id": "chatcmpl-77"},
+        trace_id=b"\x77" * 16,
+        span_id=b"\x78" * 8,
+    )
+    assert post(base, export_request([llm]).SerializeToString(), PROTOBUF).status_code == 200
+    record = get_record(base, record_id_for("77" * 16, "78" * 8))
+    assert record["response_id"] == "chatcmpl-77"
+    assert _evaluations(record) == [("groundedness", "external", 4.0, True, "pass", None)]
+    # Later verdicts on a stored call land at once; the same evaluator's newer one replaces it.
+    later = make_span(
+        {"gen_ai.operation.name": "evaluate"},
+        events=[
+            verdict,
+            ("gen_ai.evaluation.result", {**verdict[1], "gen_ai.evaluation.name": "tone"}),
+        ],
+    )
+    assert post(base, export_request([later]).SerializeToString(), PROTOBUF).status_code == 200
+    record = get_record(base, record_id_for("77" * 16, "78" * 8))
+    assert [e["evaluator"] for e in record["evaluations"]] == ["groundedness", "tone"]
+    assert count_rows(engine, PendingEvaluation) == 0
+
+
+def test_feedback_api_takes_the_span_id_of_a_traced_call(collector: Collector) -> None:
+    base, _ = collector
+    llm = make_span(GENAI_DEPRECATED, trace_id=b"\x55" * 16, span_id=b"\x66" * 8)
+    assert post(base, export_request([llm]).SerializeToString(), PROTOBUF).status_code == 200
+    record = get_record(base, record_id_for("55" * 16, "66" * 8))
     response = httpx.post(
         f"{base}/api/v1/records/{'66' * 8}/feedback", json={"value": "up"}, timeout=10
     )
