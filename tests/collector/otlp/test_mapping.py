@@ -328,3 +328,142 @@ def test_redaction_applies_to_traced_content() -> None:
     attributes = {**GENAI_DEPRECATED, "gen_ai.prompt.1.content": "mail me at ann@example.com"}
     [row] = map_export(export_request([make_span(attributes)]), RecordWriter(redact_pii=True)).rows
     assert row["messages"][1]["content"] == "mail me at [EMAIL]"
+
+
+# --- agents: tool calls, tools offered, tool results -----------------------------------------
+
+
+def test_genai_tool_call_parts_and_tool_definitions_map_as_the_gateway_records_them() -> None:
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.input.messages": json.dumps(
+            [
+                {"role": "user", "parts": [{"type": "text", "content": "Weather in Oslo?"}]},
+                {
+                    "role": "assistant",
+                    "parts": [
+                        {
+                            "type": "tool_call",
+                            "id": "c1",
+                            "name": "weather",
+                            "arguments": {"city": "Oslo"},
+                        },
+                    ],
+                },
+                {
+                    "role": "tool",
+                    "parts": [
+                        {"type": "tool_call_response", "id": "c1", "response": {"temp_c": -3}}
+                    ],
+                },
+            ]
+        ),  # fmt: skip
+        "gen_ai.output.messages": json.dumps(
+            [
+                {
+                    "role": "assistant",
+                    "parts": [
+                        {
+                            "type": "tool_call",
+                            "id": "c2",
+                            "name": "forecast",
+                            "arguments": '{"city": "Oslo", "days": 2}',
+                        },
+                        {"type": "tool_call", "id": "c3", "name": "alerts", "arguments": None},
+                    ],
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        ),  # fmt: skip
+        "gen_ai.tool.definitions": json.dumps(
+            [
+                {"type": "function", "name": "weather", "parameters": {}},
+                {"type": "function", "function": {"name": "forecast"}},
+                {"type": "web_search"},
+            ]
+        ),
+    }
+    [row] = map_export(export_request([make_span(attributes)]), RecordWriter()).rows
+    assert row["response"] is None
+    assert row["tool_calls"] == [
+        {"id": "c2", "name": "forecast", "arguments": '{"city": "Oslo", "days": 2}'},
+        {"id": "c3", "name": "alerts", "arguments": None},
+    ]
+    assert row["tools"] == ["weather", "forecast", "web_search"]
+    assert row["messages"] == [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function",
+                 "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}
+            ],
+        },
+        {"role": "tool", "content": '{"temp_c": -3}', "tool_call_id": "c1"},
+    ]  # fmt: skip
+
+
+def test_openinference_tool_calls_and_tools_and_never_the_raw_output_json() -> None:
+    answer = {"id": "chatcmpl-9", "choices": [{"message": {"content": None, "tool_calls": []}}]}
+    attributes = {
+        "openinference.span.kind": "LLM",
+        "llm.model_name": "gpt-4o",
+        "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.content": "Refund order 5",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.tool_calls.0.tool_call.id": "t1",
+        "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "refund",
+        "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"order": 5}',
+        "llm.tools.0.tool.json_schema": json.dumps(
+            {"type": "function", "function": {"name": "refund", "parameters": {}}}
+        ),
+        "llm.tools.1.tool.json_schema": json.dumps({"name": "escalate"}),
+        "output.value": json.dumps(answer),
+        "output.mime_type": "application/json",
+    }
+    [row] = map_export(export_request([make_span(attributes)]), RecordWriter()).rows
+    assert row["response"] is None
+    assert row["tool_calls"] == [{"id": "t1", "name": "refund", "arguments": '{"order": 5}'}]
+    assert row["tools"] == ["refund", "escalate"]
+    assert row["response_id"] == "chatcmpl-9"
+    # Without output messages, a JSON output.value gives its first choice's text, not itself.
+    del attributes["llm.output_messages.0.message.role"]
+    for key in [k for k in attributes if ".tool_calls." in k]:
+        del attributes[key]
+    answer["choices"][0]["message"]["content"] = "Refunded."  # type: ignore[index]
+    attributes["output.value"] = json.dumps(answer)
+    [row] = map_export(export_request([make_span(attributes)]), RecordWriter()).rows
+    assert row["response"] == "Refunded." and row["tool_calls"] is None
+
+
+def test_openinference_first_token_event_gives_the_ttft() -> None:
+    span = make_span(
+        {**OPENINFERENCE_VALUES},
+        duration_ms=900.0,
+        events=[("First Token Stream Event", {})],  # 1 ms after the start (spans.py)
+    )
+    [row] = map_export(export_request([span]), RecordWriter()).rows
+    assert row["ttft_ms"] == 1.0
+    # An attribute that says it wins over the event.
+    span = make_span(
+        {**GENAI_CURRENT},
+        events=[("First Token Stream Event", {})],
+    )
+    [row] = map_export(export_request([span]), RecordWriter()).rows
+    assert row["ttft_ms"] == 125.0
+
+
+@pytest.mark.parametrize(
+    ("attributes", "named"),
+    [
+        ({"gen_ai.operation.name": "chat", "gen_ai.tool.definitions": '{"name": "x"}'},
+         "gen_ai.tool.definitions"),
+        ({"openinference.span.kind": "LLM", "llm.tools.0.tool.json_schema": "[1]"},
+         "llm.tools.0.tool.json_schema"),
+    ],
+)  # fmt: skip
+def test_malformed_tool_definitions_reject_the_span(attributes: dict[str, Any], named: str) -> None:
+    batch = map_export(export_request([make_span(attributes)]), RecordWriter())
+    assert batch.rejected == 1 and named in batch.errors[0]
