@@ -56,6 +56,7 @@ def test_api_is_open_until_the_first_key(client: TestClient, engine: Engine) -> 
 CALLS = [
     ("POST", "/api/v1/records", record(id="k1"), "ingest"),
     ("POST", "/api/v1/records/k0/feedback", {"value": "up"}, "ingest"),
+    ("POST", "/api/v1/records/k0/evaluations", {"evaluator": "tone", "passed": True}, "ingest"),
     ("GET", "/api/v1/records", None, "read"),
     ("GET", "/api/v1/records/k0", None, "read"),
     ("GET", "/api/v1/analysis/runs/latest", None, "read"),
@@ -115,6 +116,7 @@ def test_keys_are_stored_hashed_and_verified(engine: Engine) -> None:
     [
         ("POST", "/api/v1/records", "ingest"),
         ("POST", "/api/v1/records/abc/feedback", "ingest"),
+        ("POST", "/api/v1/records/abc/evaluations", "ingest"),
         ("POST", "/v1/traces", "ingest"),
         ("POST", "/v1/chat/completions", "ingest"),
         ("POST", "/v1/completions", "ingest"),

@@ -1,4 +1,5 @@
-"""The ingest and feedback API: what is stored, and that bad input changes nothing."""
+"""The ingest, feedback and evaluations API: what is stored, and that bad input changes
+nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import Engine
 
 from llmscope.app.server import create_app
 from llmscope.config import Settings
-from llmscope.db.models import Feedback, Record
+from llmscope.db.models import Evaluation, Feedback, PendingEvaluation, Record
 from tests.conftest import count_rows
 from tests.factories import feedback, record
 
@@ -220,6 +221,66 @@ def test_feedback_by_span_id(client: TestClient) -> None:
     answer = client.post("/api/v1/records/00f067aa0ba902b7/feedback", json=feedback("up"))
     assert answer.status_code == 201
     assert answer.json()["record_id"] == "traced"
+
+
+def test_an_evaluation_from_outside_is_stored_as_external(client: TestClient) -> None:
+    post(client, record(id="ev", trace_id="b" * 32, span_id="00f067aa0ba902b8"))
+    answer = client.post(
+        "/api/v1/records/ev/evaluations",
+        json={"evaluator": "faithfulness", "score": 0.2, "label": "hallucinated",
+              "justification": "cites a page that does not exist"},
+    )  # fmt: skip
+    assert answer.status_code == 201
+    made = answer.json()
+    assert (made["evaluator"], made["version"], made["status"]) == (
+        "faithfulness",
+        "external",
+        "done",
+    )
+    # no passed given: the label decides it
+    assert (made["score"], made["passed"], made["label"]) == (0.2, False, "hallucinated")
+    # by span id too; the same evaluator's newer verdict replaces the first
+    answer = client.post(
+        "/api/v1/records/00f067aa0ba902b8/evaluations",
+        json={"evaluator": "faithfulness", "passed": True, "label": "hallucinated"},
+    )
+    assert answer.status_code == 201
+    client.post("/api/v1/records/ev/evaluations", json={"evaluator": "tone", "score": 4})
+    got = client.get("/api/v1/records/ev").json()["evaluations"]
+    assert [(e["evaluator"], e["passed"], e["score"], e["justification"]) for e in got] == [
+        ("faithfulness", True, None, None),
+        ("tone", None, 4.0, None),
+    ]
+
+
+def test_an_evaluation_of_an_unknown_record_is_404(client: TestClient, engine: Engine) -> None:
+    answer = client.post("/api/v1/records/nope/evaluations", json={"evaluator": "x", "score": 1})
+    assert answer.status_code == 404
+    assert "nope" in answer.json()["message"]
+    assert count_rows(engine, Evaluation) == 0 and count_rows(engine, PendingEvaluation) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"score": 1}, "evaluator"),
+        ({"evaluator": "", "score": 1}, "evaluator"),
+        ({"evaluator": "a@b", "score": 1}, "evaluator"),
+        ({"evaluator": "x" * 65, "score": 1}, "evaluator"),
+        ({"evaluator": "tone"}, "needs a score, passed or a label"),
+        ({"evaluator": "tone", "passed": "yes"}, "passed"),
+        ({"evaluator": "tone", "score": "high"}, "score"),
+        ({"evaluator": "tone", "score": 1, "judge": "me"}, "judge: unknown field"),
+    ],
+)
+def test_bad_evaluations_are_refused(
+    client: TestClient, engine: Engine, body: dict[str, Any], needle: str
+) -> None:
+    post(client, record(id="be"))
+    answer = client.post("/api/v1/records/be/evaluations", json=body)
+    assert answer.status_code == 422
+    assert needle in answer.json()["message"]
+    assert count_rows(engine, Evaluation) == 0
 
 
 def test_unknown_record_is_404(client: TestClient) -> None:
