@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from llmscope.analysis import stats
@@ -22,9 +23,10 @@ from llmscope.analysis.evaluations import (
 from llmscope.analysis.job import run_analysis
 from llmscope.analysis.windows import parse_interval
 from llmscope.app.cli import main
+from llmscope.app.server import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine
-from llmscope.db.models import Feedback, Record
+from llmscope.db.models import Evaluation, Feedback, Record
 from tests.analysis.http_fakes import fake_llm
 from tests.analysis.traffic import BASELINE, CURRENT, NOW, question
 from tests.evaluate.evaluations.support import JUDGE, grade, write_config
@@ -204,3 +206,65 @@ def test_the_summary_prompt_shows_failing_answers_only_when_there_are_some() -> 
     assert 'Failed by correctness: "States the outdated 2025 policy."' in after
     numbers, rest = after.split("Representative requests", 1)
     assert "evaluator correctness" in numbers and "Failed by" in rest.split("For comparison")[0]
+
+
+def test_evaluations_from_outside_are_tested_per_cluster_beside_the_configured_one(
+    settings: Settings, model: None
+) -> None:
+    """Verdicts posted by a team's own pipeline are the evaluator ``NAME@external``: tested per
+    cluster, agreement with the users' thumbs included, apart from a configured evaluator that
+    shares the name."""
+    rng = random.Random(5)
+    records = []
+    for window, days in (("b", 2), ("c", 0)):
+        for i in range(150):
+            topic = ("password", "refund", "shipping")[i % 3]
+            moment = NOW - timedelta(days=days, hours=rng.uniform(0.5, 20))
+            records.append(
+                Record(
+                    id=f"{topic}-{window}{i}",
+                    timestamp=moment,
+                    endpoint="support-chat",
+                    prompt=question(rng, topic),
+                    response="Here is what you can do.",
+                    latency_ms=300.0,
+                )
+            )
+    ids = [r.id for r in records]
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        session.add_all(records)
+        session.commit()
+        # the configured evaluator of the same name passes everything
+        session.add_all(
+            Evaluation(record_id=i, evaluator="correctness", version="3f9a1c2b", status="done",
+                       score=5.0, passed=True)
+            for i in ids
+        )  # fmt: skip
+        session.commit()
+    thumbs = []
+    with TestClient(create_app(settings)) as client:
+        for record_id in ids:
+            wrong = record_id.startswith("refund-c")
+            body = {"evaluator": "correctness", "label": "incorrect" if wrong else "correct"}
+            answer = client.post(f"/api/v1/records/{record_id}/evaluations", json=body)
+            assert answer.status_code == 201
+            if record_id.endswith(("0", "7")):  # some users rate: down exactly where it failed
+                thumbs.append(wrong)
+                value = "down" if wrong else "up"
+                answer = client.post(f"/api/v1/records/{record_id}/feedback", json={"value": value})
+                assert answer.status_code == 201
+    engine.dispose()
+    report = run_analysis(
+        settings, parse_interval(BASELINE), parse_interval(CURRENT), progress=False
+    ).to_json()
+    assert set(report["evaluators"]) == {"correctness", "correctness@external"}
+    outside = report["evaluators"]["correctness@external"]
+    assert outside["version"] == "external"
+    assert outside["evaluated"] == 150 and outside["failed"] == 50
+    assert outside["agreement"]["n"] == len(thumbs) and outside["agreement"]["kappa"] == 1.0
+    assert report["evaluators"]["correctness"]["failed"] == 0
+    flagged = [c for c in report["clusters"] if c["evaluations"]["correctness@external"]["flagged"]]
+    assert flagged, "the refund cluster should be an evaluator hotspot"
+    assert all(not c["evaluations"]["correctness"]["flagged"] for c in report["clusters"])
+    assert flagged[0]["evaluations"]["correctness@external"]["fail_rate"] > 0.8
