@@ -1,0 +1,63 @@
+"""The migration of evaluations computed elsewhere, up and down, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, inspect, make_url, text
+
+from llmscope.db import MIGRATIONS_DIR, make_engine, upgrade
+from tests.conftest import BACKENDS, PG_URL
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty store (a new SQLite file, or a new PostgreSQL database of its own)."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+        yield engine
+        engine.dispose()
+        return
+    assert PG_URL
+    name = f"llmscope_test_migration_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(make_url(PG_URL).set(database=name).render_as_string(False))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def test_external_evaluations_migration_goes_up_and_down(fresh_engine: Engine) -> None:
+    upgrade(fresh_engine, "0006")
+    schema = inspect(fresh_engine)
+    assert "label" in {c["name"] for c in schema.get_columns("evaluations")}
+    assert "response_id" in {c["name"] for c in schema.get_columns("records")}
+    assert "ix_records_response_id" in {i["name"] for i in schema.get_indexes("records")}
+    pending = {c["name"] for c in schema.get_columns("pending_evaluations")}
+    assert {"record_ref", "span_id", "response_id", "evaluator", "label"} <= pending
+    _downgrade(fresh_engine, "0005")
+    schema = inspect(fresh_engine)
+    assert "pending_evaluations" not in schema.get_table_names()
+    assert "label" not in {c["name"] for c in schema.get_columns("evaluations")}
+    assert "response_id" not in {c["name"] for c in schema.get_columns("records")}
+    upgrade(fresh_engine)  # and back up to the head
+    assert "pending_evaluations" in inspect(fresh_engine).get_table_names()
