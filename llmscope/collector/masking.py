@@ -37,6 +37,7 @@ from llmscope.db.models import (
     Experiment,
     ExperimentItem,
     Feedback,
+    PendingEvaluation,
     Record,
 )
 
@@ -46,6 +47,7 @@ CONTENT: dict[type[Base], tuple[str, ...]] = {
     Record: CONTENT_FIELDS,
     Feedback: ("comment", "tags"),
     Evaluation: ("justification", "error"),
+    PendingEvaluation: ("justification",),
     ExperimentItem: ("answer", "error", "verdicts"),
     Experiment: ("spec", "report"),
 }
