@@ -46,8 +46,8 @@ __all__ = ["CONTENT", "IDENTIFIER_KEYS", "masked", "masks", "sessionmaker_for"]
 CONTENT: dict[type[Base], tuple[str, ...]] = {
     Record: CONTENT_FIELDS,
     Feedback: ("comment", "tags"),
-    Evaluation: ("justification", "error"),
-    PendingEvaluation: ("justification",),
+    Evaluation: ("justification", "error", "label"),
+    PendingEvaluation: ("justification", "label"),
     ExperimentItem: ("answer", "error", "verdicts"),
     Experiment: ("spec", "report"),
 }

@@ -369,6 +369,16 @@ def test_redaction_masks_content_before_it_is_stored(settings: Settings) -> None
     assert got["response"] == "card [CARD] noted"
 
 
+def test_redaction_masks_an_evaluation_from_outside(settings: Settings, engine: Engine) -> None:
+    masked = settings.model_copy(update={"redact_pii": True})
+    with TestClient(create_app(masked)) as client:
+        post(client, record(id="pii-ev"))
+        body = {"evaluator": "tone", "label": "fail", "justification": "asks jane.doe@example.com"}
+        assert client.post("/api/v1/records/pii-ev/evaluations", json=body).status_code == 201
+        [got] = client.get("/api/v1/records/pii-ev").json()["evaluations"]
+    assert got["justification"] == "asks [EMAIL]" and got["passed"] is False
+
+
 def test_end_to_end_through_a_real_server_process(live_server: str) -> None:
     with httpx.Client(base_url=live_server, timeout=10) as http:
         assert http.get("/health").json() == {"status": "ok"}

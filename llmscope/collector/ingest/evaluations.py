@@ -89,18 +89,22 @@ class ExternalEvaluation:
 
 
 def _fitted(item: ExternalEvaluation, redact_pii: bool) -> ExternalEvaluation:
+    # the verdict is read from the label as given, before the label is cut or masked
+    passed = item.verdict()
     justification = item.justification
     if justification is not None:
         justification = justification[:JUSTIFICATION]
         if redact_pii:
             justification = redact_text(justification)
     label = item.label[: limits.NAME] if item.label is not None else None
+    if label is not None and redact_pii:
+        label = redact_text(label)[: limits.NAME]
     return replace(
         item,
         evaluator=item.evaluator[:EVALUATOR_NAME],
         label=label,
         justification=justification,
-        passed=item.verdict(),
+        passed=passed,
         created_at=item.created_at or utcnow(),
     )
 
