@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 
 from llmscope import limits
 from llmscope.app.server import create_app
-from llmscope.collector.ingest import FeedbackEvent, RecordWriter
+from llmscope.collector.ingest import ExternalEvaluation, FeedbackEvent, RecordWriter
+from llmscope.collector.ingest.evaluations import PENDING_RETENTION
 from llmscope.collector.ingest.rows import TEXT_COLUMNS, finish_row
 from llmscope.config import Settings
-from llmscope.db.models import Feedback, Record
+from llmscope.db.models import Evaluation, Feedback, PendingEvaluation, Record
 from llmscope.schema import FeedbackIn, RecordIn
 from tests.factories import feedback, record
 
@@ -113,3 +114,47 @@ def test_feedback_with_its_own_time_is_stored_once(engine: Engine) -> None:
     assert len(stored) == 3
     assert stored[0].tags == ["t" * limits.FEEDBACK_TAG]
     assert stored[0].created_at == at
+
+
+def test_pending_evaluations_are_adopted_by_any_door_and_expire(engine: Engine) -> None:
+    writer = RecordWriter()
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        stale = PendingEvaluation(
+            record_ref="never-stored", evaluator="old", passed=True, created_at=now,
+            received_at=now - PENDING_RETENTION - timedelta(minutes=1),
+        )  # fmt: skip
+        session.add(stale)
+        session.commit()
+        waiting = [
+            ExternalEvaluation("tone", record_ref="later", label="pass", created_at=now),
+            ExternalEvaluation("grounded", span_id="00f067aa0ba902b9", score=2.0, created_at=now),
+        ]
+        assert writer.evaluations(session, waiting, wait=True) == [None, None]
+        session.commit()
+        # the stale one went when new ones came; the REST door never waits
+        left = session.scalars(select(PendingEvaluation.evaluator)).all()
+        assert sorted(left) == ["grounded", "tone"]
+        assert writer.evaluations(session, [ExternalEvaluation("x", "nope", passed=True)]) == [None]
+        # the records arrive through the REST door's path (the gateway's recorder does the same)
+        rows = [
+            writer.row(RecordIn.model_validate(record(id="later")), source="api"),
+            writer.row(
+                RecordIn.model_validate(record(id="traced", span_id="00f067aa0ba902b9")),
+                source="api",
+            ),
+        ]
+        writer.store(session, rows)
+        session.commit()
+        columns = (
+            Evaluation.record_id,
+            Evaluation.evaluator,
+            Evaluation.version,
+            Evaluation.passed,
+        )
+        got = session.execute(select(*columns).order_by(Evaluation.record_id)).all()
+        assert [tuple(g) for g in got] == [
+            ("later", "tone", "external", True),
+            ("traced", "grounded", "external", None),
+        ]
+        assert session.scalars(select(PendingEvaluation)).all() == []
