@@ -52,6 +52,13 @@ class Call:
     route: str | None = None  # the route the caller named, when it named one
     tools: list[str] | None = None  # names of the tools the request offered
     choices: list[ChoiceSummary] = field(default_factory=list)
+    response_id: str | None = None  # the provider's id of the answer (chatcmpl-..., resp_...)
+
+    def take_id(self, answer: Any) -> None:
+        """The answer's (or a chunk's) ``id``, the first one given."""
+        if self.response_id is None and isinstance(answer, dict):
+            found = answer.get("id")
+            self.response_id = found[:256] if isinstance(found, str) and found else None
 
     def take_choices(self, choices: list[ChoiceSummary]) -> None:
         """The answer's choices; the first one's text is the record's ``response``."""
@@ -119,7 +126,7 @@ class Call:
             "tools": self.tools,
             "choices": [c.as_dict() for c in self.choices] if several else None,
             "route": self.route,
-            "response_id": None,
+            "response_id": self.response_id,
         }
 
 

@@ -54,6 +54,7 @@ async def relay(
                 for text in view.fail(error, chunk):
                     yield text
                 return
+            call.take_id(chunk)
             if chunk.get("usage"):
                 call.take_usage(chunk["usage"])
             if assembler.feed(chunk) and call.ttft_ms is None:

@@ -300,6 +300,7 @@ class Gateway:
             if request.get("stream"):
                 return await stream_native_responses(self, call, provider, request)
             answer = await provider.responses(request)
+            call.take_id(answer)
             call.take_usage(response_usage(answer))
             call.take_choices(response_choices(answer))
             return await self._finish(call, JSONResponse(answer))
@@ -308,6 +309,7 @@ class Gateway:
                 return await stream_responses(self, call, provider, original)
             return await stream_chat(self, call, provider, flavor)
         answer = await getattr(provider, call.kind)(call.body)
+        call.take_id(answer)
         call.take_usage(answer.get("usage"))
         call.take_choices(answer_choices(answer, call.kind))
         if flavor == "responses":

@@ -120,6 +120,7 @@ async def stream_native_responses(
                 final = event.get("response")
                 if kind in {"response.completed", "response.incomplete", "response.failed"}:
                     if isinstance(final, dict):
+                        call.take_id(final)
                         call.take_usage(response_usage(final))
                         call.take_choices(response_choices(final))
                     if kind == "response.failed":

@@ -12,6 +12,7 @@ import openai
 from llmscope.config import Settings
 from tests.collector.gateway.conftest import CONFIG, StartGateway, wait_for_records
 from tests.collector.gateway.fake_provider import FakeProvider
+from tests.collector.otlp.spans import export_request, make_span
 
 WEATHER = {
     "type": "function",
@@ -73,6 +74,28 @@ def test_tool_calls_choices_and_route_are_recorded(
         {"index": 1, "text": "Echo: Weather in Paris? (take 2)", "finish_reason": "stop"},
     ]
     assert whole.route is None
+    # the provider's id of each answer, by which an evaluation sent apart finds the call
+    assert [r.response_id for r in (whole, streamed, claude, two)] == [
+        "chatcmpl-tool1", "chatcmpl-tool1", "msg_tool1", "chatcmpl-fake1"
+    ]  # fmt: skip
+    judged = make_span(
+        {"gen_ai.operation.name": "evaluate"},
+        events=[
+            (
+                "gen_ai.evaluation.result",
+                {"gen_ai.evaluation.name": "tone", "gen_ai.evaluation.score.label": "pass",
+                 "gen_ai.response.id": "chatcmpl-fake1"},
+            )
+        ],
+    )  # fmt: skip
+    answer = httpx.post(
+        f"{gw.url}/v1/traces",
+        content=export_request([judged]).SerializeToString(),
+        headers={"content-type": "application/x-protobuf"},
+    )
+    assert answer.status_code == 200
+    api = httpx.get(f"{gw.url}/api/v1/records/{two.id}").json()
+    assert [(e["evaluator"], e["passed"]) for e in api["evaluations"]] == [("tone", True)]
 
     api = httpx.get(f"{gw.url}/api/v1/records/{two.id}").json()
     assert api["route"] == "assistant" and len(api["choices"]) == 2
