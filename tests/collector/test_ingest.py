@@ -158,3 +158,15 @@ def test_pending_evaluations_are_adopted_by_any_door_and_expire(engine: Engine) 
             ("traced", "grounded", "external", None),
         ]
         assert session.scalars(select(PendingEvaluation)).all() == []
+
+
+def test_a_batch_with_rows_journaled_before_a_column_existed_is_stored(engine: Engine) -> None:
+    writer = RecordWriter()
+    new = writer.row(RecordIn.model_validate(record(id="new")), source="gateway")
+    old = writer.row(RecordIn.model_validate(record(id="old")), source="gateway")
+    del old["response_id"]  # a journal line written before the column existed
+    with Session(engine) as session:
+        stored = writer.store(session, [{**new, "response_id": "chatcmpl-1"}, old])
+        session.commit()
+        assert [r["id"] for r in stored] == ["new", "old"]
+        assert session.get(Record, "old").response_id is None  # type: ignore[union-attr]

@@ -22,6 +22,12 @@ def insert_records(session: Session, rows: Sequence[dict[str, Any]]) -> list[dic
     """
     if not rows:
         return []
+    # One statement for the batch needs one set of columns: a row journaled by an earlier
+    # version (before a column existed) gets None for the columns it lacks.
+    columns = set().union(*rows)
+    if any(len(row) != len(columns) for row in rows):
+        empty = dict.fromkeys(columns)
+        rows = [{**empty, **row} for row in rows]
     dialect = session.get_bind().dialect.name
     # Core insert on the table: the ORM's bulk path costs a third more per row for nothing here.
     table = Record.__table__
