@@ -18,7 +18,7 @@ from flask import Flask, Response, abort, request
 from sqlalchemy import Engine
 
 from llmscope.config import Settings, get_settings, revealed
-from llmscope.dashboard import export, tryfix
+from llmscope.dashboard import charts, export, tryfix
 from llmscope.dashboard.auth import Login
 from llmscope.dashboard.pages import cluster, clusters, evaluators, experiments, overview, record
 from llmscope.dashboard.state import ViewState, parse
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     """The dashboard for the store in ``settings`` (read only)."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
+    charts.warm_up()  # before the first request, not during it
     app = Dash(
         __name__,
         title="llmscope",
