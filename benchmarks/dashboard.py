@@ -183,28 +183,37 @@ def server_first_render(base: str, pid: int, path: str) -> tuple[float, float]:
     return time.perf_counter() - start, tree_cpu_seconds(pid) - cpu
 
 
-def browser_first_render(driver: Any, base: str, page: Page) -> float:
-    """Seconds from navigation start to the page drawn, in Chromium."""
+def browser_first_render(driver: Any, base: str, page: Page) -> tuple[float, float]:
+    """Seconds from navigation start to the page drawn, in Chromium, and the CPU seconds
+    Chromium's processes spent meanwhile (up to when the probe was read)."""
     driver.get(base + "/health")  # same origin, to set the probe's selector
     driver.execute_script(
         "window.localStorage.setItem('llmscope-bench-selector', arguments[0])", page.selector
     )
+    browser = driver.service.process.pid
+    cpu = tree_cpu_seconds(browser)
     driver.get(base + page.path)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         drawn = driver.execute_script("return window.__drawnAt")
         if drawn is not None:
-            return float(drawn) / 1000
-        time.sleep(0.05)
+            return float(drawn) / 1000, tree_cpu_seconds(browser) - cpu
+        time.sleep(0.02)
     raise RuntimeError(f"{page.path} was not drawn within 120 s")
 
 
 def measure(
-    store: str, url: str, target: float, codes: list[Code], browser: bool, repeat: int
+    store: str,
+    url: str,
+    target: float,
+    codes: list[Code],
+    browser: bool,
+    repeat: int,
+    only: str | None,
 ) -> list[dict[str, Any]]:
     from tests.dashboard.chromium import chromium
 
-    pages = pages_of(url)
+    pages = [p for p in pages_of(url) if not only or any(w in p.label for w in only.split(","))]
     port = free_port()  # one port for every process: the browser's cache survives restarts
     rows: list[dict[str, Any]] = []
     with chromium(page_load_timeout=300) if browser else _nothing() as driver:
@@ -216,7 +225,7 @@ def measure(
         for page in pages:
             row: dict[str, Any] = {"store": store, "page": page.label, "path": page.path}
             for code in codes:
-                walls, cpus, drawn = [], [], []
+                walls, cpus, drawn, browser_cpus = [], [], [], []
                 for _ in range(repeat):
                     with dashboard(code, url, port) as (base, pid):
                         wall, cpu = server_first_render(base, pid, page.path)
@@ -224,11 +233,14 @@ def measure(
                     cpus.append(cpu)
                     if driver is not None:
                         with dashboard(code, url, port) as (base, _):
-                            drawn.append(browser_first_render(driver, base, page))
+                            seconds, used = browser_first_render(driver, base, page)
+                        drawn.append(seconds)
+                        browser_cpus.append(used)
                 row[code.name] = {
                     "server": statistics.median(walls),
                     "cpu": statistics.median(cpus),
                     "chromium": statistics.median(drawn) if drawn else None,
+                    "chromium_cpu": statistics.median(browser_cpus) if drawn else None,
                 }
             rows.append(row)
             print_row(row, codes, target)
@@ -244,7 +256,11 @@ def print_row(row: dict[str, Any], codes: list[Code], target: float) -> None:
     cells = []
     for code in codes:
         got = row[code.name]
-        chromium = f"{got['chromium']:6.2f}" if got["chromium"] is not None else "     -"
+        chromium = (
+            f"{got['chromium']:6.2f} {got['chromium_cpu']:6.2f}"
+            if got["chromium"] is not None
+            else "     -      -"
+        )
         cells.append(f"{got['server']:6.2f} {got['cpu']:6.2f} {chromium}")
     judged = row[codes[0].name]
     first = judged["chromium"] if judged["chromium"] is not None else judged["server"]
@@ -285,6 +301,7 @@ def main() -> None:
     parser.add_argument("--baseline-src", type=Path, help="a source tree of the baseline code")
     parser.add_argument("--demo-url", help="an existing demo store instead of building one")
     parser.add_argument("--sqlite-url", help="an existing seeded SQLite store instead of seeding")
+    parser.add_argument("--pages", help="only pages whose label holds one of these words")
     parser.add_argument(
         "--stores", default="demo,sqlite,postgresql", help="which stores (comma-separated)"
     )
@@ -294,24 +311,24 @@ def main() -> None:
     if args.baseline_src:
         codes.append(Code("baseline", args.baseline_src.resolve()))
     wanted = set(args.stores.split(","))
-    heads = "   ".join(f"{c.name + ' server/cpu/chromium s':27}" for c in codes)
+    heads = "   ".join(f"{c.name + ': server, cpu, chromium, cpu s':34}" for c in codes)
     print(f"load average {os.getloadavg()}")
     print(f"{'store':10} {'page':18} {heads}")
     with tempfile.TemporaryDirectory(prefix="llmscope-dashboard-bench-") as tmp:
         workdir = Path(tmp)
         if "demo" in wanted:
             url = args.demo_url or demo_store(workdir)
-            measure("demo", url, DEMO_TARGET_S, codes, args.browser, args.repeat)
+            measure("demo", url, DEMO_TARGET_S, codes, args.browser, args.repeat, args.pages)
         if "sqlite" in wanted:
             if args.sqlite_url:
                 url, cleanup = args.sqlite_url, None
             else:
                 url, cleanup = seeded_store("sqlite", None, workdir, args.records)
-            measure("sqlite", url, LARGE_TARGET_S, codes, args.browser, args.repeat)
+            measure("sqlite", url, LARGE_TARGET_S, codes, args.browser, args.repeat, args.pages)
         if "postgresql" in wanted and args.postgres_url:
             url, cleanup = seeded_store("postgresql", args.postgres_url, workdir, args.records)
             try:
-                measure("postgresql", url, LARGE_TARGET_S, codes, args.browser, args.repeat)
+                measure("postgresql", url, LARGE_TARGET_S, codes, args.browser, args.repeat, args.pages)
             finally:
                 cleanup()
     print(f"load average {os.getloadavg()}")
