@@ -125,9 +125,9 @@ def dashboard(code: Code, url: str, port: int) -> Iterator[tuple[str, int]]:
         "PYTHONPATH": f"{code.src}{os.pathsep}{code.src / 'sdk' / 'src'}",
         "LLMSCOPE_DATA_DIR": tempfile.gettempdir(),
     }
+    command = [sys.executable, "-m", "llmscope", "dashboard", "--database-url", url, "--port"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmscope", "dashboard", "--database-url", url,
-         "--port", str(port)],  # fmt: skip
+        [*command, str(port)],
         cwd=code.src,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -221,7 +221,8 @@ def measure(
             driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": DRAWN_PROBE})
             for code in codes:  # fill the browser's cache with each code's bundles
                 with dashboard(code, url, port) as (base, _):
-                    browser_first_render(driver, base, Page("warm-up", "/evaluators", ".page-title"))
+                    warm = Page("warm-up", "/evaluators", ".page-title")
+                    browser_first_render(driver, base, warm)
         for page in pages:
             row: dict[str, Any] = {"store": store, "page": page.label, "path": page.path}
             for code in codes:
@@ -272,8 +273,17 @@ def demo_store(workdir: Path) -> str:
     """The demo's store, filled by ``llmscope demo`` itself (replay, embedding, analysis)."""
     url = f"sqlite:///{workdir / 'demo.db'}"
     subprocess.run(
-        [sys.executable, "-m", "llmscope", "demo", "--no-dashboard", "--database-url", url,
-         "--now", DEMO_NOW],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "llmscope",
+            "demo",
+            "--no-dashboard",
+            "--database-url",
+            url,
+            "--now",
+            DEMO_NOW,
+        ],  # fmt: skip
         check=True,
         stdout=subprocess.DEVNULL,
         cwd=ROOT,
@@ -328,7 +338,9 @@ def main() -> None:
         if "postgresql" in wanted and args.postgres_url:
             url, cleanup = seeded_store("postgresql", args.postgres_url, workdir, args.records)
             try:
-                measure("postgresql", url, LARGE_TARGET_S, codes, args.browser, args.repeat, args.pages)
+                measure(
+                    "postgresql", url, LARGE_TARGET_S, codes, args.browser, args.repeat, args.pages
+                )
             finally:
                 cleanup()
     print(f"load average {os.getloadavg()}")
