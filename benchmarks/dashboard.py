@@ -95,11 +95,12 @@ def pages_of(url: str) -> list[Page]:
     the record page of one of its calls, the map coloured each way."""
     engine = make_engine(url)
     with engine.connect() as conn:
-        report = json.loads(
-            conn.scalar(text("SELECT report FROM analysis_runs ORDER BY created_at DESC LIMIT 1"))
+        stored = conn.scalar(
+            text("SELECT report FROM analysis_runs ORDER BY created_at DESC LIMIT 1")
         )
         record_id = conn.scalar(text("SELECT id FROM records ORDER BY timestamp DESC LIMIT 1"))
     engine.dispose()
+    report = json.loads(stored) if isinstance(stored, str) else stored  # JSON on PostgreSQL
     findings = report.get("findings") or []
     cluster = findings[0]["cluster_id"] if findings else report["clusters"][0]["id"]
     pages = [
