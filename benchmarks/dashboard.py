@@ -1,174 +1,350 @@
-"""Dashboard speed: time from request to rendered layout for the overview and clusters pages on
-a seeded store of N records (default 100,000), against the 2 s target.
+"""Dashboard speed: the first render of every page, cold, against 1 s on the 3,000-call demo and
+2 s on a 100,000-record store, beside the baseline code measured in the same run.
 
-For each store (SQLite file; PostgreSQL when --postgres-url is given) the script seeds N records
-with feedback, an analysis run, its clusters and map, then times Dash's own callback endpoint
-(``POST /_dash-update-component``: the router renders the page, serialised to JSON) for
-``/``, ``/clusters`` and one cluster, several times each: cold (the pages' read memo emptied
-first: what the first person to open a view waits) and warm right after. Baseline, side by
-side: the same clusters page with the map unsampled (every point sent). With --browser it also
-times Debian's headless Chromium from navigation to the drawn chart (cold).
+Every measurement starts a fresh ``llmscope dashboard`` process (nothing imported, nothing
+memoised: what the first person after a restart waits) on a free port and asks it for one page:
 
-    python benchmarks/dashboard.py --records 100000 \
-        --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test --browser
+* server: what a browser asks for on a first visit (``/``, ``/_dash-layout``,
+  ``/_dash-dependencies`` and the router callback that renders the page), wall seconds and the
+  process's CPU seconds;
+* chromium (``--browser``): Debian's headless Chromium navigates to the page; the time is from
+  navigation start to the page drawn (its title present, every chart of the page drawn, no
+  spinner), read in the page with ``performance.now()``. The browser's cache holds the
+  JavaScript bundles from an earlier visit, as a returning user's does.
+
+Stores: the demo (``llmscope demo --no-dashboard``, 3,000 calls, ``--now`` pinned) and N seeded
+records (the test suite's store generator: feedback on ~30%, one analysis run with its map) on
+SQLite and, with ``--postgres-url``, on PostgreSQL. The baseline is another source tree (e.g.
+``git archive <commit> | tar -x -C /tmp/base``) given as ``--baseline-src``; its dashboard is
+started from there on the same stores.
+
+    python benchmarks/dashboard.py --records 100000 --browser --baseline-src /tmp/base \
+        --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.dashboard.seed
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.dashboard.seed and tests.dashboard.chromium
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+import httpx  # noqa: E402
+from common import free_port, fresh_database, tree_cpu_seconds  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
-from llmscope.config import Settings  # noqa: E402
-from llmscope.dashboard import data  # noqa: E402
-from llmscope.dashboard.app import create_app  # noqa: E402
-from llmscope.dashboard.data import cache  # noqa: E402
-from llmscope.db import make_engine, upgrade  # noqa: E402
-from tests.dashboard.chromium import chromium  # noqa: E402
-from tests.dashboard.seed import seed_store  # noqa: E402
+from llmscope.db import make_engine  # noqa: E402
 
-TARGET_S = 2.0
+DEMO_TARGET_S = 1.0
+LARGE_TARGET_S = 2.0
+DEMO_NOW = "2026-12-01T00:00:00Z"
 
-
-def time_page(
-    client: Any, output: str, path: str, search: str, repeat: int
-) -> tuple[float, float, int]:
-    """Median seconds of a cold render (the read memo emptied first) and of a warm one right
-    after it, and the response bytes, of the router callback for ``path``."""
-    body = {
-        "output": output,
-        "outputs": [{"id": "page", "property": "children"}, {"id": "nav", "property": "children"}],
-        "inputs": [
-            {"id": "url", "property": "pathname", "value": path},
-            {"id": "url", "property": "search", "value": search},
-        ],
-        "changedPropIds": ["url.pathname"],
-        "state": [],
-    }
-    cold, warm, size = [], [], 0
-    for _ in range(repeat):
-        cache.clear()
-        for times in (cold, warm):
-            start = time.perf_counter()
-            answer = client.post("/_dash-update-component", json=body)
-            times.append(time.perf_counter() - start)
-            assert answer.status_code == 200, answer.text[:500]
-            size = len(answer.data)
-    return statistics.median(cold), statistics.median(warm), size
+# In the page: the moment (ms since navigation start) the page is first drawn, i.e. it has a
+# title, every chart in it has drawn its SVG, and no loading spinner shows. Checked every frame.
+DRAWN_PROBE = """
+(function () {
+  function drawn() {
+    var page = document.getElementById('page');
+    if (!page || !page.querySelector('.page-title')) return false;
+    if (document.querySelector('._dash-loading, .dash-spinner, ._dash-loading-callback'))
+      return false;
+    var graphs = page.querySelectorAll('.dash-graph');
+    for (var i = 0; i < graphs.length; i++)
+      if (!graphs[i].querySelector('.main-svg')) return false;
+    var want = window.localStorage.getItem('llmscope-bench-selector');
+    if (want && !page.querySelector(want)) return false;
+    return true;
+  }
+  function check() {
+    if (window.__drawnAt === undefined && drawn()) { window.__drawnAt = performance.now(); return; }
+    if (window.__drawnAt === undefined) requestAnimationFrame(check);
+  }
+  requestAnimationFrame(check);
+})();
+"""
 
 
-def browser_times(app: Any, paths: list[str]) -> dict[str, float]:
-    """Seconds from navigation to the page's main chart drawn, in headless Chromium."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    out = {}
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    with chromium(page_load_timeout=120) as driver:
-        # Warm the browser cache (plotly.js is 4 MB): people load it once, not per page.
-        driver.get(base + "/records/none")
-        WebDriverWait(driver, 60).until(
-            ec.presence_of_element_located((By.CSS_SELECTOR, ".page-title"))
-        )
-        for path, selector in paths:
-            cache.clear()
-            start = time.perf_counter()
-            driver.get(base + path)
-            WebDriverWait(driver, 60).until(
-                ec.presence_of_element_located((By.CSS_SELECTOR, selector))
-            )
-            out[path] = time.perf_counter() - start
-    server.shutdown()
-    return out
+@dataclass
+class Page:
+    label: str
+    path: str
+    selector: str  # what must be on the page for it to count as drawn (besides title, charts)
 
 
-def bench_store(name: str, url: str, records: int, repeat: int, browser: bool) -> None:
+@dataclass
+class Code:
+    name: str  # "new" or "baseline"
+    src: Path
+
+
+def pages_of(url: str) -> list[Page]:
+    """Every page of the dashboard on this store: the cluster page of the most severe finding,
+    the record page of one of its calls, the map coloured each way."""
     engine = make_engine(url)
-    upgrade(engine)
-    start = time.perf_counter()
-    seeded = seed_store(engine, records=records, old_run=False)
-    print(f"[{name}] seeded {records:,} records in {time.perf_counter() - start:.1f} s")
-    app = create_app(Settings(database_url=url))
-    client = app.server.test_client()
-    client.get("/")
-    output = next(k for k in app.callback_map if "page.children" in k)
-    time_page(client, output, "/", "", 1)  # warm-up: imports, plotly templates
-    rows = [
-        ("overview /", "/", ""),
-        ("clusters /clusters", "/clusters", ""),
-        ("clusters, coloured by feedback", "/clusters", "?color=feedback&sort=hotspot"),
-        (f"cluster /clusters/{seeded.problem_cluster}", f"/clusters/{seeded.problem_cluster}", ""),
-    ]
-    print(
-        f"[{name}] {'page':38} {'cold s':>8} {'warm s':>8} {'response':>10}  "
-        f"target {TARGET_S:.1f} s (cold)"
-    )
-    for label, path, search in rows:
-        cold, warm, size = time_page(client, output, path, search, repeat)
-        verdict = "ok" if cold <= TARGET_S else "SLOW"
-        print(f"[{name}] {label:38} {cold:8.3f} {warm:8.3f} {size / 1e6:8.2f} MB  {verdict}")
-    # Baseline: the same page with the whole map sent (no sampling).
-    original = data.clusters.MAP_LIMIT
-    data.clusters.MAP_LIMIT = records + 10
-    cold, warm, size = time_page(client, output, "/clusters", "", repeat)
-    data.clusters.MAP_LIMIT = original
-    print(
-        f"[{name}] {'baseline: clusters, map unsampled':38} {cold:8.3f} {warm:8.3f} "
-        f"{size / 1e6:8.2f} MB"
-    )
-    if browser:
-        got = browser_times(
-            app, [("/", "#chart-calls .main-svg"), ("/clusters", "#cluster-map .main-svg")]
+    with engine.connect() as conn:
+        stored = conn.scalar(
+            text("SELECT report FROM analysis_runs ORDER BY created_at DESC LIMIT 1")
         )
-        for path, seconds in got.items():
-            print(f"[{name}] chromium {path:29} {seconds:9.3f}            (navigation → drawn)")
-    app.server.config["LLMSCOPE_ENGINE"].dispose()
+        record_id = conn.scalar(text("SELECT id FROM records ORDER BY timestamp DESC LIMIT 1"))
     engine.dispose()
+    report = json.loads(stored) if isinstance(stored, str) else stored  # JSON on PostgreSQL
+    findings = report.get("findings") or []
+    cluster = findings[0]["cluster_id"] if findings else report["clusters"][0]["id"]
+    pages = [
+        Page("overview", "/", "#chart-calls"),
+        Page("clusters list", "/clusters", "#clusters-table"),
+    ]
+    for color in ("finding", "cluster", "window", "feedback"):
+        pages.append(Page(f"map by {color}", f"/clusters?color={color}", "#cluster-map"))
+    pages += [
+        Page(f"cluster {cluster}", f"/clusters/{cluster}", "#cluster-stats"),
+        Page("record", f"/records/{record_id}", "#record-response"),
+        Page("evaluators", "/evaluators", ".page-title"),
+        Page("experiments", "/experiments", ".page-title"),
+    ]
+    return pages
+
+
+@contextmanager
+def dashboard(code: Code, url: str, port: int) -> Iterator[tuple[str, int]]:
+    """A fresh ``llmscope dashboard`` process of ``code`` on ``port``: (base URL, pid)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{code.src}{os.pathsep}{code.src / 'sdk' / 'src'}",
+        "LLMSCOPE_DATA_DIR": tempfile.gettempdir(),
+    }
+    command = [sys.executable, "-m", "llmscope", "dashboard", "--database-url", url, "--port"]
+    proc = subprocess.Popen(
+        [*command, str(port)],
+        cwd=code.src,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"the {code.name} dashboard did not start")
+            time.sleep(0.05)
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def server_first_render(base: str, pid: int, path: str) -> tuple[float, float]:
+    """Wall and CPU seconds of a first visit's requests to a fresh process, up to the page's
+    layout from the router callback."""
+    pathname, _, search = path.partition("?")
+    search = f"?{search}" if search else ""
+    cpu = tree_cpu_seconds(pid)
+    start = time.perf_counter()
+    with httpx.Client(base_url=base, timeout=300) as http:
+        assert http.get(path).status_code == 200
+        assert http.get("/_dash-layout").status_code == 200
+        dependencies = http.get("/_dash-dependencies").json()
+        router = next(d for d in dependencies if "page.children" in d["output"])
+        answer = http.post(
+            "/_dash-update-component",
+            json={
+                "output": router["output"],
+                "outputs": [
+                    {"id": "page", "property": "children"},
+                    {"id": "nav", "property": "children"},
+                ],
+                "inputs": [
+                    {"id": "url", "property": "pathname", "value": pathname},
+                    {"id": "url", "property": "search", "value": search},
+                ],
+                "changedPropIds": ["url.pathname"],
+                "state": [],
+            },
+        )
+        assert answer.status_code in (200, 204), answer.text[:300]
+    return time.perf_counter() - start, tree_cpu_seconds(pid) - cpu
+
+
+def browser_first_render(driver: Any, base: str, page: Page) -> tuple[float, float]:
+    """Seconds from navigation start to the page drawn, in Chromium, and the CPU seconds
+    Chromium's processes spent meanwhile (up to when the probe was read)."""
+    driver.get(base + "/health")  # same origin, to set the probe's selector
+    driver.execute_script(
+        "window.localStorage.setItem('llmscope-bench-selector', arguments[0])", page.selector
+    )
+    browser = driver.service.process.pid
+    cpu = tree_cpu_seconds(browser)
+    driver.get(base + page.path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        drawn = driver.execute_script("return window.__drawnAt")
+        if drawn is not None:
+            return float(drawn) / 1000, tree_cpu_seconds(browser) - cpu
+        time.sleep(0.02)
+    raise RuntimeError(f"{page.path} was not drawn within 120 s")
+
+
+def measure(
+    store: str,
+    url: str,
+    target: float,
+    codes: list[Code],
+    browser: bool,
+    repeat: int,
+    only: str | None,
+) -> list[dict[str, Any]]:
+    from tests.dashboard.chromium import chromium
+
+    pages = [p for p in pages_of(url) if not only or any(w in p.label for w in only.split(","))]
+    port = free_port()  # one port for every process: the browser's cache survives restarts
+    rows: list[dict[str, Any]] = []
+    with chromium(page_load_timeout=300) if browser else _nothing() as driver:
+        if driver is not None:
+            driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": DRAWN_PROBE})
+            for code in codes:  # fill the browser's cache with each code's bundles
+                with dashboard(code, url, port) as (base, _):
+                    warm = Page("warm-up", "/evaluators", ".page-title")
+                    browser_first_render(driver, base, warm)
+        for page in pages:
+            row: dict[str, Any] = {"store": store, "page": page.label, "path": page.path}
+            for code in codes:
+                walls, cpus, drawn, browser_cpus = [], [], [], []
+                for _ in range(repeat):
+                    with dashboard(code, url, port) as (base, pid):
+                        wall, cpu = server_first_render(base, pid, page.path)
+                    walls.append(wall)
+                    cpus.append(cpu)
+                    if driver is not None:
+                        with dashboard(code, url, port) as (base, _):
+                            seconds, used = browser_first_render(driver, base, page)
+                        drawn.append(seconds)
+                        browser_cpus.append(used)
+                row[code.name] = {
+                    "server": statistics.median(walls),
+                    "cpu": statistics.median(cpus),
+                    "chromium": statistics.median(drawn) if drawn else None,
+                    "chromium_cpu": statistics.median(browser_cpus) if drawn else None,
+                }
+            rows.append(row)
+            print_row(row, codes, target)
+    return rows
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
+def print_row(row: dict[str, Any], codes: list[Code], target: float) -> None:
+    cells = []
+    for code in codes:
+        got = row[code.name]
+        chromium = (
+            f"{got['chromium']:6.2f} {got['chromium_cpu']:6.2f}"
+            if got["chromium"] is not None
+            else "     -      -"
+        )
+        cells.append(f"{got['server']:6.2f} {got['cpu']:6.2f} {chromium}")
+    judged = row[codes[0].name]
+    first = judged["chromium"] if judged["chromium"] is not None else judged["server"]
+    verdict = "ok" if first <= target else "SLOW"
+    print(f"{row['store']:10} {row['page']:18} " + "   ".join(cells) + f"   {verdict}", flush=True)
+
+
+def demo_store(workdir: Path) -> str:
+    """The demo's store, filled by ``llmscope demo`` itself (replay, embedding, analysis)."""
+    url = f"sqlite:///{workdir / 'demo.db'}"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmscope",
+            "demo",
+            "--no-dashboard",
+            "--database-url",
+            url,
+            "--now",
+            DEMO_NOW,
+        ],  # fmt: skip
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, "LLMSCOPE_DATA_DIR": str(workdir)},
+    )
+    return url
+
+
+def seeded_store(kind: str, pg_url: str | None, workdir: Path, records: int) -> tuple[str, Any]:
+    from tests.dashboard.seed import seed_store
+
+    url, cleanup = fresh_database(kind, pg_url, workdir)
+    engine = make_engine(url)
+    seed_store(engine, records=records, old_run=False)
+    engine.dispose()
+    return url, cleanup
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--postgres-url", help="also benchmark a fresh database on this server")
+    parser.add_argument("--repeat", type=int, default=1, help="measurements per page (median)")
+    parser.add_argument("--postgres-url", help="also a seeded store in a fresh database here")
     parser.add_argument("--browser", action="store_true", help="also time headless Chromium")
+    parser.add_argument("--baseline-src", type=Path, help="a source tree of the baseline code")
+    parser.add_argument("--demo-url", help="an existing demo store instead of building one")
+    parser.add_argument("--sqlite-url", help="an existing seeded SQLite store instead of seeding")
+    parser.add_argument("--pages", help="only pages whose label holds one of these words")
+    parser.add_argument(
+        "--stores", default="demo,sqlite,postgresql", help="which stores (comma-separated)"
+    )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        bench_store(
-            "sqlite", f"sqlite:///{Path(tmp) / 'store.db'}", args.records, args.repeat, args.browser
-        )
-    if args.postgres_url:
-        admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-        name = f"llmscope_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = (
-                make_url(args.postgres_url).set(database=name).render_as_string(hide_password=False)
-            )
-            bench_store("postgresql", url, args.records, args.repeat, args.browser)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+    codes = [Code("new", ROOT)]
+    if args.baseline_src:
+        codes.append(Code("baseline", args.baseline_src.resolve()))
+    wanted = set(args.stores.split(","))
+    heads = "   ".join(f"{c.name + ': server, cpu, chromium, cpu s':34}" for c in codes)
+    print(f"load average {os.getloadavg()}")
+    print(f"{'store':10} {'page':18} {heads}")
+    with tempfile.TemporaryDirectory(prefix="llmscope-dashboard-bench-") as tmp:
+        workdir = Path(tmp)
+        if "demo" in wanted:
+            url = args.demo_url or demo_store(workdir)
+            measure("demo", url, DEMO_TARGET_S, codes, args.browser, args.repeat, args.pages)
+        if "sqlite" in wanted:
+            if args.sqlite_url:
+                url, cleanup = args.sqlite_url, None
+            else:
+                url, cleanup = seeded_store("sqlite", None, workdir, args.records)
+            measure("sqlite", url, LARGE_TARGET_S, codes, args.browser, args.repeat, args.pages)
+        if "postgresql" in wanted and args.postgres_url:
+            url, cleanup = seeded_store("postgresql", args.postgres_url, workdir, args.records)
+            try:
+                measure(
+                    "postgresql", url, LARGE_TARGET_S, codes, args.browser, args.repeat, args.pages
+                )
+            finally:
+                cleanup()
+    print(f"load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -9,16 +9,19 @@ person sees can be pasted as a link, and back/forward work.
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+import plotly
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash.fingerprint import build_fingerprint
 from flask import Flask, Response, abort, request
 from sqlalchemy import Engine
 
 from llmscope.config import Settings, get_settings, revealed
-from llmscope.dashboard import export, tryfix
+from llmscope.dashboard import charts, export, tryfix
 from llmscope.dashboard.auth import Login
 from llmscope.dashboard.pages import cluster, clusters, evaluators, experiments, overview, record
 from llmscope.dashboard.state import ViewState, parse
@@ -27,6 +30,36 @@ from llmscope.db import make_engine, make_sessionmaker
 _CLUSTER = re.compile(r"^/clusters/(-?\d+)/?$")
 _RECORD = re.compile(r"^/records/(.+?)/?$")
 _EXPERIMENT = re.compile(r"^/experiments/([A-Za-z0-9._-]+)/?$")
+
+
+# plotly.js (4.8 MB) is what Dash's graphs load on the first chart of a visit, and only then:
+# after the page's layout came back. Fetched from the page's head instead, it loads and compiles
+# while the server renders the page. Until it has run, ``window.Plotly`` is a promise of it,
+# which is what Dash's graph waits for when it finds one there (it loads the file itself only
+# when ``window.Plotly`` is unset); the file then sets ``window.Plotly`` to the library.
+PLOTLY_JS = "package_data/plotly.min.js"
+_PRELOAD = """<script>
+(function () {
+  var script = document.createElement("script");
+  window.Plotly = new Promise(function (resolve, reject) {
+    script.onload = function () { resolve(window.Plotly); };
+    script.onerror = function (error) { delete window.Plotly; reject(error); };
+  });
+  script.src = "%s";
+  script.async = true;
+  document.head.appendChild(script);
+})();
+</script>"""
+
+
+def preload_plotly(app: Dash) -> None:
+    """Start loading plotly.js from the page's head (see ``_PRELOAD``), from a fingerprinted
+    URL the browser keeps for a year."""
+    path = os.path.join(os.path.dirname(plotly.__file__), PLOTLY_JS)
+    fingerprint = build_fingerprint(PLOTLY_JS, plotly.__version__, int(os.stat(path).st_mtime))
+    app.registered_paths["plotly"].add(PLOTLY_JS)
+    url = f"{app.config.requests_pathname_prefix}_dash-component-suites/plotly/{fingerprint}"
+    app.index_string = app.index_string.replace("{%css%}", "{%css%}\n" + _PRELOAD % url, 1)
 
 
 def render_path(engine: Engine, pathname: str | None, search: str | None) -> Any:
@@ -114,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     """The dashboard for the store in ``settings`` (read only)."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
+    charts.warm_up()  # before the first request, not during it
     app = Dash(
         __name__,
         title="llmscope",
@@ -121,6 +155,7 @@ def create_app(settings: Settings | None = None) -> Dash:
         suppress_callback_exceptions=True,
         serve_locally=True,
     )
+    preload_plotly(app)
     # Once API keys exist, every page and callback needs a signed-in read or admin key.
     login = Login(app.server, make_sessionmaker(engine), revealed(settings.dashboard_secret_key))
     app.layout = html.Div(

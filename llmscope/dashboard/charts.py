@@ -423,3 +423,24 @@ def fail_rate_figure(rows: list[dict[str, Any]]) -> go.Figure:
         )
     _layout(fig, "Evaluator fail rate", yaxis={"tickformat": ".0%", "rangemode": "tozero"})
     return time_axis(fig, [r["bucket"] for r in rows], "day")
+
+
+def warm_up() -> None:
+    """Build and serialise one small figure of every kind, so the first page a person opens
+    does not pay for Plotly's lazy imports, validators and template (about a second, cold)."""
+    from plotly.io import to_json
+
+    day = datetime(2000, 1, 1)
+    row = {
+        "bucket": day, "group": None, "calls": 1, "rated": 1, "down": 0, "p50": 1.0,
+        "p95": 1.0, "input_tokens": 1, "output_tokens": 1,
+    }  # fmt: skip
+    figures: list[Any] = list(traffic_figures([row], split=False).values())
+    figures += traffic_figures([row], split=True).values()
+    figures.append(down_rate_figure([{**row, "window": "baseline"}]))
+    figures.append(share_figure([{"day": day, "window": "current", "n": 1, "total": 1}], 0.5, 0.5))
+    figures.append(distribution_figure({"current": {"latency_ms": [1.0]}}, "latency_ms", "t"))
+    figures.append(fail_rate_figure([{**row, "evaluator": "e", "fail_rate": 0.0, "failed": 0,
+                                      "evaluated": 1}]))  # fmt: skip
+    for figure in figures:
+        to_json(figure)

@@ -351,3 +351,19 @@ def test_cli_bad_port_exits_2_with_one_line() -> None:
     assert result.stderr.strip().splitlines() == [
         "llmscope dashboard: error: argument --port: 70000 is not a port number"
     ]
+
+
+def test_the_page_head_starts_loading_plotly_from_a_url_cached_for_a_year(
+    client: FlaskClient,
+) -> None:
+    """plotly.js is fetched from the page's head (while the server renders the page), not only
+    when the first chart mounts, from a fingerprinted URL the browser need not ask again."""
+    page = client.get("/clusters").get_data(as_text=True)
+    head = page.split("</head>", 1)[0]
+    assert "window.Plotly = new Promise" in head
+    url = head.split('script.src = "', 1)[1].split('"', 1)[0]
+    assert url.startswith("/_dash-component-suites/plotly/package_data/plotly.v")
+    answer = client.get(url)
+    assert answer.status_code == 200
+    assert answer.cache_control.max_age == 31_536_000
+    assert b"plotly.js v" in answer.get_data()[:200]

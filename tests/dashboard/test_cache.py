@@ -72,3 +72,26 @@ def test_an_entry_expires_after_the_time_limit(
     monkeypatch.setattr(cache, "TTL_SECONDS", 0.0)
     assert totals(engine, data.Filters())["calls"] == 3
     assert len(reached) == 2
+
+
+def test_an_entry_lives_from_when_its_answer_was_ready(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read slower than the time limit (a big map) is reused by the next render, not read
+    again: the entry's age counts from the answer, not from the request."""
+    add_rows(engine, [plain_record("a", NOW)])
+    clock = [1000.0]
+    monkeypatch.setattr(cache.time, "monotonic", lambda: clock[0])
+    reached: list[int] = []
+
+    def slow(engine: Engine, filters: data.Filters) -> dict[str, Any]:
+        reached.append(1)
+        clock[0] += cache.TTL_SECONDS + 1  # the read takes longer than the limit
+        return data.totals(engine, filters)
+
+    cache.clear()
+    memo = cache.cached(slow)
+    assert memo(engine, data.Filters())["calls"] == 1
+    clock[0] += 1  # a second later
+    assert memo(engine, data.Filters())["calls"] == 1
+    assert len(reached) == 1

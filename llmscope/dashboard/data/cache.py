@@ -69,7 +69,8 @@ def cached(read: Callable[..., R]) -> Callable[..., R]:
         value = read(engine, *args, **kwargs)
         with _lock:
             entries = _entries.setdefault(engine, OrderedDict())
-            entries[key] = (now, value)
+            # Stamped when the answer is ready: a read slower than the limit is still reused.
+            entries[key] = (time.monotonic(), value)
             while len(entries) > MAX_ENTRIES:
                 entries.popitem(last=False)
         return value
