@@ -299,11 +299,14 @@ def add_ratings(session: Session, records: int, every: int) -> tuple[int, int]:
     6% of the others); returns the current window's stored (rated, down)."""
     if every and not session.scalar(select(func.count()).select_from(Feedback)):
         rng = random.Random(3)
-        for start in range(0, records, 50_000 * every):
-            ids = [f"speed-{i}" for i in range(start, min(records, start + 50_000 * every), every)]
-            prompts = dict(
-                session.execute(select(Record.id, Record.prompt).where(Record.id.in_(ids))).all()
-            )
+        for start in range(0, records, 10_000 * every):
+            ids = [f"speed-{i}" for i in range(start, min(records, start + 10_000 * every), every)]
+            prompts = {
+                rid: str(prompt)
+                for rid, prompt in session.execute(
+                    select(Record.id, Record.prompt).where(Record.id.in_(ids))
+                )
+            }
             rows = [
                 {
                     "record_id": rid,
@@ -316,7 +319,7 @@ def add_ratings(session: Session, records: int, every: int) -> tuple[int, int]:
                 for rid in ids
                 if rid in prompts
             ]
-            session.bulk_insert_mappings(Feedback, rows)  # type: ignore[arg-type]
+            session.bulk_insert_mappings(Feedback, rows)
             session.commit()
     current = Record.timestamp >= NOW - timedelta(days=1)
     rated = select(Feedback.thumb).join(Record, Record.id == Feedback.record_id).where(current)

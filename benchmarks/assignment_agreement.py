@@ -76,7 +76,7 @@ def pca_vote(vectors: np.ndarray, kept: np.ndarray, labels: np.ndarray, n: int) 
 def nearest_one(vectors: np.ndarray, kept: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     rest = np.setdiff1d(np.arange(len(vectors)), kept)
     index, _ = cosine_knn(vectors[rest], vectors[kept], 1)
-    return labels[index[:, 0]]
+    return np.asarray(labels[index[:, 0]])
 
 
 def centroid(vectors: np.ndarray, kept: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
