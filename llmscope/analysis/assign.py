@@ -7,16 +7,23 @@ its records and all of their ratings, and the export lists every record.
 
 Rule: a text that was not clustered takes the weighted vote of its ``NEIGHBOURS`` nearest
 clustered texts (exact cosine neighbours of the embeddings the cut was computed from, weight
-``1 / (distance + 0.001)``, so an exact duplicate decides alone), the same neighbours and
-weights that place texts beyond UMAP's fitted sample (``reduce.py``). Its micro-cluster (for
+``1 / (distance + 0.001)``, so an exact duplicate decides alone: the weighting ``reduce.py``
+places texts beyond UMAP's fitted sample with). Its micro-cluster (for
 testing below the cut) is the heaviest one among the neighbours that voted for the winner, and
 its map position the weighted mean of all the neighbours'. A record whose text was clustered
 keeps that text's cluster: the rule only ever decides for texts the sample did not hold.
 
-Measured against clustering everything (``benchmarks/assignment_agreement.py``, figures in
-``docs/benchmarks/analysis-speed.md``): the vote agrees with the clustering it extends on 96-98%
-of held-out texts, better than the nearest centroid, and a sampled run's clusters agree with a
-run over everything about as well as two runs over everything with different seeds.
+Measured on Banking77's 13,083 distinct queries (``benchmarks/assignment_agreement.py``,
+figures in ``docs/benchmarks/analysis-speed.md``). The rule alone: given the clusters that
+clustering everything gave a seeded 20% (50%) of the texts, the vote gives 95.4% (97.9%) of the
+others back their own cluster; the nearest clustered text alone 96.7% (97.9%), the same vote
+in ``reduce.py``'s 64-d PCA projection 93.9% (97.2%) at 5-10x the time, the nearest centroid
+89-90%. The vote is kept over the single nearest text (within 1.3 points of it) because one
+stray neighbour cannot decide it and its neighbours also give the map position. End to end, a
+run clustering 20% (50%) and assigning the rest agrees with clustering everything at ARI 0.63
+(0.66), over the assigned texts as over the clustered ones: the difference is the cut chosen
+on fewer texts, not the assignment; against the intents it scores NMI 0.77 / ARI 0.45
+(0.81 / 0.56) where clustering everything scores 0.80 / 0.47.
 """
 
 from __future__ import annotations
