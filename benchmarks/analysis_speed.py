@@ -13,15 +13,19 @@
    vectors (1st percentile, minimum), and the verdict against the bar for a default change
    (>= 2x torch's fastest batch size, mean NMI and ARI within 0.01).
 2. **Large run**: ``run_analysis`` over ``--records`` records (Banking77 and CLINC150 questions,
-   repeated as real traffic repeats) with every embedding cached, bounded by
-   ``LLMSCOPE_ANALYSIS_MAX_RECORDS``: wall seconds, the run's ``params.timings`` and the peak
-   resident memory of the process (``ru_maxrss``).
+   repeated as real traffic repeats; every ``--rated-every``-th record carries a thumb, down
+   more often for a few hot questions) with every embedding cached, bounded by
+   ``LLMSCOPE_ANALYSIS_MAX_RECORDS``: wall seconds, the run's ``params.timings``, the peak
+   resident memory of the run's own process (``ru_maxrss``), how many records got a cluster
+   and how many ratings the report counts against those stored. With ``--against REF`` the
+   same run is made first by the code of git ref ``REF`` (e.g. ``main``: the before), then by
+   this checkout (the after), each in a fresh process, under the same load.
 
 The load average (``os.getloadavg()``) is printed beside every timing.
 
     python benchmarks/analysis_speed.py [--data ../shared/data] [--records 1000000]
         [--embed-sample 6144] [--samples 5] [--store /tmp/speed.db] [--distinct N] [--backend torch]
-        [--skip-backends] [--skip-run]
+        [--skip-backends] [--skip-run] [--rated-every 5] [--against main]
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ import csv
 import json
 import os
 import random
-import resource
+import subprocess
+import sys
 import tempfile
 import time
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,7 +57,7 @@ from llmscope.analysis.onnx_backend import OnnxEncoder
 from llmscope.analysis.pipeline import cluster_embeddings
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
-from llmscope.db.models import AnalysisRun, Record
+from llmscope.db.models import AnalysisRun, Feedback, Record
 from llmscope.report import RunReport
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -226,7 +232,104 @@ def timed_run(settings: Settings) -> tuple[float, RunReport, dict[str, Any]]:
     return seconds, report, params
 
 
-def large_run(data: Path, records: int, store: Path, distinct: int, backend: str) -> None:
+# One run in a fresh process, with whichever llmscope is first on its path: JSON on stdout.
+CHILD = """
+import json, resource, sys, time
+from datetime import datetime
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from llmscope.analysis.job import run_analysis
+from llmscope.config import Settings
+from llmscope.db import make_engine
+from llmscope.db.models import AnalysisRun, RunAssignment
+url, backend, now = sys.argv[1:4]
+settings = Settings(database_url=url, embedding_backend=backend)
+started = time.perf_counter()
+report = run_analysis(settings, now=datetime.fromisoformat(now), progress=False)
+seconds = time.perf_counter() - started
+engine = make_engine(url)
+with Session(engine) as session:
+    params = session.get(AnalysisRun, report.run_id).params
+    assigned = session.scalar(
+        select(func.count()).select_from(RunAssignment)
+        .where(RunAssignment.run_id == report.run_id)
+    )
+cut = [c for c in report.clusters if c.parent is None]
+print(json.dumps({
+    "seconds": seconds,
+    "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+    "records": report.baseline.records + report.current.records,
+    "analysed": report.sample.analysed if report.sample else None,
+    "max_records": settings.analysis_max_records,
+    "assigned": assigned,
+    "clusters": len(cut),
+    "rated": sum(c.feedback.rated for c in cut),
+    "down": sum(c.feedback.down for c in cut),
+    "current_count": sum(c.current_count for c in cut),
+    "timings": params["timings"],
+}))
+"""
+
+
+def code_of(ref: str, workdir: Path) -> Path:
+    """The tree of git ``ref`` of this checkout, exported under ``workdir``."""
+    root = Path(__file__).resolve().parents[1]
+    tree = workdir / "tree"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def child_run(code: Path, settings: Settings) -> dict[str, Any]:
+    """One analysis run at ``NOW`` by the llmscope in ``code``, in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": f"{code}{os.pathsep}{code / 'sdk' / 'src'}"}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, settings.database_url, settings.embedding_backend,
+         NOW.isoformat()],
+        env=env, check=True, capture_output=True, text=True, cwd=code,
+    ).stdout  # fmt: skip
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def add_ratings(session: Session, records: int, every: int) -> tuple[int, int]:
+    """Give every ``every``-th record a thumb once (down for 30% of a few hot questions' calls,
+    6% of the others); returns the current window's stored (rated, down)."""
+    if every and not session.scalar(select(func.count()).select_from(Feedback)):
+        rng = random.Random(3)
+        for start in range(0, records, 10_000 * every):
+            ids = [f"speed-{i}" for i in range(start, min(records, start + 10_000 * every), every)]
+            prompts = {
+                rid: str(prompt)
+                for rid, prompt in session.execute(
+                    select(Record.id, Record.prompt).where(Record.id.in_(ids))
+                )
+            }
+            rows = [
+                {
+                    "record_id": rid,
+                    "created_at": NOW,
+                    "thumb": "down"
+                    if rng.random() < (0.3 if zlib.crc32(prompts[rid].encode()) % 20 == 0 else 0.06)
+                    else "up",
+                    "source": "user",
+                }
+                for rid in ids
+                if rid in prompts
+            ]
+            session.bulk_insert_mappings(Feedback, rows)
+            session.commit()
+    current = Record.timestamp >= NOW - timedelta(days=1)
+    rated = select(Feedback.thumb).join(Record, Record.id == Feedback.record_id).where(current)
+    thumbs = session.scalars(rated).all()
+    return len(thumbs), sum(t == "down" for t in thumbs)
+
+
+def large_run(
+    data: Path, records: int, store: Path, distinct: int, backend: str, every: int, against: str
+) -> None:
     texts = questions(data)
     if distinct:
         texts = random.Random(2).sample(texts, distinct)
@@ -252,18 +355,27 @@ def large_run(data: Path, records: int, store: Path, distinct: int, backend: str
             ]
             session.bulk_insert_mappings(Record, rows)  # type: ignore[arg-type]
             session.commit()
+        rated, down = add_ratings(session, records, every)
         fill_cache(session, texts, settings)
     engine.dispose()
-    seconds, report, params = timed_run(settings)
-    total = report.baseline.records + report.current.records
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    analysed = report.sample.analysed if report.sample else total
-    print(
-        f"   run over {total} records (analysed {analysed}"
-        f", max {settings.analysis_max_records}): {seconds:.1f}s, {len(report.clusters)} clusters, "
-        f"peak RSS {peak:.2f} GiB ({load()})"
-    )
-    print(f"   timings: {params['timings']}")
+    print(f"   stored: {rated} ratings in the current window, {down} thumbs-down")
+    runs: list[tuple[str, Path]] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        if against:
+            runs.append((f"before ({against})", code_of(against, Path(workdir))))
+        runs.append(("after (this checkout)", Path(__file__).resolve().parents[1]))
+        for name, code in runs:
+            print(f"   {name}: running ({load()})", flush=True)
+            got = child_run(code, settings)
+            analysed = got["analysed"] if got["analysed"] is not None else got["records"]
+            print(
+                f"   {name}: {got['records']} records, clustered {analysed} (max "
+                f"{got['max_records']}), {got['assigned']} with a cluster; {got['seconds']:.1f}s, "
+                f"peak RSS {got['peak_gib']:.2f} GiB, {got['clusters']} clusters; current "
+                f"window counted {got['current_count']}, ratings counted {got['rated']} of "
+                f"{rated} ({got['down']} of {down} down) ({load()})"
+            )
+            print(f"   timings: {got['timings']}")
 
 
 def main() -> None:
@@ -278,13 +390,23 @@ def main() -> None:
     parser.add_argument("--backend", default="torch", choices=BACKENDS, help="run: the backend")
     parser.add_argument("--skip-backends", action="store_true")
     parser.add_argument("--skip-run", action="store_true")
+    parser.add_argument("--rated-every", type=int, default=5, help="run: a thumb every N")
+    parser.add_argument("--against", default="", help="run: also run git ref REF's code first")
     args = parser.parse_args()
     data = Path(args.data)
     if not args.skip_backends:
         with tempfile.TemporaryDirectory() as workdir:
             compare_backends(data, args.embed_sample, Path(workdir), args.samples)
     if not args.skip_run:
-        large_run(data, args.records, Path(args.store), args.distinct, args.backend)
+        large_run(
+            data,
+            args.records,
+            Path(args.store),
+            args.distinct,
+            args.backend,
+            args.rated_every,
+            args.against,
+        )
 
 
 if __name__ == "__main__":

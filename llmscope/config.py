@@ -161,10 +161,11 @@ class Settings(BaseSettings):
     analysis_max_records: int = Field(
         default=200_000,
         ge=100,
-        description="Most records one analysis run analyses. Above it, a seeded uniform sample "
-        "of each window (up to half the bound each); shares, rates and tests stay unbiased, "
-        "the report's counts are scaled to the true totals and its 'sample' says "
-        "{max_records, analysed}. The default keeps a run within 2 cores and 8 GiB.",
+        description="Most records one analysis run clusters. Above it, a seeded uniform sample "
+        "of each window (up to half the bound each) is clustered and every other record is "
+        "assigned to one of its clusters, so counts, rates and tests cover all records; the "
+        "report's 'sample' says {max_records, analysed}. The default keeps a run within 2 cores "
+        "and 8 GiB.",
     )
     reduce_dims: int = Field(
         default=5, ge=2, description="Dimensions UMAP reduces the embeddings to for clustering."

@@ -165,7 +165,8 @@ class WindowInfo(ReportModel):
 
 
 class SampleInfo(ReportModel):
-    """A sampled run: at most ``max_records`` of the windows' records were ``analysed``."""
+    """A bounded run: ``analysed`` (at most ``max_records``) of the windows' records were
+    clustered; every other record was assigned to one of their clusters."""
 
     max_records: int = Field(ge=1)
     analysed: int = Field(ge=0)
@@ -468,7 +469,7 @@ class RunReport(ReportModel):
     baseline: WindowInfo
     current: WindowInfo
     sample: SampleInfo | None = omitted_while_none(
-        "a run over more records than LLMSCOPE_ANALYSIS_MAX_RECORDS: what it analysed"
+        "a run over more records than LLMSCOPE_ANALYSIS_MAX_RECORDS: what it clustered"
     )
     global_drift: GlobalDrift
     clusters: list[ClusterEntry] = Field(default_factory=list)

@@ -23,7 +23,7 @@ from llmscope.analysis.encoders import encoder_for
 from llmscope.analysis.followup import finish_run
 from llmscope.analysis.pipeline import RunResult, analyse
 from llmscope.analysis.report import build_report, cluster_entry, cluster_stats
-from llmscope.analysis.sampling import sample_windows, scale_to_totals
+from llmscope.analysis.sampling import sample_windows
 from llmscope.analysis.stats import split_alpha
 from llmscope.analysis.timings import recording, stage
 from llmscope.analysis.windows import Window, default_windows
@@ -191,7 +191,8 @@ def run_analysis(
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session, recording() as timings:
-            # 1. what to analyse: above LLMSCOPE_ANALYSIS_MAX_RECORDS, a uniform sample per window
+            # 1. every record of both windows; above LLMSCOPE_ANALYSIS_MAX_RECORDS, a uniform
+            # sample per window is clustered and the other records are assigned to its clusters
             with stage("load_s"):
                 records = load_records(session, baseline, current)
                 texts = [record_text(r, settings.embed_field) for r in records]
@@ -202,9 +203,10 @@ def run_analysis(
                     settings.analysis_max_records,
                     settings.analysis_seed,
                 )
+                clustered = None
                 if drawn.sampled:
-                    records = [records[i] for i in drawn.keep]
-                    texts = [texts[i] for i in drawn.keep]
+                    clustered = np.zeros(len(records), dtype=bool)
+                    clustered[drawn.keep] = True
                 thumbs = newest_thumbs(session, [r["id"] for r in records])
                 down = [thumbs.get(r["id"]) for r in records]
                 judged, versions = latest_verdicts(
@@ -223,14 +225,21 @@ def run_analysis(
             is_current = np.array([r["window"] == "current" for r in records], dtype=bool)
             analysed_at = time.perf_counter()
             result = analyse(
-                records, distinct, embeddings, text_index, is_current, down, settings, passed
+                records,
+                distinct,
+                embeddings,
+                text_index,
+                is_current,
+                down,
+                settings,
+                passed,
+                clustered=clustered,
             )
             timings["tests_s"] = (
                 time.perf_counter() - analysed_at - timings["reduce_s"] - timings["cluster_s"]
             )
             for name, entry in result.evaluators.items():
                 entry["version"] = versions[name]
-            scale_to_totals(result, drawn)
             # 4. store the run
             run_id = uuid.uuid4().hex
             params = {
@@ -268,7 +277,7 @@ def run_analysis(
                     params=params,
                     records=records,
                     result=result,
-                    sample=SampleInfo(max_records=drawn.max_records, analysed=len(records))
+                    sample=SampleInfo(max_records=drawn.max_records, analysed=len(drawn.keep))
                     if drawn.sampled
                     else None,
                 )

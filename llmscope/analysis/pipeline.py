@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from llmscope.analysis import stats
+from llmscope.analysis.assign import assign_rest
 from llmscope.analysis.cluster import Clustering, cluster
 from llmscope.analysis.evaluations import (
     evaluation_tests,
@@ -114,6 +115,7 @@ def analyse(
     down: Sequence[bool | None],
     settings: Settings,
     evaluations: Mapping[str, Sequence[bool | None]] | None = None,
+    clustered: np.ndarray | None = None,
 ) -> RunResult:
     """Everything a run computes.
 
@@ -121,8 +123,17 @@ def analyse(
     row. ``down[i]`` is record i's latest thumb: True (down), False (up) or None (unrated).
     ``evaluations[name][i]`` is record i's verdict by evaluator ``name`` (True pass, False
     fail, None not evaluated): its failure hotspots join the thumbs-down hotspots' family.
+    ``clustered[i]`` (a bounded run) marks the records whose texts are clustered; every other
+    text is assigned to a cluster from its nearest clustered texts (``assign.py``), and every
+    count and test covers all records. None: every text is clustered.
     """
-    reduction, clustering = cluster_embeddings(embeddings, settings)
+    if clustered is None:
+        reduction, clustering = cluster_embeddings(embeddings, settings)
+    else:
+        chosen = np.unique(text_index[clustered])
+        reduction, clustering = cluster_embeddings(embeddings[chosen], settings)
+        with stage("cluster_s"):
+            reduction, clustering = assign_rest(embeddings, chosen, reduction, clustering)
     labels = clustering.labels[text_index] if len(text_index) else np.zeros(0, dtype=np.int64)
     memo: dict[Any, Counter[str]] = {}  # class documents' term counts, shared with sub-clusters
     words = ctfidf_keywords(texts, clustering.labels, memo=memo)

@@ -75,7 +75,7 @@ def cluster_entry(
     return ClusterEntry(
         id=c.id,
         parent=c.parent,
-        size=c.baseline_count + c.current_count,  # the records it holds (sampled runs: scaled)
+        size=c.baseline_count + c.current_count,  # the records it holds
         baseline_count=c.baseline_count,
         current_count=c.current_count,
         baseline_share=c.baseline_count / result.baseline_records

@@ -1,4 +1,5 @@
-"""Bounded runs: the per-window sample, its unbiased shares, and a sampled run end to end."""
+"""Bounded runs: the per-window sample, its unbiased shares, and a bounded run end to end
+(a sample clustered, every record counted)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from llmscope.analysis.timings import STAGES
 from llmscope.analysis.windows import parse_interval
 from llmscope.config import Settings
 from llmscope.db.models import AnalysisRun, RunAssignment
+from llmscope.db.queries import newest_thumbs
 from tests.analysis.test_job import model  # noqa: F401  (the session's loaded model)
 from tests.analysis.traffic import BASELINE, CURRENT, seed_traffic
 
@@ -31,7 +33,6 @@ def test_sample_is_seeded_sorted_and_within_the_bound() -> None:
     assert a.sampled and len(a.keep) == 200
     assert (a.baseline_kept, a.current_kept) == (100, 100)
     assert int(is_current[a.keep].sum()) == 100 and np.all(np.diff(a.keep) > 0)
-    assert a.weights == (7.0, 3.0)
     assert np.array_equal(a.keep, sample_windows(is_current, 200, seed=3).keep)
     assert not np.array_equal(a.keep, sample_windows(is_current, 200, seed=4).keep)
     everything = sample_windows(is_current, 5000, seed=3)
@@ -55,7 +56,7 @@ def test_sampled_shares_are_unbiased() -> None:
     assert np.abs(np.mean(shares, axis=0) - truth).max() < 0.01
 
 
-def test_a_run_above_the_bound_analyses_a_sample_and_reports_true_totals(
+def test_a_run_above_the_bound_clusters_a_sample_and_counts_every_record_and_rating(
     settings: Settings,
     engine: Engine,
     model: None,  # noqa: F811
@@ -65,19 +66,36 @@ def test_a_run_above_the_bound_analyses_a_sample_and_reports_true_totals(
     report = run_analysis(
         bounded, parse_interval(BASELINE), parse_interval(CURRENT), progress=False
     ).to_json()
+    # ``sample`` says what was clustered; everything else counts all 300 records.
     assert report["sample"] == {"max_records": 120, "analysed": 120}
     assert report["baseline"]["records"] == 150 and report["current"]["records"] == 150
-    # Counts are records of the window (scaled by 150/60), shares those of the sample.
-    assert sum(c["current_count"] for c in report["clusters"]) == pytest.approx(150, abs=4)
-    assert sum(c["current_share"] for c in report["clusters"]) == pytest.approx(1.0, abs=0.03)
+    cut = [c for c in report["clusters"] if c.get("parent") is None]
+    # Exact totals, where scaling a 60-record sample by 150/60 gave e.g. 151.
+    assert sum(c["baseline_count"] for c in cut) == 150
+    assert sum(c["current_count"] for c in cut) == 150
+    assert sum(c["current_share"] for c in cut) == pytest.approx(1.0)
     for cluster in report["clusters"]:
         assert cluster["size"] == cluster["baseline_count"] + cluster["current_count"]
     with Session(engine) as session:
-        assigned = session.scalars(
-            select(RunAssignment.window).where(RunAssignment.run_id == report["run_id"])
+        assigned = session.execute(
+            select(RunAssignment.record_id, RunAssignment.cluster_id, RunAssignment.window).where(
+                RunAssignment.run_id == report["run_id"]
+            )
         ).all()
+        ids = [r.record_id for r in assigned if r.window == "current"]
+        thumbs = newest_thumbs(session, ids)
         params = session.get(AnalysisRun, report["run_id"]).params  # type: ignore[union-attr]
-    assert len(assigned) == 120 and assigned.count("current") == 60
+    # Every record has a cluster of the cut, and the cluster's counts are its records.
+    assert len(assigned) == 300 and sum(r.window == "current" for r in assigned) == 150
+    assert {r.cluster_id for r in assigned} == {c["id"] for c in cut}
+    for cluster in cut:
+        mine = [r for r in assigned if r.cluster_id == cluster["id"]]
+        assert cluster["current_count"] == sum(r.window == "current" for r in mine)
+    # Every rating of the current window is counted: 150 rated, the true thumbs-down total.
+    rated = [t for t in thumbs.values() if t is not None]
+    assert len(rated) == 150
+    assert sum(c["feedback"]["rated"] for c in cut) == 150
+    assert sum(c["feedback"]["down"] for c in cut) == sum(rated)
     assert params["analysis_max_records"] == 120 and params["embedding_backend"] == "torch"
     assert set(params["timings"]) == set(STAGES)
     assert all(v >= 0 for v in params["timings"].values()) and params["timings"]["embed_s"] > 0
@@ -87,4 +105,4 @@ def test_a_run_above_the_bound_analyses_a_sample_and_reports_true_totals(
         settings, parse_interval(BASELINE), parse_interval(CURRENT), progress=False
     ).to_json()
     assert "sample" not in whole
-    assert sum(c["size"] for c in whole["clusters"]) == 300
+    assert sum(c["size"] for c in whole["clusters"] if c.get("parent") is None) == 300
