@@ -108,21 +108,28 @@ def collector(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the collector did not start")
-            time.sleep(0.1)
+        wait_healthy(base, proc, 60, "the collector")
         yield base, proc
     finally:
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=60)
+
+
+def wait_healthy(
+    base: str, proc: subprocess.Popen[bytes], seconds: float, what: str, poll: float = 0.1
+) -> None:
+    """Wait until ``base``'s ``/health`` answers 200; raise if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(poll)
 
 
 def post_all(

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))  # for tests.dashboard.seed and tests.dashboard.ch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
-from common import free_port, fresh_database, tree_cpu_seconds  # noqa: E402
+from common import free_port, fresh_database, tree_cpu_seconds, wait_healthy  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from llmscope.db import make_engine  # noqa: E402
@@ -136,16 +136,7 @@ def dashboard(code: Code, url: str, port: int) -> Iterator[tuple[str, int]]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"the {code.name} dashboard did not start")
-            time.sleep(0.05)
+        wait_healthy(base, proc, 120, f"the {code.name} dashboard", poll=0.05)
         yield base, proc.pid
     finally:
         proc.terminate()

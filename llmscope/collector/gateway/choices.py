@@ -142,15 +142,19 @@ def offered_tools(body: dict[str, Any]) -> list[str] | None:
     tools = body.get("tools")
     if not isinstance(tools, list) or not tools:
         return None
-    names = []
-    for tool in tools:
-        if not isinstance(tool, dict):
-            continue
-        function = tool.get("function")
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
-            names.append(function["name"])
-        elif isinstance(tool.get("name"), str):
-            names.append(tool["name"])
-        elif isinstance(tool.get("type"), str):
-            names.append(tool["type"])
+    offered = (tool_name(tool) for tool in tools if isinstance(tool, dict))
+    names = [name for name in offered if name is not None]
     return names or None
+
+
+def tool_name(tool: dict[str, Any]) -> str | None:
+    """What a tool definition is called: its function's name (OpenAI's ``{type, function:
+    {name}}``), else its own ``name`` (GenAI's ``{type, name}``), else its type (a built-in
+    tool such as ``web_search``)."""
+    function = tool.get("function")
+    if isinstance(function, dict) and isinstance(function.get("name"), str):
+        return str(function["name"])
+    for key in ("name", "type"):
+        if isinstance(tool.get(key), str):
+            return str(tool[key])
+    return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from llmscope.collector.gateway.choices import tool_name
 from llmscope.collector.otlp.attributes import Attrs, BadAttribute
 
 __all__ = [
@@ -63,17 +64,10 @@ def tool_names(definitions: Any, key: str) -> list[str] | None:
         return None
     if not isinstance(definitions, list):
         raise BadAttribute(key, "expected a list of tool definitions")
-    names = []
-    for tool in definitions:
-        if not isinstance(tool, dict):
-            raise BadAttribute(key, "expected tool definitions to be objects")
-        function = tool.get("function")
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
-            names.append(function["name"])
-        elif isinstance(tool.get("name"), str):
-            names.append(tool["name"])
-        elif isinstance(tool.get("type"), str):
-            names.append(tool["type"])
+    if not all(isinstance(tool, dict) for tool in definitions):
+        raise BadAttribute(key, "expected tool definitions to be objects")
+    offered = (tool_name(tool) for tool in definitions)
+    names = [name for name in offered if name is not None]
     return names or None
 
 
