@@ -23,12 +23,21 @@ from sqlalchemy import Engine
 from llmscope.config import Settings, get_settings, revealed
 from llmscope.dashboard import charts, export, tryfix
 from llmscope.dashboard.auth import Login
-from llmscope.dashboard.pages import cluster, clusters, evaluators, experiments, overview, record
+from llmscope.dashboard.pages import (
+    cluster,
+    clusters,
+    evaluators,
+    experiments,
+    overview,
+    record,
+    session,
+)
 from llmscope.dashboard.state import ViewState, parse
 from llmscope.db import make_engine, make_sessionmaker
 
 _CLUSTER = re.compile(r"^/clusters/(-?\d+)/?$")
 _RECORD = re.compile(r"^/records/(.+?)/?$")
+_SESSION = re.compile(r"^/sessions/(.+?)/?$")
 _EXPERIMENT = re.compile(r"^/experiments/([A-Za-z0-9._-]+)/?$")
 
 
@@ -80,6 +89,8 @@ def render_path(engine: Engine, pathname: str | None, search: str | None) -> Any
         return cluster.render(engine, state, int(match.group(1)))
     if match := _RECORD.match(path):
         return record.render(engine, state, unquote(match.group(1)))
+    if match := _SESSION.match(path):
+        return session.render(engine, state, unquote(match.group(1)))
     return html.Div(
         [
             html.H1("Page not found", className="page-title"),

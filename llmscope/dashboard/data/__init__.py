@@ -38,6 +38,7 @@ from llmscope.dashboard.data.overview import (
     store_status,
 )
 from llmscope.dashboard.data.records import record_detail
+from llmscope.dashboard.data.sessions import SessionTurns, Turn, session_turns
 from llmscope.dashboard.data.subclusters import (
     members_of,
     record_subclusters,
@@ -51,8 +52,10 @@ __all__ = [
     "Filters",
     "MapPoints",
     "RunInfo",
+    "SessionTurns",
     "StoreStatus",
     "Traffic",
+    "Turn",
     "breakdown",
     "bucket_unit",
     "cluster_counts",
@@ -76,6 +79,7 @@ __all__ = [
     "members_of",
     "nested_clusters",
     "record_detail",
+    "session_turns",
     "record_subclusters",
     "record_text",
     "run_report",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from dash import dcc, html
 from sqlalchemy import Engine
@@ -83,7 +84,7 @@ def _meta(r: dict[str, Any]) -> html.Dl:
         ("tokens", tokens),
         ("cost", fmt_usd(r["cost_usd"]) if r.get("cost_usd") is not None else "no price"),
         ("user", r["user_id"]),
-        ("session", r["session_id"]),
+        ("session", _session_link(r["session_id"])),
         ("trace / span", f"{r['trace_id'] or '–'} / {r['span_id'] or '–'}"),
         ("tags", ", ".join(f"{k}={v}" for k, v in (r["tags"] or {}).items()) or None),
         ("internal", "yes (a call llmscope made itself)" if r["internal"] else None),
@@ -96,6 +97,13 @@ def _meta(r: dict[str, Any]) -> html.Dl:
     if r["error"]:
         items += [html.Dt("error"), html.Dd(text_block(r["error"], "error-text"))]
     return html.Dl(items, className="meta")
+
+
+def _session_link(session_id: str | None) -> Any:
+    """The session id, linking to the whole conversation."""
+    if not session_id:
+        return None
+    return dcc.Link(session_id, href=f"/sessions/{quote(session_id, safe='')}", id="record-session")
 
 
 def _conversation(r: dict[str, Any]) -> list[Any]:
