@@ -7,7 +7,10 @@ every key given). Types:
 
 - ``llm_judge``: ``endpoint`` (a chat endpoint of this gateway), ``definition``,
   ``grading_prompt``, optional ``examples`` (``input``, ``output``, ``score``,
-  ``justification``), ``pass_threshold`` (a score of 1..5 at or above it passes; default 3);
+  ``justification``), ``pass_threshold`` (a score of 1..5 at or above it passes; default 3),
+  ``scope`` (``record``, the default, or ``session``: the whole conversation is judged once it
+  has been idle ``idle_seconds``, default 1800; sampled by session id, filtered by its first
+  record, the verdict stored on that first record);
 - built-in checks, no LLM: ``refusal``; ``json`` (optional JSON ``schema``); ``regex``
   (``pattern``, ``must_match``, default true); ``length`` (``min_words``, ``max_words``);
   ``pii`` (e-mail, phone, card number or secret in the answer); ``latency`` (``max_ms``).
@@ -47,6 +50,8 @@ from llmscope.collector.gateway.patterns import compile_pattern
 
 # The wording of the judge prompt around the user's definition (judge.py); part of the version.
 JUDGE_PROMPT_VERSION = "judge-v1"
+# The wording around a whole conversation (judge.py), for ``scope: session``; part of the version.
+SESSION_PROMPT_VERSION = "session-v1"
 CHAT_TYPE = "llm/v1/chat"
 
 
@@ -105,6 +110,10 @@ class _Evaluator(BaseModel):
         if self.is_judge:
             content["examples"] = [e.model_dump() for e in getattr(self, "examples", [])]
             content["prompt_version"] = JUDGE_PROMPT_VERSION
+            if getattr(self, "scope", "record") == "session":
+                # a record judge's version is unchanged by the field's arrival
+                content["scope"] = "session"
+                content["session_prompt_version"] = SESSION_PROMPT_VERSION
         raw = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
@@ -152,12 +161,19 @@ class LLMJudge(_Evaluator):
     grading_prompt: str = Field(min_length=1)
     examples: list[Example] = Field(default_factory=list)
     pass_threshold: int = Field(default=3, ge=1, le=5)
+    # ``session``: judges a whole conversation once it has been idle for ``idle_seconds``
+    scope: Literal["record", "session"] = "record"
+    idle_seconds: float = Field(default=1800.0, gt=0, le=7 * 86400)
 
     verdict_fields = ("definition", "grading_prompt", "pass_threshold")
 
     @property
     def is_judge(self) -> bool:
         return True
+
+    @property
+    def per_session(self) -> bool:
+        return self.scope == "session"
 
 
 class RefusalCheck(_Evaluator):

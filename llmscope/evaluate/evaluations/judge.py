@@ -38,6 +38,7 @@ from llmscope.collector.gateway.service import Gateway
 from llmscope.collector.gateway.shapes import first_text
 
 MAX_TEXT = 6000  # characters of the question and of the answer shown to the judge
+MAX_TRANSCRIPT = 4 * MAX_TEXT  # characters of a conversation shown to a session judge
 MAX_OUTPUT_TOKENS = 300
 ATTEMPTS = 2  # an unparsable answer is shown back to the judge once
 EVALUATOR_TAG = "llmscope.evaluator"
@@ -104,8 +105,41 @@ def question_of(prompt: str | None, messages: list[dict[str, Any]] | None) -> st
     return _cut(prompt or "")
 
 
-def judge_messages(judge: LLMJudge, question: str, answer: str) -> list[dict[str, str]]:
-    """The chat messages asking ``judge`` to grade one answer."""
+def last_question(prompt: str | None, messages: list[dict[str, Any]] | None) -> str:
+    """What one turn asked: the last user message (a chat app resends the whole history with
+    every call), or the prompt."""
+    for message in reversed(messages or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    return prompt or ""
+
+
+def transcript(turns: list[tuple[str, str | None]]) -> str:
+    """A conversation as the judge reads it: ``User:`` / ``Assistant:`` lines per turn, each
+    side cut at ``MAX_TEXT``; when the whole is longer than ``MAX_TRANSCRIPT``, the earliest
+    turns are left out (and it says so): how a conversation ended matters most."""
+    parts = [
+        f"User: {_cut(asked)}\nAssistant: {_cut(answer) if answer else '(no answer)'}"
+        for asked, answer in turns
+    ]
+    kept: list[str] = []
+    size = 0
+    for part in reversed(parts):
+        if kept and size + len(part) > MAX_TRANSCRIPT:
+            break
+        kept.append(part)
+        size += len(part) + 2
+    cut = len(parts) - len(kept)
+    head = [f"[{cut} earlier turns left out]"] if cut else []
+    return "\n\n".join(head + kept[::-1])
+
+
+def judge_messages(
+    judge: LLMJudge, question: str, answer: str, *, conversation: bool = False
+) -> list[dict[str, str]]:
+    """The chat messages asking ``judge`` to grade one answer, or with ``conversation`` the
+    assistant's part in a whole conversation (``question`` is its :func:`transcript`)."""
     system = [
         "You are an impartial judge grading the output of an AI assistant.",
         f"Metric definition: {judge.definition}",
@@ -123,6 +157,12 @@ def judge_messages(judge: LLMJudge, question: str, answer: str) -> list[dict[str
         '"<one or two sentences>"}.'
     )
     user = f"Input:\n{_cut(question)}\n\nOutput:\n{_cut(answer)}\n\nGrade the output."
+    if conversation:
+        system[0] = "You are an impartial judge grading an AI assistant over a whole conversation."
+        user = (
+            f"Conversation:\n{question}\n\n"
+            "Grade the assistant's part in the whole conversation as one output."
+        )
     return [{"role": "system", "content": "\n\n".join(system)}, {"role": "user", "content": user}]
 
 
@@ -209,6 +249,7 @@ async def judge_answer(
     *,
     key: str | None = None,
     earlier: Mapping[str, dict[str, Any] | None] | None = None,
+    conversation: bool = False,
 ) -> JudgeResult:
     """Ask ``judge`` to grade ``answer``; one retry on an unparsable answer.
 
@@ -219,7 +260,9 @@ async def judge_answer(
     JudgeResult (a score, or an error after the retry).
     """
     earlier = earlier or {}
-    messages: list[dict[str, str]] = judge_messages(judge, question, answer)
+    messages: list[dict[str, str]] = judge_messages(
+        judge, question, answer, conversation=conversation
+    )
     tokens_in = tokens_out = 0
     started = time.perf_counter()
     record_id: str | None = None

@@ -12,7 +12,9 @@ Restart-safe: the store is the queue. On start, the poller looks back
 every claim lease (``LLMSCOPE_EVAL_CLAIM_LEASE_S``) it reads again from the oldest record whose
 claim has run out (left by a dead process: a live one renews its claims). A judge that cannot
 be reached is paused (5 s, doubling up to 60 s) and its records are read again once it is back;
-once the day's token budget is spent, the judges pause until the next UTC day. Verdicts go
+once the day's token budget is spent, the judges pause until the next UTC day. A ``scope:
+session`` judge's sessions are swept on every poll: those whose newest record arrived between
+the last sweep's cutoff and now minus ``idle_seconds`` (on start, within the lookback). Verdicts go
 through claims (``store.claim``), so two judges (this one, another worker, ``llmscope
 evaluate``) never judge a record twice, and a judge's answer that came back is never asked for
 again (``judge.answer_key``); only calls still in flight when a process dies are asked again.
@@ -40,8 +42,17 @@ from llmscope.collector.masking import sessionmaker_for
 from llmscope.config import Settings
 from llmscope.db import make_engine
 from llmscope.db.models import Record
-from llmscope.evaluate.evaluations import store
-from llmscope.evaluate.evaluations.runner import Clock, Judging, selects, settled_ids, utc_now
+from llmscope.evaluate.evaluations import sessions, store
+from llmscope.evaluate.evaluations.runner import (
+    Clock,
+    Judging,
+    Work,
+    selects,
+    settled_ids,
+    unjudged_sessions,
+    utc_now,
+)
+from llmscope.evaluate.evaluations.sessions import IdleSession
 from llmscope.evaluate.evaluations.store import Candidate
 from llmscope.metrics import Metrics
 
@@ -76,7 +87,9 @@ class OnlineJudge:
         self.queue_size = settings.eval_queue_size
         self.max_tokens_per_day = settings.eval_max_tokens_per_day
         self.judging: Judging | None = None
-        self.queue: asyncio.Queue[tuple[LLMJudge, Candidate]] | None = None
+        self.queue: asyncio.Queue[Work] | None = None
+        # (judge name, version) -> the idle cutoff its last session sweep read up to
+        self.session_marks: dict[tuple[str, str], datetime] = {}
         self.tasks: list[asyncio.Task[None]] = []
         self.mark: tuple[datetime, str] | None = None
         self.rescan_from: datetime | None = None
@@ -158,6 +171,9 @@ class OnlineJudge:
         if not evaluators:
             self.mark = (max(self.mark[0], now - SETTLE), "")
             return 0
+        for evaluator in evaluators:
+            if isinstance(evaluator, LLMJudge) and evaluator.per_session:
+                await self._sweep_sessions(evaluator, now)
         page = await asyncio.to_thread(self._page, self.mark, now - SETTLE)
         if not page:
             return 0
@@ -178,9 +194,34 @@ class OnlineJudge:
             for candidate in todo:
                 if self._held_back(evaluator, candidate, now):
                     continue
-                await self.queue.put((evaluator, candidate))  # waits while the queue is full
+                await self.queue.put((evaluator, candidate, None))  # waits while it is full
         self.mark = (page[-1]["received_at"], page[-1]["id"])
         return len(page)
+
+    async def _sweep_sessions(self, evaluator: LLMJudge, now: datetime) -> None:
+        """Queue the sessions that went idle since this judge's last sweep (on start: within
+        the lookback) and lack its verdict."""
+        assert self.judging is not None and self.queue is not None
+        key = (evaluator.name, evaluator.version)
+        before = now - timedelta(seconds=evaluator.idle_seconds)
+        after = self.session_marks.get(key, now - self.lookback)
+        if before <= after:
+            return
+        paused = self.paused_until.get(evaluator.endpoint)
+        if self.judging.budget_exhausted or (paused is not None and paused > now):
+            return  # the mark stays: these sessions are read again once judging resumes
+
+        def read() -> list[IdleSession]:
+            with self.factory() as session:
+                return sessions.first_records(
+                    session, sessions.idle_between(session, after, before)
+                )
+
+        found = await asyncio.to_thread(read)
+        todo = await asyncio.to_thread(unjudged_sessions, self.judging, evaluator, found)
+        for idle in todo:
+            await self.queue.put((evaluator, idle.first, idle.session_id))
+        self.session_marks[key] = before
 
     def _oldest_expired(self, now: datetime) -> datetime | None:
         with self.factory() as session:
@@ -237,29 +278,39 @@ class OnlineJudge:
     async def _work(self) -> None:
         assert self.judging is not None and self.queue is not None
         while True:
-            evaluator, candidate = await self.queue.get()
+            evaluator, candidate, session_id = await self.queue.get()
             try:
                 now = self.clock()
                 if self._held_back(evaluator, candidate, now):
+                    self._retry_sessions(evaluator, session_id)
                     continue
-                outcome = await self.judging.judge(evaluator, candidate)
+                outcome = await self.judging.judge(evaluator, candidate, session_id)
                 if outcome in ("pass", "fail", "error"):
                     self.judged += 1
                     self.metrics.evaluated(evaluator.name, outcome)
                     self.backoff.pop(evaluator.endpoint, None)
                 elif outcome == "unavailable":
                     self._remember(candidate["received_at"])
+                    self._retry_sessions(evaluator, session_id)
                     self._pause(evaluator.endpoint)
                 elif outcome == "budget":
                     self._remember(candidate["received_at"])
+                    self._retry_sessions(evaluator, session_id)
                     log.warning("online judge: %s", self.judging.budget.message())
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self._remember(candidate["received_at"])
+                self._retry_sessions(evaluator, session_id)
                 log.exception("online judge failed on record %s", candidate["id"])
             finally:
                 self.queue.task_done()
+
+    def _retry_sessions(self, evaluator: LLMJudge, session_id: str | None) -> None:
+        """A session left unjudged: the judge's next sweep reads the whole lookback again
+        (those already judged are skipped by their verdicts)."""
+        if session_id is not None:
+            self.session_marks.pop((evaluator.name, evaluator.version), None)
 
     def _pause(self, endpoint: str) -> None:
         assert self.judging is not None

@@ -11,7 +11,9 @@ are in flight. The per-day token budget
 the store) is checked before each call; once it would be exceeded, judging stops and says so.
 
 :func:`evaluate_range` judges the sampled records of a time range that lack a verdict for each
-evaluator's current version (idempotent: a second run finds nothing to do and calls no judge).
+evaluator's current version (idempotent: a second run finds nothing to do and calls no judge);
+a ``scope: session`` judge judges the idle sessions that started in the range
+(``sessions``).
 The store is only touched from worker threads, so the event loop (the collector's, online)
 never waits on it.
 """
@@ -28,11 +30,11 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from llmscope.collector.gateway.evaluators import Evaluator, LLMJudge
+from llmscope.collector.gateway.evaluators import Evaluator, LLMJudge, in_sample
 from llmscope.collector.gateway.service import Gateway
 from llmscope.db import session_scope
 from llmscope.db.models import Record
-from llmscope.evaluate.evaluations import store
+from llmscope.evaluate.evaluations import sessions, store
 from llmscope.evaluate.evaluations.checks import run_check
 from llmscope.evaluate.evaluations.judge import (
     MAX_OUTPUT_TOKENS,
@@ -43,11 +45,14 @@ from llmscope.evaluate.evaluations.judge import (
     question_of,
     stored_reply,
 )
+from llmscope.evaluate.evaluations.sessions import IdleSession, session_transcript
 from llmscope.evaluate.evaluations.store import Candidate
 
 log = logging.getLogger("llmscope.evaluations")
 
 Clock = Callable[[], datetime]
+# what a judge worker takes: (judge, record, the session id when judging its whole session)
+Work = tuple[LLMJudge, Candidate, str | None]
 T = TypeVar("T")
 PAGE = 500
 DOWN_AFTER = 3  # consecutive unreachable calls before an endpoint counts as down for a run
@@ -202,18 +207,27 @@ class Judging:
     def endpoint_down(self, endpoint: str) -> bool:
         return self.failures.get(endpoint, 0) >= DOWN_AFTER
 
-    async def judge(self, evaluator: LLMJudge, candidate: Candidate) -> str:
-        """Judge one record. Returns what happened: ``pass``, ``fail``, ``error``, ``taken``
-        (someone else has it), ``budget`` (no budget left) or ``unavailable``."""
+    async def judge(
+        self, evaluator: LLMJudge, candidate: Candidate, session_id: str | None = None
+    ) -> str:
+        """Judge one record, or with ``session_id`` (a ``scope: session`` judge, ``candidate``
+        the session's first record) the whole conversation. Returns what happened: ``pass``,
+        ``fail``, ``error``, ``taken`` (someone else has it), ``budget`` (no budget left) or
+        ``unavailable``."""
         if self.gateway is None:
             raise RuntimeError("judging needs the gateway (a config with the judge's endpoint)")
-        if candidate["response"] is None:
+        if session_id is None and candidate["response"] is None:
             return "skipped"
         async with self.slots:
             if self.budget_exhausted:
                 return "budget"
-            question = question_of(candidate["prompt"], candidate["messages"])
-            estimate = (len(question) + len(candidate["response"])) // 4 + 400 + MAX_OUTPUT_TOKENS
+            if session_id is not None:
+                question = await asyncio.to_thread(self._transcript, session_id)
+                answer = ""
+            else:
+                question = question_of(candidate["prompt"], candidate["messages"])
+                answer = candidate["response"] or ""
+            estimate = (len(question) + len(answer)) // 4 + 400 + MAX_OUTPUT_TOKENS
             if not await self.budget.reserve(estimate):
                 self.budget_exhausted = True
                 return "budget"
@@ -228,9 +242,10 @@ class Judging:
                     self.gateway,
                     evaluator,
                     question,
-                    candidate["response"],
+                    answer,
                     key=key,
                     earlier=earlier,
+                    conversation=session_id is not None,
                 )
                 result = await self._holding(row_id, work)
             except JudgeUnavailable as exc:
@@ -299,6 +314,10 @@ class Judging:
             for rid, r in rows.items()
         }
 
+    def _transcript(self, session_id: str) -> str:
+        with self.factory() as session:
+            return session_transcript(session, session_id)
+
     def _claim(self, record_id: str, evaluator: LLMJudge) -> int | None:
         with session_scope(self.factory) as session:
             return store.claim(
@@ -314,9 +333,36 @@ class Judging:
             store.finish(session, row_id, self.clock(), **values)
 
 
+def per_session(evaluator: Evaluator) -> bool:
+    """A ``scope: session`` judge: it looks at whole conversations, not at records."""
+    return isinstance(evaluator, LLMJudge) and evaluator.per_session
+
+
+def selects_session(evaluator: LLMJudge, idle: IdleSession) -> bool:
+    """Whether a session judge should look at ``idle``: its first record passes the filter,
+    and the session id falls in the sample."""
+    first = idle.first
+    if evaluator.filter is not None and not evaluator.filter.matches(
+        first["endpoint"], first["template_name"], first["template_version"], first["model"]
+    ):
+        return False
+    return in_sample(evaluator.name, idle.session_id, evaluator.sample_rate)
+
+
+def unjudged_sessions(
+    judging: Judging, evaluator: LLMJudge, found: Sequence[IdleSession]
+) -> list[IdleSession]:
+    """Of ``found``, the sessions ``evaluator`` selects that lack its verdict (or a live claim)."""
+    chosen = [idle for idle in found if selects_session(evaluator, idle)]
+    done = settled_ids(judging, evaluator, [idle.first["id"] for idle in chosen])
+    return [idle for idle in chosen if idle.first["id"] not in done]
+
+
 def selects(evaluator: Evaluator, candidate: Candidate) -> bool:
     """Whether ``evaluator`` should look at ``candidate``: it has what the evaluator needs,
-    passes the filter and falls in the sample."""
+    passes the filter and falls in the sample (never a session judge: it looks at sessions)."""
+    if per_session(evaluator):
+        return False
     needed = candidate["latency_ms"] if evaluator.needs == "latency" else candidate["response"]
     return needed is not None and evaluator.selects(
         candidate["id"],
@@ -332,6 +378,38 @@ def settled_ids(judging: Judging, evaluator: Evaluator, record_ids: list[str]) -
         return store.settled(
             session, evaluator.name, evaluator.version, record_ids, judging.clock()
         )
+
+
+async def _queue_sessions(
+    judging: Judging,
+    evaluator: LLMJudge,
+    since: datetime | None,
+    until: datetime | None,
+    queue: asyncio.Queue[Work | None],
+    result: RunResult,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """Queue the idle sessions started in [since, until) that ``evaluator`` has not judged."""
+    before = judging.clock() - timedelta(seconds=evaluator.idle_seconds)
+    after_id: str | None = None
+    tally = result.tally(evaluator.name)
+
+    def read(after: str | None) -> tuple[list[str], list[IdleSession]]:
+        with judging.factory() as session:
+            ids = sessions.idle_started(session, before, since, until, after)
+            return ids, sessions.first_records(session, ids)
+
+    while True:
+        ids, found = await asyncio.to_thread(read, after_id)
+        if not ids:
+            return
+        after_id = ids[-1]
+        todo = await asyncio.to_thread(unjudged_sessions, judging, evaluator, found)
+        tally.already += sum(selects_session(evaluator, idle) for idle in found) - len(todo)
+        for idle in todo:
+            await queue.put((evaluator, idle.first, idle.session_id))
+        if progress is not None:
+            progress(f"read {len(ids)} sessions")
 
 
 def _page(
@@ -369,16 +447,16 @@ async def evaluate_range(
     for evaluator in evaluators:
         result.tally(evaluator.name)
     concurrency = judging.concurrency
-    queue: asyncio.Queue[tuple[LLMJudge, Candidate] | None] = asyncio.Queue(2 * concurrency)
+    queue: asyncio.Queue[Work | None] = asyncio.Queue(2 * concurrency)
 
     async def worker() -> None:
         while (item := await queue.get()) is not None:
-            evaluator, candidate = item
+            evaluator, candidate, session_id = item
             tally = result.tally(evaluator.name)
             if judging.budget_exhausted or judging.endpoint_down(evaluator.endpoint):
                 tally.pending += 1
                 continue
-            outcome = await judging.judge(evaluator, candidate)
+            outcome = await judging.judge(evaluator, candidate, session_id)
             if outcome in ("pass", "fail"):
                 tally.evaluated += 1
                 tally.failed += outcome == "fail"
@@ -411,9 +489,12 @@ async def evaluate_range(
                     tally.failed += sum(not v for v in verdicts)
                     continue
                 for candidate in todo:
-                    await queue.put((evaluator, candidate))
+                    await queue.put((evaluator, candidate, None))
             if progress is not None:
                 progress(f"read {len(page)} records")
+        for evaluator in evaluators:
+            if isinstance(evaluator, LLMJudge) and evaluator.per_session:
+                await _queue_sessions(judging, evaluator, since, until, queue, result, progress)
     finally:
         for _ in workers:
             await queue.put(None)
