@@ -8,6 +8,7 @@ newest feedback read back independently), not against the tools' own code.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -361,3 +362,23 @@ def test_the_app_serves_mcp_again_after_a_restart(settings: Settings) -> None:
     # Outside its lifespan the endpoint answers 503, never a half-started server.
     stopped = TestClient(app).post("/mcp", json=ping, headers=headers)
     assert stopped.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [("not a url", "--database-url"), ("mysql://x/y", "unsupported database")],
+)
+def test_a_bad_store_url_is_exit_2_with_one_line_and_nothing_on_stdout(
+    url: str, needle: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llmscope", "mcp", "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""  # stdout is the protocol's
+    [line] = result.stderr.strip().splitlines()
+    assert needle in line
