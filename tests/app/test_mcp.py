@@ -28,14 +28,21 @@ from sqlalchemy.orm import Session
 
 from llmscope.app.server import create_app
 from llmscope.config import Settings
-from llmscope.db.models import AnalysisRun, Record, RunAssignment
+from llmscope.db.models import AnalysisRun, Record
 from llmscope.db.queries import newest_thumbs
 from llmscope.keys import create_key
 from llmscope.report import TemplateVersionRow
 from llmscope.text import conversation_text
 from tests.conftest import cli_server
-from tests.dashboard.seed import NOW, XSS_PROMPT, XSS_RECORD_ID, SeededStore, add_rows
-from tests.dashboard.seed import plain_record, seed_store
+from tests.dashboard.seed import (
+    NOW,
+    XSS_PROMPT,
+    XSS_RECORD_ID,
+    SeededStore,
+    add_rows,
+    plain_record,
+    seed_store,
+)
 from tests.dashboard.test_experiments_page import seed_experiment
 
 TOOLS = {
@@ -231,9 +238,11 @@ def test_stdio_tools_answer_from_the_store(engine: Engine, database_url: str) ->
                 )
             )
             want = expected(
-                lambda r: seeded.cluster_of.get(r.id) == 0
-                and r.id not in thumbs
-                and since <= r.timestamp.replace(tzinfo=since.tzinfo) < until
+                lambda r: (
+                    seeded.cluster_of.get(r.id) == 0
+                    and r.id not in thumbs
+                    and since <= r.timestamp.replace(tzinfo=since.tzinfo) < until
+                )
             )
             assert [h["id"] for h in page["records"]] == want[:5]
             assert page["more"] is (len(want) > 5)

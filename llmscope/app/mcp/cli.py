@@ -33,7 +33,9 @@ def mcp_command(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     # Warnings of every library, and llmscope's own news; not the SDK's line per request.
     logging.basicConfig(
-        stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        stream=sys.stderr,
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger("llmscope").setLevel(logging.INFO)
     # The tools only read, but a brand-new store needs its tables to answer "no run yet".

@@ -163,9 +163,7 @@ def build_server(engine: Engine, *, http: bool = False) -> FastMCP:
         ] = None,
         feedback: Annotated[
             tools.Feedback | None,
-            Field(
-                description="The record's newest feedback: up, down, or none (no thumb given)."
-            ),
+            Field(description="The record's newest feedback: up, down, or none (no thumb given)."),
         ] = None,
         since: Annotated[
             datetime | None,
