@@ -61,6 +61,11 @@ ClusterId = Annotated[
 _T = TypeVar("_T")
 
 
+def _count(most: int, what: str) -> Any:
+    """A count parameter's bounds (1 to ``most``) and description."""
+    return Field(ge=1, le=most, description=f"{what} (1-{most}).")
+
+
 async def _off_loop(fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
     """``fn(*args, **kwargs)`` in a worker thread (store reads block)."""
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
@@ -113,14 +118,7 @@ def build_server(engine: Engine, *, http: bool = False) -> FastMCP:
     async def cluster_evidence(
         cluster_id: ClusterId,
         run: Run = "latest",
-        examples: Annotated[
-            int,
-            Field(
-                ge=1,
-                le=tools.EXAMPLES_MAX,
-                description=f"How many example records (1-{tools.EXAMPLES_MAX}).",
-            ),
-        ] = 10,
+        examples: Annotated[int, _count(tools.EXAMPLES_MAX, "How many example records")] = 10,
     ) -> dict[str, Any]:
         """The evidence on one cluster: its report entry (summary with root cause and
         suggested fix when an LLM wrote it, keywords, size per window, drift, thumbs-down
@@ -173,14 +171,7 @@ def build_server(engine: Engine, *, http: bool = False) -> FastMCP:
             datetime | None,
             Field(description="Records before this time (RFC 3339; UTC if no offset)."),
         ] = None,
-        limit: Annotated[
-            int,
-            Field(
-                ge=1,
-                le=tools.SEARCH_MAX,
-                description=f"At most this many records (1-{tools.SEARCH_MAX}).",
-            ),
-        ] = 20,
+        limit: Annotated[int, _count(tools.SEARCH_MAX, "At most this many records")] = 20,
     ) -> dict[str, Any]:
         """Find records: every filter given must match. Newest first, each with its id, time,
         endpoint, model, template, status, latency, newest thumb and the start of its question
