@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "llmscope.dashboard.cli",
     "llmscope.app.demo.cli",
     "llmscope.app.worker",
+    "llmscope.app.mcp.cli",
 )
 
 

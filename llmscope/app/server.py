@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from llmscope import __version__
+from llmscope.app.mcp.server import McpEndpoint
 from llmscope.collector.api.admission import Admission
 from llmscope.collector.api.auth import ApiKeyAuth
 from llmscope.collector.api.errors import install_error_handlers
@@ -63,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     online = OnlineJudge(factory, gateway, settings, metrics=prom) if gateway is not None else None
     # Experiments started over REST replay through the same gateway, in the background.
     experiment_jobs = ExperimentJobs(factory, gateway, settings) if gateway else None
+    # The MCP server's read-only tools over streamable HTTP (the read scope, see auth.py).
+    mcp = McpEndpoint(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,9 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await gateway.start()
         if online is not None:
             await online.start()
+        await mcp.start()
         try:
             yield
         finally:
+            await mcp.stop()
             if experiment_jobs is not None:
                 await experiment_jobs.stop()
             if online is not None:
@@ -135,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(experiments.router)
     app.include_router(otlp_receiver.router)
     app.include_router(metrics.router)
+    app.router.routes.append(Route(McpEndpoint.PATH, mcp, include_in_schema=False))
     if gateway is not None:
         app.include_router(gateway_mlflow_router)
         app.include_router(gateway_openai_router)

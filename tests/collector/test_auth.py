@@ -127,6 +127,8 @@ def test_keys_are_stored_hashed_and_verified(engine: Engine) -> None:
         ("GET", "/api/2.0/endpoints/", "read"),
         ("GET", "/api/2.0/gateway/routes/", "read"),
         ("GET", "/api/v1/analysis/runs/latest", "read"),
+        ("POST", "/mcp", "read"),  # the MCP server's tools only read
+        ("DELETE", "/mcp", "read"),
         ("DELETE", "/api/v1/records/abc", "admin"),
         ("POST", "/api/v1/records/abc/other", "admin"),
     ],

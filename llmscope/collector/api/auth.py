@@ -31,13 +31,15 @@ _INGEST_POSTS = re.compile(
     r"|^/v1/(traces|chat/completions|completions|embeddings|responses)/?$"
     r"|^/(endpoints|gateway)/[^/]+/invocations/?$"
 )
+_MCP = re.compile(r"^/mcp/?$")
 
 
 def needed_scope(method: str, path: str) -> str:
-    """``ingest`` for calls that record LLM traffic, ``read`` for reads, else ``admin``."""
+    """``ingest`` for calls that record LLM traffic, ``read`` for reads (the MCP server's
+    read-only tools included, whatever the method), else ``admin``."""
     if method == "POST" and _INGEST_POSTS.match(path):
         return "ingest"
-    if method in {"GET", "HEAD"}:
+    if method in {"GET", "HEAD"} or _MCP.match(path):
         return "read"
     return "admin"
 

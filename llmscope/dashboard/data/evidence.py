@@ -23,6 +23,7 @@ from llmscope.dashboard.data.common import (
     with_feedback,
 )
 from llmscope.db.models import Record, RunAssignment
+from llmscope.report import RouteDestinationRow, RunReport, TemplateVersionRow
 
 DIMENSIONS = ("template", "endpoint", "model")
 
@@ -77,6 +78,25 @@ def down_by(
             for figure in ("calls", "rated", "down"):
                 group[figure] = group[f"baseline_{figure}"] + group[f"current_{figure}"]
         out[dimension] = sorted(groups.values(), key=lambda g: (-g["calls"], str(g["group"])))
+    return out
+
+
+def report_tests(
+    report: RunReport, cluster_id: int
+) -> dict[str, dict[str, TemplateVersionRow | RouteDestinationRow]]:
+    """The run's tests of a thumbs-down rate for the rows of :func:`down_by`, by dimension and
+    group: per template version (``name@version``, run-wide, against the version before) and
+    per route destination endpoint (in this cluster, against the route's other destinations);
+    only rows the run tested (a q-value)."""
+    out: dict[str, dict[str, TemplateVersionRow | RouteDestinationRow]] = {
+        dimension: {} for dimension in DIMENSIONS
+    }
+    for t in report.template_versions:
+        if t.down_q_value is not None:
+            out["template"][f"{t.template}@{t.version}"] = t
+    for r in report.route_destinations:
+        if r.cluster_id == cluster_id and r.down_q_value is not None:
+            out["endpoint"][r.endpoint] = r
     return out
 
 

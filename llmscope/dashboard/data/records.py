@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from llmscope.db.models import AnalysisRun, Evaluation, Feedback, Record, RunAssignment
 from llmscope.db.queries import FEEDBACK_OLDEST_FIRST, NEWEST_RUN_FIRST
@@ -56,19 +56,25 @@ def record_detail(engine: Engine, record_id: str) -> dict[str, Any] | None:
                 .order_by(Evaluation.created_at, Evaluation.id)
             )
         ]
-        record["clusters"] = [
-            dict(r._mapping)
-            for r in conn.execute(
-                select(
-                    RunAssignment.run_id,
-                    RunAssignment.cluster_id,
-                    RunAssignment.window,
-                    AnalysisRun.created_at,
-                )
-                .join(AnalysisRun, AnalysisRun.id == RunAssignment.run_id)
-                .where(RunAssignment.record_id == record_id)
-                .order_by(*NEWEST_RUN_FIRST)
-                .limit(20)
-            )
-        ]
+        record["clusters"] = record_clusters(conn, record_id)
     return record
+
+
+def record_clusters(conn: Connection, record_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The cluster (and window) of the record ``record_id`` in each of the newest ``limit``
+    runs that analysed it, newest run first."""
+    return [
+        dict(r._mapping)
+        for r in conn.execute(
+            select(
+                RunAssignment.run_id,
+                RunAssignment.cluster_id,
+                RunAssignment.window,
+                AnalysisRun.created_at,
+            )
+            .join(AnalysisRun, AnalysisRun.id == RunAssignment.run_id)
+            .where(RunAssignment.record_id == record_id)
+            .order_by(*NEWEST_RUN_FIRST)
+            .limit(limit)
+        )
+    ]

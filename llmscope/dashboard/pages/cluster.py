@@ -36,9 +36,10 @@ from llmscope.dashboard.components import (
 from llmscope.dashboard.data import findings
 from llmscope.dashboard.data.cache import cached
 from llmscope.dashboard.data.clusters import ClusterRecord
+from llmscope.dashboard.data.evidence import report_tests
 from llmscope.dashboard.pages import experiments, subclusters
 from llmscope.dashboard.state import ViewState
-from llmscope.report import ClusterEntry, ClusterSummary, RunReport
+from llmscope.report import ClusterEntry, ClusterSummary, RunReport, TemplateVersionRow
 
 
 def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
@@ -293,14 +294,14 @@ def _q_values(report: RunReport, cluster: ClusterEntry) -> dict[str, dict[Any, s
     """The report's tests of a thumbs-down rate per template version (run-wide, against the
     version before) and per route destination (in this cluster), as "q=... vs ..." text."""
     out: dict[str, dict[Any, str]] = {"template": {}, "endpoint": {}, "model": {}}
-    for t in report.template_versions:
-        if t.down_q_value is not None:
-            out["template"][f"{t.template}@{t.version}"] = (
-                f"q={fmt_p(t.down_q_value)} vs {t.template}@{t.against} (all clusters)"
+    for dimension, tests in report_tests(report, cluster.id).items():
+        for group, t in tests.items():
+            against = (
+                f"{t.template}@{t.against} (all clusters)"
+                if isinstance(t, TemplateVersionRow)
+                else f"route {t.route}'s others"
             )
-    for r in report.route_destinations:
-        if r.cluster_id == cluster.id and r.down_q_value is not None:
-            out["endpoint"][r.endpoint] = f"q={fmt_p(r.down_q_value)} vs route {r.route}'s others"
+            out[dimension][group] = f"q={fmt_p(t.down_q_value)} vs {against}"
     return out
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Discriminator, Field, Tag
 from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 
 from llmscope.collector.api.deps import SessionDep, SettingsDep, WriterDep, encodable_body
 from llmscope.collector.ingest import ExternalEvaluation, FeedbackEvent
@@ -78,9 +79,18 @@ def ingest_records(
 @router.get("/{record_id}", response_model=RecordOut)
 def get_record(record_id: str, session: SessionDep) -> RecordOut:
     """One record with its feedback history and its evaluations."""
+    out = read_record(session, record_id)
+    if out is None:
+        raise HTTPException(404, f"no record with id {record_id!r}")
+    return out
+
+
+def read_record(session: Session, record_id: str) -> RecordOut | None:
+    """The record ``record_id`` as the API shows it, with its feedback history and its
+    evaluations (oldest first); None if there is no such record."""
     record = session.get(Record, record_id)
     if record is None:
-        raise HTTPException(404, f"no record with id {record_id!r}")
+        return None
     out = record_out(record, feedback_history(session, [record_id]).get(record_id, []))
     rows = session.scalars(
         select(Evaluation)
