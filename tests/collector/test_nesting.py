@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -243,3 +244,19 @@ def test_concurrent_writers_of_one_trace_merge(engine: Engine) -> None:
         assert _state(engine) == MERGED
         with session_scope(factory) as session:
             session.query(Record).delete()
+
+
+def test_the_analysis_and_the_judges_see_one_record_per_call(engine: Engine) -> None:
+    """What a run report counts (``load_records``) and what evaluators judge hold the survivor
+    only: the call is counted once in the report."""
+    from llmscope.analysis.job import load_records
+    from llmscope.analysis.windows import Window
+    from llmscope.evaluate.evaluations.store import eligible
+
+    _store(engine, [_langchain(), _openai(), _openai("alone", "6" * 16, trace=OTHER_TRACE)])
+    day = Window(datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC))
+    before = Window(datetime(2026, 11, 13, tzinfo=UTC), day.start)
+    with make_sessionmaker(engine)() as session:
+        assert sorted(r["id"] for r in load_records(session, before, day)) == ["alone", "inner"]
+        judged = session.scalars(select(Record.id).where(eligible())).all()
+        assert sorted(judged) == ["alone", "inner"]
