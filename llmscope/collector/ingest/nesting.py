@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from llmscope.collector.ingest.evaluations import adopt_pending
@@ -51,6 +51,8 @@ from llmscope.db.models import Evaluation, Feedback, Record, TraceSpan
 __all__ = ["INHERITED", "LOCK_CLASS", "Chain", "chains", "store_rows"]
 
 Row = dict[str, Any]
+
+_CHUNK = 1000  # rows per statement, well under SQLite's and PostgreSQL's parameter limits
 
 LOCK_CLASS = 7731002
 """The first key of the per-trace advisory lock on PostgreSQL (7731001 is the migrations')."""
@@ -157,8 +159,29 @@ def _lock(session: Session, trace_ids: Sequence[str]) -> None:
     session.execute(_LOCK, {"cls": LOCK_CLASS, "keys": keys})
 
 
+# On PostgreSQL, the batch's rows as four arrays in one statement: a fifth of the time of an
+# executemany (a statement each, even pipelined) or of a compiled multi-row VALUES.
+_REMEMBER_PG = text(
+    "INSERT INTO trace_spans (trace_id, span_id, parent_span_id, record_id) "
+    "SELECT * FROM unnest(CAST(:trace AS varchar[]), CAST(:span AS varchar[]), "
+    "CAST(:parent AS varchar[]), CAST(:record AS varchar[])) "
+    "ON CONFLICT (trace_id, span_id) DO NOTHING"
+)
+
+
 def _remember(session: Session, rows: Sequence[Row]) -> None:
     """The ``trace_spans`` rows of ``rows``; a (trace, span) already held keeps its record."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _REMEMBER_PG,
+            {
+                "trace": [r["trace_id"] for r in rows],
+                "span": [r["span_id"] for r in rows],
+                "parent": [r.get("parent_span_id") for r in rows],
+                "record": [r["id"] for r in rows],
+            },
+        )
+        return
     table = TraceSpan.__table__
     assert isinstance(table, Table)
     values = [
@@ -170,9 +193,28 @@ def _remember(session: Session, rows: Sequence[Row]) -> None:
         }
         for r in rows
     ]
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    session.execute(insert.on_conflict_do_nothing(index_elements=["trace_id", "span_id"]), values)
+    insert = sqlite.insert(table).on_conflict_do_nothing(index_elements=["trace_id", "span_id"])
+    session.execute(insert, values)
+
+
+_SPANS_PG = text(
+    "SELECT trace_id, span_id, parent_span_id, record_id FROM trace_spans "
+    "WHERE trace_id = ANY(CAST(:traces AS varchar[]))"
+)  # one array parameter: a 512-trace batch's IN list of 512 parameters took twice as long
+
+
+def _spans_of(session: Session, traces: list[str]) -> list[tuple[str, str, str | None, str]]:
+    """Every ``trace_spans`` row of ``traces``: (trace, span, parent span, record)."""
+    if session.get_bind().dialect.name == "postgresql":
+        found = session.execute(_SPANS_PG, {"traces": traces})
+        return [(t, s, p, r) for t, s, p, r in found]
+    columns = (TraceSpan.trace_id, TraceSpan.span_id, TraceSpan.parent_span_id, TraceSpan.record_id)
+    spans: list[tuple[str, str, str | None, str]] = []
+    for start in range(0, len(traces), _CHUNK):
+        chunk = traces[start : start + _CHUNK]
+        found = session.execute(select(*columns).where(TraceSpan.trace_id.in_(chunk)))
+        spans.extend((t, s, p, r) for t, s, p, r in found)
+    return spans
 
 
 def _nest(session: Session, rows: Sequence[Row]) -> set[str]:
@@ -183,22 +225,17 @@ def _nest(session: Session, rows: Sequence[Row]) -> set[str]:
     _remember(session, rows)
     new = {r["id"] for r in rows}
     by_trace: dict[str, list[tuple[str, str | None, str]]] = {}
-    for start in range(0, len(traces), 500):
-        found = session.execute(
-            select(
-                TraceSpan.trace_id, TraceSpan.span_id, TraceSpan.parent_span_id, TraceSpan.record_id
-            ).where(TraceSpan.trace_id.in_(traces[start : start + 500]))
-        )
-        for trace_id, span_id, parent_id, record_id in found:
-            by_trace.setdefault(trace_id, []).append((span_id, parent_id, record_id))
+    for trace_id, span_id, parent_id, record_id in _spans_of(session, traces):
+        by_trace.setdefault(trace_id, []).append((span_id, parent_id, record_id))
     groups = [c for spans in by_trace.values() for c in chains(spans)]
-    members = [m for c in groups for m in c.records]
-    state = {
-        rid: (merged, links)
-        for rid, merged, links in session.execute(
-            select(Record.id, Record.merged_into, Record.links).where(Record.id.in_(members))
-        )
-    }
+    # A record stored before may be merged or hold links from an earlier grouping; a new one
+    # holds neither, so a new call alone (the usual case) costs no further query.
+    alone = [c.survivor for c in groups if len(c.records) == 1 and c.survivor not in new]
+    linked: set[str] = set()
+    for start in range(0, len(alone), _CHUNK):
+        chunk = alone[start : start + _CHUNK]
+        query = select(Record.id, Record.merged_into, Record.links).where(Record.id.in_(chunk))
+        linked.update(rid for rid, merged, links in session.execute(query) if merged or links)
     not_new: set[str] = set()
     for chain in groups:
         fresh = [m for m in chain.records if m in new]
@@ -206,9 +243,8 @@ def _nest(session: Session, rows: Sequence[Row]) -> set[str]:
             not_new.update(fresh)  # joined a call already stored (and counted)
         else:
             not_new.update(m for m in chain.records if m != chain.survivor)
-        if len(chain.records) == 1 and state.get(chain.survivor, (None, None)) == (None, None):
-            continue  # a call alone, as it was: nothing to change
-        _merge(session, chain)
+        if len(chain.records) > 1 or chain.survivor in linked:
+            _merge(session, chain)  # one call, or one no longer (a sibling split it)
     return not_new
 
 
