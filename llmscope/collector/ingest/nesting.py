@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, select, text, update
+from sqlalchemy import Table, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -243,8 +243,10 @@ def _nest(session: Session, rows: Sequence[Row]) -> set[str]:
             not_new.update(fresh)  # joined a call already stored (and counted)
         else:
             not_new.update(m for m in chain.records if m != chain.survivor)
-        if len(chain.records) > 1 or chain.survivor in linked:
-            _merge(session, chain)  # one call, or one no longer (a sibling split it)
+    # one call, or one no longer (a sibling split it)
+    changing = [c for c in groups if len(c.records) > 1 or c.survivor in linked]
+    if changing:
+        _merge(session, changing)
     return not_new
 
 
@@ -261,10 +263,29 @@ def _undo(record: Record) -> None:
     record.inherited = None
 
 
-def _merge(session: Session, chain: Chain) -> None:
-    """Make ``chain`` one call: the survivor inherits, the others point at it."""
-    loaded = {r.id: r for r in session.scalars(select(Record).where(Record.id.in_(chain.records)))}
-    records = [loaded[m] for m in chain.records if m in loaded]
+def _merge(session: Session, groups: Sequence[Chain]) -> None:
+    """Make each chain one call: the survivor inherits, the others point at it. All the
+    batch's chains at once: a few statements, however many calls the batch merges."""
+    ids = [m for chain in groups for m in chain.records]
+    loaded: dict[str, Record] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        loaded.update(
+            (r.id, r) for r in session.scalars(select(Record).where(Record.id.in_(chunk)))
+        )
+    moved: dict[str, str] = {}  # merged record -> survivor
+    for chain in groups:
+        records = [loaded[m] for m in chain.records if m in loaded]
+        if records:
+            _merge_chain(records)
+            moved.update((r.id, records[-1].id) for r in records[:-1])
+    session.flush()
+    if moved:
+        _move_judgements(session, moved)
+
+
+def _merge_chain(records: list[Record]) -> None:
+    """``records`` (outermost first) become one call, the last one surviving."""
     for record in records:
         _undo(record)
     survivor, outer = records[-1], records[-2::-1]  # outer: innermost first
@@ -288,27 +309,35 @@ def _merge(session: Session, chain: Chain) -> None:
     for record in outer:
         record.merged_into = survivor.id
         record.links = None
-    session.flush()
-    if outer:
-        _move_judgements(session, [r.id for r in outer], survivor.id)
 
 
-def _move_judgements(session: Session, merged: list[str], survivor: str) -> None:
-    """Feedback on merged records moves to the survivor, and so do their evaluations, but for
-    an evaluator that already judged the survivor (that one stays where it is)."""
-    session.execute(
-        update(Feedback).where(Feedback.record_id.in_(merged)).values(record_id=survivor)
-    )
-    held = set(
-        session.execute(
-            select(Evaluation.evaluator, Evaluation.version).where(Evaluation.record_id == survivor)
-        ).tuples()
-    )
-    for evaluation in session.scalars(
-        select(Evaluation).where(Evaluation.record_id.in_(merged)).order_by(Evaluation.id)
-    ):
-        key = (evaluation.evaluator, evaluation.version)
-        if key not in held:
-            evaluation.record_id = survivor
-            held.add(key)
+def _move_judgements(session: Session, moved: dict[str, str]) -> None:
+    """Feedback on merged records moves to their survivor, and so do their evaluations, but
+    for an evaluator that already judged the survivor (that one stays where it is). One query
+    each finds what there is to move (usually nothing: spans come before their feedback)."""
+    merged = list(moved)
+    feedback: list[Feedback] = []
+    evaluations: list[Evaluation] = []
+    for start in range(0, len(merged), _CHUNK):
+        chunk = merged[start : start + _CHUNK]
+        feedback += session.scalars(select(Feedback).where(Feedback.record_id.in_(chunk)))
+        evaluations += session.scalars(
+            select(Evaluation).where(Evaluation.record_id.in_(chunk)).order_by(Evaluation.id)
+        )
+    for event in feedback:
+        event.record_id = moved[event.record_id]
+    if evaluations:
+        survivors = sorted({moved[e.record_id] for e in evaluations})
+        held = set(
+            session.execute(
+                select(Evaluation.record_id, Evaluation.evaluator, Evaluation.version).where(
+                    Evaluation.record_id.in_(survivors)
+                )
+            ).tuples()
+        )
+        for evaluation in evaluations:
+            key = (moved[evaluation.record_id], evaluation.evaluator, evaluation.version)
+            if key not in held:
+                evaluation.record_id = key[0]
+                held.add(key)
     session.flush()
