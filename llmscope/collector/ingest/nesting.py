@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -250,65 +250,74 @@ def _nest(session: Session, rows: Sequence[Row]) -> set[str]:
     return not_new
 
 
-def _undo(record: Record) -> None:
+# What a grouping reads and writes of a record: never its content.
+_STATE = ("id", *INHERITED, "tags", "inherited", "links", "merged_into")
+_STATE_COLUMNS = tuple(getattr(Record, name) for name in _STATE)
+
+
+def _undo(record: Row) -> None:
     """Take back what ``record`` inherited in an earlier grouping."""
-    tags = dict(record.tags or {})
-    for name in record.inherited or ():
+    inherited = record["inherited"] or ()
+    tags = dict(record["tags"] or {})
+    for name in inherited:
         if name.startswith("tags."):
             tags.pop(name[5:], None)
         else:
-            setattr(record, name, None)
-    if record.inherited:
-        record.tags = tags or None
-    record.inherited = None
+            record[name] = None
+    if inherited:
+        record["tags"] = tags or None
+    record["inherited"] = None
 
 
 def _merge(session: Session, groups: Sequence[Chain]) -> None:
     """Make each chain one call: the survivor inherits, the others point at it. All the
-    batch's chains at once: a few statements, however many calls the batch merges."""
+    batch's chains at once, reading and writing only the columns a grouping touches: a few
+    statements, however many calls the batch merges."""
     ids = [m for chain in groups for m in chain.records]
-    loaded: dict[str, Record] = {}
+    loaded: dict[str, Row] = {}
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        loaded.update(
-            (r.id, r) for r in session.scalars(select(Record).where(Record.id.in_(chunk)))
-        )
+        query = select(*_STATE_COLUMNS).where(Record.id.in_(chunk))
+        loaded.update((row["id"], dict(row)) for row in session.execute(query).mappings())
+    before = {rid: dict(row) for rid, row in loaded.items()}
     moved: dict[str, str] = {}  # merged record -> survivor
     for chain in groups:
         records = [loaded[m] for m in chain.records if m in loaded]
         if records:
             _merge_chain(records)
-            moved.update((r.id, records[-1].id) for r in records[:-1])
-    session.flush()
+            moved.update((r["id"], records[-1]["id"]) for r in records[:-1])
+    changed = [row for rid, row in loaded.items() if row != before[rid]]
+    if changed:
+        session.execute(update(Record), changed)  # by primary key, one executemany
     if moved:
         _move_judgements(session, moved)
 
 
-def _merge_chain(records: list[Record]) -> None:
+def _merge_chain(records: list[Row]) -> None:
     """``records`` (outermost first) become one call, the last one surviving."""
     for record in records:
         _undo(record)
     survivor, outer = records[-1], records[-2::-1]  # outer: innermost first
     inherited: list[str] = []
     for name in INHERITED:
-        if getattr(survivor, name) is None:
-            value = next((v for r in outer if (v := getattr(r, name)) is not None), None)
+        if survivor[name] is None:
+            value = next((r[name] for r in outer if r[name] is not None), None)
             if value is not None:
-                setattr(survivor, name, value)
+                survivor[name] = value
                 inherited.append(name)
-    tags = dict(survivor.tags or {})
+    tags = dict(survivor["tags"] or {})
     for record in outer:
-        for key, value in (record.tags or {}).items():
+        for key, value in (record["tags"] or {}).items():
             if key not in tags:
                 tags[key] = value
                 inherited.append(f"tags.{key}")
-    survivor.tags = tags or None
-    survivor.inherited = inherited or None
-    survivor.merged_into = None
-    survivor.links = [r.id for r in outer] or None
+    survivor["tags"] = tags or None
+    survivor["inherited"] = inherited or None
+    survivor["merged_into"] = None
+    survivor["links"] = [r["id"] for r in outer] or None
     for record in outer:
-        record.merged_into = survivor.id
-        record.links = None
+        record["merged_into"] = survivor["id"]
+        record["links"] = None
 
 
 def _move_judgements(session: Session, moved: dict[str, str]) -> None:
