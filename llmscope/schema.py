@@ -146,6 +146,17 @@ class RecordOut(BaseModel):
     response_id: str | None = Field(
         default=None, description="The provider's id of the answer (gen_ai.response.id)."
     )
+    parent_span_id: str | None = Field(
+        default=None, description="The span the call's span ran under (OTLP, or traceparent)."
+    )
+    links: list[str] | None = Field(
+        default=None,
+        description="Records of the same call traced at outer levels, merged into this one.",
+    )
+    merged_into: str | None = Field(
+        default=None,
+        description="Set on a record merged into another of the same call: that record's id.",
+    )
     feedback: list[FeedbackOut] = Field(
         default_factory=list, description="The record's feedback history, oldest first."
     )

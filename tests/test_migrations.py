@@ -61,3 +61,20 @@ def test_external_evaluations_migration_goes_up_and_down(fresh_engine: Engine) -
     assert "response_id" not in {c["name"] for c in schema.get_columns("records")}
     upgrade(fresh_engine)  # and back up to the head
     assert "pending_evaluations" in inspect(fresh_engine).get_table_names()
+
+
+def test_trace_spans_migration_goes_up_and_down(fresh_engine: Engine) -> None:
+    upgrade(fresh_engine, "0007")
+    schema = inspect(fresh_engine)
+    columns = {c["name"] for c in schema.get_columns("records")}
+    assert {"parent_span_id", "links", "merged_into", "inherited"} <= columns
+    spans = {c["name"] for c in schema.get_columns("trace_spans")}
+    assert spans == {"trace_id", "span_id", "parent_span_id", "record_id"}
+    assert schema.get_pk_constraint("trace_spans")["constrained_columns"] == [
+        "trace_id",
+        "span_id",
+    ]
+    _downgrade(fresh_engine, "0006")
+    schema = inspect(fresh_engine)
+    assert "trace_spans" not in schema.get_table_names()
+    assert "merged_into" not in {c["name"] for c in schema.get_columns("records")}

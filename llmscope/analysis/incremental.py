@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from llmscope.analysis.embedding import cached_vectors, fill_cache, record_text, text_hash
 from llmscope.analysis.encoders import Encoder, encoder_for
 from llmscope.config import Settings
-from llmscope.db.models import Record
+from llmscope.db.models import Record, analysable
 
 # Records read per page; their missing texts are embedded before the next page is read.
 PAGE = 5000
@@ -89,7 +89,7 @@ def missing_texts(
     Counts the records read and the newest ``received_at`` into ``done``. A page is read only
     after the caller is done with the previous one, so texts it embedded meanwhile are cached.
     """
-    query = select(*TEXT_COLUMNS).where(Record.internal.is_(False))
+    query = select(*TEXT_COLUMNS).where(analysable())
     if since is not None:
         query = query.where(Record.timestamp >= since)
     if until is not None:

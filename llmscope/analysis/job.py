@@ -36,6 +36,7 @@ from llmscope.db.models import (
     Record,
     RunAssignment,
     RunCluster,
+    analysable,
 )
 from llmscope.db.queries import newest_thumbs
 from llmscope.db.record_row import RECORD_ROW, RecordRow, record_row
@@ -60,7 +61,7 @@ def load_records(session: Session, baseline: Window, current: Window) -> list[An
     ]
     query = (
         select(*RECORD_ROW)
-        .where(Record.internal.is_(False), or_(*in_window))
+        .where(analysable(), or_(*in_window))
         .order_by(Record.timestamp, Record.id)
     )
     rows = []
@@ -95,7 +96,7 @@ def latest_verdicts(
         .where(
             Evaluation.status == "done",
             Evaluation.passed.is_not(None),
-            Record.internal.is_(False),
+            analysable(),
             or_(*in_window),
         )
     ).all()

@@ -1,10 +1,11 @@
 """The store's schema: every table llmscope has, for the collector, the analysis and the dashboard.
 
-The collector writes ``records``, ``feedback``, ``evaluations`` (and ``pending_evaluations``,
-external ones waiting for their record) and ``experiments`` (with ``experiment_items``); the
-analysis reads them and writes ``embeddings``, ``analysis_runs``, ``run_clusters``,
-``run_assignments``, ``summaries`` and ``alerts``; the dashboard only reads. Alembic migrations
-in ``migrations/`` create these tables; change a table here and add a migration beside it.
+The collector writes ``records`` (with ``trace_spans``), ``feedback``, ``evaluations`` (and
+``pending_evaluations``, external ones waiting for their record) and ``experiments`` (with
+``experiment_items``); the analysis reads them and writes ``embeddings``, ``analysis_runs``,
+``run_clusters``, ``run_assignments``, ``summaries`` and ``alerts``; the dashboard only reads.
+Alembic migrations in ``migrations/`` create these tables; change a table here and add a
+migration beside it.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from llmscope import limits
 from llmscope.db.cluster_stats import ClusterStats
@@ -119,6 +122,16 @@ class Record(Base):
     # The provider's id of the answer (OpenTelemetry's gen_ai.response.id): how an evaluation
     # sent apart from the call's own span names the call it judged.
     response_id: Mapped[str | None] = mapped_column(String(limits.NAME))
+    # The span this call's span was started under (OTLP, or a gateway call's ``traceparent``).
+    parent_span_id: Mapped[str | None] = mapped_column(String(limits.SPAN_ID))
+    # One call traced at several levels (a LangChain span around the OpenAI span, an app's span
+    # around a gateway call) is one record: the innermost survives, the ids of the others are
+    # its ``links``, and each of them names it in ``merged_into`` (kept, never analysed or
+    # counted). ``inherited`` lists what the survivor took from them (column names, and
+    # ``tags.KEY``), so a regrouping can take it back. See collector/ingest/nesting.py.
+    links: Mapped[list[str] | None] = mapped_column(JSONType)
+    merged_into: Mapped[str | None] = mapped_column(String(limits.RECORD_ID))
+    inherited: Mapped[list[str] | None] = mapped_column(JSONType)
 
     __table_args__ = (
         Index("ix_records_timestamp", "timestamp"),
@@ -130,6 +143,31 @@ class Record(Base):
         Index("ix_records_received_at", "received_at"),
         Index("ix_records_response_id", "response_id"),
     )
+
+
+def analysable() -> ColumnElement[bool]:
+    """The records that are calls of the app, once each: not llmscope's own (``internal``), not
+    merged into another record of the same call (``merged_into``)."""
+    return and_(Record.internal.is_(False), Record.merged_into.is_(None))
+
+
+class TraceSpan(Base):
+    """A traced LLM call's place in its trace: which span it is and which span it ran under.
+
+    Written with the record (OTLP spans, gateway calls with a ``traceparent``); the nesting of
+    one call's spans is worked out from these rows (``collector/ingest/nesting.py``).
+    """
+
+    __tablename__ = "trace_spans"
+
+    trace_id: Mapped[str] = mapped_column(String(limits.TRACE_ID), primary_key=True)
+    span_id: Mapped[str] = mapped_column(String(limits.SPAN_ID), primary_key=True)
+    parent_span_id: Mapped[str | None] = mapped_column(String(limits.SPAN_ID))
+    record_id: Mapped[str] = mapped_column(
+        String(limits.RECORD_ID), ForeignKey("records.id", ondelete="CASCADE")
+    )
+
+    __table_args__ = (Index("ix_trace_spans_record", "record_id"),)
 
 
 class Feedback(Base):

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, Subquery, func, select
 from sqlalchemy.orm import Session
 
-from llmscope.db.models import AnalysisRun, Feedback, Record
+from llmscope.db.models import AnalysisRun, Feedback, Record, analysable
 from llmscope.report import RunReport
 
 __all__ = [
@@ -97,9 +97,7 @@ def newest_feedback_id(record_id: Any, event: Any = Feedback) -> Any:
 def newest_thumbs(session: Session, record_ids: Collection[str]) -> dict[str, bool | None]:
     """Each analysable record's newest feedback: True if a thumbs-down, False if up, None if
     the event has no thumb; records without feedback (or marked internal) are left out."""
-    newest = newest_feedback(
-        Feedback.record_id.in_(select(Record.id).where(Record.internal.is_(False)))
-    )
+    newest = newest_feedback(Feedback.record_id.in_(select(Record.id).where(analysable())))
     wanted = set(record_ids)
     thumbs: dict[str, bool | None] = {}
     for record_id, thumb in session.execute(select(newest.c.record_id, newest.c.thumb)):

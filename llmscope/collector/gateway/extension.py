@@ -7,6 +7,8 @@ headers, for clients that cannot change the body. The body wins over headers, ke
 calls (the summary job's), which are recorded with ``internal=True`` and left out of analysis.
 ``"timestamp"`` (or ``X-LLMScope-Timestamp``), an RFC 3339 time, is recorded as the call's time
 instead of now: for replaying or backfilling historical traffic (``llmscope demo`` uses it).
+A W3C ``traceparent`` header puts the call in the caller's trace (its span runs under the
+caller's span), so a call the app traces itself is one record (``collector/ingest/nesting.py``).
 
 A template registered under ``prompts:`` is rendered here when the call names it and carries
 no messages (chat) or prompt (completions) of its own: ``{{variable}}`` placeholders are filled
@@ -59,6 +61,27 @@ class CallMeta:
     tags: dict[str, str] = field(default_factory=dict)
     internal: bool = False
     timestamp: datetime | None = None  # when the call happened, if not now (replay, backfill)
+    # The caller's trace context (W3C ``traceparent``): the call joins the app's trace.
+    trace_id: str | None = None
+    parent_span_id: str | None = None
+
+
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+
+
+def trace_context(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """``(trace id, parent span id)`` of a W3C ``traceparent`` header; ``(None, None)`` when
+    there is none or it is malformed (ignored, as the W3C spec asks, never a 400)."""
+    raw = headers.get("traceparent")
+    match = _TRACEPARENT.fullmatch(raw.strip().lower()) if raw else None
+    if match is None:
+        return None, None
+    version, trace_id, span_id, _, rest = match.groups()
+    if version == "ff" or (version == "00" and rest) or set(trace_id) == {"0"}:
+        return None, None
+    if set(span_id) == {"0"}:
+        return None, None
+    return trace_id, span_id
 
 
 def _timestamp(value: Any, where: str) -> datetime | None:
@@ -133,6 +156,7 @@ def read_meta(body: dict[str, Any], headers: Mapping[str, str]) -> CallMeta:
         raise BadRequest(f"llmscope.tags: at most {MAX_TAGS} tags (header and body together)")
     internal_flag = ext.get("internal", headers.get("x-llmscope-internal"))
     internal = str(internal_flag).lower() in _TRUE or tags.get(INTERNAL_TAG, "").lower() in _TRUE
+    trace_id, parent_span_id = trace_context(headers)
     user = ext.get("user_id", headers.get("x-llmscope-user-id"))
     if user is None and isinstance(body.get("user"), str):
         user = body["user"]  # OpenAI's own end-user field
@@ -155,6 +179,8 @@ def read_meta(body: dict[str, Any], headers: Mapping[str, str]) -> CallMeta:
         timestamp=_timestamp(ext["timestamp"], "llmscope.timestamp")
         if "timestamp" in ext
         else _timestamp(headers.get("x-llmscope-timestamp"), "X-LLMScope-Timestamp"),
+        trace_id=trace_id,
+        parent_span_id=parent_span_id,
     )
 
 

@@ -8,7 +8,9 @@ as references (``media.py``) unless the endpoint says ``log_media: true``. The a
 calls, the tools offered, every choice of an ``n > 1`` call and the route are recorded too.
 Offline calls carry ``provider: offline`` and the tag
 ``llmscope.offline: "true"``. The row's timestamp is the call's start, or the time the caller
-gave in the ``llmscope`` extension (a replay of historical traffic).
+gave in the ``llmscope`` extension (a replay of historical traffic). A call that came with a
+``traceparent`` carries the caller's trace id, a span id of its own and the caller's span as
+its parent.
 """
 
 from __future__ import annotations
@@ -119,8 +121,10 @@ class Call:
             "user_id": self.meta.user_id,
             "session_id": self.meta.session_id,
             "tags": tags or None,
-            "trace_id": None,
-            "span_id": None,
+            "trace_id": self.meta.trace_id,
+            # in the caller's trace, the call is a span of its own under the caller's span
+            "span_id": self.id.replace("-", "")[:16] if self.meta.trace_id else None,
+            "parent_span_id": self.meta.parent_span_id,
             "internal": self.meta.internal,
             "tool_calls": self.tool_calls,
             "tools": self.tools,

@@ -315,7 +315,7 @@ class Gateway:
         if flavor == "responses":
             shaped = from_chat(answer, original, answer.get("model") or call.model or "")
         elif flavor == "mlflow":
-            shaped = for_mlflow(answer, call.kind)
+            shaped = for_mlflow(answer, call.kind, call.provider)
         else:
             shaped = answer
         return await self._finish(call, JSONResponse(shaped))

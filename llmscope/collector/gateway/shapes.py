@@ -49,8 +49,9 @@ def _usage(answer: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {key: usage.get(key) for key in keys}
 
 
-def for_mlflow(answer: dict[str, Any], kind: str) -> dict[str, Any]:
-    """``answer`` (OpenAI-shaped) reduced to MLflow's response payload for ``kind``."""
+def for_mlflow(answer: dict[str, Any], kind: str, provider: str | None = None) -> dict[str, Any]:
+    """``answer`` (OpenAI-shaped) reduced to MLflow's response payload for ``kind``; a chat
+    answer names the ``provider`` that answered, as MLflow's server does."""
     if kind == "embeddings":
         return {
             "object": "list",
@@ -85,7 +86,7 @@ def for_mlflow(answer: dict[str, Any], kind: str) -> dict[str, Any]:
             out["text"] = choice.get("text")
         out["finish_reason"] = choice.get("finish_reason")
         choices.append(out)
-    return {
+    shaped = {
         "id": answer.get("id") or f"{kind}-{uuid.uuid4().hex}",
         "object": "chat.completion" if kind == "chat" else "text_completion",
         "created": answer.get("created") or int(time.time()),
@@ -93,3 +94,6 @@ def for_mlflow(answer: dict[str, Any], kind: str) -> dict[str, Any]:
         "choices": choices,
         "usage": _usage(answer, ("prompt_tokens", "completion_tokens", "total_tokens")),
     }
+    if kind == "chat":
+        shaped["provider"] = provider
+    return shaped

@@ -45,11 +45,16 @@ def _data(chunk: dict[str, Any]) -> str:
 
 
 class ChatView:
-    """Chunks relayed as they come (the usage chunk only when the client asked for it)."""
+    """Chunks relayed as they come (the usage chunk only when the client asked for it).
 
-    def __init__(self, flavor: str, wants_usage: bool) -> None:
+    On MLflow's paths, as MLflow's server does: the usage chunk (``choices: []``) is always
+    relayed, and a chat chunk names the ``provider`` that answered.
+    """
+
+    def __init__(self, flavor: str, wants_usage: bool, provider: str | None = None) -> None:
         self.flavor = flavor
-        self.wants_usage = wants_usage
+        self.wants_usage = wants_usage or flavor == "mlflow"
+        self.provider = provider
 
     def start(self) -> Iterable[str]:
         return ()
@@ -57,6 +62,8 @@ class ChatView:
     def feed(self, chunk: dict[str, Any]) -> Iterable[str]:
         if not chunk.get("choices") and not self.wants_usage:
             return ()  # the usage chunk the gateway asked for, not the client
+        if self.provider is not None:
+            chunk = {**chunk, "provider": self.provider}
         return (_data(chunk),)
 
     def finish(self) -> Iterable[str]:
@@ -93,7 +100,9 @@ async def stream_chat(gateway: Gateway, call: Call, provider: Provider, flavor: 
     options = call.body.get("stream_options")
     wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     chunks = await opener(call.body)  # ProviderError here: answered as a plain error
-    return _sse(relay(call, chunks, ChatView(flavor, wants_usage), gateway.record), call)
+    named = call.provider if flavor == "mlflow" and call.kind == "chat" else None
+    view = ChatView(flavor, wants_usage, provider=named)
+    return _sse(relay(call, chunks, view, gateway.record), call)
 
 
 async def stream_responses(

@@ -5,7 +5,8 @@ MLflow's deployments server validates the body against its request schema and an
 does not retry a 422. The models below accept what MLflow accepts (extra fields pass through to
 the provider) and refuse what it refuses: no or empty ``messages``, a message without ``role``,
 ``n``/``max_tokens`` below 1, ``temperature`` outside 0-2, ``top_p`` outside 0-1, a ``prompt``
-that is not text, an ``input`` that is not text or tokens.
+that is not text, an embeddings body without ``input`` (the pre-2.9 ``text`` is refused too, as
+MLflow >= 2.9 refuses it) or whose ``input`` is not text or tokens.
 """
 
 from __future__ import annotations
@@ -83,8 +84,6 @@ _MODELS: dict[str, type[BaseModel]] = {
 def check_mlflow_request(body: dict[str, Any], kind: str) -> None:
     """Raise :class:`InvalidRequest` when MLflow's server would refuse ``body`` for ``kind``."""
     model = _MODELS[kind]
-    if kind == "embeddings" and "input" not in body and "text" in body:
-        body = {**body, "input": body["text"]}  # the pre-2.9 spelling, still accepted
     try:
         model.model_validate(body)
     except ValidationError as exc:

@@ -20,7 +20,9 @@ every row in it is in the store or the spool; segments left by a dead process ar
 when a recorder starts (the store skips ids it already holds). Only an operating-system crash
 can lose the last unflushed rows; the spool (below) is fsync'd.
 
-The writer flushes batches through :func:`llmscope.collector.ingest.store.insert_records`. When the
+The writer flushes batches through :func:`llmscope.collector.ingest.nesting.store_rows` (the
+insert every door shares; it merges the records of one traced call) and then hands the rows
+that are new calls to ``on_stored``, if set (the writer counts traced gateway calls there). When the
 store fails, the batch is appended to a JSON-lines spool file under ``spool_dir`` (one file per
 process, fsync'd before the batch is dropped from memory) and the writer retries the store every
 ``retry_interval`` seconds; once it answers, the spool is replayed and removed. Spool files left
@@ -38,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from llmscope.collector.ingest.encodable import replace_unencodable
-from llmscope.collector.ingest.evaluations import adopt_pending
-from llmscope.collector.ingest.store import insert_records
+from llmscope.collector.ingest.nesting import store_rows
 from llmscope.db import session_scope
 
 __all__ = ["Recorder"]
@@ -189,6 +190,8 @@ class Recorder:
         self._next_retry = 0.0
         self._in_flight = 0  # rows taken off the queue and not yet stored or spooled
         self.stored = 0  # rows the store accepted (including replayed ones)
+        # Called after each committed batch with its rows that are new calls (nesting.py).
+        self.on_stored: Callable[[list[dict[str, Any]]], None] | None = None
         self.spooled = 0  # rows written to the spool
 
     # --- public API -----------------------------------------------------------------------
@@ -315,8 +318,13 @@ class Recorder:
         for start in range(0, len(rows), self._batch_size):
             chunk = rows[start : start + self._batch_size]
             with session_scope(self._factory) as session:
-                adopt_pending(session, insert_records(session, chunk))
+                calls = store_rows(session, chunk)
             self.stored += len(chunk)
+            if self.on_stored is not None and calls:
+                try:
+                    self.on_stored(calls)
+                except Exception:  # counting trouble never loses or re-stores a batch
+                    log.exception("on_stored failed n=%d", len(calls))
 
     def _mark_down(self, exc: BaseException) -> None:
         if not self._store_down and not isinstance(exc, ConnectionError):

@@ -63,13 +63,20 @@ def insert_records(session: Session, rows: Sequence[dict[str, Any]]) -> list[dic
 
 
 def find_record_id(session: Session, ref: str) -> str | None:
-    """The id of the record ``ref`` names: a record id, or the span id of a traced call."""
-    found = session.scalar(select(Record.id).where(Record.id == ref))
+    """The id of the record ``ref`` names: a record id, or the span id of a traced call.
+
+    A record merged into another of the same call (``collector/ingest/nesting.py``) names the
+    one that survived: feedback and evaluations on the call land there.
+    """
+    found = session.execute(select(Record.id, Record.merged_into).where(Record.id == ref)).first()
     if found is None and len(ref) == 16:
-        found = session.scalar(
-            select(Record.id)
+        found = session.execute(
+            select(Record.id, Record.merged_into)
             .where(Record.span_id == ref.lower())
             .order_by(Record.timestamp.desc())
             .limit(1)
-        )
-    return found
+        ).first()
+    if found is None:
+        return None
+    record_id, merged_into = found
+    return str(merged_into or record_id)

@@ -8,15 +8,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from llmscope.collector.costs.accounting import Accounting
-from llmscope.collector.ingest.evaluations import (
-    ExternalEvaluation,
-    adopt_pending,
-    write_evaluations,
-)
+from llmscope.collector.ingest.evaluations import ExternalEvaluation, write_evaluations
 from llmscope.collector.ingest.feedback import FeedbackEvent, write_feedback
+from llmscope.collector.ingest.nesting import store_rows
 from llmscope.collector.ingest.recorder import Recorder
 from llmscope.collector.ingest.rows import finish_row
-from llmscope.collector.ingest.store import insert_records
 from llmscope.config import Settings
 from llmscope.db.models import Evaluation, Feedback
 from llmscope.schema import RecordIn, record_row
@@ -53,6 +49,8 @@ class RecordWriter:
         self.redact_pii = redact_pii
         self.recorder = recorder
         self.accounting = accounting
+        if recorder is not None and accounting is not None:
+            recorder.on_stored = self._traced_stored
 
     @classmethod
     def from_settings(
@@ -77,12 +75,12 @@ class RecordWriter:
     def store(self, session: Session, rows: Sequence[Row]) -> list[Row]:
         """Insert finished ``rows`` in the caller's transaction; ids already stored are skipped.
 
-        Returns the rows it stored, the ones to pass to :meth:`accepted` once committed.
-        Evaluations that were waiting for these records are adopted in the same transaction.
+        Returns the rows it stored that are new calls, the ones to pass to :meth:`accepted` once
+        committed (a span of a call already stored is merged with it, not counted again:
+        ``nesting.py``). Evaluations that were waiting for these records are adopted in the
+        same transaction.
         """
-        stored = insert_records(session, rows)
-        adopt_pending(session, stored)
-        return stored
+        return store_rows(session, rows)
 
     def accepted(self, rows: Sequence[Row]) -> None:
         """``rows`` count now (committed, or for the gateway answered): metrics and budgets."""
@@ -92,13 +90,22 @@ class RecordWriter:
     def submit(self, row: Row, *, log_content: bool = True) -> None:
         """Finish ``row`` and hand it to the recorder: journaled now, stored in the background.
 
-        The call it records is answered, so it counts at once.
+        The call it records is answered, so it counts at once; but a call in a trace (the
+        caller sent ``traceparent``) may be one the app's own spans recorded already, so it
+        counts once stored, if it is a new call (:meth:`_traced_stored`).
         """
         if self.recorder is None:
             raise RuntimeError("this writer has no recorder to submit to")
         row = self.finish(row, log_content=log_content)
         self.recorder.submit(row)
-        self.accepted((row,))
+        if not row.get("trace_id"):
+            self.accepted((row,))
+
+    def _traced_stored(self, rows: Sequence[Row]) -> None:
+        """The recorder stored ``rows`` (new calls only): count those in a trace."""
+        traced = [row for row in rows if row.get("trace_id")]
+        if traced:
+            self.accepted(traced)
 
     def feedback(self, session: Session, events: Sequence[FeedbackEvent]) -> list[Feedback | None]:
         """Append feedback events in the caller's transaction (see :func:`write_feedback`)."""

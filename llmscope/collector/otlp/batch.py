@@ -104,8 +104,13 @@ def map_export(request: ExportTraceServiceRequest, writer: RecordWriter) -> Expo
                 if record is None:
                     batch.skipped += 1
                     continue
+                parent = ids.parent_span_id if len(ids.parent_span_id or "") == 16 else None
                 row = writer.finish(
-                    {**record_row(record, source="otlp"), "response_id": response_id}
+                    {
+                        **record_row(record, source="otlp"),
+                        "response_id": response_id,
+                        "parent_span_id": parent,  # how nested calls are found (nesting.py)
+                    }
                 )
                 if row["id"] in seen:  # the same span twice in one export is one record
                     batch.skipped += 1

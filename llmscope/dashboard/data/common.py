@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Select, String, and_, func, literal
 from sqlalchemy.orm import aliased
 
 from llmscope.dashboard.state import ViewState
-from llmscope.db.models import Feedback, Record
+from llmscope.db.models import Feedback, Record, analysable
 from llmscope.db.queries import newest_feedback_id
 from llmscope.text import conversation_text
 
@@ -71,7 +71,7 @@ class Filters:
         return replace(self, since=since, until=until)
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        out: list[ColumnElement[bool]] = [Record.internal.is_(False)]
+        out: list[ColumnElement[bool]] = [analysable()]
         if self.since is not None:
             out.append(Record.timestamp >= self.since)
         if self.until is not None:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from llmscope.dashboard.data.common import TEMPLATE_KEY
-from llmscope.db.models import Alert, AnalysisRun, Record
+from llmscope.db.models import Alert, AnalysisRun, Record, analysable
 from llmscope.db.queries import NEWEST_RUN_FIRST, pick_run
 from llmscope.report import RunReport
 
@@ -28,7 +28,7 @@ def store_status(engine: Engine) -> StoreStatus:
     with engine.connect() as conn:
         count, first, last = conn.execute(
             select(func.count(), func.min(Record.timestamp), func.max(Record.timestamp)).where(
-                Record.internal.is_(False)
+                analysable()
             )
         ).one()
         runs = conn.scalar(select(func.count()).select_from(AnalysisRun)) or 0

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from llmscope.collector.masking import masked
-from llmscope.db.models import Evaluation, Record
+from llmscope.db.models import Evaluation, Record, analysable
 from llmscope.db.record_row import RECORD_ROW, RecordRow, record_row
 
 LEASE = timedelta(seconds=60)
@@ -41,7 +41,7 @@ def candidate_of(row: Row[Any]) -> Candidate:
 
 def eligible() -> Any:
     """Records any evaluator may look at: the app's own successful calls."""
-    return and_(Record.internal.is_(False), Record.status == "ok")
+    return and_(analysable(), Record.status == "ok")
 
 
 def _insert(session: Session) -> Any:

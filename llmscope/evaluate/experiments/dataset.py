@@ -14,7 +14,7 @@ import random
 from sqlalchemy import RowMapping, select
 from sqlalchemy.orm import Session
 
-from llmscope.db.models import Evaluation, Record, RunAssignment, RunCluster
+from llmscope.db.models import Evaluation, Record, RunAssignment, RunCluster, analysable
 from llmscope.db.queries import newest_thumbs, resolve_run_id
 from llmscope.db.record_row import RECORD_ROW, RecordRow, record_row
 from llmscope.report import stored_members
@@ -60,16 +60,14 @@ def cluster_records(session: Session, run_id: str, cluster_id: int) -> list[str]
     )
     if stats is None:
         raise DatasetError(f"--cluster: no cluster {cluster_id} in run {run_id}")
-    analysable = (Record.internal.is_(False), Record.status == "ok")
+    usable = (analysable(), Record.status == "ok")
     members = stored_members(stats)
     if members is not None:
         chunks = [members[i : i + 10_000] for i in range(0, len(members), 10_000)]
         found = [
             record_id
             for chunk in chunks
-            for record_id in session.scalars(
-                select(Record.id).where(Record.id.in_(chunk), *analysable)
-            )
+            for record_id in session.scalars(select(Record.id).where(Record.id.in_(chunk), *usable))
         ]
         return sorted(found)
     ids = session.scalars(
@@ -78,7 +76,7 @@ def cluster_records(session: Session, run_id: str, cluster_id: int) -> list[str]
         .where(
             RunAssignment.run_id == run_id,
             RunAssignment.cluster_id == cluster_id,
-            *analysable,
+            *usable,
         )
         .order_by(Record.id)
     ).all()

@@ -59,5 +59,7 @@ RECORD_COLUMNS: dict[str, int] = {
     "span_id": SPAN_ID,
     "route": NAME,
     "response_id": NAME,
+    "parent_span_id": SPAN_ID,
+    "merged_into": RECORD_ID,
 }
 """Every sized string column of ``records``, by column name (a test holds the table to it)."""

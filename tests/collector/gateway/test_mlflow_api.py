@@ -8,6 +8,9 @@ the inputs as the JSON body; the old gateway client used ``/api/2.0/gateway/rout
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 
 from llmscope.config import Settings
@@ -67,12 +70,14 @@ def test_invocations_answer_mlflow_unified_schema(
     )
     assert chat.status_code == 200 and chat.headers["x-llmscope-record-id"]
     body = chat.json()
-    assert set(body) == {"id", "object", "created", "model", "choices", "usage"}
-    assert (body["id"], body["object"], body["created"], body["model"]) == (
+    # MLflow's server names the provider that answered a chat call
+    assert set(body) == {"id", "object", "created", "model", "choices", "usage", "provider"}
+    assert (body["id"], body["object"], body["created"], body["model"], body["provider"]) == (
         "chatcmpl-fake1",
         "chat.completion",
         1700000000,
         "gpt-4o-mini",
+        "openai",
     )
     assert body["choices"] == [
         {
@@ -124,9 +129,50 @@ def test_streaming_invocation_sends_sse(
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in response.iter_lines() if line.startswith("data:")]
     assert lines[-1] == "data: [DONE]"
-    assert len(lines) == 4  # three words and [DONE]
+    assert len(lines) == 5  # three words, the usage chunk (as MLflow relays it) and [DONE]
     (record,) = wait_for_records(gw.engine, 1)
     assert record.response == "Echo: one two"
+
+
+def test_mlflow_stream_clients_get_the_usage_chunk_and_the_provider(
+    sqlite_settings: Settings, fake: tuple[FakeProvider, str], start_gateway: StartGateway
+) -> None:
+    """MLflow's server relays the provider's usage-only chunk (``choices: []``) and names the
+    provider on every chat chunk; the OpenAI path stays OpenAI's (usage only when asked)."""
+    _, fake_url = fake
+    gw = start_gateway(sqlite_settings, CONFIG.format(fake=fake_url))
+    inputs = {"messages": [{"role": "user", "content": "one two"}]}
+
+    def chunks(path: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        with httpx.stream("POST", f"{gw.url}{path}", json={**payload, "stream": True}) as answer:
+            data = [line[6:] for line in answer.iter_lines() if line.startswith("data: ")]
+        assert data[-1] == "[DONE]"
+        return [json.loads(d) for d in data[:-1]]
+
+    mlflow_chunks = chunks("/endpoints/chat/invocations", inputs)
+    assert all(c["provider"] == "openai" for c in mlflow_chunks)
+    assert mlflow_chunks[-1]["choices"] == []
+    assert mlflow_chunks[-1]["usage"]["total_tokens"] == 5
+    texts = [c["choices"][0]["delta"].get("content") or "" for c in mlflow_chunks[:-1]]
+    assert "".join(texts) == "Echo: one two"
+
+    sent = chunks("/v1/chat/completions", {"model": "chat", **inputs})
+    assert sent and all(c["choices"] and "provider" not in c for c in sent)
+
+
+def test_embeddings_without_input_is_a_422_before_any_call(
+    sqlite_settings: Settings, fake: tuple[FakeProvider, str], start_gateway: StartGateway
+) -> None:
+    provider, fake_url = fake
+    gw = start_gateway(sqlite_settings, CONFIG.format(fake=fake_url))
+    for body in ({"text": ["abc", "def"]}, {}):
+        answer = httpx.post(f"{gw.url}/endpoints/embeddings/invocations", json=body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["loc"] == ["body", "input"]
+        assert answer.json()["message"] == "input: Field required"
+    assert provider.requests == []
+    completion = httpx.post(f"{gw.url}/endpoints/completions/invocations", json={"prompt": "Hi"})
+    assert "provider" not in completion.json()  # MLflow names it on chat answers only
 
 
 def test_offline_provider_is_deterministic_varied_and_says_offline(

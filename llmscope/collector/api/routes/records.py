@@ -113,7 +113,7 @@ def list_records(
     until: Annotated[datetime | None, Query(description="RFC 3339, exclusive")] = None,
 ) -> RecordPage:
     """Records, newest first, with filters and cursor pagination."""
-    query = select(Record)
+    query = select(Record).where(Record.merged_into.is_(None))  # one record per call
     if endpoint is not None:
         query = query.where(Record.endpoint == endpoint)
     if model is not None:
@@ -259,6 +259,9 @@ def record_out(record: Record, events: list[Feedback]) -> RecordOut:
         choices=record.choices,
         route=record.route,
         response_id=record.response_id,
+        parent_span_id=record.parent_span_id,
+        links=record.links,
+        merged_into=record.merged_into,
         feedback=history,
         latest_feedback=history[-1] if history else None,
     )
