@@ -27,7 +27,7 @@ from llmscope.dashboard.data.evaluations import (
     fail_rate_by_day,
     failing_examples,
 )
-from llmscope.dashboard.data.evidence import down_by, down_by_day, down_tags
+from llmscope.dashboard.data.evidence import down_by, down_by_day, down_tags, tool_failures
 from llmscope.dashboard.data.overview import (
     RunInfo,
     StoreStatus,
@@ -37,7 +37,7 @@ from llmscope.dashboard.data.overview import (
     run_report,
     store_status,
 )
-from llmscope.dashboard.data.records import record_detail
+from llmscope.dashboard.data.records import record_detail, record_trace
 from llmscope.dashboard.data.subclusters import (
     members_of,
     record_subclusters,
@@ -62,6 +62,7 @@ __all__ = [
     "down_by",
     "down_by_day",
     "down_tags",
+    "tool_failures",
     "evaluator_versions",
     "experiment_judges",
     "export_rows",
@@ -76,6 +77,7 @@ __all__ = [
     "members_of",
     "nested_clusters",
     "record_detail",
+    "record_trace",
     "record_subclusters",
     "record_text",
     "run_report",
