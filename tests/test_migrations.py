@@ -78,3 +78,14 @@ def test_trace_spans_migration_goes_up_and_down(fresh_engine: Engine) -> None:
     schema = inspect(fresh_engine)
     assert "trace_spans" not in schema.get_table_names()
     assert "merged_into" not in {c["name"] for c in schema.get_columns("records")}
+
+
+def test_spans_migration_goes_up_and_down(fresh_engine: Engine) -> None:
+    upgrade(fresh_engine, "0008")
+    schema = inspect(fresh_engine)
+    columns = {c["name"] for c in schema.get_columns("spans")}
+    assert {"trace_id", "span_id", "parent_span_id", "kind", "start", "duration_ms"} <= columns
+    assert schema.get_pk_constraint("spans")["constrained_columns"] == ["trace_id", "span_id"]
+    _downgrade(fresh_engine, "0007")
+    assert "spans" not in inspect(fresh_engine).get_table_names()
+    assert "trace_spans" in inspect(fresh_engine).get_table_names()

@@ -25,6 +25,7 @@ from llmscope.collector.api.routes import (
     metrics,
     records,
     sessions,
+    traces,
 )
 from llmscope.collector.api.routes.metrics import StoreCollector, sample_forever
 from llmscope.collector.costs.accounting import Accounting
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(records.router)
     app.include_router(sessions.router)
+    app.include_router(traces.router)
     app.include_router(alerts.router)
     app.include_router(analysis.router)
     app.include_router(experiments.router)

@@ -39,6 +39,7 @@ from llmscope.db.models import (
     Feedback,
     PendingEvaluation,
     Record,
+    StoredSpan,
 )
 
 __all__ = ["CONTENT", "IDENTIFIER_KEYS", "masked", "masks", "sessionmaker_for"]
@@ -50,6 +51,7 @@ CONTENT: dict[type[Base], tuple[str, ...]] = {
     PendingEvaluation: ("justification", "label"),
     ExperimentItem: ("answer", "error", "verdicts"),
     Experiment: ("spec", "report"),
+    StoredSpan: ("error", "attributes"),
 }
 """Per table, the columns holding what someone wrote: masked with masking on."""
 

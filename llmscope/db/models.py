@@ -170,6 +170,28 @@ class TraceSpan(Base):
     __table_args__ = (Index("ix_trace_spans_record", "record_id"),)
 
 
+class StoredSpan(Base):
+    """A step of an agent's trace that is not an LLM call: a tool, a retriever, an agent or a
+    chain (OTLP spans; ``collector/otlp/steps.py``). The LLM calls of the trace are records;
+    together they make the trace's tree (``llmscope.db.traces``)."""
+
+    __tablename__ = "spans"
+
+    trace_id: Mapped[str] = mapped_column(String(limits.TRACE_ID), primary_key=True)
+    span_id: Mapped[str] = mapped_column(String(limits.SPAN_ID), primary_key=True)
+    parent_span_id: Mapped[str | None] = mapped_column(String(limits.SPAN_ID))
+    name: Mapped[str] = mapped_column(String(limits.NAME))
+    kind: Mapped[str] = mapped_column(String(16))  # tool|retriever|agent|chain|...
+    start: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(limits.STATUS))  # ok|error
+    error: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_spans_start", "start"),)
+
+
 class Feedback(Base):
     """One feedback event on a record. A record's feedback is a history; the latest counts."""
 

@@ -1,4 +1,5 @@
-"""The store side of the write path: the records insert (idempotent by id) and record lookup."""
+"""The store side of the write path: the records insert (idempotent by id), the agents' steps
+insert (idempotent by trace and span id) and record lookup."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from sqlalchemy import Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from llmscope.db.models import Record
+from llmscope.collector.ingest.redaction import redact_value
+from llmscope.db.models import Record, StoredSpan
 
 
 def insert_records(session: Session, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -80,3 +82,25 @@ def find_record_id(session: Session, ref: str) -> str | None:
         return None
     record_id, merged_into = found
     return str(merged_into or record_id)
+
+
+STEP_CONTENT = ("error", "attributes")  # what a step's span holds that someone wrote
+
+
+def insert_steps(session: Session, rows: Sequence[dict[str, Any]], *, redact_pii: bool) -> None:
+    """Insert agents' steps (``spans`` rows); a step already stored is skipped (a retried
+    export). With ``redact_pii`` the error and every string of the attributes are masked, as a
+    record's content is. The caller commits."""
+    if not rows:
+        return
+    if redact_pii:
+        rows = [
+            {**row, **{c: redact_value(row[c]) for c in STEP_CONTENT if row.get(c) is not None}}
+            for row in rows
+        ]
+    table = StoredSpan.__table__
+    assert isinstance(table, Table)
+    keys = ["trace_id", "span_id"]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    session.execute(insert.on_conflict_do_nothing(index_elements=keys), list(rows))

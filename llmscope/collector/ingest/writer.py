@@ -13,6 +13,7 @@ from llmscope.collector.ingest.feedback import FeedbackEvent, write_feedback
 from llmscope.collector.ingest.nesting import store_rows
 from llmscope.collector.ingest.recorder import Recorder
 from llmscope.collector.ingest.rows import finish_row
+from llmscope.collector.ingest.store import insert_steps
 from llmscope.config import Settings
 from llmscope.db.models import Evaluation, Feedback
 from llmscope.schema import RecordIn, record_row
@@ -110,6 +111,10 @@ class RecordWriter:
     def feedback(self, session: Session, events: Sequence[FeedbackEvent]) -> list[Feedback | None]:
         """Append feedback events in the caller's transaction (see :func:`write_feedback`)."""
         return write_feedback(session, events, redact_pii=self.redact_pii)
+
+    def steps(self, session: Session, rows: Sequence[Row]) -> None:
+        """Store agents' steps (``spans`` rows) in the caller's transaction."""
+        insert_steps(session, rows, redact_pii=self.redact_pii)
 
     def evaluations(
         self, session: Session, items: Sequence[ExternalEvaluation], *, wait: bool = False

@@ -3,7 +3,8 @@ left out.
 
 Every span is judged alone: a span whose attributes break their convention is rejected (and
 named in ``partial_success``) while the rest of its batch is stored; a span that is not an LLM
-call (an agent step, a tool, an HTTP request) is skipped, counted but not stored.
+call is kept as a step when a convention says what it is (a tool, a retriever, an agent, a
+chain: ``steps.py``); any other span (an HTTP request) is skipped, counted but not stored.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from llmscope.collector.ingest import ExternalEvaluation, FeedbackEvent, RecordW
 from llmscope.collector.otlp.attributes import BadAttribute, attributes_of
 from llmscope.collector.otlp.feedback import Target, verdicts_of
 from llmscope.collector.otlp.mapping import record_id_for, response_id_of, span_ids, span_record
+from llmscope.collector.otlp.steps import step_row
 from llmscope.schema import record_row
 
 _ERRORS_SHOWN = 5
@@ -31,6 +33,7 @@ class ExportBatch:
     rows: list[dict[str, Any]] = field(default_factory=list)
     feedback: list[FeedbackEvent] = field(default_factory=list)
     evaluations: list[ExternalEvaluation] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # ``spans`` rows (steps.py)
     spans: int = 0
     skipped: int = 0
     rejected: int = 0
@@ -65,6 +68,7 @@ def map_export(request: ExportTraceServiceRequest, writer: RecordWriter) -> Expo
     ``source="otlp"``."""
     batch = ExportBatch()
     seen: set[str] = set()
+    kept: set[tuple[str, str]] = set()
     for resource_spans in request.resource_spans:
         service = _service_name(resource_spans.resource)
         for scope_spans in resource_spans.scope_spans:
@@ -102,7 +106,12 @@ def map_export(request: ExportTraceServiceRequest, writer: RecordWriter) -> Expo
                 batch.feedback.extend(feedback)
                 batch.evaluations.extend(evaluations)
                 if record is None:
-                    batch.skipped += 1
+                    step = step_row(span, attrs)
+                    if step is not None and (step["trace_id"], step["span_id"]) not in kept:
+                        kept.add((step["trace_id"], step["span_id"]))
+                        batch.steps.append(step)
+                    else:
+                        batch.skipped += 1
                     continue
                 parent = ids.parent_span_id if len(ids.parent_span_id or "") == 16 else None
                 row = writer.finish(

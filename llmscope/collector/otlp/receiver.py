@@ -107,6 +107,7 @@ def _write(
     feedback's (endpoint, thumb)."""
     with session_scope(factory) as session:
         stored = writer.store(session, batch.rows)
+        writer.steps(session, batch.steps)
         events = writer.feedback(session, batch.feedback)
         # a later export may bring an evaluation's record: the evaluation waits for it
         writer.evaluations(session, batch.evaluations, wait=True)
@@ -162,9 +163,11 @@ async def export_traces(request: Request) -> Response:
     for endpoint, thumb in feedback:
         accounting.metrics.feedback(endpoint, thumb)
     log.info(
-        "otlp export spans=%d records=%d skipped=%d rejected=%d feedback=%d evaluations=%d",
+        "otlp export spans=%d records=%d steps=%d skipped=%d rejected=%d feedback=%d "
+        "evaluations=%d",
         batch.spans,
         len(batch.rows),
+        len(batch.steps),
         batch.skipped,
         batch.rejected,
         len(feedback),

@@ -27,7 +27,7 @@ from llmscope.dashboard.data.evaluations import (
     fail_rate_by_day,
     failing_examples,
 )
-from llmscope.dashboard.data.evidence import down_by, down_by_day, down_tags
+from llmscope.dashboard.data.evidence import down_by, down_by_day, down_tags, tool_failures
 from llmscope.dashboard.data.overview import (
     RunInfo,
     StoreStatus,
@@ -37,7 +37,7 @@ from llmscope.dashboard.data.overview import (
     run_report,
     store_status,
 )
-from llmscope.dashboard.data.records import record_detail
+from llmscope.dashboard.data.records import record_detail, record_trace
 from llmscope.dashboard.data.sessions import SessionTurns, Turn, session_turns
 from llmscope.dashboard.data.subclusters import (
     members_of,
@@ -65,6 +65,7 @@ __all__ = [
     "down_by",
     "down_by_day",
     "down_tags",
+    "tool_failures",
     "evaluator_versions",
     "experiment_judges",
     "export_rows",
@@ -80,6 +81,7 @@ __all__ = [
     "nested_clusters",
     "record_detail",
     "session_turns",
+    "record_trace",
     "record_subclusters",
     "record_text",
     "run_report",

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, case, exists, func, select
 
 from llmscope.dashboard.data.clusters import in_cluster
 from llmscope.dashboard.data.common import (
@@ -22,7 +22,7 @@ from llmscope.dashboard.data.common import (
     time_bucket,
     with_feedback,
 )
-from llmscope.db.models import Record, RunAssignment
+from llmscope.db.models import Record, RunAssignment, StoredSpan
 from llmscope.report import RouteDestinationRow, RunReport, TemplateVersionRow
 
 DIMENSIONS = ("template", "endpoint", "model")
@@ -137,3 +137,42 @@ def down_tags(
         for window, tags in conn.execute(stmt):
             out.setdefault(window, Counter()).update(list(dict.fromkeys(map(str, tags or ()))))
     return out
+
+
+def tool_failures(
+    engine: Engine, run_id: str, cluster_id: int, members: Sequence[str] | None = None
+) -> dict[str, dict[str, int]]:
+    """Per window, of the cluster's traced calls: how many were followed in their trace by a
+    tool step (``tools``: one starting at or after the call), and by a tool step that failed
+    (``failed``). Windows where no call led to a tool are left out."""
+
+    def after(*conditions: Any) -> Any:
+        return exists().where(
+            StoredSpan.trace_id == Record.trace_id,
+            StoredSpan.kind == "tool",
+            StoredSpan.start >= Record.timestamp,
+            *conditions,
+        )
+
+    stmt = (
+        select(
+            RunAssignment.window,
+            func.sum(case((after(), 1), else_=0)).label("tools"),
+            func.sum(case((after(StoredSpan.status == "error"), 1), else_=0)).label("failed"),
+        )
+        .select_from(RunAssignment)
+        .join(Record, Record.id == RunAssignment.record_id)
+        .where(
+            RunAssignment.run_id == run_id,
+            in_cluster(cluster_id, members),
+            Record.trace_id.is_not(None),
+        )
+        .group_by(RunAssignment.window)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return {
+        r.window: {"tools": int(r.tools or 0), "failed": int(r.failed or 0)}
+        for r in rows
+        if r.tools
+    }

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine, select
 
 from llmscope.db.models import AnalysisRun, Evaluation, Feedback, Record, RunAssignment
 from llmscope.db.queries import FEEDBACK_OLDEST_FIRST, NEWEST_RUN_FIRST
+from llmscope.db.traces import trace_tree
 
 
 def record_detail(engine: Engine, record_id: str) -> dict[str, Any] | None:
@@ -78,3 +79,9 @@ def record_clusters(conn: Connection, record_id: str, limit: int = 20) -> list[d
             .limit(limit)
         )
     ]
+
+
+def record_trace(engine: Engine, trace_id: str) -> dict[str, Any] | None:
+    """The trace ``trace_id`` as a tree (``llmscope.db.traces.trace_tree``), or None."""
+    with engine.connect() as conn:
+        return trace_tree(conn, trace_id)

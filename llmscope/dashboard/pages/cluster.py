@@ -96,6 +96,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                 _stats(cluster),
                 evaluations if failing else None,
                 regressions if regressed else None,
+                _tool_failures(tool_failures(engine, run.id, cluster_id, _key(members))),
                 card(
                     _down_tables(down, report, cluster),
                     title="Thumbs-down by template version, endpoint and model",
@@ -252,6 +253,7 @@ def _regressions(cluster: ClusterEntry) -> html.Section | None:
 down_by = cached(data.down_by)
 down_by_day = cached(data.down_by_day)
 down_tags = cached(data.down_tags)
+tool_failures = cached(data.tool_failures)
 cluster_values = cached(data.cluster_values)
 
 DISTRIBUTIONS = (
@@ -614,3 +616,30 @@ def _records(records: list[ClusterRecord], state: ViewState) -> Any:
             )
         )
     return html.Div(items, className="records", id="cluster-records")
+
+
+def _tool_failures(counts: dict[str, dict[str, int]]) -> Any:
+    """How often the tool calls that followed this cluster's answers (in their agents' traces)
+    failed, per window: a figure, not a test."""
+    if not counts:
+        return None
+    lines = []
+    for window in ("current", "baseline"):
+        if window in counts:
+            c = counts[window]
+            lines.append(
+                html.Li(
+                    f"{window} window: {c['failed']:,} of {plural(c['tools'], 'call')} followed "
+                    f"by a tool call saw a tool fail ({fmt_pct(c['failed'] / c['tools'])})",
+                    className="tool-failures",
+                )
+            )
+    return card(
+        html.Ul(lines, className="plain-list", id="cluster-tool-failures"),
+        html.P(
+            "From the agents' traces: a tool step that failed after the call, in the same trace. "
+            "A figure, not a tested finding.",
+            className="muted",
+        ),
+        title="Tool calls after these answers",
+    )

@@ -24,6 +24,7 @@ from llmscope.dashboard.components import (
     thumb_badge,
 )
 from llmscope.dashboard.state import ViewState
+from llmscope.db.traces import flatten
 
 
 def render(engine: Engine, state: ViewState, record_id: str) -> html.Div:
@@ -42,6 +43,7 @@ def render(engine: Engine, state: ViewState, record_id: str) -> html.Div:
         card(_meta(record), title="Call"),
         card(*_conversation(record), title="Prompt and response"),
         card(_template(record), title="Template"),
+        *_trace(engine, record, state),
         card(_evaluations(record["evaluations"], latest), title="Evaluations"),
         html.Div(
             [
@@ -135,6 +137,64 @@ def _conversation(r: dict[str, Any]) -> list[Any]:
         )
     )
     return out
+
+
+def _trace(engine: Engine, r: dict[str, Any], state: ViewState) -> list[Any]:
+    """The record's trace as a waterfall: every LLM call and agent step, under its parent,
+    a bar from its start for its duration; this call's row marked."""
+    if not r["trace_id"]:
+        return []
+    tree = data.record_trace(engine, r["trace_id"])
+    if tree is None or tree["nodes"] < 2:
+        return []
+    total = max(tree["duration_ms"], 0.001)
+    rows = []
+    for node in flatten(tree["roots"]):
+        offset = (node["start"] - tree["start"]).total_seconds() * 1000
+        width = max(100 * (node["duration_ms"] or 0.0) / total, 0.5)
+        label: Any = node["name"]
+        if node.get("record_id") and node["record_id"] != r["id"]:
+            label = dcc.Link(node["name"], href=state.href(f"/records/{node['record_id']}"))
+        classes = ["waterfall-row", f"kind-{node['kind']}"]
+        if node.get("record_id") == r["id"]:
+            classes.append("waterfall-this")
+        if node["status"] == "error":
+            classes.append("waterfall-error")
+        rows.append(
+            html.Div(
+                [
+                    html.Div(
+                        [badge(node["kind"]), " ", label],
+                        className="waterfall-name",
+                        style={"paddingLeft": f"{min(node['depth'], 12) * 14}px"},
+                        title=node.get("error") or "",
+                    ),
+                    html.Div(
+                        html.Div(
+                            className="waterfall-bar",
+                            style={
+                                "left": f"{100 * offset / total:.2f}%",
+                                "width": f"{width:.2f}%",
+                            },
+                        ),
+                        className="waterfall-track",
+                    ),
+                    html.Div(
+                        f"{fmt_num(node['duration_ms'], 1)} ms"
+                        + (" · error" if node["status"] == "error" else ""),
+                        className="waterfall-ms",
+                    ),
+                ],
+                className=" ".join(classes),
+            )
+        )
+    note = f" (the first {tree['nodes']:,} spans)" if tree["truncated"] else ""
+    return [
+        card(
+            html.Div(rows, id="record-trace", className="waterfall"),
+            title=f"Trace: {tree['nodes']:,} spans over {fmt_num(tree['duration_ms'], 1)} ms{note}",
+        )
+    ]
 
 
 def _template(r: dict[str, Any]) -> Any:

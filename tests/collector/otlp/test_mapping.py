@@ -288,10 +288,15 @@ NOT_LLM_CALLS = [
 ]
 
 
-def test_spans_that_are_not_llm_calls_are_counted_and_skipped() -> None:
+def test_spans_that_are_not_llm_calls_are_kept_as_steps_or_skipped() -> None:
     spans = [make_span(a) for a in NOT_LLM_CALLS] + [make_span(GENAI_CURRENT)]
     batch = map_export(export_request(spans), RecordWriter())
-    assert (batch.spans, batch.skipped, batch.rejected, len(batch.rows)) == (10, 9, 0, 1)
+    assert (batch.spans, batch.rejected, len(batch.rows)) == (10, 0, 1)
+    # agent, tool, chain, retriever and a Traceloop workflow are an agent's steps; an
+    # embeddings call, an HTTP request and a span saying nothing are skipped
+    kinds = [step["kind"] for step in batch.steps]
+    assert kinds == ["agent", "tool", "chain", "retriever", "chain"]
+    assert batch.skipped == 4
 
 
 BROKEN = [
