@@ -12,8 +12,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from llmscope import __version__
+from llmscope.app.serve import grpc_bind_from_env
 from llmscope.collector.api.admission import Admission
-from llmscope.collector.api.auth import ApiKeyAuth
+from llmscope.collector.api.auth import ApiKeyAuth, KeyCheck
 from llmscope.collector.api.errors import install_error_handlers
 from llmscope.collector.api.limits import BodySizeLimit
 from llmscope.collector.api.routes import (
@@ -32,6 +33,7 @@ from llmscope.collector.gateway import openai_router as gateway_openai_router
 from llmscope.collector.ingest import Recorder, RecordWriter
 from llmscope.collector.masking import sessionmaker_for
 from llmscope.collector.otlp import receiver as otlp_receiver
+from llmscope.collector.otlp.grpc_receiver import OtlpGrpcServer
 from llmscope.config import Settings, get_settings
 from llmscope.db import make_engine
 from llmscope.evaluate.evaluations.online import OnlineJudge
@@ -43,8 +45,13 @@ from llmscope.metrics import Metrics
 log = logging.getLogger("llmscope.collector")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The collector app for ``settings``; the store must already be migrated."""
+def create_app(
+    settings: Settings | None = None, *, grpc_host: str = "127.0.0.1", grpc_reuse_port: bool = False
+) -> FastAPI:
+    """The collector app for ``settings``; the store must already be migrated.
+
+    Its lifespan also runs the OTLP/gRPC receiver on ``grpc_host`` (``serve``'s ``--host``) and
+    ``settings.otlp_grpc_port``, unless that is 0."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
     # Every session of the collector: with LLMSCOPE_REDACT_PII, what it writes is masked.
@@ -62,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     online = OnlineJudge(factory, gateway, settings, metrics=prom) if gateway is not None else None
     # Experiments started over REST replay through the same gateway, in the background.
     experiment_jobs = ExperimentJobs(factory, gateway, settings) if gateway else None
+    # API keys: one cache for the HTTP routes and OTLP/gRPC.
+    keys = KeyCheck(factory)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,9 +86,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await gateway.start()
         if online is not None:
             await online.start()
+        otlp_grpc = (
+            OtlpGrpcServer(
+                app.state, keys, grpc_host, settings.otlp_grpc_port, reuse_port=grpc_reuse_port
+            )
+            if settings.otlp_grpc_port
+            else None
+        )
         try:
+            if otlp_grpc is not None:
+                await otlp_grpc.start()  # a port it cannot bind fails the startup, cleanly
             yield
         finally:
+            if otlp_grpc is not None:
+                await otlp_grpc.stop()  # exports under way are written before the writer stops
             if experiment_jobs is not None:
                 await experiment_jobs.stop()
             if online is not None:
@@ -117,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # An unauthenticated call is refused before its body is read.
-    app.add_middleware(ApiKeyAuth, sessionmaker=app.state.sessionmaker)
+    app.add_middleware(ApiKeyAuth, keys=keys)
     # Before anything else: an over-budget request costs neither a key check nor memory.
     app.add_middleware(
         Admission,
@@ -140,5 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (one app per worker process), settings from env."""
-    return create_app(Settings())
+    """Factory for ``uvicorn --factory`` (one app per worker process), settings from env; the
+    gRPC receiver's host and port sharing as ``llmscope serve`` set them (see serve.py)."""
+    host, reuse_port = grpc_bind_from_env()
+    return create_app(Settings(), grpc_host=host, grpc_reuse_port=reuse_port)
