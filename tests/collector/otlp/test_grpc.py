@@ -36,6 +36,7 @@ from sqlalchemy import Engine, text
 
 from llmscope.app.server import create_app
 from llmscope.collector.api import auth
+from llmscope.collector.otlp.grpc_receiver import inflight_cap
 from llmscope.collector.otlp.mapping import record_id_for
 from llmscope.config import Settings
 from llmscope.db import make_engine, make_sessionmaker, session_scope, upgrade
@@ -272,6 +273,46 @@ def test_saturated_writer_is_resource_exhausted_with_retry_info(
         held.join(30)
     assert len(results) == 1  # the held export completes once the store is free
     assert count_rows(engine, Record) == 1
+
+
+def test_exports_past_the_inflight_cap_are_refused_at_once(
+    make_grpc_collector: Callable[..., GrpcCollector], engine: Engine, database_url: str
+) -> None:
+    # room for one largest message in flight: the second export is refused by grpc itself
+    _, target, app = make_grpc_collector(max_body_bytes=65536, max_inflight_body_bytes=65536)
+    lock = _hold_write_lock(engine, database_url)
+    held = threading.Thread(
+        target=export, args=(target, export_request([make_span(GENAI_CURRENT)]).SerializeToString())
+    )
+    held.start()
+    try:
+        deadline = time.monotonic() + 10
+        while getattr(app.state, "otlp_gate", None) is None or app.state.otlp_gate.in_use < 1:
+            assert time.monotonic() < deadline, "the first export never started writing"
+            time.sleep(0.02)
+        error = refused(target, export_request([make_span(OPENINFERENCE)]).SerializeToString())
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "concurrent rpc limit" in (error.details() or "").lower()
+    finally:
+        lock.rollback()
+        lock.close()
+        held.join(30)
+    assert count_rows(engine, Record) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "inflight_bytes", "inflight_requests", "cap"),
+    [(16, 256, 512, 16), (16, 8, 512, 1), (1, 1000, 10, 10), (10, 25, 512, 2)],
+)
+def test_inflight_cap_fits_the_byte_budget(
+    body: int, inflight_bytes: int, inflight_requests: int, cap: int
+) -> None:
+    settings = Settings(
+        max_body_bytes=body,
+        max_inflight_body_bytes=inflight_bytes,
+        max_inflight_requests=inflight_requests,
+    )
+    assert inflight_cap(settings) == cap
 
 
 def test_store_refusing_the_write_is_unavailable(tmp_path: Any) -> None:
