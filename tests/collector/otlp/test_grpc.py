@@ -9,10 +9,9 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -32,21 +31,21 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from llmscope.app.server import create_app
 from llmscope.collector.api import auth
 from llmscope.collector.otlp.grpc_receiver import inflight_cap
 from llmscope.collector.otlp.mapping import record_id_for
 from llmscope.config import Settings
-from llmscope.db import make_engine, make_sessionmaker, session_scope, upgrade
+from llmscope.db import make_sessionmaker, session_scope
 from llmscope.db.models import Evaluation, Record
 from llmscope.keys import create_key
 from tests.collector.otlp.server import serve_app
 from tests.collector.otlp.spans import export_request, make_span
 from tests.collector.otlp.test_mapping import GENAI_CURRENT, OPENINFERENCE
 from tests.collector.otlp.test_mlflow_tracing import REPO, _records
-from tests.collector.otlp.test_receiver import _hold_write_lock
+from tests.collector.otlp.test_receiver import broken_store, one_export_writing
 from tests.conftest import cli_server, count_rows, free_port
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -249,15 +248,7 @@ def test_saturated_writer_is_resource_exhausted_with_retry_info(
 ) -> None:
     _, target, app = make_grpc_collector(otlp_max_concurrent_writes=1)
     first = export_request([make_span(GENAI_CURRENT)]).SerializeToString()
-    lock = _hold_write_lock(engine, database_url)
-    results: list[ExportTraceServiceResponse] = []
-    held = threading.Thread(target=lambda: results.append(export(target, first)))
-    held.start()
-    try:
-        deadline = time.monotonic() + 10
-        while getattr(app.state, "otlp_gate", None) is None or app.state.otlp_gate.in_use < 1:
-            assert time.monotonic() < deadline, "the first export never started writing"
-            time.sleep(0.02)
+    with one_export_writing(app, engine, database_url, lambda: export(target, first)) as results:
         second = export_request([make_span(OPENINFERENCE)]).SerializeToString()
         error = refused(target, second)
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -267,11 +258,7 @@ def test_saturated_writer_is_resource_exhausted_with_retry_info(
         info = RetryInfo()
         assert status.details[0].Unpack(info) and info.retry_delay.seconds == 2
         assert RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]) == info
-    finally:
-        lock.rollback()
-        lock.close()
-        held.join(30)
-    assert len(results) == 1  # the held export completes once the store is free
+    assert results[0].partial_success.rejected_spans == 0  # done once the store is free
     assert count_rows(engine, Record) == 1
 
 
@@ -280,23 +267,11 @@ def test_exports_past_the_inflight_cap_are_refused_at_once(
 ) -> None:
     # room for one largest message in flight: the second export is refused by grpc itself
     _, target, app = make_grpc_collector(max_body_bytes=65536, max_inflight_body_bytes=65536)
-    lock = _hold_write_lock(engine, database_url)
-    held = threading.Thread(
-        target=export, args=(target, export_request([make_span(GENAI_CURRENT)]).SerializeToString())
-    )
-    held.start()
-    try:
-        deadline = time.monotonic() + 10
-        while getattr(app.state, "otlp_gate", None) is None or app.state.otlp_gate.in_use < 1:
-            assert time.monotonic() < deadline, "the first export never started writing"
-            time.sleep(0.02)
+    first = export_request([make_span(GENAI_CURRENT)]).SerializeToString()
+    with one_export_writing(app, engine, database_url, lambda: export(target, first)):
         error = refused(target, export_request([make_span(OPENINFERENCE)]).SerializeToString())
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "concurrent rpc limit" in (error.details() or "").lower()
-    finally:
-        lock.rollback()
-        lock.close()
-        held.join(30)
     assert count_rows(engine, Record) == 1
 
 
@@ -315,20 +290,13 @@ def test_inflight_cap_fits_the_byte_budget(
     assert inflight_cap(settings) == cap
 
 
-def test_store_refusing_the_write_is_unavailable(tmp_path: Any) -> None:
-    url = f"sqlite:///{tmp_path / 'broken.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    with engine.begin() as connection:
-        connection.execute(text("DROP TABLE feedback"))
-        connection.execute(text("DROP TABLE records"))
-    engine.dispose()
+def test_store_refusing_the_write_is_unavailable(tmp_path: Path) -> None:
     http_port, port = two_ports()
+    url = broken_store(tmp_path)
     settings = Settings(database_url=url, data_dir=tmp_path / "data", otlp_grpc_port=port)
+    body = export_request([make_span(GENAI_CURRENT)]).SerializeToString()
     with serve_app(create_app(settings), port=http_port, ready="/docs"):
-        error = refused(
-            f"127.0.0.1:{port}", export_request([make_span(GENAI_CURRENT)]).SerializeToString()
-        )
+        error = refused(f"127.0.0.1:{port}", body)
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert error.details() == "the store is unavailable; retry later"
 
@@ -339,15 +307,15 @@ def test_the_default_port_is_4317(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Any) -> str:
+def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
 
 
-def _serve_env(tmp_path: Any, grpc_port: int) -> dict[str, str]:
+def _serve_env(tmp_path: Path, grpc_port: int) -> dict[str, str]:
     return {"LLMSCOPE_DATA_DIR": str(tmp_path / "data"), "LLMSCOPE_OTLP_GRPC_PORT": str(grpc_port)}
 
 
-def test_serve_with_port_0_runs_no_grpc_receiver(tmp_path: Any, sqlite_url: str) -> None:
+def test_serve_with_port_0_runs_no_grpc_receiver(tmp_path: Path, sqlite_url: str) -> None:
     http_port, port = two_ports()
     args = ["serve", "--database-url", sqlite_url, "--otlp-grpc-port", "0"]
     env = _serve_env(tmp_path, port)
@@ -357,7 +325,7 @@ def test_serve_with_port_0_runs_no_grpc_receiver(tmp_path: Any, sqlite_url: str)
             assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing listens
 
 
-def test_serve_refuses_a_taken_grpc_port_with_exit_2(tmp_path: Any, sqlite_url: str) -> None:
+def test_serve_refuses_a_taken_grpc_port_with_exit_2(tmp_path: Path, sqlite_url: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -373,7 +341,7 @@ def test_serve_refuses_a_taken_grpc_port_with_exit_2(tmp_path: Any, sqlite_url: 
 
 
 @pytest.fixture
-def grpc_serve(tmp_path: Any, sqlite_url: str) -> Iterator[tuple[str, int]]:
+def grpc_serve(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, int]]:
     """``llmscope serve --otlp-grpc-port FREE --workers 2``: (HTTP base URL, gRPC port)."""
     http_port, port = two_ports()
     args = ["serve", "--database-url", sqlite_url, "--otlp-grpc-port", str(port), "--workers", "2"]
