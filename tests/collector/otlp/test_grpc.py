@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from tests.collector.otlp.spans import export_request, make_span
 from tests.collector.otlp.test_mapping import GENAI_CURRENT, OPENINFERENCE
 from tests.collector.otlp.test_mlflow_tracing import REPO, _records
 from tests.collector.otlp.test_receiver import broken_store, one_export_writing
-from tests.conftest import cli_server, count_rows, free_port
+from tests.conftest import cli_server, count_rows, free_port, start_cli_server, wait_for_http
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z, in nanoseconds
@@ -340,43 +340,57 @@ def test_serve_refuses_a_taken_grpc_port_with_exit_2(tmp_path: Path, sqlite_url:
     assert line.startswith(f"llmscope serve: error: --otlp-grpc-port: port {port} on 127.0.0.1")
 
 
-@pytest.fixture
-def grpc_serve(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, int]]:
-    """``llmscope serve --otlp-grpc-port FREE --workers 2``: (HTTP base URL, gRPC port)."""
+@contextmanager
+def grpc_serve(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, int, list[str]]]:
+    """``llmscope serve --otlp-grpc-port FREE --workers 2`` until the block ends: (HTTP base URL,
+    gRPC port, the lines it printed, there once the block has ended)."""
     http_port, port = two_ports()
     args = ["serve", "--database-url", sqlite_url, "--otlp-grpc-port", str(port), "--workers", "2"]
-    env = {"LLMSCOPE_DATA_DIR": str(tmp_path / "data")}
-    with cli_server(args, env=env, port=http_port) as base:
-        yield base, port
+    proc = start_cli_server([*args, "--port", str(http_port)], {"LLMSCOPE_DATA_DIR": str(tmp_path)})
+    output: list[str] = []
+    try:
+        wait_for_http(f"http://127.0.0.1:{http_port}/health", proc)
+        yield f"http://127.0.0.1:{http_port}", port, output
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+        output += out.decode().splitlines()
 
 
 def test_mlflow_tracing_default_exporter_reaches_serve_over_grpc(
-    grpc_serve: tuple[str, int],
+    tmp_path: Path, sqlite_url: str
 ) -> None:
     """MLflow exports over gRPC when only OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (its default
-    protocol); served by two workers sharing the port."""
+    protocol); two workers serve it on one port."""
     from tests.collector.gateway.fake_provider import FakeProvider, ServerThread
 
-    base, port = grpc_serve
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{port}",
-        OTEL_SERVICE_NAME="support-bot",
-        MLFLOW_TRACKING_URI="",
-    )
-    fake = ServerThread(FakeProvider().app, free_port()).start()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "tests.collector.otlp.mlflow_app", fake.url],
-            env=env, cwd=REPO, capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
-    finally:
-        fake.stop()
-    assert done.returncode == 0, done.stderr[-3000:]
-    records = _records(base, 4)
-    assert len(records) == 4, done.stderr[-4000:]  # the CHAT_MODEL spans, as over HTTP
-    assert all(r["source"] == "otlp" and r["endpoint"] == "support-bot" for r in records)
-    (claude,) = [r for r in records if r["provider"] == "anthropic"]
-    assert claude["response"] == "It ships tomorrow."
-    assert (claude["input_tokens"], claude["output_tokens"]) == (12, 5)
+    with grpc_serve(tmp_path, sqlite_url) as (base, port, output):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env.update(
+            PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{port}",
+            OTEL_SERVICE_NAME="support-bot",
+            MLFLOW_TRACKING_URI="",
+        )
+        fake = ServerThread(FakeProvider().app, free_port()).start()
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "tests.collector.otlp.mlflow_app", fake.url],
+                env=env, cwd=REPO, capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+        finally:
+            fake.stop()
+        assert done.returncode == 0, done.stderr[-3000:]
+        records = _records(base, 4)
+        assert len(records) == 4, done.stderr[-4000:]  # the CHAT_MODEL spans, as over HTTP
+        assert all(r["source"] == "otlp" and r["endpoint"] == "support-bot" for r in records)
+        (claude,) = [r for r in records if r["provider"] == "anthropic"]
+        assert claude["response"] == "It ships tomorrow."
+        assert (claude["input_tokens"], claude["output_tokens"]) == (12, 5)
+        for _ in range(4):  # a new connection each: the kernel may hand it to either worker
+            body = export_request([make_span(GENAI_CURRENT)]).SerializeToString()
+            export(f"127.0.0.1:{port}", body)
+        assert len(httpx.get(f"{base}/api/v1/records", timeout=10).json()["records"]) == 8
+    # both workers bound the port (SO_REUSEPORT) and said where
+    running = f"OTLP/gRPC receiver running on 127.0.0.1:{port} (TraceService/Export)"
+    assert sum(running in line for line in output) == 2, "\n".join(output)
