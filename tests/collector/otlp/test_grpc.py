@@ -394,3 +394,22 @@ def test_mlflow_tracing_default_exporter_reaches_serve_over_grpc(
     # both workers bound the port (SO_REUSEPORT) and said where
     running = f"OTLP/gRPC receiver running on 127.0.0.1:{port} (TraceService/Export)"
     assert sum(running in line for line in output) == 2, "\n".join(output)
+
+
+def test_the_demo_collector_starts_while_4317_is_taken(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmscope.app.demo.replay import start_collector
+
+    monkeypatch.delenv("LLMSCOPE_OTLP_GRPC_PORT")  # the default, as a newcomer has it
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", 4317))
+            holder.listen()
+        except OSError:
+            pass  # taken already, by something else: the same situation
+        collector = start_collector(sqlite_url, tmp_path / "demo", port=free_port())
+        try:
+            assert httpx.get(f"{collector.url}/health", timeout=5).status_code == 200
+        finally:
+            collector.stop()
