@@ -31,14 +31,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from llmscope.app.server import create_app
 from llmscope.collector.api import auth
 from llmscope.collector.otlp.grpc_receiver import inflight_cap
 from llmscope.collector.otlp.mapping import record_id_for
 from llmscope.config import Settings
-from llmscope.db import make_sessionmaker, session_scope
+from llmscope.db import make_engine, make_sessionmaker, session_scope
 from llmscope.db.models import Evaluation, Record
 from llmscope.keys import create_key
 from tests.collector.otlp.server import serve_app
@@ -290,9 +290,16 @@ def test_inflight_cap_fits_the_byte_budget(
     assert inflight_cap(settings) == cap
 
 
-def test_store_refusing_the_write_is_unavailable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keys_readable", [True, False])
+def test_store_refusing_the_write_is_unavailable(tmp_path: Path, keys_readable: bool) -> None:
+    # keys_readable=False: not even the key check can read the store
     http_port, port = two_ports()
     url = broken_store(tmp_path)
+    if not keys_readable:
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE api_keys"))
+        engine.dispose()
     settings = Settings(database_url=url, data_dir=tmp_path / "data", otlp_grpc_port=port)
     body = export_request([make_span(GENAI_CURRENT)]).SerializeToString()
     with serve_app(create_app(settings), port=http_port, ready="/docs"):
