@@ -347,6 +347,27 @@ def test_serve_refuses_a_taken_grpc_port_with_exit_2(tmp_path: Path, sqlite_url:
     assert line.startswith(f"llmscope serve: error: --otlp-grpc-port: port {port} on 127.0.0.1")
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        (["--otlp-grpc-port", "70000"], {}, "--otlp-grpc-port: 70000 is not a port number"),
+        (["--otlp-grpc-port", "grpc"], {}, "--otlp-grpc-port: 'grpc' is not a port number"),
+        ([], {"LLMSCOPE_OTLP_GRPC_PORT": "70000"}, "otlp_grpc_port"),
+        (["--port", "15432", "--otlp-grpc-port", "15432"], {}, "15432 is the HTTP --port too"),
+    ],
+)
+def test_a_bad_grpc_port_is_exit_2_with_one_line(
+    args: list[str], env: dict[str, str], needle: str, sqlite_url: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "llmscope", "serve", "--database-url", sqlite_url, *args],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+    )  # fmt: skip
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert needle in line
+
+
 @contextmanager
 def grpc_serve(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, int, list[str]]]:
     """``llmscope serve --otlp-grpc-port FREE --workers 2`` until the block ends: (HTTP base URL,
