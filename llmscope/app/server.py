@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from llmscope import __version__
-from llmscope.app.serve import grpc_bind_from_env
 from llmscope.collector.api.admission import Admission
 from llmscope.collector.api.auth import ApiKeyAuth, KeyCheck
 from llmscope.collector.api.errors import install_error_handlers
@@ -56,6 +55,8 @@ def create_app(
     engine = make_engine(settings.database_url)
     # Every session of the collector: with LLMSCOPE_REDACT_PII, what it writes is masked.
     factory = sessionmaker_for(engine, settings)
+    # API keys: one cache for the HTTP routes and OTLP/gRPC.
+    keys = KeyCheck(factory)
     # Records written off the request path (gateway; anyone else may submit too).
     recorder = Recorder(factory, spool_dir=settings.data_dir / "spool")
     prom = Metrics(enabled=settings.metrics, max_label_values=settings.metrics_max_label_values)
@@ -69,23 +70,12 @@ def create_app(
     online = OnlineJudge(factory, gateway, settings, metrics=prom) if gateway is not None else None
     # Experiments started over REST replay through the same gateway, in the background.
     experiment_jobs = ExperimentJobs(factory, gateway, settings) if gateway else None
-    # API keys: one cache for the HTTP routes and OTLP/gRPC.
-    keys = KeyCheck(factory)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info(
             "collector started version=%s store=%s", __version__, engine.url.get_backend_name()
         )
-        recorder.start()
-        budgets.start()
-        # Experiments a killed collector left "running" end as failed (any collector may run).
-        await asyncio.to_thread(liveness.sweep, factory, settings.experiment_stale_s)
-        sampler = asyncio.create_task(sample_forever(prom, recorder), name="llmscope-metrics")
-        if gateway is not None:
-            await gateway.start()
-        if online is not None:
-            await online.start()
         otlp_grpc = (
             OtlpGrpcServer(
                 app.state, keys, grpc_host, settings.otlp_grpc_port, reuse_port=grpc_reuse_port
@@ -93,17 +83,28 @@ def create_app(
             if settings.otlp_grpc_port
             else None
         )
+        if otlp_grpc is not None:
+            otlp_grpc.bind()  # first: a port it cannot bind fails the startup before anything runs
+        recorder.start()
+        budgets.start()
+        # Experiments a killed collector left "running" end as failed (any collector may run).
+        await asyncio.to_thread(liveness.sweep, factory, settings.experiment_stale_s)
+        sampler = asyncio.create_task(sample_forever(prom, recorder), name="llmscope-metrics")
+        if otlp_grpc is not None:
+            await otlp_grpc.start()
+        if gateway is not None:
+            await gateway.start()
+        if online is not None:
+            await online.start()
         try:
-            if otlp_grpc is not None:
-                await otlp_grpc.start()  # a port it cannot bind fails the startup, cleanly
             yield
         finally:
-            if otlp_grpc is not None:
-                await otlp_grpc.stop()  # exports under way are written before the writer stops
             if experiment_jobs is not None:
                 await experiment_jobs.stop()
             if online is not None:
                 await online.stop()
+            if otlp_grpc is not None:
+                await otlp_grpc.stop()  # exports under way are written before the writer stops
             if gateway is not None:
                 await gateway.stop()
             sampler.cancel()
@@ -162,5 +163,7 @@ def create_app(
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (one app per worker process), settings from env; the
     gRPC receiver's host and port sharing as ``llmscope serve`` set them (see serve.py)."""
+    from llmscope.app.serve import grpc_bind_from_env  # the CLI module, only for this
+
     host, reuse_port = grpc_bind_from_env()
     return create_app(Settings(), grpc_host=host, grpc_reuse_port=reuse_port)

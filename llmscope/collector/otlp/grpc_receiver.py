@@ -105,7 +105,9 @@ class OtlpGrpcServer:
         self.reuse_port = reuse_port
         self._server: grpc.aio.Server | None = None
 
-    async def start(self) -> None:
+    def bind(self) -> None:
+        """Make the server and bind its port (serving starts with :meth:`start`); raises
+        :class:`PortUnavailable` when the port cannot be bound."""
         settings: Settings = self.state.settings
         server = grpc.aio.server(
             options=[
@@ -125,9 +127,17 @@ class OtlpGrpcServer:
             raise PortUnavailable(f"cannot listen on {where} for OTLP/gRPC: {exc}") from None
         if not bound:
             raise PortUnavailable(f"cannot listen on {where} for OTLP/gRPC")
-        await server.start()
         self._server = server
-        log.info("OTLP/gRPC receiver running on %s (TraceService/Export)", where)
+
+    async def start(self) -> None:
+        """Start serving exports on the port :meth:`bind` bound."""
+        if self._server is None:
+            raise RuntimeError("bind() the OTLP/gRPC server before starting it")
+        await self._server.start()
+        log.info(
+            "OTLP/gRPC receiver running on %s (TraceService/Export)",
+            address(self.host, self.port),
+        )
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking exports; the ones under way get ``grace`` seconds to finish."""
