@@ -100,7 +100,8 @@ def collector(
                "--database-url", url, "--workers", str(workers)]  # fmt: skip
     if config is not None:
         command += ["--config", str(config)]
-    full_env = {**os.environ, **(env or {})}
+    # OTLP/gRPC off unless asked for: two benchmarks at once would both want port 4317.
+    full_env = {**os.environ, "LLMSCOPE_OTLP_GRPC_PORT": "0", **(env or {})}
     if data_dir:
         full_env["LLMSCOPE_DATA_DIR"] = str(data_dir)
     proc = subprocess.Popen(

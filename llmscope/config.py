@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         description="OTLP exports written to the store at once per collector process; past "
         "that, POST /v1/traces answers 429 with Retry-After.",
     )
+    otlp_grpc_port: int = Field(
+        default=4317,
+        ge=0,
+        le=65535,
+        description="Port of the OTLP/gRPC trace receiver (TraceService/Export) that `llmscope "
+        "serve` runs beside the HTTP port, on the same host; 0 turns it off.",
+    )
 
     # --- operations: metrics, budgets ---------------------------------------------------------
     metrics: bool = Field(

@@ -52,6 +52,11 @@ if WORKER != "main":
     ):
         os.environ.setdefault(_variable, "1")
 
+# No collector a test starts, in this process (a lifespan) or as `llmscope serve`, listens for
+# OTLP/gRPC on the default 4317: parallel tests would fight for it. Tests of OTLP/gRPC give a
+# free port (``otlp_grpc_port=free_port()``, or LLMSCOPE_OTLP_GRPC_PORT in a child's env).
+os.environ["LLMSCOPE_OTLP_GRPC_PORT"] = "0"
+
 # Property tests draw the same examples on every run and keep no example database: the same
 # answer on any machine, and no .hypothesis/ folder written by several workers at once.
 hypothesis_settings.register_profile("llmscope", derandomize=True, database=None)
@@ -264,7 +269,8 @@ def wait_for_http(
 
 
 def start_cli_server(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """``llmscope <args>`` in a child process, output captured (for end-to-end tests)."""
+    """``llmscope <args>`` in a child process, output captured (for end-to-end tests); OTLP/gRPC
+    off unless ``env`` sets LLMSCOPE_OTLP_GRPC_PORT (see the top of this file)."""
     return subprocess.Popen(
         [sys.executable, "-m", "llmscope", *args],
         stdout=subprocess.PIPE,
@@ -275,10 +281,14 @@ def start_cli_server(args: list[str], env: dict[str, str] | None = None) -> subp
 
 @contextmanager
 def cli_server(
-    args: list[str], env: dict[str, str] | None = None, stop_timeout: float = 15
+    args: list[str],
+    env: dict[str, str] | None = None,
+    stop_timeout: float = 15,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """``llmscope <args> --port FREE`` until the block ends (graceful stop); yields its URL."""
-    port = free_port()
+    """``llmscope <args> --port PORT`` (default: a free one) until the block ends (graceful
+    stop); yields its URL."""
+    port = port or free_port()
     proc = start_cli_server([*args, "--port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:

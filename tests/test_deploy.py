@@ -124,6 +124,30 @@ def test_ports_agree_with_the_commands() -> None:
             assert _port_of(container["args"], default) in declared, container["name"]
 
 
+def _grpc_port_of(command: list[str]) -> int:
+    flag = "--otlp-grpc-port"
+    return int(command[command.index(flag) + 1]) if flag in command else 4317
+
+
+def test_the_otlp_grpc_port_is_published_wherever_the_collector_runs() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    docker_cmd = re.search(r"^CMD (\[.*\])", dockerfile, re.M)
+    assert docker_cmd
+    exposed = re.search(r"^EXPOSE (.+)$", dockerfile, re.M)
+    assert exposed and str(_grpc_port_of(yaml.safe_load(docker_cmd.group(1)))) in exposed.group(1)
+    collector = compose()["services"]["collector"]
+    port = _grpc_port_of(collector["command"])
+    assert port != 0 and f"127.0.0.1:{port}:{port}" in collector["ports"]
+    serving = [c for c in containers() if c["args"][0] == "serve"]
+    assert serving
+    for container in serving:
+        port = _grpc_port_of(container["args"])
+        (named,) = [p["name"] for p in container["ports"] if p["containerPort"] == port]
+        services = [d for d in manifests() if d["kind"] == "Service"]
+        targets = {p["targetPort"] for d in services for p in d["spec"]["ports"]}
+        assert named in targets, f"no Service publishes {container['name']}'s OTLP/gRPC port"
+
+
 def test_health_checks_hit_routes_that_exist(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 's.db'}", data_dir=tmp_path)
     collector_paths = set(create_app(settings).openapi()["paths"])

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from llmscope import __version__
 from llmscope.app.mcp.server import McpEndpoint
 from llmscope.collector.api.admission import Admission
-from llmscope.collector.api.auth import ApiKeyAuth
+from llmscope.collector.api.auth import ApiKeyAuth, KeyCheck
 from llmscope.collector.api.errors import install_error_handlers
 from llmscope.collector.api.limits import BodySizeLimit
 from llmscope.collector.api.routes import (
@@ -36,6 +36,7 @@ from llmscope.collector.gateway import openai_router as gateway_openai_router
 from llmscope.collector.ingest import Recorder, RecordWriter
 from llmscope.collector.masking import sessionmaker_for
 from llmscope.collector.otlp import receiver as otlp_receiver
+from llmscope.collector.otlp.grpc_receiver import OtlpGrpcServer
 from llmscope.config import Settings, get_settings
 from llmscope.db import make_engine
 from llmscope.evaluate.evaluations.online import OnlineJudge
@@ -47,12 +48,19 @@ from llmscope.metrics import Metrics
 log = logging.getLogger("llmscope.collector")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The collector app for ``settings``; the store must already be migrated."""
+def create_app(
+    settings: Settings | None = None, *, grpc_host: str = "127.0.0.1", grpc_reuse_port: bool = False
+) -> FastAPI:
+    """The collector app for ``settings``; the store must already be migrated.
+
+    Its lifespan also runs the OTLP/gRPC receiver on ``grpc_host`` (``serve``'s ``--host``) and
+    ``settings.otlp_grpc_port``, unless that is 0."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
     # Every session of the collector: with LLMSCOPE_REDACT_PII, what it writes is masked.
     factory = sessionmaker_for(engine, settings)
+    # API keys: one cache for the HTTP routes and OTLP/gRPC.
+    keys = KeyCheck(factory)
     # Records written off the request path (gateway; anyone else may submit too).
     recorder = Recorder(factory, spool_dir=settings.data_dir / "spool")
     prom = Metrics(enabled=settings.metrics, max_label_values=settings.metrics_max_label_values)
@@ -74,11 +82,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info(
             "collector started version=%s store=%s", __version__, engine.url.get_backend_name()
         )
+        otlp_grpc = (
+            OtlpGrpcServer(
+                app.state, keys, grpc_host, settings.otlp_grpc_port, reuse_port=grpc_reuse_port
+            )
+            if settings.otlp_grpc_port
+            else None
+        )
+        if otlp_grpc is not None:
+            otlp_grpc.bind()  # first: a port it cannot bind fails the startup before anything runs
         recorder.start()
         budgets.start()
         # Experiments a killed collector left "running" end as failed (any collector may run).
         await asyncio.to_thread(liveness.sweep, factory, settings.experiment_stale_s)
         sampler = asyncio.create_task(sample_forever(prom, recorder), name="llmscope-metrics")
+        if otlp_grpc is not None:
+            await otlp_grpc.start()
         if gateway is not None:
             await gateway.start()
         if online is not None:
@@ -92,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await experiment_jobs.stop()
             if online is not None:
                 await online.stop()
+            if otlp_grpc is not None:
+                await otlp_grpc.stop()  # exports under way are written before the writer stops
             if gateway is not None:
                 await gateway.stop()
             sampler.cancel()
@@ -125,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # An unauthenticated call is refused before its body is read.
-    app.add_middleware(ApiKeyAuth, sessionmaker=app.state.sessionmaker)
+    app.add_middleware(ApiKeyAuth, keys=keys)
     # Before anything else: an over-budget request costs neither a key check nor memory.
     app.add_middleware(
         Admission,
@@ -151,5 +172,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (one app per worker process), settings from env."""
-    return create_app(Settings())
+    """Factory for ``uvicorn --factory`` (one app per worker process), settings from env; the
+    gRPC receiver's host and port sharing as ``llmscope serve`` set them (see serve.py)."""
+    from llmscope.app.serve import grpc_bind_from_env  # the CLI module, only for this
+
+    host, reuse_port = grpc_bind_from_env()
+    return create_app(Settings(), grpc_host=host, grpc_reuse_port=reuse_port)

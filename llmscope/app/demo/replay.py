@@ -107,7 +107,9 @@ def start_collector(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "llmscope", "serve", "--host", "127.0.0.1"]
-            + ["--port", str(port), "--config", str(config), "--database-url", database_url],
+            + ["--port", str(port), "--config", str(config), "--database-url", database_url]
+            # The demo sends no traces: a tracing backend already on 4317 must not stop it.
+            + ["--otlp-grpc-port", "0"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -1,4 +1,5 @@
-"""API-key authentication for every route of the collector (ingest, reads, OTLP, gateway).
+"""API-key authentication for every route of the collector (ingest, reads, OTLP, gateway) and
+for OTLP/gRPC exports (the same keys, in the ``authorization`` metadata).
 
 Until the first key is created the API is open (for a laptop on loopback; ``llmscope serve``
 refuses a non-loopback address without keys unless ``--insecure``). Once any key exists, every
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,42 +46,41 @@ def needed_scope(method: str, path: str) -> str:
     return "admin"
 
 
-class ApiKeyAuth:
-    """ASGI middleware enforcing API keys once any exists."""
+@dataclass(frozen=True)
+class Denial:
+    """Why a call is refused; ``status`` is the HTTP status (401, 403 or 503)."""
 
-    def __init__(self, app: ASGIApp, sessionmaker: sessionmaker[Session]) -> None:
-        self.app = app
+    status: int
+    message: str
+
+
+class KeyCheck:
+    """Decides whether a call with a given key may go on: the key rules of the module docstring,
+    with their caches. One per app, shared by the HTTP middleware and the OTLP/gRPC receiver."""
+
+    def __init__(self, sessionmaker: sessionmaker[Session]) -> None:
         self.sessionmaker = sessionmaker
         self._keys_exist = False
         self._keys_checked_at = 0.0
         self._verified: dict[str, tuple[str | None, float]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
-            await self.app(scope, receive, send)
-            return
+    async def check(self, token: str | None, needed: str) -> Denial | None:
+        """None when a call bearing ``token`` (None: no key) may do what needs scope ``needed``."""
         try:
             required = await self._auth_required()
-            token = _bearer(scope) if required else None
-            if required and token is None:
-                await _deny(send, 401, "an API key is required: Authorization: Bearer KEY")
-                return
-            key_scope = await self._verify(token) if token is not None else None
+            if not required:
+                return None
+            if token is None:
+                return Denial(401, "an API key is required: Authorization: Bearer KEY")
+            key_scope = await self._verify(token)
         except SQLAlchemyError:
             # The store is down: keys cannot be checked, so nothing is accepted; retry later.
-            await _deny(send, 503, "the store is unavailable; retry later")
-            return
-        if not required:
-            await self.app(scope, receive, send)
-            return
+            return Denial(503, "the store is unavailable; retry later")
         if key_scope is None:
-            await _deny(send, 401, "the API key is not valid (unknown or revoked)")
-            return
-        needed = needed_scope(scope["method"], scope["path"])
+            return Denial(401, "the API key is not valid (unknown or revoked)")
         if not allows(key_scope, needed):
-            await _deny(send, 403, f"this key has scope {key_scope!r}; the call needs {needed!r}")
-            return
-        await self.app(scope, receive, send)
+            return Denial(403, f"this key has scope {key_scope!r}; the call needs {needed!r}")
+        return None
 
     async def _auth_required(self) -> bool:
         # Keys only ever start to exist, so a True answer is kept for good.
@@ -121,12 +122,36 @@ class ApiKeyAuth:
             return scope
 
 
+class ApiKeyAuth:
+    """ASGI middleware enforcing API keys once any exists."""
+
+    def __init__(self, app: ASGIApp, keys: KeyCheck) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        denial = await self.keys.check(_bearer(scope), needed_scope(scope["method"], scope["path"]))
+        if denial is not None:
+            await _deny(send, denial.status, denial.message)
+            return
+        await self.app(scope, receive, send)
+
+
+def bearer_token(value: str) -> str | None:
+    """The key in an ``authorization`` value (``Bearer KEY``, any case), else None."""
+    kind, _, token = value.partition(" ")
+    if kind.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers") or []:
         if name == b"authorization":
-            kind, _, token = value.decode("latin-1").partition(" ")
-            if kind.lower() == "bearer" and token.strip():
-                return str(token.strip())
+            return bearer_token(value.decode("latin-1"))
     return None
 
 

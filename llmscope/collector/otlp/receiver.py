@@ -1,4 +1,5 @@
-"""``POST /v1/traces``: the OTLP/HTTP trace receiver.
+"""``POST /v1/traces``: the OTLP/HTTP trace receiver, and the decode and store steps it shares
+with the OTLP/gRPC receiver (:mod:`llmscope.collector.otlp.grpc_receiver`).
 
 The export is decoded and mapped in a worker thread, then written synchronously, in one
 transaction, before the answer: a 200 means the records and feedback are committed, and a
@@ -6,6 +7,8 @@ retried export stores nothing twice (record ids come from trace and span ids). E
 record is not stored yet wait for it. At most
 ``otlp_max_concurrent_writes`` exports write at once; past that the receiver answers 429 with
 ``Retry-After`` (the OTLP exporters retry 429, 502, 503 and 504), and 503 when the store is down.
+Both doors go through :func:`decode_export` and :func:`store_export`, so what a span becomes, the
+caps and the write gate are the same whichever transport brought it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 from llmscope.collector.api.limits import BodyTooLarge
 from llmscope.collector.ingest import RecordWriter
@@ -36,6 +40,9 @@ router = APIRouter(tags=["otlp"])
 # How long an export waits for a free writer before it is told to come back later.
 _SLOT_WAIT_SECONDS = 0.5
 _RETRY_AFTER_SECONDS = "2"
+# What an exporter is told when its export is not stored but may be retried (HTTP and gRPC).
+SATURATED = "the writer is saturated; retry later"
+UNAVAILABLE = "the store is unavailable; retry later"
 
 
 class WriterSaturated(Exception):
@@ -64,23 +71,28 @@ class WriteGate:
             self._semaphore.release()
 
 
-def write_gate(request: Request) -> WriteGate:
-    """The app's gate, made on first use (one event loop per process, so no race)."""
-    gate: WriteGate | None = getattr(request.app.state, "otlp_gate", None)
+def write_gate(state: State) -> WriteGate:
+    """The app's gate (``app.state``), made on first use (one event loop per process, so no
+    race); OTLP/HTTP and OTLP/gRPC exports share it."""
+    gate: WriteGate | None = getattr(state, "otlp_gate", None)
     if gate is None:
-        settings: Settings = request.app.state.settings
+        settings: Settings = state.settings
         gate = WriteGate(settings.otlp_max_concurrent_writes)
-        request.app.state.otlp_gate = gate
+        state.otlp_gate = gate
     return gate
 
 
-def _decode(
+def decode_export(
     body: bytes,
     content_encoding: str | None,
     encoding: wire.Encoding,
     settings: Settings,
     writer: RecordWriter,
 ) -> ExportBatch:
+    """One export body mapped to what gets written (blocking: run it off the event loop).
+
+    Raises :class:`wire.WireError` for a body that does not decompress or decode, or that is
+    larger than ``max_body_bytes`` once decompressed (status 413)."""
     data = wire.decompress(body, content_encoding, settings.max_body_bytes)
     cut: list[str] = []
     try:
@@ -129,36 +141,22 @@ def _error(encoding: wire.Encoding, status: int, message: str, retry: bool = Fal
     )
 
 
-@router.post("/v1/traces", response_class=Response)
-async def export_traces(request: Request) -> Response:
-    """Take an OTLP/HTTP trace export; spans of LLM calls become records."""
-    settings: Settings = request.app.state.settings
-    writer: RecordWriter = request.app.state.writer
+async def store_export(state: State, batch: ExportBatch) -> None:
+    """Write ``batch`` through the app's write gate (``app.state``), then count and log it.
+
+    Raises :class:`WriterSaturated` when no writer frees up in time and SQLAlchemy's
+    ``OperationalError`` when the store is unavailable; nothing is stored then."""
+    writer: RecordWriter = state.writer
+    accounting = state.accounting
     try:
-        encoding = wire.encoding_of(request.headers.get("content-type"))
-    except wire.WireError as exc:
-        return _error("json", exc.status, exc.message)
-    try:
-        body = await request.body()
-        batch = await run_in_threadpool(
-            _decode, body, request.headers.get("content-encoding"), encoding, settings, writer
-        )
-    except BodyTooLarge as exc:
-        return _error(encoding, 413, str(exc.detail))
-    except wire.WireError as exc:
-        return _error(encoding, exc.status, exc.message)
-    accounting = request.app.state.accounting
-    try:
-        async with write_gate(request).slot():
-            stored, feedback = await run_in_threadpool(
-                _write, request.app.state.sessionmaker, writer, batch
-            )
+        async with write_gate(state).slot():
+            stored, feedback = await run_in_threadpool(_write, state.sessionmaker, writer, batch)
     except WriterSaturated:
         accounting.metrics.refused("otlp_concurrency")
-        return _error(encoding, 429, "the writer is saturated; retry later", retry=True)
+        raise
     except OperationalError:
         log.warning("otlp export not stored: the store is unavailable", exc_info=True)
-        return _error(encoding, 503, "the store is unavailable; retry later", retry=True)
+        raise
     writer.accepted(stored)
     for endpoint, thumb in feedback:
         accounting.metrics.feedback(endpoint, thumb)
@@ -173,6 +171,32 @@ async def export_traces(request: Request) -> Response:
         len(feedback),
         len(batch.evaluations),
     )
+
+
+@router.post("/v1/traces", response_class=Response)
+async def export_traces(request: Request) -> Response:
+    """Take an OTLP/HTTP trace export; spans of LLM calls become records."""
+    settings: Settings = request.app.state.settings
+    writer: RecordWriter = request.app.state.writer
+    try:
+        encoding = wire.encoding_of(request.headers.get("content-type"))
+    except wire.WireError as exc:
+        return _error("json", exc.status, exc.message)
+    try:
+        body = await request.body()
+        batch = await run_in_threadpool(
+            decode_export, body, request.headers.get("content-encoding"), encoding, settings, writer
+        )
+    except BodyTooLarge as exc:
+        return _error(encoding, 413, str(exc.detail))
+    except wire.WireError as exc:
+        return _error(encoding, exc.status, exc.message)
+    try:
+        await store_export(request.app.state, batch)
+    except WriterSaturated:
+        return _error(encoding, 429, SATURATED, retry=True)
+    except OperationalError:
+        return _error(encoding, 503, UNAVAILABLE, retry=True)
     return Response(
         content=wire.export_response(encoding, batch.rejected, batch.error_message()),
         media_type=wire.CONTENT_TYPES[encoding],

@@ -6,7 +6,9 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -322,35 +324,30 @@ def _hold_write_lock(engine: Engine, database_url: str) -> Any:
     return connection
 
 
-def test_saturated_writer_answers_429_with_retry_after(
-    make_collector: Callable[..., Collector], engine: Engine, database_url: str
-) -> None:
-    base, app = make_collector(otlp_max_concurrent_writes=1)
-    first_body = export_request([make_span(GENAI_CURRENT)]).SerializeToString()
+@contextmanager
+def one_export_writing(
+    app: FastAPI, engine: Engine, database_url: str, send: Callable[[], Any]
+) -> Iterator[list[Any]]:
+    """``send()`` in a thread, held while writing (the store locked) until the block ends;
+    yields the list its answer goes into once the store is free."""
     lock = _hold_write_lock(engine, database_url)
-    results: list[httpx.Response] = []
-    writer = threading.Thread(target=lambda: results.append(post(base, first_body, PROTOBUF)))
-    writer.start()
+    results: list[Any] = []
+    sender = threading.Thread(target=lambda: results.append(send()))
+    sender.start()
     try:
         deadline = time.monotonic() + 10
         while getattr(app.state, "otlp_gate", None) is None or app.state.otlp_gate.in_use < 1:
             assert time.monotonic() < deadline, "the first export never started writing"
             time.sleep(0.02)
-        second = export_request([make_span(OPENINFERENCE)]).SerializeToString()
-        response = post(base, second, PROTOBUF)
-        assert response.status_code == 429
-        assert response.headers["retry-after"].isdigit()
-        assert "saturated" in status_of(response).message
+        yield results
     finally:
         lock.rollback()
         lock.close()
-        writer.join(30)
-    assert results[0].status_code == 200  # the held export completes once the store is free
-    assert count_rows(engine, Record) == 1
+        sender.join(30)
 
 
-def test_store_refusing_the_write_answers_503_with_retry_after(tmp_path: Any) -> None:
-    # A store that cannot take the write (here: its records table is gone) is "unavailable".
+def broken_store(tmp_path: Path) -> str:
+    """The URL of a store that cannot take a write (its records table is gone)."""
     url = f"sqlite:///{tmp_path / 'broken.db'}"
     engine = make_engine(url)
     upgrade(engine)
@@ -358,7 +355,29 @@ def test_store_refusing_the_write_answers_503_with_retry_after(tmp_path: Any) ->
         connection.execute(text("DROP TABLE feedback"))
         connection.execute(text("DROP TABLE records"))
     engine.dispose()
-    app = create_app(Settings(database_url=url, data_dir=tmp_path / "data"))
+    return url
+
+
+def test_saturated_writer_answers_429_with_retry_after(
+    make_collector: Callable[..., Collector], engine: Engine, database_url: str
+) -> None:
+    base, app = make_collector(otlp_max_concurrent_writes=1)
+    first_body = export_request([make_span(GENAI_CURRENT)]).SerializeToString()
+    with one_export_writing(
+        app, engine, database_url, lambda: post(base, first_body, PROTOBUF)
+    ) as results:
+        second = export_request([make_span(OPENINFERENCE)]).SerializeToString()
+        response = post(base, second, PROTOBUF)
+        assert response.status_code == 429
+        assert response.headers["retry-after"].isdigit()
+        assert "saturated" in status_of(response).message
+    assert results[0].status_code == 200  # the held export completes once the store is free
+    assert count_rows(engine, Record) == 1
+
+
+def test_store_refusing_the_write_answers_503_with_retry_after(tmp_path: Path) -> None:
+    # A store that cannot take the write is "unavailable".
+    app = create_app(Settings(database_url=broken_store(tmp_path), data_dir=tmp_path / "data"))
     with serve_app(app, ready="/docs") as base:
         response = post(base, otlp_json(export_request([make_span(GENAI_CURRENT)])), JSON)
         assert response.status_code == 503
