@@ -40,6 +40,8 @@ CANDIDATE = "Answer {{question}} with today's refund policy; escalations: " + PI
 NOT_CONTENT = {
     "records.tools": "the names of the tools a request offered",
     "experiments.record_ids": "record ids",
+    "records.links": "the ids of the records merged into this one",
+    "records.inherited": "the names of the columns taken from merged records",
     # written by the analysis from stored records (masked on the way in), not by the collector
     "analysis_runs.params": "run parameters",
     "analysis_runs.report": "figures, keywords and summaries of stored records",
