@@ -24,7 +24,8 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from llmscope.collector.gateway.body import BodyRefused, parse_json
+from llmscope.collector.gateway.body import BodyRefused, dump_json, parse_json
+from llmscope.collector.ingest.encodable import might_hold_surrogates
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
 
@@ -86,6 +87,52 @@ class Reply:
 
 
 ANSWER_MAX_DEPTH = 256  # deeper than any answer; bounds the walks that record it
+
+
+class RelayedAnswer(dict[str, Any]):
+    """A provider's parsed answer that still holds the bytes it came as (:attr:`raw`), so an
+    answer that passes through unchanged is relayed as sent instead of encoded again.
+
+    Changing the answer's own keys drops the bytes; code that changes anything deeper in it
+    calls :meth:`forget` first. An answer whose text had lone surrogates replaced while parsed
+    never keeps its bytes (the client gets the text the record holds).
+    """
+
+    def __init__(self, answer: dict[str, Any], raw: bytes) -> None:
+        super().__init__(answer)
+        self.raw: bytes | None = None if might_hold_surrogates(raw) else raw
+
+    def forget(self) -> None:
+        """Drop the bytes: the answer is written anew from what it holds now."""
+        self.raw = None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.raw = None
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.raw = None
+        super().__delitem__(key)
+
+    def pop(self, *args: Any) -> Any:
+        self.raw = None
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, Any]:
+        self.raw = None
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self.raw = None
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.raw = None
+        super().update(*args, **kwargs)
+
+    def clear(self) -> None:
+        self.raw = None
+        super().clear()
 
 
 def bad_answer(problem: str) -> ProviderError:
@@ -206,7 +253,11 @@ class Provider:
         """
         session = self.http.session
         try:  # NaN or Infinity would be written bare: a body no provider can parse
-            data = json.dumps(payload, allow_nan=False).encode()
+            data = dump_json(payload)
+            if b"null" in data:  # orjson writes NaN as null: let json look for one
+                data = json.dumps(
+                    payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+                ).encode()
         except ValueError:
             message = "the request holds a number JSON cannot carry (NaN or Infinity)"
             raise ProviderError(

@@ -3,7 +3,9 @@
 ``openai_api_base`` points it elsewhere; ``openai_api_type: azure`` (or ``azuread``) uses Azure
 OpenAI's deployment URLs with ``openai_deployment_name`` and ``openai_api_version``. Bodies pass
 through as they are, with ``model`` set to the endpoint's model; streams ask for the final usage
-chunk (``stream_options.include_usage``).
+chunk (``stream_options.include_usage``). A whole answer comes back as a
+:class:`~llmscope.collector.gateway.providers.base.RelayedAnswer`: relayed as the server sent
+it where the gateway passes it through unchanged.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import aiohttp
 
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import Provider, ProviderError, answer_object
+from llmscope.collector.gateway.providers.base import (
+    Provider,
+    ProviderError,
+    RelayedAnswer,
+    answer_object,
+)
 
 
 class OpenAIProvider(Provider):
@@ -66,7 +73,7 @@ class OpenAIProvider(Provider):
 
     async def _json(self, path: str, body: dict[str, Any], items: str) -> dict[str, Any]:
         response = await self.send(self._url(path), self._payload(body, stream=False), self.headers)
-        return answer_object(response.json(), items)
+        return RelayedAnswer(answer_object(response.json(), items), response.body)
 
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         payload = self._payload(body, stream=True)
