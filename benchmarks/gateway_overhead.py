@@ -324,7 +324,8 @@ def main() -> int:
             for path in paths:  # warm-up: connections, pools, caches
                 asyncio.run(run_load(path, 4 * args.concurrency, args.concurrency, args.stream, tools))
                 path.latencies.clear()
-            warmed, path.calls = 4 * args.concurrency, 0
+                path.calls = 0
+            warmed = 4 * args.concurrency
             per_round = args.requests // args.rounds
             for _ in range(args.rounds):
                 for path in paths:

@@ -27,7 +27,7 @@ from yarl import URL
 from llmscope.collector.gateway.body import BodyRefused, dump_json, parse_json
 from llmscope.collector.ingest.encodable import might_hold_surrogates
 from llmscope.collector.gateway.config import Endpoint
-from llmscope.collector.gateway.http import HttpPool
+from llmscope.collector.gateway.http import HttpPool, UpstreamBroken, UpstreamUnreachable
 
 # As MLflow's client retries too, only what a retry can fix: a 500 is answered, not repeated.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -251,7 +251,6 @@ class Provider:
         Returns a :class:`Reply` (read whole), or with ``stream`` the open
         ``aiohttp.ClientResponse`` for :meth:`sse_data`; raises ProviderError.
         """
-        session = self.http.session
         try:  # NaN or Infinity would be written bare: a body no provider can parse
             data = dump_json(payload)
             if b"null" in data:  # orjson writes NaN as null: let json look for one
@@ -267,44 +266,60 @@ class Provider:
         attempt = 0
         while True:
             try:
-                response = await session.post(
-                    # a percent-encoded path stays as built: a signature covers it byte for byte
-                    URL(url, encoded=True) if "%" in url else url,
-                    data=data,
-                    headers=send_headers,
-                    timeout=self.stream_timeout if stream else self.timeout,
+                status, reason, answer_headers, content = await self._post_once(
+                    url, data, send_headers, stream
                 )
-            except aiohttp.ClientConnectorError as exc:
+            except (aiohttp.ClientConnectorError, UpstreamUnreachable) as exc:
                 if attempt >= self.endpoint.max_retries:
                     raise self._transport_error(exc) from None
                 await asyncio.sleep(self._backoff(attempt, None))
                 attempt += 1
                 continue
-            except (TimeoutError, aiohttp.ClientError) as exc:
+            except (TimeoutError, aiohttp.ClientError, UpstreamBroken) as exc:
                 raise self._transport_error(exc) from None
-            if response.status < 400:
-                if stream:
-                    return response
-                try:
-                    body = await response.read()
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    raise self._transport_error(exc) from None
-                finally:
-                    response.release()
-                return Reply(response.status, response.headers, body)
-            try:
-                content = await response.read()
-            except (TimeoutError, aiohttp.ClientError):
-                content = b""
-            finally:
-                response.release()
-            error = self._error_from(response.status, response.reason, response.headers, content)
-            wait = self._backoff(attempt, response.headers.get("retry-after"))
-            retryable = response.status in RETRY_STATUSES and wait <= MAX_RETRY_WAIT
+            if isinstance(content, aiohttp.ClientResponse):
+                return content  # a stream, open
+            if status < 400:
+                return Reply(status, answer_headers, content)
+            error = self._error_from(status, reason, answer_headers, content)
+            wait = self._backoff(attempt, answer_headers.get("retry-after"))
+            retryable = status in RETRY_STATUSES and wait <= MAX_RETRY_WAIT
             if not retryable or attempt >= self.endpoint.max_retries:
                 raise error
             await asyncio.sleep(wait)
             attempt += 1
+
+    async def _post_once(
+        self, url: str, data: bytes, headers: dict[str, str], stream: bool
+    ) -> tuple[int, str | None, CIMultiDictProxy[str], Any]:
+        """One POST: status, reason, headers and the whole body, or for a stream that is
+        answered (< 400) the open response. Whole answers take the lean client when it can
+        reach ``url`` (``http.Upstream``), else aiohttp."""
+        upstream = self.http.upstream
+        if not stream and upstream.handles(url):
+            async with asyncio.timeout(self.endpoint.timeout_seconds):
+                answer = await upstream.post(
+                    url, data, headers, connect_timeout=self.timeout.connect or 10.0
+                )
+            return answer.status, answer.reason, answer.headers, answer.body
+        response = await self.http.session.post(
+            # a percent-encoded path stays as built: a signature covers it byte for byte
+            URL(url, encoded=True) if "%" in url else url,
+            data=data,
+            headers=headers,
+            timeout=self.stream_timeout if stream else self.timeout,
+        )
+        if stream and response.status < 400:
+            return response.status, response.reason, response.headers, response
+        try:
+            content = await response.read()
+        except (TimeoutError, aiohttp.ClientError):
+            if response.status < 400:
+                raise  # an answer cut short
+            content = b""  # an error's body is only a courtesy
+        finally:
+            response.release()
+        return response.status, response.reason, response.headers, content
 
     @staticmethod
     def _backoff(attempt: int, retry_after: str | None) -> float:
