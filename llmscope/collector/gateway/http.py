@@ -86,6 +86,7 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.complete = False
         self.until_close = False  # headers given, and neither a length nor chunks
+        self.keep_alive = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -127,6 +128,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.complete = True
+        self.keep_alive = not self.until_close and self.parser.should_keep_alive()
         self._finish(None)
 
     # the client's side
@@ -149,7 +151,7 @@ class _Connection(asyncio.Protocol):
             CIMultiDictProxy(CIMultiDict(self.headers)),
             b"".join(self.body),
         )
-        keep = not self.until_close and self.parser.should_keep_alive()
+        keep = self.keep_alive
         self._waiter = None
         self._reset()
         if not keep:
