@@ -21,11 +21,12 @@ the gateway's CPU per call (all its processes), calls/s, and the records stored.
 Targets on 2 cores: added p50 <= 1.0 ms one call at a time against a 20 ms provider; CPU
 <= 0.5 ms per call at 20 in flight, and at 200 in flight with 4 workers; TTFT added <= 1 ms::
 
-    git archive main | (mkdir -p /tmp/llmscope-main && tar -x -C /tmp/llmscope-main)
-    python benchmarks/gateway_overhead.py --concurrency 1 --compare main=/tmp/llmscope-main --masking
-    python benchmarks/gateway_overhead.py --concurrency 20 --compare main=/tmp/llmscope-main
-    python benchmarks/gateway_overhead.py --concurrency 200 --workers 4 --compare main=/tmp/llmscope-main
-    python benchmarks/gateway_overhead.py --concurrency 1 --stream --compare main=/tmp/llmscope-main
+    git archive main | (mkdir -p /tmp/main && tar -x -C /tmp/main)
+    python benchmarks/gateway_overhead.py --concurrency 1 --compare main=/tmp/main --masking
+    python benchmarks/gateway_overhead.py --concurrency 20 --compare main=/tmp/main
+    python benchmarks/gateway_overhead.py --concurrency 200 --workers 4 --compare main=/tmp/main
+    python benchmarks/gateway_overhead.py --concurrency 200 --compare main=/tmp/main
+    python benchmarks/gateway_overhead.py --concurrency 1 --stream --compare main=/tmp/main
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ def _answer(tools: bool) -> bytes:
     message: dict[str, object] = {"role": "assistant", "content": "Your order ships tomorrow."}
     if tools:
         call = {"name": "track_order", "arguments": '{"order": "42"}'}
-        message = {"role": "assistant", "content": None,
-                   "tool_calls": [{"id": "call_1", "type": "function", "function": call}]}  # fmt: skip
+        tool_calls = [{"id": "call_1", "type": "function", "function": call}]
+        message = {"role": "assistant", "content": None, "tool_calls": tool_calls}
     return json.dumps({
         "id": "chatcmpl-bench", "object": "chat.completion", "created": 1764900000,
         "model": "gpt-4o-mini",
@@ -322,7 +323,9 @@ def main() -> int:
                 health = path.url.replace("/v1/chat/completions", "/health")
                 asyncio.run(wait_ready(health if path.proc is not fake else fake_url, path.proc))
             for path in paths:  # warm-up: connections, pools, caches
-                asyncio.run(run_load(path, 4 * args.concurrency, args.concurrency, args.stream, tools))
+                asyncio.run(
+                    run_load(path, 4 * args.concurrency, args.concurrency, args.stream, tools)
+                )
                 path.latencies.clear()
                 path.calls = 0
             warmed = 4 * args.concurrency
@@ -363,7 +366,9 @@ def main() -> int:
         print(f"{path.name:14} {p50:9.2f} {p95:9.2f} {added:>10} {cpu:12.3f} {rate:9.0f} "
               f"{recorded:>13}")  # fmt: skip
     print(f"load average after the run: {load:.2f} on {os.cpu_count()} CPUs")
-    lost = [n for n, p in ((p.name, p) for p in paths) if n in stored and stored[n] != p.calls + warmed]
+    lost = [
+        n for n, p in ((p.name, p) for p in paths) if n in stored and stored[n] != p.calls + warmed
+    ]
     if lost:
         print(f"NOT every call recorded: {', '.join(lost)}")
         return 1

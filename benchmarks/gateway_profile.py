@@ -7,7 +7,7 @@ call, by the innermost frame that names one (``STEPS``), and the script prints e
 of the samples and its CPU per call (the share of the process's CPU per call over the run)::
 
     pip install py-spy
-    python benchmarks/gateway_profile.py --concurrency 20 --seconds 20 [--tree /tmp/llmscope-main]
+    python benchmarks/gateway_profile.py --concurrency 20 --seconds 20 [--tree /tmp/main]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from common import free_port, process_cpu_seconds  # the sibling benchmarks module
-from gateway_overhead import CONFIG, REPO, run_load, serve_fake, start_gateway, wait_ready
+from gateway_overhead import CONFIG, REPO, run_load, start_gateway, wait_ready
 
 # (step, what a frame's "function (file:line)" text must contain), innermost match wins.
 STEPS: list[tuple[str, tuple[str, ...]]] = [
@@ -36,8 +36,18 @@ STEPS: list[tuple[str, tuple[str, ...]]] = [
     ("record: build the row", ("recording.py", "media.py", "ingest/writer.py")),
     ("provider call", ("aiohttp", "providers/", "yarl", "multidict")),
     ("re-serialisation", ("render (", "JSONResponse", "shapes.py", "responses.py:", "relay")),
-    ("parsing and validation", ("body.py", "extension.py", "validation.py", "choices.py",
-                                "encodable.py", "json/decoder", "orjson")),  # fmt: skip
+    (
+        "parsing and validation",
+        (
+            "body.py",
+            "extension.py",
+            "validation.py",
+            "choices.py",
+            "encodable.py",
+            "json/decoder",
+            "orjson",
+        ),
+    ),  # fmt: skip
     ("the gateway's own logic", ("service.py", "fast.py", "routes.py", "limits.py")),
     ("headers, admission, keys", ("admission.py", "auth.py", "api/limits.py", "datastructures")),
     ("HTTP server and routing", ("uvicorn", "starlette", "fastapi", "httptools", "h11")),
@@ -94,7 +104,9 @@ def main() -> int:
             cpu = process_cpu_seconds(gateway.proc.pid)
             deadline = time.monotonic() + args.seconds - 2
             while time.monotonic() < deadline:
-                asyncio.run(run_load(gateway, 20 * args.concurrency, args.concurrency, False, False))
+                asyncio.run(
+                    run_load(gateway, 20 * args.concurrency, args.concurrency, False, False)
+                )
             cpu = process_cpu_seconds(gateway.proc.pid) - cpu
             calls = gateway.calls
             spy.wait(args.seconds + 60)

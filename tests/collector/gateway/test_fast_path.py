@@ -42,7 +42,8 @@ ANSWERS = {
   "id": "chatcmpl-fixed", "object": "chat.completion", "created": 1764900000,
   "model": "gpt-4o-mini",
   "choices": [{"index": 0, "finish_reason": "stop",
-               "message": {"role": "assistant", "content": "Caf\xc3\xa9 at 9 \xe2\x80\x94 \\u00e9"}}],
+               "message": {"role": "assistant",
+                           "content": "Caf\xc3\xa9 at 9 \xe2\x80\x94 \\u00e9"}}],
   "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
   "system_fingerprint": "fp_1"
 }""",
@@ -93,6 +94,8 @@ endpoints:
       config: {{openai_api_key: sk-fixed, openai_api_base: "{base}/odd"}}
 """
 
+JSON_TYPE = {"content-type": "application/json"}
+TEXT_TYPE = {"content-type": "text/plain"}
 CHAT = {"messages": [{"role": "user", "content": "When does the café open?"}]}
 CALLS: list[tuple[str, dict[str, Any]]] = [
     ("/v1/chat/completions", {"model": "chat", **CHAT}),
@@ -184,13 +187,16 @@ def test_gateway_call_names_the_six_paths_and_nothing_else() -> None:
     assert gateway_call("/v1/responses") == (None, "chat", "responses")
     assert gateway_call("/endpoints/my-chat/invocations") == ("my-chat", None, "mlflow")
     assert gateway_call("/gateway/my-chat/invocations") == ("my-chat", None, "mlflow")
-    for other in ("/v1/chat/completions/", "/endpoints//invocations", "/endpoints/a/b/invocations",
-                  "/v1/traces", "/api/v1/records", "/v1/models", "/gateway/x/invocations/"):  # fmt: skip
+    others = ["/v1/chat/completions/", "/endpoints//invocations", "/endpoints/a/b/invocations"]
+    others += ["/v1/traces", "/api/v1/records", "/v1/models", "/gateway/x/invocations/"]
+    for other in others:
         assert gateway_call(other) is None, other
 
 
 @pytest.mark.parametrize(("path", "body"), CALLS, ids=[c[0] + str(i) for i, c in enumerate(CALLS)])
-def test_each_path_answers_as_the_fastapi_route(pair: Pair, path: str, body: dict[str, Any]) -> None:
+def test_each_path_answers_as_the_fastapi_route(
+    pair: Pair, path: str, body: dict[str, Any]
+) -> None:
     response = same_answer(pair, path, json=body)
     assert response.status_code == 200, response.text
 
@@ -199,8 +205,8 @@ def test_errors_answer_as_the_fastapi_route(pair: Pair) -> None:
     cases: list[tuple[str, dict[str, Any]]] = [
         ("/v1/chat/completions", {"json": {"model": "nope", **CHAT}}),  # 404
         ("/endpoints/nope/invocations", {"json": CHAT}),
-        ("/v1/chat/completions", {"content": b"{not json", "headers": {"content-type": "application/json"}}),
-        ("/v1/chat/completions", {"content": b"model=chat", "headers": {"content-type": "text/plain"}}),
+        ("/v1/chat/completions", {"content": b"{not json", "headers": JSON_TYPE}),
+        ("/v1/chat/completions", {"content": b"model=chat", "headers": TEXT_TYPE}),
         ("/v1/embeddings", {"json": {"model": "chat", "input": "x"}}),  # wrong kind: 400
         ("/endpoints/chat/invocations", {"json": {"messages": "not a list"}}),  # 422, MLflow's
         ("/v1/chat/completions", {"json": {"model": "chat", "messages": [], "pad": "x" * 70_000}}),
@@ -212,7 +218,9 @@ def test_errors_answer_as_the_fastapi_route(pair: Pair) -> None:
 def test_an_unchanged_openai_answer_is_relayed_as_the_provider_sent_it(pair: Pair) -> None:
     chat = httpx.post(f"{pair.fast}/v1/chat/completions", json={"model": "chat", **CHAT})
     assert chat.content == ANSWERS["chat/completions"]
-    embeddings = httpx.post(f"{pair.fast}/v1/embeddings", json={"model": "embeddings", "input": "x"})
+    embeddings = httpx.post(
+        f"{pair.fast}/v1/embeddings", json={"model": "embeddings", "input": "x"}
+    )
     assert embeddings.content == ANSWERS["embeddings"]
     # MLflow's shape is the gateway's own: written anew, compact
     mlflow = httpx.post(f"{pair.fast}/endpoints/chat/invocations", json=CHAT)
@@ -241,7 +249,9 @@ def test_keys_and_admission_apply_to_the_fast_path(pair: Pair) -> None:
 
     def call() -> None:
         results.append(
-            httpx.post(f"{pair.fast}/v1/chat/completions", json={"model": "chat", **CHAT}).status_code
+            httpx.post(
+                f"{pair.fast}/v1/chat/completions", json={"model": "chat", **CHAT}
+            ).status_code
         )
 
     slow = [threading.Thread(target=call) for _ in range(2)]  # max_inflight_requests: 2
@@ -265,9 +275,16 @@ def test_keys_and_admission_apply_to_the_fast_path(pair: Pair) -> None:
     denied = httpx.post(f"{pair.fast}/v1/chat/completions", json=body)
     assert denied.status_code == 401
     wrong = httpx.post(
-        f"{pair.fast}/endpoints/chat/invocations", json=CHAT, headers={"Authorization": f"Bearer {key}"}
+        f"{pair.fast}/endpoints/chat/invocations",
+        json=CHAT,
+        headers={"Authorization": f"Bearer {key}"},
     )
     assert wrong.status_code == 403
-    assert wrong.content == httpx.post(
-        f"{pair.routed}/endpoints/chat/invocations", json=CHAT, headers={"Authorization": f"Bearer {key}"}
-    ).content
+    assert (
+        wrong.content
+        == httpx.post(
+            f"{pair.routed}/endpoints/chat/invocations",
+            json=CHAT,
+            headers={"Authorization": f"Bearer {key}"},
+        ).content
+    )

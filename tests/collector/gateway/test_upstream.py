@@ -77,7 +77,7 @@ def answer(body: bytes, *headers: str) -> bytes:
 
 async def _keep_alive_lengths_chunks_and_gzip(server: Server) -> None:
     chunked = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nX-Req: 2\r\n\r\n"
-    chunked += b"3\r\n{\"a\r\n5\r\n\": 1}\r\n0\r\n\r\n"
+    chunked += b'3\r\n{"a\r\n5\r\n": 1}\r\n0\r\n\r\n'
     server.script = [
         (answer(b'{"n": 1}', "Content-Type: application/json"), False),
         (chunked, False),
@@ -110,7 +110,9 @@ async def _an_answer_ended_by_closing_and_a_closed_connection_not_reused(
         (answer(b"{}"), False),
     ]
     upstream = Upstream(ssl.create_default_context())
-    assert (await upstream.post(server.url, b"{}", {}, connect_timeout=5)).body == b'{"until": "close"}'
+    assert (
+        await upstream.post(server.url, b"{}", {}, connect_timeout=5)
+    ).body == b'{"until": "close"}'
     assert (await upstream.post(server.url, b"{}", {}, connect_timeout=5)).body == b"{}"
     assert (await upstream.post(server.url, b"{}", {}, connect_timeout=5)).body == b"{}"
     upstream.close()
@@ -119,7 +121,7 @@ async def _an_answer_ended_by_closing_and_a_closed_connection_not_reused(
 
 async def _failures_are_named(server: Server) -> None:
     server.script = [
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"cut", True),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"cut', True),
         (b"SMTP ready\r\n\r\n", False),
         (answer(b"x", "Content-Encoding: br"), False),
     ]
@@ -135,7 +137,9 @@ async def _failures_are_named(server: Server) -> None:
     nobody = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(UpstreamUnreachable):
         await upstream.post(nobody, b"{}", {}, connect_timeout=5)
-    assert not upstream.handles("ftp://example.com/x") and upstream.handles("https://example.com/v1")
+    assert not upstream.handles("ftp://example.com/x") and upstream.handles(
+        "https://example.com/v1"
+    )
     upstream.close()
 
 

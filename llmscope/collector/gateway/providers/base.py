@@ -25,9 +25,9 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from llmscope.collector.gateway.body import BodyRefused, dump_json, parse_json
-from llmscope.collector.ingest.encodable import might_hold_surrogates
 from llmscope.collector.gateway.config import Endpoint
 from llmscope.collector.gateway.http import HttpPool, UpstreamBroken, UpstreamUnreachable
+from llmscope.collector.ingest.encodable import might_hold_surrogates
 
 # As MLflow's client retries too, only what a retry can fix: a 500 is answered, not repeated.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
