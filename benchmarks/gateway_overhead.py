@@ -224,6 +224,17 @@ def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+def start_fake(tmp: Path, delay_ms: float) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """The fake provider in its own process: the process, its URL and a gateway config for it
+    (written under ``tmp``)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = tmp / "gateway.yaml"
+    config.write_text(CONFIG.format(base=url))
+    command = [sys.executable, __file__, "--serve-fake", str(port), "--delay-ms", str(delay_ms)]
+    return subprocess.Popen(command), url, config
+
+
 def start_gateway(
     name: str, tree: Path, config: Path, tmp: Path, workers: int, extra: dict[str, str]
 ) -> Path_:
@@ -296,14 +307,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        fake_port = free_port()
-        fake_url = f"http://127.0.0.1:{fake_port}"
-        config = tmp / "gateway.yaml"
-        config.write_text(CONFIG.format(base=fake_url))
-        fake = subprocess.Popen(
-            [sys.executable, __file__, "--serve-fake", str(fake_port), "--delay-ms",
-             str(args.delay_ms)]
-        )  # fmt: skip
+        fake, fake_url, config = start_fake(tmp, args.delay_ms)
         model = "split" if args.scenario == "route" else "chat"
         paths = [Path_("direct", f"{fake_url}/v1/chat/completions", "gpt-4o-mini",
                        {"Authorization": f"Bearer {OPENAI_KEY}"}, fake)]  # fmt: skip

@@ -22,8 +22,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import free_port, process_cpu_seconds  # the sibling benchmarks module
-from gateway_overhead import CONFIG, REPO, run_load, start_gateway, wait_ready
+from common import process_cpu_seconds  # the sibling benchmarks module
+from gateway_overhead import REPO, run_load, start_fake, start_gateway, wait_ready
 
 # (step, what a frame's "function (file:line)" text must contain), innermost match wins.
 STEPS: list[tuple[str, tuple[str, ...]]] = [
@@ -76,14 +76,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        fake_port = free_port()
-        fake_url = f"http://127.0.0.1:{fake_port}"
-        config = tmp / "gateway.yaml"
-        config.write_text(CONFIG.format(base=fake_url))
-        fake = subprocess.Popen(
-            [sys.executable, str(REPO / "benchmarks" / "gateway_overhead.py"), "--serve-fake",
-             str(fake_port), "--delay-ms", str(args.delay_ms)]
-        )  # fmt: skip
+        fake, fake_url, config = start_fake(tmp, args.delay_ms)
         extra = {"LLMSCOPE_REDACT_PII": "true"} if args.masking else {}
         gateway = start_gateway("profiled", args.tree.resolve(), config, tmp, 1, extra)
         assert gateway.proc is not None
