@@ -269,8 +269,13 @@ class Upstream:
     def _release(self, origin: tuple[str, int, bool], connection: _Connection) -> None:
         if connection.closed:
             return
-        connection.idle_since = time.monotonic()
-        self._idle.setdefault(origin, []).append(connection)
+        now = time.monotonic()
+        connection.idle_since = now
+        idle = self._idle.setdefault(origin, [])
+        # the least recently used wait at the bottom: close those idle past the keep-alive
+        while idle and (idle[0].closed or now - idle[0].idle_since > self.keepalive_seconds):
+            idle.pop(0).close()
+        idle.append(connection)
 
     def close(self) -> None:
         for connections in self._idle.values():

@@ -9,10 +9,12 @@ read byte for byte the same on both.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,10 @@ from starlette.routing import Route
 
 from llmscope.app.server import create_app
 from llmscope.collector.api.auth import CACHE_SECONDS
+from llmscope.collector.gateway.body import BodyRefused, parse_json
 from llmscope.collector.gateway.fast import FastPath, gateway_call
 from llmscope.collector.gateway.shapes import RECORD_HEADER
+from llmscope.collector.ingest.recorder import _from_json, _line, _to_json
 from llmscope.config import Settings
 from llmscope.db import make_engine
 from llmscope.keys import create_key
@@ -288,3 +292,34 @@ def test_keys_and_admission_apply_to_the_fast_path(pair: Pair) -> None:
             headers={"Authorization": f"Bearer {key}"},
         ).content
     )
+
+
+def test_bodies_parse_as_json_parsed_them() -> None:
+    """orjson first; what it refuses or reads otherwise takes json's way, with json's verdict."""
+    assert parse_json(b'{"seed": 123456789012345678901234567890}', "body") == {
+        "seed": 123456789012345678901234567890  # past 64 bits: exact, not a float
+    }
+    assert parse_json(b'["\\ud800x", 0.000123456789012345678901]', "body") == [
+        "\ufffdx",
+        0.000123456789012345678901,
+    ]
+    for bad, message in [
+        (b"[NaN]", "body is not valid JSON"),
+        (b"{", "body is not valid JSON"),
+        (b"[" * 65 + b"]" * 65, "body is nested deeper than 64 levels"),
+        (b"[" * 5000 + b"]" * 5000, "body is nested deeper than 64 levels"),
+    ]:
+        with pytest.raises(BodyRefused, match=re.escape(message)):
+            parse_json(bad, "body")
+
+
+def test_journal_lines_read_back_as_written() -> None:
+    when = datetime(2026, 12, 5, 8, 30, 15, 123456, tzinfo=UTC)
+    row = {"id": "r1", "timestamp": when, "received_at": when, "prompt": "café ☕", "tags": None,
+           "latency_ms": 12.5, "input_tokens": 2**70}  # fmt: skip
+    assert _from_json(_line(row).decode()) == row
+    assert _line(row).endswith(b"\n") and _line(row).count(b"\n") == 1
+    plain = {"id": "r2", "timestamp": when, "response": "ok", "choices": [{"i": 1}]}
+    assert _line(plain) == (_to_json(plain) + "\n").encode()  # orjson writes what json wrote
+    with pytest.raises(UnicodeEncodeError):  # Recorder.submit replaces it, then journals
+        _line({"id": "r3", "prompt": "a\ud800"})
