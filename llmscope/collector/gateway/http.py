@@ -77,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self._waiter: asyncio.Future[None] | None = None
+        self.streaming: StreamedAnswer | None = None  # the stream this connection feeds
         self._reset()
 
     def _reset(self) -> None:
@@ -87,6 +88,8 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.until_close = False  # headers given, and neither a length nor chunks
         self.keep_alive = False
+        self.error: UpstreamBroken | None = None
+        self.stream_mode = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -99,7 +102,8 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._finish(UpstreamBroken(f"not an HTTP answer: {exc}"))
+            self.error = UpstreamBroken(f"not an HTTP answer: {exc}")
+            self._finish(self.error)
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -109,8 +113,13 @@ class _Connection(asyncio.Protocol):
         if self.until_close and exc is None:  # an answer without a length ends with the connection
             self.complete = True
             self._finish(None)
-            return
-        self._finish(UpstreamBroken("the provider closed the connection mid-answer"))
+        else:
+            self.error = self.error or UpstreamBroken(
+                "the provider closed the connection mid-answer"
+            )
+            self._finish(self.error)
+        if self.streaming is not None:
+            self.streaming.wake()
 
     # httptools callbacks
     def on_status(self, status: bytes) -> None:
@@ -122,14 +131,20 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         names = {name.lower() for name, _ in self.headers}
         self.until_close = "content-length" not in names and "transfer-encoding" not in names
+        if self.stream_mode:
+            self._finish(None)  # the stream's reader takes it from here
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
+        if self.streaming is not None:
+            self.streaming.wake()
 
     def on_message_complete(self) -> None:
         self.complete = True
         self.keep_alive = not self.until_close and self.parser.should_keep_alive()
         self._finish(None)
+        if self.streaming is not None:
+            self.streaming.wake()
 
     # the client's side
     def _finish(self, error: Exception | None) -> None:
@@ -145,6 +160,10 @@ class _Connection(asyncio.Protocol):
         self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         await self._waiter
+        return self.answered()
+
+    def answered(self) -> Answer:
+        """The complete answer; the connection is ready for the next request (or closed)."""
         answer = Answer(
             self.parser.get_status_code(),
             self.reason,
@@ -153,6 +172,7 @@ class _Connection(asyncio.Protocol):
         )
         keep = self.keep_alive
         self._waiter = None
+        self.streaming = None
         self._reset()
         if not keep:
             self.close()
@@ -164,14 +184,104 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class StreamedAnswer:
+    """An answer read as it arrives: ``status``, ``reason``, ``headers`` at once, then its lines
+    (``async for line in answer.content``, as aiohttp's), each read within ``read_timeout``
+    seconds. :meth:`release` returns the connection to the pool once the answer is complete,
+    else closes it."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        origin: tuple[str, int, bool],
+        connection: _Connection,
+        read_timeout: float,
+    ) -> None:
+        self._upstream = upstream
+        self._origin = origin
+        self._connection = connection
+        self._read_timeout = read_timeout
+        self._wakeup: asyncio.Future[None] | None = None
+        self._pending = b""
+        self._released = False
+        self.status = connection.parser.get_status_code()
+        self.reason = connection.reason
+        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict(connection.headers))
+        encoding = self.headers.get("content-encoding", "identity").strip().lower()
+        self._inflate = (
+            zlib.decompressobj(47) if encoding in ("gzip", "x-gzip", "deflate") else None
+        )
+        if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
+            raise UpstreamBroken(f"an answer in the {encoding!r} encoding, not asked for")
+
+    @property
+    def content(self) -> StreamedAnswer:
+        return self
+
+    def wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def _more(self) -> bytes | None:
+        """The next bytes of the body, None at its end; UpstreamBroken, TimeoutError."""
+        connection = self._connection
+        while not connection.body:
+            if connection.error is not None:
+                raise connection.error
+            if connection.complete:
+                return None
+            self._wakeup = asyncio.get_running_loop().create_future()
+            async with asyncio.timeout(self._read_timeout):
+                await self._wakeup
+        data = b"".join(connection.body)
+        connection.body.clear()
+        return self._inflate.decompress(data) if self._inflate is not None else data
+
+    def __aiter__(self) -> StreamedAnswer:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while b"\n" not in self._pending:
+            data = await self._more()
+            if data is None:
+                if self._pending:
+                    line, self._pending = self._pending, b""
+                    return line
+                raise StopAsyncIteration
+            self._pending += data
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line + b"\n"
+
+    async def read(self) -> bytes:
+        """The rest of the body."""
+        parts = [self._pending]
+        self._pending = b""
+        while (data := await self._more()) is not None:
+            parts.append(data)
+        return b"".join(parts)
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        connection = self._connection
+        if connection.complete and connection.error is None and not self._pending:
+            connection.answered()  # resets it for the next request (or closes it)
+            self._upstream._release(self._origin, connection)
+        else:
+            connection.close()
+
+
 class Upstream:
-    """Keep-alive connections per origin for whole (non-streaming) answers.
+    """Keep-alive connections per origin for provider calls (whole answers and streams).
 
     aiohttp's client was about a third of a gateway call's CPU (``docs/benchmarks/gateway.md``);
     a request written in one piece and an answer parsed by httptools cost a fraction of it. It
     speaks plain HTTP/1.1 to ``http`` and ``https`` origins (no proxies, no redirects, as the
     aiohttp session before it was configured); answers compressed although not asked for
-    (``gzip``, ``deflate``) are decompressed. Streams stay on aiohttp (``HttpPool.session``).
+    (``gzip``, ``deflate``) are decompressed. :meth:`open` reads an answer as it arrives
+    (server-sent events); providers whose streams are other framings use aiohttp
+    (``HttpPool.session``).
     """
 
     def __init__(self, tls: ssl.SSLContext, keepalive_seconds: float = 30.0) -> None:
@@ -210,18 +320,7 @@ class Upstream:
     ) -> Answer:
         """POST ``data``; the whole answer. Raises UpstreamUnreachable when no connection
         could be made, UpstreamBroken when it failed before the answer was complete."""
-        target = self._target(url)
-        if target is None:
-            raise ValueError(f"not an http(s) URL: {url}")
-        origin, head = target
-        lines = [head]
-        for name, value in headers.items():
-            if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
-                raise UpstreamBroken(f"header {name!r} holds a line break")
-            lines.append(f"{name}: {value}\r\n".encode("latin-1"))
-        lines.append(b"Accept: */*\r\nContent-Length: %d\r\n\r\n" % len(data))
-        lines.append(data)
-        request = b"".join(lines)
+        origin, request = self._request(url, data, headers)
         connection = await self._acquire(origin, connect_timeout)
         try:
             answer = await connection.exchange(request)
@@ -238,6 +337,50 @@ class Upstream:
         elif encoding not in ("identity", ""):
             raise UpstreamBroken(f"an answer in the {encoding!r} encoding, not asked for")
         return answer
+
+    async def open(
+        self,
+        url: str,
+        data: bytes,
+        headers: dict[str, str],
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> StreamedAnswer:
+        """POST ``data``; the answer once its headers are in, its body to be read as it comes.
+        Raises as :meth:`post` does, and TimeoutError past ``read_timeout`` without headers."""
+        origin, request = self._request(url, data, headers)
+        connection = await self._acquire(origin, connect_timeout)
+        assert connection.transport is not None
+        waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        connection._waiter = waiting
+        connection.stream_mode = True  # the headers complete the waiter
+        try:
+            connection.transport.write(request)
+            async with asyncio.timeout(read_timeout):
+                await waiting
+            answer = StreamedAnswer(self, origin, connection, read_timeout)
+        except BaseException:
+            connection.close()
+            raise
+        connection.streaming = answer
+        return answer
+
+    def _request(
+        self, url: str, data: bytes, headers: dict[str, str]
+    ) -> tuple[tuple[str, int, bool], bytes]:
+        target = self._target(url)
+        if target is None:
+            raise ValueError(f"not an http(s) URL: {url}")
+        origin, head = target
+        lines = [head]
+        for name, value in headers.items():
+            if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+                raise UpstreamBroken(f"header {name!r} holds a line break")
+            lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+        lines.append(b"Accept: */*\r\nContent-Length: %d\r\n\r\n" % len(data))
+        lines.append(data)
+        return origin, b"".join(lines)
 
     async def _acquire(self, origin: tuple[str, int, bool], connect_timeout: float) -> _Connection:
         idle = self._idle.get(origin)

@@ -153,3 +153,52 @@ def test_an_answer_ended_by_closing_and_a_closed_connection_not_reused() -> None
 
 def test_failures_are_named() -> None:
     run(_failures_are_named)
+
+
+async def _streams_line_by_line_and_reuse_the_connection(server: Server) -> None:
+    events = b'data: {"n": 1}\n\ndata: {"n": 2}\n\ndata: [DONE]\n\n'
+    halves = events[:9], events[9:]
+    chunked = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    chunked += b"Transfer-Encoding: chunked\r\n\r\n"
+    chunked += b"".join(b"%x\r\n%s\r\n" % (len(h), h) for h in halves) + b"0\r\n\r\n"
+    zipped = gzip.compress(events)
+    server.script = [
+        (chunked, False),
+        (answer(zipped, "Content-Encoding: gzip", "Content-Type: text/event-stream"), False),
+        (answer(b'{"error": "nope"}'), False),
+    ]
+    upstream = Upstream(ssl.create_default_context())
+    for _ in range(2):
+        stream = await upstream.open(server.url, b"{}", {}, connect_timeout=5, read_timeout=5)
+        assert stream.status == 200 and stream.headers["content-type"] == "text/event-stream"
+        lines = [line async for line in stream.content]
+        stream.release()
+        assert b"".join(lines) == events and lines[0] == b'data: {"n": 1}\n'
+    whole = await upstream.post(server.url, b"{}", {}, connect_timeout=5)
+    assert whole.body == b'{"error": "nope"}'
+    upstream.close()
+    assert server.connections == 1  # each stream read to its end gave the connection back
+
+
+async def _a_stream_left_early_or_stalled_closes_its_connection(server: Server) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    first = b'data: {"n": 1}\n\n'
+    server.script = [(head + b"%x\r\n%s\r\n" % (len(first), first), False), (head, False)]
+    upstream = Upstream(ssl.create_default_context())
+    left = await upstream.open(server.url, b"{}", {}, connect_timeout=5, read_timeout=5)
+    assert await left.content.__anext__() == b'data: {"n": 1}\n'
+    left.release()  # the client went away mid-stream: the connection cannot be reused
+    stalled = await upstream.open(server.url, b"{}", {}, connect_timeout=5, read_timeout=0.3)
+    with pytest.raises(TimeoutError):
+        await stalled.content.__anext__()
+    stalled.release()
+    upstream.close()
+    assert server.connections == 2
+
+
+def test_streams_line_by_line_and_reuse_the_connection() -> None:
+    run(_streams_line_by_line_and_reuse_the_connection)
+
+
+def test_a_stream_left_early_or_stalled_closes_its_connection() -> None:
+    run(_a_stream_left_early_or_stalled_closes_its_connection)

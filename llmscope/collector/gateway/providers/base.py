@@ -26,7 +26,12 @@ from yarl import URL
 
 from llmscope.collector.gateway.body import BodyRefused, dump_json, parse_json
 from llmscope.collector.gateway.config import Endpoint
-from llmscope.collector.gateway.http import HttpPool, UpstreamBroken, UpstreamUnreachable
+from llmscope.collector.gateway.http import (
+    HttpPool,
+    StreamedAnswer,
+    UpstreamBroken,
+    UpstreamUnreachable,
+)
 from llmscope.collector.ingest.encodable import might_hold_surrogates
 
 # As MLflow's client retries too, only what a retry can fix: a 500 is answered, not repeated.
@@ -158,6 +163,7 @@ class Provider:
     name = "base"
     offline = False
     has_responses = False  # speaks OpenAI's Responses API (else /v1/responses is translated)
+    lean_streams = False  # streams read only through sse_data: the lean client may carry them
 
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         self.endpoint = endpoint
@@ -248,8 +254,9 @@ class Provider:
     ) -> Any:
         """POST with retries on 429/502/503/504 and connection failures, honouring ``Retry-After``.
 
-        Returns a :class:`Reply` (read whole), or with ``stream`` the open
-        ``aiohttp.ClientResponse`` for :meth:`sse_data`; raises ProviderError.
+        Returns a :class:`Reply` (read whole), or with ``stream`` the open answer for
+        :meth:`sse_data` (a ``StreamedAnswer`` of the lean client for providers with
+        ``lean_streams``, else an ``aiohttp.ClientResponse``); raises ProviderError.
         """
         try:  # NaN or Infinity would be written bare: a body no provider can parse
             data = dump_json(payload)
@@ -277,7 +284,7 @@ class Provider:
                 continue
             except (TimeoutError, aiohttp.ClientError, UpstreamBroken) as exc:
                 raise self._transport_error(exc) from None
-            if isinstance(content, aiohttp.ClientResponse):
+            if isinstance(content, aiohttp.ClientResponse | StreamedAnswer):
                 return content  # a stream, open
             if status < 400:
                 return Reply(status, answer_headers, content)
@@ -296,11 +303,24 @@ class Provider:
         answered (< 400) the open response. Whole answers take the lean client when it can
         reach ``url`` (``http.Upstream``), else aiohttp."""
         upstream = self.http.upstream
+        connect = self.timeout.connect or 10.0
+        if stream and self.lean_streams and upstream.handles(url):
+            timeout = self.endpoint.timeout_seconds
+            opened = await upstream.open(
+                url, data, headers, connect_timeout=connect, read_timeout=timeout
+            )
+            if opened.status < 400:
+                return opened.status, opened.reason, opened.headers, opened
+            try:
+                content = await opened.read()
+            except (TimeoutError, UpstreamBroken):
+                content = b""  # an error's body is only a courtesy
+            finally:
+                opened.release()
+            return opened.status, opened.reason, opened.headers, content
         if not stream and upstream.handles(url):
             async with asyncio.timeout(self.endpoint.timeout_seconds):
-                answer = await upstream.post(
-                    url, data, headers, connect_timeout=self.timeout.connect or 10.0
-                )
+                answer = await upstream.post(url, data, headers, connect_timeout=connect)
             return answer.status, answer.reason, answer.headers, answer.body
         response = await self.http.session.post(
             # a percent-encoded path stays as built: a signature covers it byte for byte
@@ -328,7 +348,9 @@ class Provider:
             return told
         return 0.25 * float(2**attempt) * (0.5 + random.random())
 
-    async def sse_data(self, response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
+    async def sse_data(
+        self, response: aiohttp.ClientResponse | StreamedAnswer
+    ) -> AsyncIterator[tuple[str, Any]]:
         """``(event, parsed data)`` pairs from an SSE response, until ``[DONE]``; closes it."""
         event = ""
         try:
@@ -346,7 +368,7 @@ class Provider:
                         continue  # keep-alive comments and the like
                 elif not line:
                     event = ""
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, UpstreamBroken) as exc:
             raise self._transport_error(exc) from None
         finally:
             response.release()

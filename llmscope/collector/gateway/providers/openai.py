@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from llmscope.collector.gateway.config import Endpoint
-from llmscope.collector.gateway.http import HttpPool
+from llmscope.collector.gateway.http import HttpPool, StreamedAnswer
 from llmscope.collector.gateway.providers.base import (
     Provider,
     ProviderError,
@@ -27,6 +27,7 @@ from llmscope.collector.gateway.providers.base import (
 
 class OpenAIProvider(Provider):
     name = "openai"
+    lean_streams = True  # its streams are server-sent events, read by sse_data alone
 
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         super().__init__(endpoint, http)
@@ -88,7 +89,9 @@ class OpenAIProvider(Provider):
             response = await self.send(self._url(path), payload, self.headers, stream=True)
         return self._chunks(response)
 
-    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+    async def _chunks(
+        self, response: aiohttp.ClientResponse | StreamedAnswer
+    ) -> AsyncIterator[dict[str, Any]]:
         async for _event, data in self.sse_data(response):
             if isinstance(data, dict):
                 yield data
