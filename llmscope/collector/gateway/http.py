@@ -265,7 +265,8 @@ class StreamedAnswer:
             return
         self._released = True
         connection = self._connection
-        if connection.complete and connection.error is None and not self._pending:
+        if connection.complete and connection.error is None:
+            # the whole answer is in (what was left unread of it goes): ready for the next
             connection.answered()  # resets it for the next request (or closes it)
             self._upstream._release(self._origin, connection)
         else:
