@@ -2,10 +2,11 @@
 
 The gateway's own cost per call is mostly its upstream HTTP client. Measured on the 2-core
 machine (``docs/benchmarks/gateway.md``), an httpx client spent ~1.2 ms of CPU per request on
-loopback, aiohttp ~0.1 ms, so streams go through one aiohttp session with a keep-alive
-connection pool. Whole answers, the common case, go through :class:`Upstream`, leaner still:
-keep-alive HTTP/1.1 connections on asyncio with answers parsed by httptools. Both must be
-created inside the running event loop (``Gateway.start``).
+loopback and aiohttp ~0.1 ms; :class:`Upstream`, keep-alive HTTP/1.1 connections on asyncio
+with answers parsed by httptools, costs less still, so it carries whole answers and the
+server-sent-event streams of OpenAI-compatible providers. Streams of other framings (Bedrock's
+binary event stream, say) go through one aiohttp session. Both must be created inside the
+running event loop (``Gateway.start``).
 """
 
 from __future__ import annotations
