@@ -90,6 +90,12 @@ endpoints:
       provider: openai
       name: text-embedding-3-small
       config: {{openai_api_key: sk-fixed, openai_api_base: "{base}/v1"}}
+  - name: moved
+    endpoint_type: llm/v1/chat
+    model:
+      provider: openai
+      name: gpt-4o-mini
+      config: {{openai_api_key: sk-fixed, openai_api_base: "{base}/moved"}}
   - name: odd
     endpoint_type: llm/v1/chat
     model:
@@ -122,6 +128,7 @@ class FixedProvider:
             routes=[
                 Route("/v1/{path:path}", self.answer, methods=["POST"]),
                 Route("/odd/chat/completions", self.odd, methods=["POST"]),
+                Route("/moved/chat/completions", self.moved, methods=["POST"]),
             ]
         )
 
@@ -130,6 +137,9 @@ class FixedProvider:
         if self.delay:
             await asyncio.sleep(self.delay)
         return Response(ANSWERS[request.path_params["path"]], media_type="application/json")
+
+    async def moved(self, request: Request) -> Response:
+        return Response(status_code=307, headers={"Location": "/v1/chat/completions"})
 
     async def odd(self, request: Request) -> Response:
         return Response(SURROGATE, media_type="application/json")
@@ -237,6 +247,16 @@ def test_an_unchanged_openai_answer_is_relayed_as_the_provider_sent_it(pair: Pai
         engine.dispose()
     assert [r.response for r in records] == ["Café at 9 — é", None, "Café at 9 — é"]
     assert records[0].input_tokens == 7 and records[0].output_tokens == 5
+
+
+def test_a_redirecting_provider_is_followed_as_before(pair: Pair) -> None:
+    """The lean client follows no redirects; such a call is sent again through aiohttp."""
+    for stream in (False, True):
+        body = {"model": "moved", "stream": stream, **CHAT}
+        response = httpx.post(f"{pair.fast}/v1/chat/completions", json=body)
+        assert response.status_code == 200, response.text
+        if not stream:
+            assert response.json()["choices"][0]["message"]["content"] == "Café at 9 — é"
 
 
 def test_an_answer_whose_text_was_repaired_is_written_anew(pair: Pair) -> None:

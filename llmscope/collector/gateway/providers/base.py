@@ -37,6 +37,7 @@ from llmscope.collector.ingest.encodable import might_hold_surrogates
 # As MLflow's client retries too, only what a retry can fix: a 500 is answered, not repeated.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_RETRY_WAIT = 30.0  # a longer Retry-After is handed to the client instead of waited out
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class ProviderError(Exception):
@@ -309,19 +310,23 @@ class Provider:
             opened = await upstream.open(
                 url, data, headers, connect_timeout=connect, read_timeout=timeout
             )
-            if opened.status < 400:
+            if opened.status in REDIRECTS:
+                opened.release()  # the lean client follows no redirects: aiohttp does, below
+            elif opened.status < 400:
                 return opened.status, opened.reason, opened.headers, opened
-            try:
-                content = await opened.read()
-            except (TimeoutError, UpstreamBroken):
-                content = b""  # an error's body is only a courtesy
-            finally:
-                opened.release()
-            return opened.status, opened.reason, opened.headers, content
-        if not stream and upstream.handles(url):
+            else:
+                try:
+                    content = await opened.read()
+                except (TimeoutError, UpstreamBroken):
+                    content = b""  # an error's body is only a courtesy
+                finally:
+                    opened.release()
+                return opened.status, opened.reason, opened.headers, content
+        elif not stream and upstream.handles(url):
             async with asyncio.timeout(self.endpoint.timeout_seconds):
                 answer = await upstream.post(url, data, headers, connect_timeout=connect)
-            return answer.status, answer.reason, answer.headers, answer.body
+            if answer.status not in REDIRECTS:  # the lean client follows none: aiohttp, below
+                return answer.status, answer.reason, answer.headers, answer.body
         response = await self.http.session.post(
             # a percent-encoded path stays as built: a signature covers it byte for byte
             URL(url, encoded=True) if "%" in url else url,
