@@ -1,43 +1,53 @@
-"""Gateway overhead: the same load straight at a provider and through the gateway, one run.
+"""Gateway overhead: the same calls straight at a provider and through gateways, in one run.
 
-A fake OpenAI-format provider answering after ``--delay-ms`` (default 100) runs in its own
-process; a real ``llmscope serve --config`` (SQLite store, every call recorded) proxies to it.
-The client sends ``--requests`` chat calls at ``--concurrency`` in flight straight at the
-provider and as many through the gateway, in alternating rounds (after a warm-up of each) so
-both see the same background load, and prints p50/p95 of both and what the gateway adds.
-Target on 2 cores: <= 3 ms added at p50, <= 15 ms at p95.
+A lean fake OpenAI-format provider (raw asyncio HTTP/1.1, keep-alive, its own process, so it
+takes little of the cores it shares) answers after ``--delay-ms`` (default 20). Real
+``llmscope serve --config`` processes (SQLite store, every call recorded, metrics and cost on)
+proxy to it: this source tree and, with ``--compare NAME=TREE``, any other tree (a
+``git worktree`` or ``git archive`` of main, say), so before and after are measured side by
+side. The client sends ``--requests`` chat calls per path at ``--concurrency`` in flight, in
+alternating rounds (after a warm-up of each) so every path sees the same background load, and
+prints per path: p50/p95 latency, what the gateway adds at p50 (against the direct calls),
+the gateway's CPU per call (all its processes), calls/s, and the records stored.
 
-A second gateway, the same build with ``LLMSCOPE_METRICS=false``, takes its own rounds in the
-same alternation: the difference is what metrics and cost accounting cost a call (target
-<= 0.1 ms at p50).
+- ``--stream``: streaming calls; the latency figures are the time to the first event (TTFT).
+- ``--workers N``: each gateway runs ``serve --workers N``.
+- ``--masking``: one more gateway of this tree with ``LLMSCOPE_REDACT_PII=true``, so masking's
+  own cost shows against the plain one.
+- ``--no-metrics``: one more gateway of this tree with ``LLMSCOPE_METRICS=false``.
+- ``--scenario route|tools``: calls to a 50/50 traffic-split route with a fallback, or offering a
+  function tool (every answer is a tool call the gateway passes through and records).
 
-``--scenario route`` sends the gateway's calls to a traffic-split route (two endpoints, 50/50,
-with a fallback) instead of an endpoint; ``--scenario tools`` offers a function tool on both
-paths, so every answer is a tool call the gateway passes through and records.
+Targets on 2 cores: added p50 <= 1.0 ms one call at a time against a 20 ms provider; CPU
+<= 0.5 ms per call at 20 in flight, and at 200 in flight with 4 workers; TTFT added <= 1 ms::
 
-    python benchmarks/gateway_overhead.py --requests 1000 --concurrency 20 [--scenario route]
+    git archive main | (mkdir -p /tmp/main && tar -x -C /tmp/main)
+    python benchmarks/gateway_overhead.py --concurrency 1 --compare main=/tmp/main --masking
+    python benchmarks/gateway_overhead.py --concurrency 20 --compare main=/tmp/main
+    python benchmarks/gateway_overhead.py --concurrency 200 --workers 4 --compare main=/tmp/main
+    python benchmarks/gateway_overhead.py --concurrency 200 --compare main=/tmp/main
+    python benchmarks/gateway_overhead.py --concurrency 1 --stream --compare main=/tmp/main
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-from common import process_cpu_seconds  # the sibling benchmarks module
+import aiohttp
+from common import count_records, free_port, tree_cpu_seconds  # the sibling benchmarks module
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.collector.gateway.fake_provider import OPENAI_KEY, FakeProvider  # noqa: E402
-from tests.conftest import free_port, wait_for_http  # noqa: E402
+OPENAI_KEY = "sk-bench-0000"
 
 CONFIG = """
 endpoints:
@@ -75,204 +85,297 @@ TOOL = {
 }
 
 
+# --- the fake provider ------------------------------------------------------------------------
+def _answer(tools: bool) -> bytes:
+    message: dict[str, object] = {"role": "assistant", "content": "Your order ships tomorrow."}
+    if tools:
+        call = {"name": "track_order", "arguments": '{"order": "42"}'}
+        tool_calls = [{"id": "call_1", "type": "function", "function": call}]
+        message = {"role": "assistant", "content": None, "tool_calls": tool_calls}
+    return json.dumps({
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1764900000,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18},
+    }).encode()  # fmt: skip
+
+
+def _events() -> bytes:
+    def chunk(delta: dict[str, object], usage: object = None) -> bytes:
+        choices = [{"index": 0, "delta": delta, "finish_reason": None}] if delta else []
+        data = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1764900000,
+                "model": "gpt-4o-mini", "choices": choices, "usage": usage}  # fmt: skip
+        return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+    words = ["Your", " order", " ships", " tomorrow."]
+    out = chunk({"role": "assistant", "content": ""})
+    out += b"".join(chunk({"content": w}) for w in words)
+    out += chunk({}, {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16})
+    return out + b"data: [DONE]\n\n"
+
+
+class _Fake(asyncio.Protocol):
+    """HTTP/1.1 with keep-alive; every POST answered after the delay (stream or whole)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(rest) < length:
+                return
+            body, self.buffer = rest[:length], rest[length:]
+            asyncio.get_running_loop().call_later(self.delay, self._reply, body)
+
+    def _reply(self, body: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if b'"stream": true' in body or b'"stream":true' in body:
+            events = _events()
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            head += b"transfer-encoding: chunked\r\n\r\n"
+            chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(events), events)
+            self.transport.write(head + chunked)
+            return
+        answer = _answer(b'"tools"' in body)
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        self.transport.write(head + b"content-length: %d\r\n\r\n" % len(answer) + answer)
+
+
 def serve_fake(port: int, delay: float) -> None:
-    import uvicorn
-
-    app = FakeProvider(delay=delay).app
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-async def run_load(
-    url: str,
-    headers: dict[str, str],
-    model: str,
-    requests: int,
-    concurrency: int,
-    tools: bool = False,
-) -> list[float]:
-    latencies: list[float] = []
-    # One small client per worker: httpx's pool costs CPU per connection it holds, and the
-    # load generator shares the two cores with what it measures.
-    clients = [httpx.AsyncClient(timeout=30) for _ in range(concurrency)]
-    counter = iter(range(requests))
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        for i in counter:
-            body: dict[str, object] = {
-                "model": model,
-                "messages": [{"role": "user", "content": f"Where is my order {i}?"}],
-            }
-            if tools:
-                body["tools"] = [TOOL]
-            started = time.perf_counter()
-            response = await client.post(url, json=body, headers=headers)
-            latencies.append((time.perf_counter() - started) * 1000)
-            response.raise_for_status()
-
     try:
-        await asyncio.gather(*(worker(client) for client in clients))
-    finally:
-        await asyncio.gather(*(client.aclose() for client in clients))
-    return latencies
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Fake(delay), "127.0.0.1", port, backlog=1024)
+        await server.serve_forever()
+
+    asyncio.run(run())
 
 
-def percentile(values: list[float], q: float) -> float:
-    return (
-        statistics.quantiles(values, n=100, method="inclusive")[q - 1] if q < 100 else max(values)
-    )
+# --- the load -----------------------------------------------------------------------------------
+@dataclass
+class Path_:
+    name: str
+    url: str
+    model: str
+    headers: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    database_url: str | None = None
+    latencies: list[float] = field(default_factory=list)
+    cpu: float = 0.0
+    seconds: float = 0.0
+    calls: int = 0
 
 
-def accounting_cpu_us(calls: int = 20_000) -> float:
-    """CPU per call of what metrics add to a gateway call (price, count, the in-flight gauges),
-    timed in this process: the figure the latency difference above is too noisy to show."""
-    from llmscope.collector.costs.accounting import Accounting
-    from llmscope.collector.costs.budgets import BudgetTracker
-    from llmscope.config import Settings
-    from llmscope.metrics import Metrics
+async def run_load(path: Path_, requests: int, concurrency: int, stream: bool, tools: bool) -> None:
+    counter = iter(range(requests))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
 
-    metrics = Metrics()
-    accounting = Accounting(metrics, BudgetTracker(None, Settings()))  # type: ignore[arg-type]
-    row = {
-        "id": "x", "source": "gateway", "endpoint": "chat", "model": "gpt-4o-mini",
-        "template_name": "faq", "template_version": "2", "status": "ok", "latency_ms": 120.0,
-        "ttft_ms": 40.0, "input_tokens": 30, "output_tokens": 40,
-    }  # fmt: skip
-    start = time.process_time()
-    for _ in range(calls):
-        rows = [dict(row)]
-        accounting.price(rows)
-        accounting.counted(rows)
-        for requests in (1, 0):  # admission's gauges, set on the way in and out
-            metrics.inflight_requests.set(requests)
-            metrics.inflight_body_bytes.set(requests * 900)
-    return (time.process_time() - start) / calls * 1e6
+        async def worker() -> None:
+            for i in counter:
+                body: dict[str, object] = {
+                    "model": path.model,
+                    "messages": [{"role": "user", "content": f"Where is my order {i}?"}],
+                }
+                if tools:
+                    body["tools"] = [TOOL]
+                if stream:
+                    body["stream"] = True
+                started = time.perf_counter()
+                async with session.post(path.url, json=body, headers=path.headers) as response:
+                    if response.status != 200:
+                        raise RuntimeError(f"{path.name}: HTTP {response.status}")
+                    if stream:
+                        async for line in response.content:  # time to the first event
+                            if line.startswith(b"data:"):
+                                path.latencies.append((time.perf_counter() - started) * 1000)
+                                break
+                        await response.read()
+                    else:
+                        await response.read()
+                        path.latencies.append((time.perf_counter() - started) * 1000)
+                path.calls += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def start_fake(tmp: Path, delay_ms: float) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """The fake provider in its own process: the process, its URL and a gateway config for it
+    (written under ``tmp``)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = tmp / "gateway.yaml"
+    config.write_text(CONFIG.format(base=url))
+    command = [sys.executable, __file__, "--serve-fake", str(port), "--delay-ms", str(delay_ms)]
+    return subprocess.Popen(command), url, config
+
+
+def start_gateway(
+    name: str, tree: Path, config: Path, tmp: Path, workers: int, extra: dict[str, str]
+) -> Path_:
+    port = free_port()
+    data = tmp / name
+    data.mkdir()
+    database_url = f"sqlite:///{data / 'bench.db'}"
+    env = {**os.environ, "BENCH_OPENAI_KEY": OPENAI_KEY, "LLMSCOPE_DATA_DIR": str(data),
+           "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'sdk' / 'src'}", **extra}  # fmt: skip
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmscope", "serve", "--port", str(port), "--config", str(config),
+         "--database-url", database_url, "--workers", str(workers)],
+        cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    return Path_(name, url, "chat", {}, proc, database_url)
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes] | None) -> None:
+    deadline = time.monotonic() + 90
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
+                    if response.status < 500:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=1000, help="calls per path")
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--delay-ms", type=float, default=100.0)
+    parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per path")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers of each gateway")
+    parser.add_argument("--stream", action="store_true", help="streaming calls; latency = TTFT")
+    parser.add_argument("--masking", action="store_true", help="add this tree with PII masking")
+    parser.add_argument("--no-metrics", action="store_true", help="add this tree, metrics off")
     parser.add_argument("--scenario", choices=("plain", "route", "tools"), default="plain")
+    parser.add_argument(
+        "--compare", action="append", default=[], metavar="NAME=TREE",
+        help="also measure the source tree TREE under NAME (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--serve-fake", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:
         serve_fake(args.serve_fake, args.delay_ms / 1000)
         return 0
-    if args.requests < 500 or args.concurrency < 1 or args.rounds < 1:
-        parser.error("--requests must be >= 500, --concurrency and --rounds >= 1")
+    if args.requests < 100 or args.concurrency < 1 or args.rounds < 1 or args.workers < 1:
+        parser.error("--requests must be >= 100; --concurrency, --rounds, --workers >= 1")
+    trees = {"this": REPO}
+    for spec in args.compare:
+        name, sep, tree = spec.partition("=")
+        if not sep or not (Path(tree) / "llmscope" / "__init__.py").is_file():
+            parser.error(f"--compare {spec}: expected NAME=TREE, TREE a llmscope source tree")
+        trees[name] = Path(tree).resolve()
+    try:
+        import uvloop
 
-    with tempfile.TemporaryDirectory() as tmp:
-        fake_port, gateway_port, plain_port = free_port(), free_port(), free_port()
-        fake_url, gateway_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{gateway_port}"
-        config = Path(tmp) / "gateway.yaml"
-        config.write_text(CONFIG.format(base=fake_url))
-        env = {**os.environ, "BENCH_OPENAI_KEY": OPENAI_KEY, "LLMSCOPE_DATA_DIR": tmp}
-        database_url = f"sqlite:///{tmp}/bench.db"
-        fake = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--serve-fake",
-                str(fake_port),
-                "--delay-ms",
-                str(args.delay_ms),
-            ],
-            env=env,
-        )
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "llmscope", "serve", "--port", str(gateway_port),
-             "--config", str(config), "--database-url", database_url],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        plain_url = f"http://127.0.0.1:{plain_port}"
-        plain = subprocess.Popen(
-            [sys.executable, "-m", "llmscope", "serve", "--port", str(plain_port),
-             "--config", str(config), "--database-url", f"sqlite:///{tmp}/plain.db"],
-            env={**env, "LLMSCOPE_METRICS": "false", "LLMSCOPE_DATA_DIR": f"{tmp}/plain"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        uvloop.install()  # the client's own CPU stays small next to what it measures
+    except ImportError:
+        pass
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        fake, fake_url, config = start_fake(tmp, args.delay_ms)
+        model = "split" if args.scenario == "route" else "chat"
+        paths = [Path_("direct", f"{fake_url}/v1/chat/completions", "gpt-4o-mini",
+                       {"Authorization": f"Bearer {OPENAI_KEY}"}, fake)]  # fmt: skip
+        for name, tree in trees.items():
+            paths.append(start_gateway(name, tree, config, tmp, args.workers, {}))
+        if args.masking:
+            masked = {"LLMSCOPE_REDACT_PII": "true"}
+            paths.append(start_gateway("this+masking", REPO, config, tmp, args.workers, masked))
+        if args.no_metrics:
+            plain = {"LLMSCOPE_METRICS": "false"}
+            paths.append(start_gateway("this-metrics", REPO, config, tmp, args.workers, plain))
+        for path in paths[1:]:
+            path.model = model
+        tools = args.scenario == "tools"
         try:
-            wait_for_http(f"{fake_url}/v1/models")
-            wait_for_http(f"{gateway_url}/health", gateway)
-            wait_for_http(f"{plain_url}/health", plain)
-            assert httpx.get(f"{plain_url}/metrics").status_code == 404  # really off
-            direct_headers = {"Authorization": f"Bearer {OPENAI_KEY}"}
-            direct = (f"{fake_url}/v1/chat/completions", direct_headers, "gpt-4o-mini")
-            gateway_model = "split" if args.scenario == "route" else "chat"
-            tools = args.scenario == "tools"
-            through = (f"{gateway_url}/v1/chat/completions", {}, gateway_model)
-            unmetered = (f"{plain_url}/v1/chat/completions", {}, gateway_model)
-            results: dict[str, list[float]] = {"direct": [], "gateway": [], "no-metrics": []}
-            paths = {"direct": direct, "gateway": through, "no-metrics": unmetered}
-            for url, headers, model in paths.values():  # warm both up: connections, caches
+            for path in paths:
+                health = path.url.replace("/v1/chat/completions", "/health")
+                asyncio.run(wait_ready(health if path.proc is not fake else fake_url, path.proc))
+            for path in paths:  # warm-up: connections, pools, caches
                 asyncio.run(
-                    run_load(url, headers, model, 2 * args.concurrency, args.concurrency, tools)
+                    run_load(path, 4 * args.concurrency, args.concurrency, args.stream, tools)
                 )
-            # Alternate rounds so both paths see the same background load on a shared machine.
+                path.latencies.clear()
+                path.calls = 0
+            warmed = 4 * args.concurrency
             per_round = args.requests // args.rounds
-            cpu_before = process_cpu_seconds(gateway.pid)
-            plain_before = process_cpu_seconds(plain.pid)
             for _ in range(args.rounds):
-                for name, (url, headers, model) in paths.items():
-                    results[name] += asyncio.run(
-                        run_load(url, headers, model, per_round, args.concurrency, tools)
-                    )
-            cpu_used = process_cpu_seconds(gateway.pid) - cpu_before
-            plain_cpu = process_cpu_seconds(plain.pid) - plain_before
-            scrape = httpx.get(f"{gateway_url}/metrics").text
+                for path in paths:
+                    assert path.proc is not None
+                    cpu = tree_cpu_seconds(path.proc.pid)
+                    started = time.perf_counter()
+                    asyncio.run(run_load(path, per_round, args.concurrency, args.stream, tools))
+                    path.seconds += time.perf_counter() - started
+                    path.cpu += tree_cpu_seconds(path.proc.pid) - cpu
         finally:
-            gateway.terminate()
-            gateway.wait(30)
-            plain.terminate()
-            plain.wait(30)
-            fake.terminate()
-            fake.wait(30)
-        from sqlalchemy import func, select
+            for path in paths:
+                if path.proc is not None:
+                    path.proc.terminate()
+            for path in paths:
+                if path.proc is not None:
+                    path.proc.wait(60)
+        load = os.getloadavg()[0]
+        stored = {p.name: count_records(p.database_url) for p in paths if p.database_url}
 
-        from llmscope.db import make_engine
-        from llmscope.db.models import Record
-
-        engine = make_engine(database_url)
-        with engine.connect() as conn:
-            recorded = conn.scalar(select(func.count()).select_from(Record))
-        engine.dispose()
-
+    what = "time to first event (stream)" if args.stream else "whole call"
     print(
-        f"{len(results['gateway'])} chat calls per path, {args.concurrency} concurrent, "
-        f"{args.rounds} alternating rounds, provider delay "
-        f"{args.delay_ms:.0f} ms, SQLite store, scenario {args.scenario}"
+        f"{per_round * args.rounds} chat calls per path, {args.concurrency} in flight, "
+        f"{args.rounds} alternating rounds, provider delay {args.delay_ms:g} ms, "
+        f"{args.workers} worker(s) per gateway, scenario {args.scenario}; latency: {what}"
     )
-    print(f"{'':10} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9}")
-    for name, values in results.items():
-        p50, p95 = percentile(values, 50), percentile(values, 95)
-        print(f"{name:10} {p50:9.2f} {p95:9.2f} {statistics.fmean(values):9.2f}")
-    added50 = percentile(results["gateway"], 50) - percentile(results["direct"], 50)
-    added95 = percentile(results["gateway"], 95) - percentile(results["direct"], 95)
-    print(f"{'added':10} {added50:9.2f} {added95:9.2f}   (target <= 3 ms p50, <= 15 ms p95)")
-    calls = len(results["gateway"])
-    print(f"gateway CPU per call: {cpu_used / calls * 1000:.2f} ms (server, upstream call, record)")
-    metered50 = percentile(results["gateway"], 50) - percentile(results["no-metrics"], 50)
-    metered95 = percentile(results["gateway"], 95) - percentile(results["no-metrics"], 95)
-    print(
-        f"metrics and cost add {metered50:.2f} ms at p50, {metered95:.2f} ms at p95 "
-        f"(gateway vs the same build with LLMSCOPE_METRICS=false; target <= 0.1 ms p50)"
-    )
-    print(
-        f"CPU per call with / without metrics: {cpu_used / calls * 1000:.3f} / "
-        f"{plain_cpu / calls * 1000:.3f} ms"
-    )
-    print(f"the same work timed in-process: {accounting_cpu_us():.1f} us of CPU per call")
-    counted = sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in scrape.splitlines()
-        if line.startswith("llmscope_calls_total{")
-    )
-    print(f"llmscope_calls_total on the metered gateway: {counted:.0f}")
-    print(f"machine load average after the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    expected = calls + 2 * args.concurrency
-    print(f"records stored by the gateway: {recorded} of {expected} calls")
+    direct50 = percentile(paths[0].latencies, 50)
+    header = ("path", "p50 ms", "p95 ms", "added p50", "CPU/call ms", "calls/s", "recorded")
+    print("{:14} {:>9} {:>9} {:>10} {:>12} {:>9} {:>13}".format(*header))
+    for path in paths:
+        p50, p95 = percentile(path.latencies, 50), percentile(path.latencies, 95)
+        added = "" if path.name == "direct" else f"{p50 - direct50:.2f}"
+        rate = path.calls / path.seconds if path.seconds else 0.0
+        cpu = path.cpu / path.calls * 1000 if path.calls else 0.0
+        recorded = f"{stored[path.name]}/{path.calls + warmed}" if path.name in stored else ""
+        print(f"{path.name:14} {p50:9.2f} {p95:9.2f} {added:>10} {cpu:12.3f} {rate:9.0f} "
+              f"{recorded:>13}")  # fmt: skip
+    print(f"load average after the run: {load:.2f} on {os.cpu_count()} CPUs")
+    lost = [
+        n for n, p in ((p.name, p) for p in paths) if n in stored and stored[n] != p.calls + warmed
+    ]
+    if lost:
+        print(f"NOT every call recorded: {', '.join(lost)}")
+        return 1
     return 0
 
 

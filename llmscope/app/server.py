@@ -33,6 +33,7 @@ from llmscope.collector.costs.budgets import BudgetTracker
 from llmscope.collector.gateway import Gateway
 from llmscope.collector.gateway import mlflow_router as gateway_mlflow_router
 from llmscope.collector.gateway import openai_router as gateway_openai_router
+from llmscope.collector.gateway.fast import FastPath
 from llmscope.collector.ingest import Recorder, RecordWriter
 from llmscope.collector.masking import sessionmaker_for
 from llmscope.collector.otlp import receiver as otlp_receiver
@@ -144,6 +145,8 @@ def create_app(
     app.state.online_judge = online
     app.state.experiment_jobs = experiment_jobs
     install_error_handlers(app)
+    if gateway is not None:  # innermost: the limits, keys and admission below apply to it
+        app.add_middleware(FastPath)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # An unauthenticated call is refused before its body is read.
     app.add_middleware(ApiKeyAuth, keys=keys)

@@ -1,4 +1,5 @@
-"""A gateway call's request body: JSON only, nested at most :data:`MAX_DEPTH` deep, encodable.
+"""JSON in and out of the gateway: a call's request body (JSON only, nested at most
+:data:`MAX_DEPTH` deep, encodable) and the JSON answers it writes.
 
 - **JSON content types only** (``application/json``, ``application/*+json``): a web page can
   make a browser send ``text/plain`` or form bodies to any address without asking (no CORS
@@ -10,18 +11,37 @@
 - **NaN and Infinity** (which Python's parser accepts) are not JSON: a 400, never forwarded.
 - **Lone surrogates** are replaced by U+FFFD (``llmscope.collector.ingest.encodable``), so the
   provider, the answer and the record all get the same, encodable text.
+
+Bodies are parsed once, by orjson (several times faster than ``json``); what orjson refuses
+(invalid JSON, NaN, lone surrogates, integers past 64 bits, nesting past its own limit) is
+parsed again by ``json``, so every refusal and every accepted oddity reads as before.
+:func:`dump_json` and :func:`json_answer` write answers the same way (orjson, with ``json`` for
+what orjson cannot write).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from fastapi import Request
+from starlette.responses import Response
 
 from llmscope.collector.ingest.encodable import might_hold_surrogates, replace_unencodable
 
-__all__ = ["MAX_DEPTH", "BodyRefused", "is_json_type", "nested_deeper", "parse_json", "read_body"]
+__all__ = [
+    "MAX_DEPTH",
+    "BodyRefused",
+    "dump_json",
+    "is_json_type",
+    "json_answer",
+    "nested_deeper",
+    "parse_json",
+    "read_body",
+]
 
 MAX_DEPTH = 64  # OpenAI requests nest < 15 (a tool's schema included); headroom for deep schemas
 
@@ -56,6 +76,11 @@ def nested_deeper(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+_MISSING = object()
+# 20 digits in a row not after a decimal point: maybe an integer past 2**64 (20 digits)
+_LONG_NUMBER = re.compile(rb"(?<![.\d])\d{20}")
+
+
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")  # Python's parser accepts NaN and Infinity
 
@@ -64,6 +89,15 @@ def parse_json(raw: bytes | str, what: str, limit: int = MAX_DEPTH) -> Any:
     """``raw`` parsed, checked for depth and with lone surrogates replaced; BodyRefused (400)
     naming ``what`` when it is not JSON or nests too deep."""
     data = raw.encode() if isinstance(raw, str) else raw
+    try:
+        # orjson reads an integer past 64 bits as a float: those documents go to json whole
+        value = _MISSING if _LONG_NUMBER.search(data) else orjson.loads(data)
+    except orjson.JSONDecodeError:
+        value = _MISSING  # json below says why, or takes what orjson refuses (surrogates)
+    if value is not _MISSING:
+        if (data.count(b"[") + data.count(b"{")) > limit and nested_deeper(value, limit):
+            raise BodyRefused(400, f"{what} is nested deeper than {limit} levels")
+        return value  # orjson refuses lone surrogates: nothing to replace
     try:
         value = json.loads(data, parse_constant=_not_json)
     except RecursionError:
@@ -89,3 +123,25 @@ async def read_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BodyRefused(400, "request body must be a JSON object")
     return body
+
+
+def dump_json(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON (what ``JSONResponse`` writes), by orjson when it can."""
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(
+            value, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
+
+
+def json_answer(
+    content: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A JSON response (``content`` written by :func:`dump_json`)."""
+    return Response(dump_json(content), status, headers, media_type="application/json")
+
+
+def relayed_answer(raw: bytes, headers: Mapping[str, str] | None = None) -> Response:
+    """A 200 carrying a provider's JSON answer as it sent it, byte for byte."""
+    return Response(raw, 200, headers, media_type="application/json")

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from llmscope.collector.gateway.body import BodyRefused, read_body
+from llmscope.collector.gateway.body import BodyRefused, json_answer, read_body, relayed_answer
 from llmscope.collector.gateway.choices import answer_choices, offered_tools
 from llmscope.collector.gateway.config import (
     ConfigError,
@@ -38,6 +38,7 @@ from llmscope.collector.gateway.extension import BadRequest, CallMeta, apply_tem
 from llmscope.collector.gateway.http import HttpPool
 from llmscope.collector.gateway.limits import RateLimiter
 from llmscope.collector.gateway.providers import Provider, ProviderError, make_provider
+from llmscope.collector.gateway.providers.base import RelayedAnswer
 from llmscope.collector.gateway.recording import Call
 from llmscope.collector.gateway.responses import (
     NotTranslatable,
@@ -256,7 +257,7 @@ class Gateway:
             response = self._provider_error(exc, flavor)
         except InvalidRequest as exc:
             call.fail(str(exc))
-            response = JSONResponse({"detail": exc.errors, "message": str(exc)}, 422)
+            response = json_answer({"detail": exc.errors, "message": str(exc)}, 422)
         except (GatewayError, BadRequest) as exc:
             status = exc.status if isinstance(exc, GatewayError) else 400
             call.fail(str(exc))
@@ -303,7 +304,7 @@ class Gateway:
             call.take_id(answer)
             call.take_usage(response_usage(answer))
             call.take_choices(response_choices(answer))
-            return await self._finish(call, JSONResponse(answer))
+            return await self._finish(call, json_answer(answer))
         if call.body.get("stream") and call.kind != "embeddings":
             if flavor == "responses":
                 return await stream_responses(self, call, provider, original)
@@ -316,16 +317,18 @@ class Gateway:
             shaped = from_chat(answer, original, answer.get("model") or call.model or "")
         elif flavor == "mlflow":
             shaped = for_mlflow(answer, call.kind, call.provider)
+        elif isinstance(answer, RelayedAnswer) and answer.raw is not None:
+            return await self._finish(call, relayed_answer(answer.raw))  # unchanged: as sent
         else:
             shaped = answer
-        return await self._finish(call, JSONResponse(shaped))
+        return await self._finish(call, json_answer(shaped))
 
     # --- answers and records --------------------------------------------------------------
     @staticmethod
     def _error(
         flavor: str, status: int, message: str, headers: dict[str, str] | None = None
     ) -> Response:
-        return JSONResponse(error_body(flavor, status, message), status, headers=headers)
+        return json_answer(error_body(flavor, status, message), status, headers)
 
     async def _finish(self, call: Call, response: Response) -> Response:
         response.headers[RECORD_HEADER] = call.id
@@ -337,7 +340,7 @@ class Gateway:
     @staticmethod
     def _provider_error(exc: ProviderError, flavor: str) -> Response:
         body = exc.body if flavor != "mlflow" else {"detail": exc.body, "message": exc.message}
-        return JSONResponse(body, exc.status, headers=exc.headers)
+        return json_answer(body, exc.status, exc.headers)
 
     def record(self, call: Call) -> None:
         """Hand the call's record to the recorder (never fails the call; with masking on, the

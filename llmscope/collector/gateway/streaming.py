@@ -12,12 +12,12 @@ back).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from fastapi.responses import Response, StreamingResponse
 
+from llmscope.collector.gateway.body import dump_json
 from llmscope.collector.gateway.providers import Provider, ProviderError
 from llmscope.collector.gateway.recording import Call
 from llmscope.collector.gateway.relay import DISCONNECTED, relay
@@ -41,7 +41,7 @@ def _sse(events: AsyncIterator[str], call: Call) -> Response:
 
 
 def _data(chunk: dict[str, Any]) -> str:
-    return f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+    return f"data: {dump_json(chunk).decode()}\n\n"
 
 
 class ChatView:

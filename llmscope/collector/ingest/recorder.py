@@ -45,6 +45,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from llmscope.collector.ingest.encodable import replace_unencodable
@@ -58,6 +59,15 @@ log = logging.getLogger("llmscope.collector.recorder")
 _DATETIME_FIELDS = ("timestamp", "received_at")
 _STOP = object()
 _Item = tuple[int | None, dict[str, Any]]  # (journal segment, row)
+
+
+def _line(row: dict[str, Any]) -> bytes:
+    """``row`` as one journal or spool line: by orjson (datetimes in ISO 8601, as below), or
+    by :func:`_to_json` for what orjson will not write (lone surrogates, huge integers)."""
+    try:
+        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+    except (orjson.JSONEncodeError, TypeError):
+        return (_to_json(row) + "\n").encode()  # UnicodeEncodeError for a lone surrogate
 
 
 def _to_json(row: dict[str, Any]) -> str:
@@ -205,10 +215,10 @@ class Recorder:
     def submit(self, row: dict[str, Any]) -> None:
         """Journal ``row``, then queue it for the store (or spool it when the queue is full)."""
         try:
-            line = (_to_json(row) + "\n").encode()
+            line = _line(row)
         except UnicodeEncodeError:  # a lone surrogate the door let through: replaced, not lost
             row = replace_unencodable(row)
-            line = (_to_json(row) + "\n").encode()
+            line = _line(row)
         try:
             segment: int | None = self._journal.append(line)
         except OSError:  # no journal: the row still goes on, with the queue's guarantees only
@@ -260,26 +270,35 @@ class Recorder:
             self._replay()  # one last try, so a store that came back gets the spool now
 
     def _take_batch(self) -> tuple[list[_Item], bool]:
+        """The next batch: what the queue holds once the first row has waited
+        ``flush_interval`` (or a full batch at once), taken with one sleep, not one wake-up
+        per row (a thread waking for each row costs the event loop the GIL as often)."""
         batch: list[_Item] = []
         timeout = self._retry_interval if self._store_down else 1.0
         try:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:
             return batch, False
-        deadline = time.monotonic() + self._flush_interval
-        while True:
+        if item is _STOP:
+            self._queue.task_done()
+            return self._drain(batch), True
+        batch.append(item)
+        self._in_flight += 1  # before task_done: idle() never sees a row in no one's hands
+        self._queue.task_done()
+        if self._queue.qsize() < self._batch_size - 1:
+            time.sleep(self._flush_interval)
+        while len(batch) < self._batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
             if item is _STOP:
                 self._queue.task_done()
                 return self._drain(batch), True
             batch.append(item)
             self._in_flight += 1
             self._queue.task_done()
-            if len(batch) >= self._batch_size:
-                return batch, False
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                return batch, False
+        return batch, False
 
     def _drain(self, batch: list[_Item]) -> list[_Item]:
         while True:
@@ -335,7 +354,7 @@ class Recorder:
 
     # --- the spool ------------------------------------------------------------------------
     def _append_spool(self, rows: list[dict[str, Any]]) -> None:
-        data = "".join(_to_json(row) + "\n" for row in rows).encode()
+        data = b"".join(_line(row) for row in rows)
         with self._spool_lock:
             self._spool_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._spool, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -24,13 +24,20 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from llmscope.collector.gateway.body import BodyRefused, parse_json
+from llmscope.collector.gateway.body import BodyRefused, dump_json, parse_json
 from llmscope.collector.gateway.config import Endpoint
-from llmscope.collector.gateway.http import HttpPool
+from llmscope.collector.gateway.http import (
+    HttpPool,
+    StreamedAnswer,
+    UpstreamBroken,
+    UpstreamUnreachable,
+)
+from llmscope.collector.ingest.encodable import might_hold_surrogates
 
 # As MLflow's client retries too, only what a retry can fix: a 500 is answered, not repeated.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_RETRY_WAIT = 30.0  # a longer Retry-After is handed to the client instead of waited out
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class ProviderError(Exception):
@@ -88,6 +95,52 @@ class Reply:
 ANSWER_MAX_DEPTH = 256  # deeper than any answer; bounds the walks that record it
 
 
+class RelayedAnswer(dict[str, Any]):
+    """A provider's parsed answer that still holds the bytes it came as (:attr:`raw`), so an
+    answer that passes through unchanged is relayed as sent instead of encoded again.
+
+    Changing the answer's own keys drops the bytes; code that changes anything deeper in it
+    calls :meth:`forget` first. An answer whose text had lone surrogates replaced while parsed
+    never keeps its bytes (the client gets the text the record holds).
+    """
+
+    def __init__(self, answer: dict[str, Any], raw: bytes) -> None:
+        super().__init__(answer)
+        self.raw: bytes | None = None if might_hold_surrogates(raw) else raw
+
+    def forget(self) -> None:
+        """Drop the bytes: the answer is written anew from what it holds now."""
+        self.raw = None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.raw = None
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.raw = None
+        super().__delitem__(key)
+
+    def pop(self, *args: Any) -> Any:
+        self.raw = None
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, Any]:
+        self.raw = None
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self.raw = None
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.raw = None
+        super().update(*args, **kwargs)
+
+    def clear(self) -> None:
+        self.raw = None
+        super().clear()
+
+
 def bad_answer(problem: str) -> ProviderError:
     """A 502 for a provider's answer that is not what its API promises (``problem`` says how)."""
     message = f"the provider answered {problem}"
@@ -111,6 +164,7 @@ class Provider:
     name = "base"
     offline = False
     has_responses = False  # speaks OpenAI's Responses API (else /v1/responses is translated)
+    lean_streams = False  # streams read only through sse_data: the lean client may carry them
 
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         self.endpoint = endpoint
@@ -201,12 +255,16 @@ class Provider:
     ) -> Any:
         """POST with retries on 429/502/503/504 and connection failures, honouring ``Retry-After``.
 
-        Returns a :class:`Reply` (read whole), or with ``stream`` the open
-        ``aiohttp.ClientResponse`` for :meth:`sse_data`; raises ProviderError.
+        Returns a :class:`Reply` (read whole), or with ``stream`` the open answer for
+        :meth:`sse_data` (a ``StreamedAnswer`` of the lean client for providers with
+        ``lean_streams``, else an ``aiohttp.ClientResponse``); raises ProviderError.
         """
-        session = self.http.session
         try:  # NaN or Infinity would be written bare: a body no provider can parse
-            data = json.dumps(payload, allow_nan=False).encode()
+            data = dump_json(payload)
+            if b"null" in data:  # orjson writes NaN as null: let json look for one
+                data = json.dumps(
+                    payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+                ).encode()
         except ValueError:
             message = "the request holds a number JSON cannot carry (NaN or Infinity)"
             raise ProviderError(
@@ -216,44 +274,77 @@ class Provider:
         attempt = 0
         while True:
             try:
-                response = await session.post(
-                    # a percent-encoded path stays as built: a signature covers it byte for byte
-                    URL(url, encoded=True) if "%" in url else url,
-                    data=data,
-                    headers=send_headers,
-                    timeout=self.stream_timeout if stream else self.timeout,
+                status, reason, answer_headers, content = await self._post_once(
+                    url, data, send_headers, stream
                 )
-            except aiohttp.ClientConnectorError as exc:
+            except (aiohttp.ClientConnectorError, UpstreamUnreachable) as exc:
                 if attempt >= self.endpoint.max_retries:
                     raise self._transport_error(exc) from None
                 await asyncio.sleep(self._backoff(attempt, None))
                 attempt += 1
                 continue
-            except (TimeoutError, aiohttp.ClientError) as exc:
+            except (TimeoutError, aiohttp.ClientError, UpstreamBroken) as exc:
                 raise self._transport_error(exc) from None
-            if response.status < 400:
-                if stream:
-                    return response
-                try:
-                    body = await response.read()
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    raise self._transport_error(exc) from None
-                finally:
-                    response.release()
-                return Reply(response.status, response.headers, body)
-            try:
-                content = await response.read()
-            except (TimeoutError, aiohttp.ClientError):
-                content = b""
-            finally:
-                response.release()
-            error = self._error_from(response.status, response.reason, response.headers, content)
-            wait = self._backoff(attempt, response.headers.get("retry-after"))
-            retryable = response.status in RETRY_STATUSES and wait <= MAX_RETRY_WAIT
+            if isinstance(content, aiohttp.ClientResponse | StreamedAnswer):
+                return content  # a stream, open
+            if status < 400:
+                return Reply(status, answer_headers, content)
+            error = self._error_from(status, reason, answer_headers, content)
+            wait = self._backoff(attempt, answer_headers.get("retry-after"))
+            retryable = status in RETRY_STATUSES and wait <= MAX_RETRY_WAIT
             if not retryable or attempt >= self.endpoint.max_retries:
                 raise error
             await asyncio.sleep(wait)
             attempt += 1
+
+    async def _post_once(
+        self, url: str, data: bytes, headers: dict[str, str], stream: bool
+    ) -> tuple[int, str | None, CIMultiDictProxy[str], Any]:
+        """One POST: status, reason, headers and the whole body, or for a stream that is
+        answered (< 400) the open response. Whole answers take the lean client when it can
+        reach ``url`` (``http.Upstream``), else aiohttp."""
+        upstream = self.http.upstream
+        connect = self.timeout.connect or 10.0
+        if stream and self.lean_streams and upstream.handles(url):
+            timeout = self.endpoint.timeout_seconds
+            opened = await upstream.open(
+                url, data, headers, connect_timeout=connect, read_timeout=timeout
+            )
+            if opened.status in REDIRECTS:
+                opened.release()  # the lean client follows no redirects: aiohttp does, below
+            elif opened.status < 400:
+                return opened.status, opened.reason, opened.headers, opened
+            else:
+                try:
+                    content = await opened.read()
+                except (TimeoutError, UpstreamBroken):
+                    content = b""  # an error's body is only a courtesy
+                finally:
+                    opened.release()
+                return opened.status, opened.reason, opened.headers, content
+        elif not stream and upstream.handles(url):
+            async with asyncio.timeout(self.endpoint.timeout_seconds):
+                answer = await upstream.post(url, data, headers, connect_timeout=connect)
+            if answer.status not in REDIRECTS:  # the lean client follows none: aiohttp, below
+                return answer.status, answer.reason, answer.headers, answer.body
+        response = await self.http.session.post(
+            # a percent-encoded path stays as built: a signature covers it byte for byte
+            URL(url, encoded=True) if "%" in url else url,
+            data=data,
+            headers=headers,
+            timeout=self.stream_timeout if stream else self.timeout,
+        )
+        if stream and response.status < 400:
+            return response.status, response.reason, response.headers, response
+        try:
+            content = await response.read()
+        except (TimeoutError, aiohttp.ClientError):
+            if response.status < 400:
+                raise  # an answer cut short
+            content = b""  # an error's body is only a courtesy
+        finally:
+            response.release()
+        return response.status, response.reason, response.headers, content
 
     @staticmethod
     def _backoff(attempt: int, retry_after: str | None) -> float:
@@ -262,7 +353,9 @@ class Provider:
             return told
         return 0.25 * float(2**attempt) * (0.5 + random.random())
 
-    async def sse_data(self, response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Any]]:
+    async def sse_data(
+        self, response: aiohttp.ClientResponse | StreamedAnswer
+    ) -> AsyncIterator[tuple[str, Any]]:
         """``(event, parsed data)`` pairs from an SSE response, until ``[DONE]``; closes it."""
         event = ""
         try:
@@ -280,7 +373,7 @@ class Provider:
                         continue  # keep-alive comments and the like
                 elif not line:
                     event = ""
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, UpstreamBroken) as exc:
             raise self._transport_error(exc) from None
         finally:
             response.release()

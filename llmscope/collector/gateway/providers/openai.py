@@ -3,7 +3,9 @@
 ``openai_api_base`` points it elsewhere; ``openai_api_type: azure`` (or ``azuread``) uses Azure
 OpenAI's deployment URLs with ``openai_deployment_name`` and ``openai_api_version``. Bodies pass
 through as they are, with ``model`` set to the endpoint's model; streams ask for the final usage
-chunk (``stream_options.include_usage``).
+chunk (``stream_options.include_usage``). A whole answer comes back as a
+:class:`~llmscope.collector.gateway.providers.base.RelayedAnswer`: relayed as the server sent
+it where the gateway passes it through unchanged.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ from typing import Any
 import aiohttp
 
 from llmscope.collector.gateway.config import Endpoint
-from llmscope.collector.gateway.http import HttpPool
-from llmscope.collector.gateway.providers.base import Provider, ProviderError, answer_object
+from llmscope.collector.gateway.http import HttpPool, StreamedAnswer
+from llmscope.collector.gateway.providers.base import (
+    Provider,
+    ProviderError,
+    RelayedAnswer,
+    answer_object,
+)
 
 
 class OpenAIProvider(Provider):
     name = "openai"
+    lean_streams = True  # its streams are server-sent events, read by sse_data alone
 
     def __init__(self, endpoint: Endpoint, http: HttpPool) -> None:
         super().__init__(endpoint, http)
@@ -66,7 +74,7 @@ class OpenAIProvider(Provider):
 
     async def _json(self, path: str, body: dict[str, Any], items: str) -> dict[str, Any]:
         response = await self.send(self._url(path), self._payload(body, stream=False), self.headers)
-        return answer_object(response.json(), items)
+        return RelayedAnswer(answer_object(response.json(), items), response.body)
 
     async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         payload = self._payload(body, stream=True)
@@ -81,7 +89,9 @@ class OpenAIProvider(Provider):
             response = await self.send(self._url(path), payload, self.headers, stream=True)
         return self._chunks(response)
 
-    async def _chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+    async def _chunks(
+        self, response: aiohttp.ClientResponse | StreamedAnswer
+    ) -> AsyncIterator[dict[str, Any]]:
         async for _event, data in self.sse_data(response):
             if isinstance(data, dict):
                 yield data
