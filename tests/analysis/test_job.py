@@ -232,11 +232,3 @@ def test_latest_run_is_404_on_an_empty_store(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
         answer = client.get("/api/v1/analysis/runs/latest")
     assert answer.status_code == 404
-
-
-def test_an_empty_window_gives_an_empty_run(
-    settings: Settings, model: None, tmp_path: Path
-) -> None:
-    report = run_analysis(settings, now=NOW, progress=False).to_json()
-    assert report["clusters"] == [] and report["current"]["records"] == 0
-    assert report["global_drift"]["flagged"] is False
