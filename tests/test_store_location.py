@@ -59,7 +59,9 @@ def test_readers_refuse_a_sqlite_file_in_a_missing_directory(
 def test_a_server_url_is_shown_without_its_password() -> None:
     location = store_location("postgresql+psycopg://me:s3cret@db.internal:5432/llmscope")
     assert location.path is None and not location.relative and location.warning() is None
-    assert "s3cret" not in location.describe() and "db.internal:5432/llmscope" in location.describe()
+    assert (
+        "s3cret" not in location.describe() and "db.internal:5432/llmscope" in location.describe()
+    )
     assert store_location("sqlite://").describe() == "sqlite://"
 
 

@@ -106,7 +106,9 @@ def _untested() -> Drift:
 
 def mark_untested(report: RunReport) -> None:
     """Turn every drift verdict of ``report`` into ``not tested`` (a window too small)."""
-    report.global_drift = GlobalDrift(statistic=None, p_value=None, flagged=False, method=NOT_TESTED)
+    report.global_drift = GlobalDrift(
+        statistic=None, p_value=None, flagged=False, method=NOT_TESTED
+    )
     for entry in report.clusters:
         entry.drift = _untested()
     if report.novel is not None and report.novel.drift is not None:

@@ -52,6 +52,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from llmscope.analysis.small_data import EmptyWindows
 from llmscope.cli import (
     UsageError,
     add_database_url,
@@ -62,7 +63,6 @@ from llmscope.cli import (
     refuse_open_bind,
     settings_from,
 )
-from llmscope.analysis.small_data import EmptyWindows
 from llmscope.config import Settings
 from llmscope.metrics import Metrics
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from llmscope.app.server import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
 from llmscope.db.models import AnalysisRun, Embedding, Record, RunAssignment, RunCluster
-from tests.analysis.traffic import BASELINE, CURRENT, NOW, seed_traffic
+from tests.analysis.traffic import BASELINE, CURRENT, seed_traffic
 from tests.conftest import BACKENDS, _truncate_all, count_rows
 
 CLUSTER_KEYS = {
