@@ -55,12 +55,12 @@ class MiniLM:
             int(k.split(".")[2]) for k in self.weights if k.startswith("encoder.layer.")
         )
         # Linear layers as (in, out) matrices, transposed once.
-        self.dense = {
-            k: np.ascontiguousarray(v.T) for k, v in self.weights.items() if v.ndim == 2
-        }
+        self.dense = {k: np.ascontiguousarray(v.T) for k, v in self.weights.items() if v.ndim == 2}
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
-        out: np.ndarray = x @ self.dense[f"{name}.weight"] + self.weights[f"{name}.bias"]
+        # One 2-D product (BLAS), not one per batch row.
+        flat = x.reshape(-1, x.shape[-1]) @ self.dense[f"{name}.weight"]
+        out: np.ndarray = flat.reshape(*x.shape[:-1], -1) + self.weights[f"{name}.bias"]
         return out
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -81,13 +81,14 @@ class MiniLM:
         for i in range(self.layers):
             p = f"encoder.layer.{i}"
 
-            def heads(t: np.ndarray) -> np.ndarray:
-                return t.reshape(batch, length, HEADS, head).transpose(0, 2, 1, 3)
+            def heads(t: np.ndarray, *order: int) -> np.ndarray:
+                # Contiguous per head: numpy's stacked matmul uses BLAS only on such blocks.
+                return np.ascontiguousarray(t.reshape(batch, length, HEADS, head).transpose(order))
 
-            q = heads(self._linear(x, f"{p}.attention.self.query"))
-            k = heads(self._linear(x, f"{p}.attention.self.key"))
-            v = heads(self._linear(x, f"{p}.attention.self.value"))
-            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + masked
+            q = heads(self._linear(x, f"{p}.attention.self.query"), 0, 2, 1, 3)
+            k = heads(self._linear(x, f"{p}.attention.self.key"), 0, 2, 3, 1)
+            v = heads(self._linear(x, f"{p}.attention.self.value"), 0, 2, 1, 3)
+            scores = (q @ k) * scale + masked
             scores -= scores.max(axis=-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
@@ -115,7 +116,9 @@ class MiniLM:
             return np.zeros((0, self.weights["embeddings.LayerNorm.weight"].shape[0]), np.float32)
         encoded = self.tokenizer.encode_batch(list(texts))
         order = np.argsort([-len(e.ids) for e in encoded], kind="stable")
-        out = np.empty((len(texts), self.weights["embeddings.LayerNorm.weight"].shape[0]), np.float32)
+        out = np.empty(
+            (len(texts), self.weights["embeddings.LayerNorm.weight"].shape[0]), np.float32
+        )
         for start in range(0, len(order), batch_size):
             chosen = order[start : start + batch_size]
             length = max(len(encoded[i].ids) for i in chosen)

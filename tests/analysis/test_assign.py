@@ -44,9 +44,7 @@ def test_the_vote_agrees_with_clustering_everything(
     assert full.n_clusters >= 2 and full.micro_labels is not None
     rng = np.random.default_rng(0)
     kept = np.sort(rng.choice(len(vectors), len(vectors) // 2, replace=False))
-    half = dataclasses.replace(
-        full, labels=full.labels[kept], micro_labels=full.micro_labels[kept]
-    )
+    half = dataclasses.replace(full, labels=full.labels[kept], micro_labels=full.micro_labels[kept])
     half_reduction = dataclasses.replace(
         reduction, reduced=reduction.reduced[kept], layout=reduction.layout[kept]
     )

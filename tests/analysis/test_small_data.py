@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from llmscope.analysis.cli import report_summary
-from llmscope.analysis.embedding import load_model
+from llmscope.analysis.embedding import cached_vectors, load_model, text_hash
 from llmscope.analysis.job import run_analysis
 from llmscope.analysis.reduce_small import reduce_small
 from llmscope.analysis.small_data import MIN_TESTED_RECORDS, EmptyWindows, run_warnings
@@ -162,7 +162,8 @@ def test_reduce_small_is_pca() -> None:
 
 
 def test_a_small_run_loads_neither_umap_nor_torch(tmp_path: Path, model: None) -> None:
-    """With every text cached, a run of a few hundred records imports no UMAP and no torch."""
+    """A cold run over a few dozen records embeds them in numpy and reduces them with PCA: it
+    imports no UMAP, torch or sentence-transformers, and caches the reference's vectors."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     from llmscope.db import make_engine, upgrade
 
@@ -170,8 +171,6 @@ def test_a_small_run_loads_neither_umap_nor_torch(tmp_path: Path, model: None) -
     upgrade(engine)
     seed(engine, 30, 30, ("password", "refund", "shipping"))
     engine.dispose()
-    settings = Settings(database_url=url, data_dir=tmp_path / "data")
-    run_analysis(settings, *WINDOWS, progress=False)  # fills the embedding cache
     script = (
         "import sys, json\n"
         "from llmscope.analysis.job import run_analysis\n"
@@ -188,6 +187,14 @@ def test_a_small_run_loads_neither_umap_nor_torch(tmp_path: Path, model: None) -
     )
     clusters, loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert clusters >= 2 and loaded == []
+    engine = make_engine(url)
+    with Session(engine) as session:
+        texts = sorted({r.prompt for r in session.scalars(select(Record))})
+        cached = cached_vectors(session, "all-MiniLM-L6-v2", [text_hash(t) for t in texts])
+    engine.dispose()
+    reference = load_model("all-MiniLM-L6-v2").encode(texts, normalize_embeddings=True)
+    stored = np.vstack([cached[text_hash(t)] for t in texts])
+    assert np.abs(stored - reference).max() <= 1e-5
 
 
 def test_records_older_than_the_windows_do_not_count(settings: Settings, engine: Engine) -> None:
