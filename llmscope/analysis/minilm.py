@@ -30,7 +30,8 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
     variance = (centred * centred).mean(axis=-1, keepdims=True)
-    return centred / np.sqrt(variance + LAYER_NORM_EPS) * weight + bias
+    out: np.ndarray = centred / np.sqrt(variance + LAYER_NORM_EPS) * weight + bias
+    return out
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:

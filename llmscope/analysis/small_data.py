@@ -16,6 +16,8 @@ prints and the dashboard shows on the run.
 
 from __future__ import annotations
 
+from typing import Final
+
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -36,7 +38,7 @@ __all__ = [
 
 # A window with fewer analysable records than this is not tested for drift.
 MIN_TESTED_RECORDS = 10
-NOT_TESTED = "not tested"
+NOT_TESTED: Final = "not tested"
 
 
 class EmptyWindows(Exception):
