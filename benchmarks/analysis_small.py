@@ -13,8 +13,13 @@ every figure.
 Targets (issue "fast small runs", 2 cores): the empty store answers in <= 3 s, a run over
 <= 500 records in <= 10 s.
 
+With ``--quality K``: what PCA costs against UMAP at the small-run size, on K seeded samples
+of 500 Banking77 questions (drawn from one embedded pool of 2,000): the default clustering's
+NMI and ARI against the intents, reduced by PCA (``LLMSCOPE_REDUCE_SMALL_MAX=500``) and by UMAP
+(``=0``), and their mean paired difference.
+
     python benchmarks/analysis_small.py [--against main] [--repeat 3] [--sizes 0,40,500]
-        [--data ../shared/data] [--out benchmarks/results/analysis_small.md]
+        [--data ../shared/data] [--quality 5] [--out benchmarks/results/analysis_small.md]
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -118,6 +124,53 @@ def one_run(code: Path, url: str) -> dict[str, Any]:
     return {"wall": wall, "cpu": cpu, "exit": done.returncode, "load": load, "timings": timings}
 
 
+def quality(data: Path, samples: int) -> list[str]:
+    """PCA against UMAP on seeded 500-question Banking77 samples: Markdown lines."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    from llmscope.analysis.embedding import model_location
+    from llmscope.analysis.minilm import load_minilm
+    from llmscope.analysis.pipeline import cluster_embeddings
+    from llmscope.config import Settings
+
+    with open(data / "banking77" / "train.csv", newline="") as f:
+        rows = list({r["text"]: r["category"] for r in csv.DictReader(f)}.items())
+    rng = random.Random(0)
+    pool = rng.sample(rows, 2000)
+    vectors = load_minilm(model_location("all-MiniLM-L6-v2")).encode([t for t, _ in pool])
+    out = ["", "| sample | NMI PCA | NMI UMAP | ARI PCA | ARI UMAP | clusters PCA / UMAP |",
+           "|---|---|---|---|---|---|"]  # fmt: skip
+    diffs: list[tuple[float, float]] = []
+    for seed in range(samples):
+        chosen = np.array(sorted(random.Random(seed).sample(range(len(pool)), 500)))
+        truth = [pool[i][1] for i in chosen]
+        figures = []
+        for small_max in (500, 0):
+            settings = Settings(reduce_small_max=small_max)
+            _, clustering = cluster_embeddings(vectors[chosen], settings)
+            figures.append(
+                (
+                    normalized_mutual_info_score(truth, clustering.labels),
+                    adjusted_rand_score(truth, clustering.labels),
+                    clustering.n_clusters,
+                )
+            )
+        (nmi_p, ari_p, k_p), (nmi_u, ari_u, k_u) = figures
+        diffs.append((nmi_p - nmi_u, ari_p - ari_u))
+        out.append(
+            f"| {seed} | {nmi_p:.3f} | {nmi_u:.3f} | {ari_p:.3f} | {ari_u:.3f} | {k_p} / {k_u} |"
+        )
+        print(out[-1], f"load {os.getloadavg()[0]:.1f}", flush=True)
+    nmi = [d[0] for d in diffs]
+    ari = [d[1] for d in diffs]
+    out.append(
+        f"\nMean paired difference PCA - UMAP: NMI {statistics.mean(nmi):+.3f} "
+        f"(sd {statistics.stdev(nmi) if len(nmi) > 1 else 0:.3f}), ARI {statistics.mean(ari):+.3f} "
+        f"(sd {statistics.stdev(ari) if len(ari) > 1 else 0:.3f}); load {os.getloadavg()[0]:.1f}"
+    )
+    return out
+
+
 def _each(figures: list[dict[str, Any]], key: str) -> str:
     return ", ".join(f"{f[key]:.1f}" for f in figures)
 
@@ -129,7 +182,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="0,40,500")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, help="also write the figures (Markdown) here")
+    parser.add_argument("--quality", type=int, default=0, help="PCA against UMAP on K samples")
     args = parser.parse_args()
+    if args.quality:
+        table = "\n".join(quality(args.data, args.quality))
+        print(table)
+        if args.out:
+            args.out.write_text(table + "\n")
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     texts = questions(args.data)
     rows: list[tuple[str, int, dict[str, Any]]] = []

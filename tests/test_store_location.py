@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -73,17 +72,9 @@ def test_serve_says_its_store_and_the_endpoints_it_loaded(tmp_path: Path) -> Non
         "  - {name: search, endpoint_type: llm/v1/chat, model: {provider: offline, name: m}}\n"
     )
     store = tmp_path / "s.db"
-    port = free_port()
-    proc = start_cli_server(
-        ["serve", "--config", str(config), "--database-url", f"sqlite:///{store}",
-         "--port", str(port)]
-    )  # fmt: skip
-    try:
-        lines = _lines_until(proc, "store:")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-    text = "\n".join(lines)
+    text = _said_on_start(
+        ["serve", "--config", str(config), "--database-url", f"sqlite:///{store}"], "store:"
+    )
     assert "2 endpoints: support, search" in text and str(config) in text
     assert f"llmscope serve: store: SQLite file {store}" in text
 
@@ -93,25 +84,24 @@ def test_the_worker_says_its_store_and_warns_of_a_relative_path(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "w").mkdir()
-    proc = start_cli_server(
-        ["worker", "--database-url", "sqlite:///w/x.db", "--analyze-every", "1h",
-         "--port", str(free_port())]
-    )  # fmt: skip
-    try:
-        lines = _lines_until(proc, "warning")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    text = "\n".join(lines)
+    text = _said_on_start(
+        ["worker", "--database-url", "sqlite:///w/x.db", "--analyze-every", "1h"], "warning"
+    )
     assert f"llmscope worker: store: SQLite file {tmp_path / 'w' / 'x.db'}" in text
     assert f"it resolved to {tmp_path / 'w' / 'x.db'}" in text
 
 
-def _lines_until(proc: subprocess.Popen[bytes], marker: str) -> list[str]:
+def _said_on_start(args: list[str], marker: str) -> str:
+    """What ``llmscope <args> --port FREE`` prints up to its first line holding ``marker``."""
+    proc = start_cli_server([*args, "--port", str(free_port())])
     lines: list[str] = []
-    assert proc.stdout is not None
-    for raw in proc.stdout:
-        lines.append(raw.decode().rstrip())
-        if marker in lines[-1]:
-            return lines
-    raise AssertionError(f"no {marker!r} line in {lines}")
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.append(raw.decode().rstrip())
+            if marker in lines[-1]:
+                return "\n".join(lines)
+        raise AssertionError(f"no {marker!r} line in {lines}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
