@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--against", default="main", help="git ref of the before ('' to skip)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="0,40,500")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, help="also write the figures (Markdown) here")
     parser.add_argument("--quality", type=int, default=0, help="PCA against UMAP on K samples")
     args = parser.parse_args()
