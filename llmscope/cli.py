@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import sys
 from typing import NoReturn
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from llmscope.config import Settings
+from llmscope.config import Settings, store_location
 
 
 class UsageError(Exception):
@@ -52,6 +53,24 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if backend not in {"sqlite", "postgresql"}:
         raise UsageError(f"--database-url: unsupported database {backend!r} (sqlite, postgresql)")
     return settings
+
+
+def announce_store(settings: Settings, command: str, *, reader: bool = False) -> None:
+    """Say on stderr where the store is (a SQLite file by its absolute path), warn when a
+    SQLite path was relative, and for a ``reader`` (a command that only reads records: analyze,
+    dashboard, export) refuse a SQLite file whose directory does not exist instead of creating
+    it (an empty store there is a typo, not data)."""
+    location = store_location(settings.database_url)
+    if reader and location.path is not None and not location.path.parent.is_dir():
+        raise UsageError(
+            f"--database-url: no directory {location.path.parent} for the SQLite store "
+            f"{location.path}; check the path (sqlite:/// + a relative path, sqlite://// + an "
+            "absolute one)"
+        )
+    print(f"llmscope {command}: store: {location.describe()}", file=sys.stderr, flush=True)
+    warning = location.warning()
+    if warning is not None:
+        print(f"llmscope {command}: warning: {warning}", file=sys.stderr, flush=True)
 
 
 def prepare_store(settings: Settings) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -30,6 +31,44 @@ def default_data_dir() -> Path:
 
 def default_database_url() -> str:
     return f"sqlite:///{default_data_dir() / 'llmscope.db'}"
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where a database URL points, said plainly (see :func:`store_location`)."""
+
+    url: str  # the URL with any password hidden
+    path: Path | None  # a SQLite store's absolute file; None for a server or an in-memory store
+    relative: bool  # the URL gave the SQLite file a relative path (three slashes)
+
+    def describe(self) -> str:
+        """``SQLite file /abs/path.db`` or the server URL (password hidden)."""
+        return f"SQLite file {self.path}" if self.path is not None else self.url
+
+    def warning(self) -> str | None:
+        """For a relative SQLite path: which absolute file it resolved to, and how to say it."""
+        if not self.relative or self.path is None:
+            return None
+        return (
+            f"the SQLite path in {self.url} is relative to the working directory: it resolved "
+            f"to {self.path} (an absolute path takes four slashes: sqlite:////path/to/file.db)"
+        )
+
+
+def store_location(url: str) -> StoreLocation:
+    """Where ``url`` stores its data: a SQLite URL's path is made absolute against the working
+    directory, as SQLite itself resolves it (``sqlite:///tmp/x.db`` is ``./tmp/x.db``)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in {"", ":memory:"}:
+        return StoreLocation(shown, None, False)
+    if database.startswith("file:"):
+        return StoreLocation(shown, None, False)
+    raw = Path(database).expanduser()
+    return StoreLocation(shown, Path(os.path.abspath(raw)), not raw.is_absolute())
 
 
 class Settings(BaseSettings):
@@ -185,6 +224,14 @@ class Settings(BaseSettings):
         ge=100,
         description="Most distinct texts UMAP is fitted on; the others are placed from their "
         "nearest fitted neighbours (keeps a 100k-record run within seconds, not minutes).",
+    )
+    reduce_small_max: int = Field(
+        default=0,
+        ge=0,
+        description="At or below this many distinct texts, reduce with PCA (10 principal "
+        "components, the first two for the map) instead of UMAP: a small run answers without "
+        "UMAP's JIT compile, but its clusters are coarser (NMI -0.15 on 500 Banking77 "
+        "questions). 0 (the default) always uses UMAP.",
     )
     cluster_max: int = Field(
         default=150, ge=2, description="Most clusters a run may choose (the number is automatic)."

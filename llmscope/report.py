@@ -102,7 +102,7 @@ Number = Annotated[float | None, AfterValidator(finite)]
 Timestamp = Annotated[
     datetime, AfterValidator(_utc), PlainSerializer(utc_iso, return_type=str, when_used="json")
 ]
-DriftKind = Literal["new", "grew", "shrank", "vanished", "stable"]
+DriftKind = Literal["new", "grew", "shrank", "vanished", "stable", "not tested"]
 
 
 def _is_none(value: Any) -> bool:
@@ -173,7 +173,8 @@ class SampleInfo(ReportModel):
 
 
 class GlobalDrift(ReportModel):
-    """The two-sample test of the windows' embeddings as a whole."""
+    """The two-sample test of the windows' embeddings as a whole (method ``not tested``, null
+    statistic and p: a window was empty or too small; the report's ``warnings`` say which)."""
 
     statistic: Number
     p_value: Number
@@ -182,7 +183,10 @@ class GlobalDrift(ReportModel):
 
 
 class Drift(ReportModel):
-    """How a cluster's share of traffic changed from the baseline to the current window."""
+    """How a cluster's share of traffic changed from the baseline to the current window.
+
+    ``not tested`` (score, p and q null, never flagged): a window was empty or too small to
+    test; the report's ``warnings`` say which."""
 
     kind: DriftKind
     score: Number = Field(description="log2(current share / baseline share), smoothed")
@@ -471,6 +475,12 @@ class RunReport(ReportModel):
     sample: SampleInfo | None = omitted_while_none(
         "a run over more records than LLMSCOPE_ANALYSIS_MAX_RECORDS: what it clustered"
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        exclude_if=_is_empty,  # runs over enough data keep their shape
+        description="sentences on what the data were too few to show (an empty or small "
+        "window, too few records to split): printed by the CLI, shown by the dashboard",
+    )
     global_drift: GlobalDrift
     clusters: list[ClusterEntry] = Field(default_factory=list)
     novel: NovelGroup | None = omitted_while_none("records far from every centroid, if any")
@@ -489,6 +499,11 @@ class RunReport(ReportModel):
     )
     evaluators: dict[str, EvaluatorEntry] = omitted_while_empty(
         "per evaluator: failures and agreement with users"
+    )
+    params: dict[str, Any] = omitted_while_empty(
+        "the settings the run used, embedding_backend, alpha_split, timings (seconds per "
+        "stage) and seconds (the run's wall time up to its storing): the same object as the "
+        "stored run's params"
     )
 
     def cluster(self, cluster_id: int) -> ClusterEntry | None:

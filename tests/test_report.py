@@ -114,15 +114,15 @@ def test_an_older_report_loads_with_defaults_and_drops_removed_keys() -> None:
     del stored["clusters"][0]["summary"], stored["clusters"][0]["templates"]
     stored["clusters"][0]["from_the_past"] = {"x": 1}
     stored["clusters"][0]["drift"]["old_score"] = 0.5
-    stored["params"] = {"timings": {"embed": 1.5}}
+    stored["settings_used"] = {"timings": {"embed": 1.5}}
     report = RunReport.from_stored(stored)
     assert report.template_versions == [] and report.alerts == []
     assert report.clusters[0].summary is None and report.clusters[0].templates == {}
     out = report.to_json()
-    assert "params" not in out and "from_the_past" not in out["clusters"][0]
+    assert "settings_used" not in out and "from_the_past" not in out["clusters"][0]
     assert set(out["clusters"][0]["drift"]) == {"kind", "score", "p_value", "q_value", "flagged"}
     # Only the store's reader is lenient: the same keys from anywhere else are refused.
-    with pytest.raises(ValidationError, match="params"):
+    with pytest.raises(ValidationError, match="settings_used"):
         RunReport.model_validate(stored)
 
 
@@ -210,4 +210,5 @@ def test_openapi_documents_the_run_report(tmp_path: Any) -> None:
         "shrank",
         "vanished",
         "stable",
+        "not tested",
     ]

@@ -10,7 +10,14 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from llmscope.cli import CommandError, UsageError, add_database_url, prepare_store, settings_from
+from llmscope.cli import (
+    CommandError,
+    UsageError,
+    add_database_url,
+    announce_store,
+    prepare_store,
+    settings_from,
+)
 from llmscope.report import deepest_subcluster, stored_members, utc_iso
 
 if TYPE_CHECKING:
@@ -56,11 +63,28 @@ def analyze_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     settings = settings_from(args)
+    announce_store(settings, "analyze", reader=True)
     prepare_store(settings)
+
+    from llmscope.analysis.small_data import EmptyWindows, window_records
+    from llmscope.db import make_engine, make_sessionmaker
+
+    # Empty windows answer at once: the pipeline, the model and their imports are not loaded.
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            empty = window_records(session, baseline, current) == 0
+    finally:
+        engine.dispose()
+    if empty:
+        raise CommandError(str(EmptyWindows(baseline, current)))
 
     from llmscope.analysis.job import run_analysis
 
-    report = run_analysis(settings, baseline, current, progress=sys.stderr.isatty())
+    try:
+        report = run_analysis(settings, baseline, current, progress=sys.stderr.isatty())
+    except EmptyWindows as exc:  # records, but none with text to analyse
+        raise CommandError(str(exc)) from None
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -76,8 +100,11 @@ def report_summary(report: RunReport) -> str:
         f"run {report.run_id}: {len(report.clusters)} clusters, {len(report.findings)} findings",
         f"  baseline {utc_iso(b.start)}/{utc_iso(b.end)}: {b.records} records",
         f"  current  {utc_iso(c.start)}/{utc_iso(c.end)}: {c.records} records",
-        f"  global drift: p={g.p_value:.3g} {'FLAGGED' if g.flagged else 'not flagged'}",
+        f"  global drift: p={g.p_value:.3g} {'FLAGGED' if g.flagged else 'not flagged'}"
+        if g.p_value is not None
+        else "  global drift: not tested",
     ]
+    lines += [f"  warning: {w}" for w in report.warnings]
     for rank, finding in enumerate(report.findings, start=1):
         lines.append(f"  {rank}. [{finding.kind}] {finding.message}")
     return "\n".join(lines)
@@ -87,6 +114,7 @@ def export_clusters_command(args: argparse.Namespace) -> int:
     if args.format == "parquet" and not args.output and sys.stdout.isatty():
         raise UsageError("--format parquet is binary: give -o FILE or redirect stdout")
     settings = settings_from(args)
+    announce_store(settings, "export", reader=True)
     prepare_store(settings)
 
     from sqlalchemy import select

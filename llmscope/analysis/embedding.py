@@ -68,13 +68,23 @@ def load_model(name: str, device: str = "cpu") -> SentenceTransformer:
     return _load_model(name, device)
 
 
+def model_loaded(name: str, device: str = "cpu") -> bool:
+    """Whether :func:`load_model` has loaded ``name`` in this process already."""
+    return (name, device) in _loaded
+
+
+_loaded: set[tuple[str, str]] = set()
+
+
 @lru_cache(maxsize=2)
 def _load_model(name: str, device: str) -> SentenceTransformer:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(model_location(name), device=device)
+    model = SentenceTransformer(model_location(name), device=device)
+    _loaded.add((name, device))
+    return model
 
 
 def cached_vectors(session: Session, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:

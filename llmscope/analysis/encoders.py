@@ -22,6 +22,10 @@ import numpy as np
 from llmscope.config import Settings
 
 GATEWAY_PREFIX = "gateway:"
+# At most this many texts in one call, the bundled model runs in numpy (``minilm.py``) unless
+# sentence-transformers is loaded already: importing and loading it costs about as much CPU as
+# encoding ~1,300 short texts, and numpy's forward pass is ~1.2x torch's per text.
+LIGHT_MAX_TEXTS = 1000
 
 
 class Encoder(Protocol):
@@ -41,7 +45,8 @@ class Encoder(Protocol):
 
 
 class TorchEncoder:
-    """sentence-transformers on the CPU (the reference every other backend is measured against)."""
+    """sentence-transformers on the CPU (the reference every other backend is measured against);
+    a small batch of the bundled model runs through its numpy twin (``minilm.py``)."""
 
     backend = "torch"
 
@@ -57,8 +62,20 @@ class TorchEncoder:
         return self.model_name
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        from llmscope.analysis.embedding import load_model
+        from llmscope.analysis.embedding import BUNDLED_NAMES, load_model, model_loaded
 
+        if (
+            self.device == "cpu"
+            and self.model_name in BUNDLED_NAMES
+            and len(texts) <= LIGHT_MAX_TEXTS
+            and not model_loaded(self.model_name, self.device)
+        ):
+            # The same vectors to float32 rounding (tests/analysis/test_minilm.py), so the
+            # same cache key, without importing torch.
+            from llmscope.analysis.embedding import model_location
+            from llmscope.analysis.minilm import load_minilm
+
+            return load_minilm(model_location(self.model_name)).encode(texts, self.batch_size)
         vectors = load_model(self.model_name, self.device).encode(
             list(texts),
             batch_size=self.batch_size,

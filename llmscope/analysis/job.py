@@ -12,19 +12,22 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
-from llmscope.analysis.embedding import embed_texts, record_text
-from llmscope.analysis.encoders import encoder_for
-from llmscope.analysis.followup import finish_run
-from llmscope.analysis.pipeline import RunResult, analyse
-from llmscope.analysis.report import build_report, cluster_entry, cluster_stats
+from llmscope.analysis.embedding import record_text
 from llmscope.analysis.sampling import sample_windows
-from llmscope.analysis.stats import split_alpha
+from llmscope.analysis.small_data import (
+    EmptyWindows,
+    drift_testable,
+    mark_untested,
+    require_records,
+    run_warnings,
+    window_records,
+)
 from llmscope.analysis.timings import recording, stage
 from llmscope.analysis.windows import Window, default_windows
 from llmscope.config import Settings
@@ -41,6 +44,12 @@ from llmscope.db.models import (
 from llmscope.db.queries import newest_thumbs
 from llmscope.db.record_row import RECORD_ROW, RecordRow, record_row
 from llmscope.report import RunReport, SampleInfo
+
+if TYPE_CHECKING:
+    from llmscope.analysis.pipeline import RunResult
+
+# The pipeline, the tests and the follow-up steps (scikit-learn, SciPy, the summaries' clients)
+# are imported once a run has records: a run over empty windows answers before loading them.
 
 log = logging.getLogger("llmscope.analysis")
 
@@ -121,22 +130,31 @@ def _evaluator_key(evaluator: str, version: str) -> str:
     return f"{evaluator}@{EXTERNAL_VERSION}" if version == EXTERNAL_VERSION else evaluator
 
 
-def store_run(
+def write_run(
     session: Session,
     *,
     run_id: str,
     created_at: datetime,
     baseline: Window,
     current: Window,
-    params: dict[str, Any],
     records: Sequence[AnalysedRecord],
     result: RunResult,
+    warnings: Sequence[str] = (),
     sample: SampleInfo | None = None,
 ) -> RunReport:
-    """Write the run, its clusters and its assignments in one transaction; return the report."""
+    """Build the run's report and add the run, its clusters and its assignments to the open
+    transaction (not committed). The run row's ``params`` and ``report`` are written by the
+    caller once the report is complete (its ``params`` carry the timings of this very step)."""
+    from llmscope.analysis.findings import build_findings
+    from llmscope.analysis.report import build_report, cluster_entry, cluster_stats
+
     entries = [cluster_entry(c, records, result) for c in result.clusters]
     report = build_report(run_id, created_at, baseline, current, result, entries, records)
     report.sample = sample
+    report.warnings = list(warnings)
+    if not drift_testable(result.baseline_records, result.current_records):
+        mark_untested(report)
+        report.findings = build_findings(report)
     session.add(
         AnalysisRun(
             id=run_id,
@@ -145,8 +163,8 @@ def store_run(
             baseline_end=baseline.end,
             current_start=current.start,
             current_end=current.end,
-            params=params,
-            report=report.to_json(),
+            params={},
+            report={},
         )
     )
     session.flush()
@@ -159,7 +177,7 @@ def store_run(
             keywords=c.keywords,
             stats=cluster_stats(c, entry, records),
         )
-        for c, entry in zip(result.clusters, entries, strict=True)
+        for c, entry in zip(result.clusters, report.clusters, strict=True)
     )
     assignments = [
         {
@@ -174,7 +192,7 @@ def store_run(
     ]
     for start in range(0, len(assignments), INSERT_CHUNK):
         session.execute(insert(RunAssignment), assignments[start : start + INSERT_CHUNK])
-    session.commit()
+    session.flush()
     return report
 
 
@@ -186,7 +204,11 @@ def run_analysis(
     now: datetime | None = None,
     progress: bool = True,
 ) -> RunReport:
-    """Run one analysis over the two windows (contract defaults) and return the stored report."""
+    """Run one analysis over the two windows (contract defaults) and return the stored report.
+
+    Raises :class:`~llmscope.analysis.small_data.EmptyWindows` (nothing stored) when neither
+    window holds a record to analyse.
+    """
     baseline, current = default_windows(now, baseline, current)
     started = time.perf_counter()
     engine = make_engine(settings.database_url)
@@ -195,14 +217,17 @@ def run_analysis(
             # 1. every record of both windows; above LLMSCOPE_ANALYSIS_MAX_RECORDS, a uniform
             # sample per window is clustered and the other records are assigned to its clusters
             with stage("load_s"):
+                if window_records(session, baseline, current) == 0:
+                    raise EmptyWindows(baseline, current)
                 records = load_records(session, baseline, current)
                 texts = [record_text(r, settings.embed_field) for r in records]
                 records = [r for r, t in zip(records, texts, strict=True) if t]
                 texts = [t for t in texts if t]
+                is_current = np.array([r["window"] == "current" for r in records], dtype=bool)
+                n_current = int(is_current.sum())
+                require_records(len(records) - n_current, n_current, baseline, current)
                 drawn = sample_windows(
-                    np.array([r["window"] == "current" for r in records], dtype=bool),
-                    settings.analysis_max_records,
-                    settings.analysis_seed,
+                    is_current, settings.analysis_max_records, settings.analysis_seed
                 )
                 clustered = None
                 if drawn.sampled:
@@ -214,6 +239,12 @@ def run_analysis(
                     session, baseline, current, [r["id"] for r in records]
                 )
                 passed = {name: [v.get(r["id"]) for r in records] for name, v in judged.items()}
+            from llmscope.analysis.embedding import embed_texts
+            from llmscope.analysis.encoders import encoder_for
+            from llmscope.analysis.followup import finish_run
+            from llmscope.analysis.pipeline import analyse
+            from llmscope.analysis.stats import split_alpha
+
             # 2. embed each distinct text once (cached across runs); sorted, so the same records
             # give the same report whatever their ids and the order they were stored in
             with stage("embed_s"):
@@ -223,7 +254,6 @@ def run_analysis(
                 encoder = encoder_for(settings)
                 embeddings = embed_texts(session, distinct, encoder=encoder, progress=progress)
             # 3. reduce, cluster (timed inside), describe and test (the rest: tests_s)
-            is_current = np.array([r["window"] == "current" for r in records], dtype=bool)
             analysed_at = time.perf_counter()
             result = analyse(
                 records,
@@ -241,7 +271,8 @@ def run_analysis(
             )
             for name, entry in result.evaluators.items():
                 entry["version"] = versions[name]
-            # 4. store the run
+            # 4. store the run: its report is built once, and what is printed, stored and
+            # served is that one report, its params (timings included) with it
             run_id = uuid.uuid4().hex
             params = {
                 **settings.model_dump(
@@ -254,6 +285,7 @@ def run_analysis(
                         "reduce_dims",
                         "reduce_neighbors",
                         "reduce_sample",
+                        "reduce_small_max",
                         "cluster_max",
                         "cluster_min_size",
                         "drift_alpha",
@@ -268,25 +300,35 @@ def run_analysis(
                 # The level each family was tested at (the run's alpha, split).
                 "alpha_split": split_alpha(settings.drift_alpha).__dict__,
             }
+            warnings = run_warnings(
+                baseline,
+                current,
+                result.baseline_records,
+                result.current_records,
+                distinct_texts=len(distinct) if clustered is None else len(drawn.keep),
+                min_size=settings.cluster_min_size,
+            )
             with stage("store_s"):
-                report = store_run(
+                report = write_run(
                     session,
                     run_id=run_id,
                     created_at=datetime.now(UTC),
                     baseline=baseline,
                     current=current,
-                    params=params,
                     records=records,
                     result=result,
+                    warnings=warnings,
                     sample=SampleInfo(max_records=drawn.max_records, analysed=len(drawn.keep))
                     if drawn.sampled
                     else None,
                 )
             params["timings"] = {name: round(s, 3) for name, s in timings.items()}
             params["seconds"] = round(time.perf_counter() - started, 3)
+            report.params = params
             stored = session.get(AnalysisRun, run_id)
             assert stored is not None
-            stored.params = {**params}  # a new object, so the JSON column is rewritten
+            stored.params = params
+            stored.report = report.to_json()
             session.commit()
             log.info(
                 "analysis run=%s records=%d clusters=%d seconds=%.1f",

@@ -43,15 +43,21 @@ __all__ = [
 
 
 def cluster_embeddings(embeddings: np.ndarray, settings: Settings) -> tuple[Reduction, Clustering]:
-    """The default pipeline: seeded UMAP (cosine) then automatic clustering."""
+    """The default pipeline: seeded UMAP (cosine) then automatic clustering; at or below
+    ``LLMSCOPE_REDUCE_SMALL_MAX`` texts, PCA instead of UMAP (``reduce_small.py``)."""
     with stage("reduce_s"):
-        reduction = reduce(
-            embeddings,
-            dims=settings.reduce_dims,
-            neighbors=settings.reduce_neighbors,
-            sample=settings.reduce_sample,
-            seed=settings.analysis_seed,
-        )
+        if len(embeddings) <= settings.reduce_small_max:
+            from llmscope.analysis.reduce_small import reduce_small
+
+            reduction = reduce_small(embeddings)
+        else:
+            reduction = reduce(
+                embeddings,
+                dims=settings.reduce_dims,
+                neighbors=settings.reduce_neighbors,
+                sample=settings.reduce_sample,
+                seed=settings.analysis_seed,
+            )
     with stage("cluster_s"):
         clustering = cluster(
             reduction.reduced,

@@ -14,7 +14,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 # Neighbour search for placed (not fitted) points happens in this many PCA dimensions.
 PLACE_DIMS = 64
@@ -37,6 +36,8 @@ def cosine_knn(
     With ``exclude_self`` the queries are the points, and each row's first neighbour is itself
     (UMAP's precomputed-kNN convention).
     """
+    import torch  # here, not at import: a small run (``reduce_small.py``) never loads it
+
     q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
     p = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
     k = min(k, len(points))

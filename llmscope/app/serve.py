@@ -15,6 +15,7 @@ import copy
 import os
 import shutil
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from llmscope.cli import (
     UsageError,
     add_database_url,
     add_insecure,
+    announce_store,
     port_number,
     prepare_store,
     refuse_open_bind,
@@ -68,9 +70,17 @@ def serve_command(args: argparse.Namespace) -> int:
         from llmscope.collector.gateway.config import ConfigError, load_config
 
         try:
-            load_config(settings.gateway_config)
+            loaded = load_config(settings.gateway_config)
         except ConfigError as exc:
             raise UsageError(f"--config: {exc}") from None
+        names = [e.name for e in loaded.endpoints] + [r.name for r in loaded.routes]
+        print(
+            f"llmscope serve: gateway config {settings.gateway_config}: "
+            f"{len(names)} endpoint{'s' if len(names) != 1 else ''}: {', '.join(names) or '-'}",
+            file=sys.stderr,
+            flush=True,
+        )
+    announce_store(settings, "serve")
     prepare_store(settings)
     refuse_open_bind(args.host, args.insecure, settings.database_url)
     if settings.otlp_grpc_port:

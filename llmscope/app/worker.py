@@ -52,10 +52,12 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from llmscope.analysis.small_data import EmptyWindows
 from llmscope.cli import (
     UsageError,
     add_database_url,
     add_insecure,
+    announce_store,
     port_number,
     prepare_store,
     refuse_open_bind,
@@ -104,6 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def worker_command(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    announce_store(settings, "worker")
     prepare_store(settings)
     refuse_open_bind(args.host, args.insecure, settings.database_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -236,6 +239,9 @@ class Worker:
                 try:
                     self.analyse(self.settings)
                     outcome = "ok"
+                except EmptyWindows as exc:
+                    log.info("analysis skipped: %s", exc)
+                    outcome = "skipped"
                 except Exception:
                     log.exception("analysis failed")
                     outcome = "failed"

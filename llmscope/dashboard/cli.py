@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from llmscope.cli import (
     add_database_url,
     add_insecure,
+    announce_store,
     port_number,
     prepare_store,
     refuse_open_bind,
@@ -53,6 +54,7 @@ def dashboard_command(args: argparse.Namespace) -> int:
     if args.collector_url:
         os.environ["LLMSCOPE_COLLECTOR_URL"] = args.collector_url
     settings = settings_from(args)
+    announce_store(settings, "dashboard", reader=True)
     # The dashboard only reads, but a brand-new store needs its tables to show its empty state.
     prepare_store(settings)
     refuse_open_bind(args.host, args.insecure, settings.database_url)

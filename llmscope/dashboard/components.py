@@ -39,6 +39,18 @@ def fmt_pct(value: Any) -> str:
     return "–" if value is None else f"{100 * float(value):.1f}%"
 
 
+def run_warnings(warnings: list[str]) -> html.Div | None:
+    """A run's ``warnings`` (what its data were too few to show), as a notice; None if none."""
+    if not warnings:
+        return None
+    return html.Div(
+        [html.Strong("Too little data for some verdicts:"),
+         html.Ul([html.Li(w[:1].upper() + w[1:] + ".") for w in warnings])],
+        className="notice notice-warn run-warnings",
+        id="run-warnings",
+    )  # fmt: skip
+
+
 def fmt_p(value: Any) -> str:
     """A p- or q-value to two significant digits (0.002, 0.41, 1.9e-08)."""
     if value is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from llmscope.app.server import create_app
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
 from llmscope.db.models import AnalysisRun, Embedding, Record, RunAssignment, RunCluster
-from tests.analysis.traffic import BASELINE, CURRENT, NOW, seed_traffic
+from tests.analysis.traffic import BASELINE, CURRENT, seed_traffic
 from tests.conftest import BACKENDS, _truncate_all, count_rows
 
 CLUSTER_KEYS = {
@@ -232,11 +231,3 @@ def test_latest_run_is_404_on_an_empty_store(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
         answer = client.get("/api/v1/analysis/runs/latest")
     assert answer.status_code == 404
-
-
-def test_an_empty_window_gives_an_empty_run(
-    settings: Settings, model: None, tmp_path: Path
-) -> None:
-    report = run_analysis(settings, now=NOW, progress=False).to_json()
-    assert report["clusters"] == [] and report["current"]["records"] == 0
-    assert report["global_drift"]["flagged"] is False

@@ -30,6 +30,7 @@ from llmscope.dashboard.components import (
     plural,
     problems_banner,
     run_selector,
+    run_warnings,
     summary_author,
     untested,
 )
@@ -59,6 +60,7 @@ DRIFT_TONES = {
     "shrank": "warn",
     "vanished": "warn",
     "stable": "neutral",
+    "not tested": "neutral",
 }
 
 
@@ -149,6 +151,7 @@ def render(engine: Engine, state: ViewState) -> html.Div:
             c
             for c in (
                 problems_banner(state),
+                run_warnings(report.warnings),
                 filter_bar(state, filter_options(engine), extra=[color]),
                 map_section,
                 card(

@@ -31,6 +31,7 @@ from llmscope.dashboard.components import (
     plural,
     problems_banner,
     run_selector,
+    run_warnings,
     stat,
 )
 from llmscope.dashboard.data import findings
@@ -272,13 +273,16 @@ def _run_card(run: data.RunInfo, report: RunReport, state: ViewState) -> html.Se
                 ),
                 stat(
                     "Global drift",
-                    "flagged" if drift.flagged else "not flagged",
+                    "not tested"
+                    if drift.p_value is None
+                    else ("flagged" if drift.flagged else "not flagged"),
                     f"{drift.method} p={fmt_p(drift.p_value)}",
                     tone="bad" if drift.flagged else "",
                 ),
             ],
             className="stats stats-compact",
         ),
+        run_warnings(report.warnings),
         dcc.Link(
             "Open the clusters of this run →", href=state.href("/clusters"), className="button-link"
         ),
