@@ -261,7 +261,7 @@ class Settings(BaseSettings):
         "session (or of its user, without a session) comes within this many seconds.",
     )
     rephrase_min_similarity: float = Field(
-        default=0.6,
+        default=0.55,
         ge=-1,
         le=1,
         description="Cosine similarity of the prompt embeddings at or above which the next turn "

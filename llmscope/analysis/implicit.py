@@ -140,7 +140,9 @@ def detect_turns(
     if n >= 2:
         order = np.lexsort((np.arange(n), seconds, codes))
         a, b = order[:-1], order[1:]
-        follows = (codes[a] == codes[b]) & (codes[a] >= 0) & (seconds[b] - seconds[a] <= window_seconds)
+        follows = (
+            (codes[a] == codes[b]) & (codes[a] >= 0) & (seconds[b] - seconds[a] <= window_seconds)
+        )
         a, b = a[follows], b[follows]
         next_turn[a] = b
         same_text = text_index[a] == text_index[b]
@@ -226,7 +228,9 @@ def rephrase_tests(
             if spots.supported(per_cluster[c], kind):
                 tested.append((c, kind, float(spots.p_values(per_cluster[c], kind)[0])))
     q_values = stats.benjamini_hochberg([p for *_, p in tested])
-    results: list[dict[str, KindResult]] = [dict.fromkeys(KINDS, UNTESTED) for _ in range(n_clusters)]
+    results: list[dict[str, KindResult]] = [
+        dict.fromkeys(KINDS, UNTESTED) for _ in range(n_clusters)
+    ]
     for (c, kind, p), q in zip(tested, q_values, strict=True):
         results[c][kind] = spots.result(per_cluster[c], kind, p, q, level)
     prior_a, prior_b = stats.beta_prior(

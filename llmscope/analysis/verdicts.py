@@ -44,7 +44,6 @@ from llmscope.analysis.hierarchy import (
     hierarchical_bh,
     share_p_values,
 )
-from llmscope.analysis.implicit import RephraseVerdict, rephrase_tests
 from llmscope.analysis.hotspot_tests import (
     BASE,
     CUR,
@@ -59,6 +58,7 @@ from llmscope.analysis.hotspot_tests import (
     group_sums,
     hotspot_verdict,
 )
+from llmscope.analysis.implicit import RephraseVerdict, rephrase_tests
 from llmscope.analysis.regressions import CallMetrics, RegressionResult, regression_tests
 from llmscope.analysis.tree import Tree
 from llmscope.config import Settings

@@ -3,8 +3,9 @@
 The analysis writes it (``analysis/report.py``'s ``cluster_stats``): the report entry's
 numbers, as JSON, plus what the report leaves out (shrunken rates, endpoint and model counts,
 the rephrased and regenerated records of a cluster of the cut) and, for a sub-cluster, its
-``parent`` and its ``members`` (the run's assignments hold only the clusters of the cut). The experiments' dataset, the dashboard and the exports read it back;
-rows of older runs may lack keys added since, so readers of those use ``.get``.
+``parent`` and its ``members`` (the run's assignments hold only the clusters of the cut). The
+experiments' dataset, the dashboard and the exports read it back; rows of older runs may lack
+keys added since, so readers of those use ``.get``.
 """
 
 from __future__ import annotations
