@@ -28,6 +28,7 @@ from llmscope.dashboard.data.evaluations import (
     failing_examples,
 )
 from llmscope.dashboard.data.evidence import down_by, down_by_day, down_tags
+from llmscope.dashboard.data.implicit import rephrase_pairs, turn_flags
 from llmscope.dashboard.data.overview import (
     RunInfo,
     StoreStatus,
@@ -76,6 +77,7 @@ __all__ = [
     "members_of",
     "nested_clusters",
     "record_detail",
+    "rephrase_pairs",
     "record_subclusters",
     "record_text",
     "run_report",
@@ -88,4 +90,5 @@ __all__ = [
     "totals",
     "traffic",
     "traffic_summary",
+    "turn_flags",
 ]
