@@ -286,3 +286,40 @@ def test_export_carries_the_session_and_the_record_flags(
     header = csv_out.read_text().splitlines()[0].split(",")
     assert header == ["record_id", "cluster_id", "window", "subcluster_id", "session_id",
                       "rephrased", "regenerated"]  # fmt: skip
+
+
+def test_the_cluster_page_shows_answer_then_rephrase_and_the_record_its_flag(
+    analysed: tuple[Settings, RunReport],
+) -> None:
+    from llmscope.dashboard.app import render_path
+    from tests.dashboard.test_app import by_id, text_of
+
+    settings, report = analysed
+    refund = _refund_cluster(report)
+    engine = make_engine(settings.database_url)
+    try:
+        layout = render_path(engine, f"/clusters/{refund}", f"?run={report.run_id}")
+        pairs = by_id(layout, "cluster-rephrases")
+        assert len(pairs.children) == 5
+        with Session(engine) as session:
+            first = pairs.children[0]
+            links = [c.href.split("?")[0] for c in _links(first)]
+            asked, then = (session.get(Record, h.rsplit("/", 1)[1]) for h in links)
+            assert asked is not None and then is not None
+            assert asked.session_id == then.session_id and then.timestamp > asked.timestamp
+            shown = text_of(first)
+            assert str(asked.prompt) in shown and str(asked.response) in shown
+            assert str(then.prompt) in shown
+        assert "Rephrased" in text_of(by_id(layout, "cluster-stats"))
+        page = render_path(engine, f"/records/{asked.id}", f"?run={report.run_id}")
+        assert by_id(page, "record-rephrased").href.startswith(f"/records/{then.id}")
+    finally:
+        engine.dispose()
+
+
+def _links(node: Any) -> list[Any]:
+    from dash import dcc
+
+    from tests.dashboard.test_app import walk
+
+    return [c for c in walk(node) if isinstance(c, dcc.Link)]
