@@ -7,19 +7,21 @@ window labels, so one clustering serves every split. Then, ``--splits`` times:
 - null: every record goes to the current window with probability 1/2, 50% of records are
   rated (both windows), thumbs-down with probability 8% everywhere, and each call gets
   per-call figures independent of its intent and window, skewed like real ones (log-normal
-  latency, integer output lengths, costs at two prices, 5% errors). A report with any flag
-  (global drift, a cluster's or a sub-cluster's drift, the novel group's drift, a persistent or
-  emerging hotspot, a regression) is a false alarm;
+  latency, integer output lengths, costs at two prices, 5% errors), and 80% of records are in a
+  conversation, 15% of those rephrased, independent of intent and window. A report with any
+  flag (global drift, a cluster's or a sub-cluster's drift, the novel group's drift, a
+  persistent or emerging hotspot, a regression, a rephrase hotspot) is a false alarm;
 - planted (``--planted`` times): one intent is new (all its records current), one grew
   (current with probability 3/4), one shrank (1/4), one is a hotspot (50% thumbs-down), and
-  one intent's current calls are 1.5x slower. Found: the cluster holding most of the intent's
+  one intent's current calls are 1.5x slower, and one intent's answers are rephrased 40% of
+  the time (15% elsewhere). Found: the cluster holding most of the intent's
   records is flagged with the right kind (the slower one: its ``latency_ms`` regression).
 
 Every split is decided by ``pipeline.window_tests``, the function the job uses, with the Ward
-tree, the novel group and the regressions (``now``), and, as baselines without regressions in
-the same run, by the same function with the tree procedure's first version (``gate``: each
-unit's own test and nodes combined into one Bonferroni gate,
-``previous_decision.bonferroni_gate``) and by the decision before tree testing
+tree, the novel group, the regressions and the rephrase family (``now``), and, as baselines
+without regressions and rephrases in the same run, by the same function with the tree
+procedure's first version (``gate``: each unit's own test and nodes combined into one
+Bonferroni gate, ``previous_decision.bonferroni_gate``) and by the decision before tree testing
 (``previous_decision.py``: the cut only, current-window hotspots; alpha/3 per family).
 
     python benchmarks/analysis_calibration.py [--data ../shared/data] [--splits 300]
@@ -71,10 +73,18 @@ class Flags:
     drift_below: dict[int, set[str]] = field(default_factory=dict)
     regressions: bool = False  # any regression flagged
     slower: set[int] = field(default_factory=set)  # clusters with a flagged latency regression
+    rephrases: bool = False  # any rephrase hotspot flagged
+    rephrased: set[int] = field(default_factory=set)  # clusters flagged for rephrases
 
     @property
     def report(self) -> bool:
-        return self.global_drift or self.cluster_drift or self.hotspots or self.regressions
+        return (
+            self.global_drift
+            or self.cluster_drift
+            or self.hotspots
+            or self.regressions
+            or self.rephrases
+        )
 
 
 def calls(rng: np.random.Generator, n: int, slower: np.ndarray | None = None) -> CallMetrics:
@@ -98,6 +108,13 @@ def thumbs(rng: np.random.Generator, n: int, rate: np.ndarray) -> list[bool | No
     return [bool(d) if r else None for r, d in zip(rated, down, strict=True)]
 
 
+def rephrases(rng: np.random.Generator, n: int, rate: np.ndarray) -> list[bool | None]:
+    """Rephrased or not for the 80% of records in a conversation (None: in none)."""
+    kept = rng.random(n) < 0.8
+    again = rng.random(n) < rate
+    return [bool(r) if c else None for c, r in zip(kept, again, strict=True)]
+
+
 def tree_flags(v: Verdicts) -> Flags:
     """What one run of ``window_tests`` (clusters, tree nodes, novel group) flagged."""
     below_hot = {s.cluster for s in v.subclusters if s.hotspot.flagged}
@@ -117,15 +134,17 @@ def tree_flags(v: Verdicts) -> Flags:
         drift_below=below_drift,
         regressions=any(r.flagged for c in v.regressions for r in c.values()),
         slower={c for c, r in enumerate(v.regressions) if r["latency_ms"].flagged},
+        rephrases=any(r.flagged for r in v.rephrase),
+        rephrased={c for c, r in enumerate(v.rephrase) if r.flagged},
     )
 
 
 def decide(
-    labels, k, vectors, is_current, down, settings, tree, micro, novel, figures
+    labels, k, vectors, is_current, down, settings, tree, micro, novel, figures, again
 ) -> dict[str, Flags]:
     args = (labels, k, vectors, is_current, down, settings)
     context = {"tree": tree, "micro": micro, "novel": novel}
-    now = tree_flags(window_tests(*args, **context, calls=figures))
+    now = tree_flags(window_tests(*args, **context, calls=figures, rephrased=again))
     with bonferroni_gate():
         gate = tree_flags(window_tests(*args, **context))
     drift, spots = previous_decision(labels, k, is_current, down, settings)
@@ -197,7 +216,8 @@ def main() -> None:
         is_current = rng.random(n) < 0.5
         down = thumbs(rng, n, np.full(n, 0.08))
         figures = calls(rng, n)
-        decided = decide(labels, k, vectors, is_current, down, settings, *context, figures)
+        again = rephrases(rng, n, np.full(n, 0.15))
+        decided = decide(labels, k, vectors, is_current, down, settings, *context, figures, again)
         for name, f in decided.items():
             alarms[name].update(
                 report=f.report,
@@ -205,19 +225,21 @@ def main() -> None:
                 cluster_drift=f.cluster_drift,
                 hotspots=f.hotspots,
                 regressions=f.regressions,
+                rephrases=f.rephrases,
             )
     null_seconds = time.perf_counter() - started
 
     found: dict[str, Counter] = {name: Counter() for name in DECISIONS}
     for _ in range(args.planted):
-        new, grew, shrank, hot, slow = rng.choice(len(chosen), 5, replace=False)
+        new, grew, shrank, hot, slow, asked = rng.choice(len(chosen), 6, replace=False)
         p_current = np.full(n, 0.5)
         p_current[intent_of == new], p_current[intent_of == grew] = 1.0, 0.75
         p_current[intent_of == shrank] = 0.25
         is_current = rng.random(n) < p_current
         down = thumbs(rng, n, np.where(intent_of == hot, 0.5, 0.08))
         figures = calls(rng, n, slower=(intent_of == slow) & is_current)
-        decided = decide(labels, k, vectors, is_current, down, settings, *context, figures)
+        again = rephrases(rng, n, np.where(intent_of == asked, 0.4, 0.15))
+        decided = decide(labels, k, vectors, is_current, down, settings, *context, figures, again)
         for name, f in decided.items():
             for kind, intent in (("new", new), ("grew", grew), ("shrank", shrank)):
                 flagged, got = f.drift[home[intent]]
@@ -228,23 +250,25 @@ def main() -> None:
             found[name]["hotspot"] += f.hot[home[hot]] or home[hot] in f.hot_below
             found[name]["global"] += f.global_drift
             found[name]["slower"] += home[slow] in f.slower
+            found[name]["rephrased"] += home[asked] in f.rephrased
 
     print(f"\nnull: {args.splits} random splits ({null_seconds:.0f}s, three decisions)")
     print(
         "| decision | whole report (95% CI) | global drift | drift (all groups) | hotspots "
-        "| regressions |"
+        "| regressions | rephrases |"
     )
-    print("|---|---|---|---|---|---|")
-    families = ("global_drift", "cluster_drift", "hotspots", "regressions")
+    print("|---|---|---|---|---|---|---|")
+    families = ("global_drift", "cluster_drift", "hotspots", "regressions", "rephrases")
     for name, a in alarms.items():
         fams = " | ".join(f"{a[f]}/{args.splits}" for f in families)
         print(f"| {name} | {interval(a['report'], args.splits)} | {fams} |")
     print(f"\nplanted: {args.planted} scenarios, recall")
     print(
-        "| decision | new | grew x3 | shrank /3 | hotspot 50% vs 8% | global drift | latency x1.5 |"
+        "| decision | new | grew x3 | shrank /3 | hotspot 50% vs 8% | global drift | latency x1.5 "
+        "| rephrased 40% vs 15% |"
     )
-    print("|---|---|---|---|---|---|---|")
-    kinds = ("new", "grew", "shrank", "hotspot", "global", "slower")
+    print("|---|---|---|---|---|---|---|---|")
+    kinds = ("new", "grew", "shrank", "hotspot", "global", "slower", "rephrased")
     for name, f in found.items():
         cells = " | ".join(f"{f[kind]}/{args.planted}" for kind in kinds)
         print(f"| {name} | {cells} |")

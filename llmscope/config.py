@@ -22,7 +22,15 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ALERT_RULES = ("drift", "new_cluster", "hotspot", "global_drift", "eval_hotspot", "regression")
+ALERT_RULES = (
+    "drift",
+    "new_cluster",
+    "hotspot",
+    "global_drift",
+    "eval_hotspot",
+    "regression",
+    "rephrase_hotspot",
+)
 
 
 def default_data_dir() -> Path:
@@ -247,9 +255,9 @@ class Settings(BaseSettings):
         lt=1,
         description="False-alarm level of a whole run: two windows from one distribution (and "
         "thumbs-down and per-call figures independent of topic) raise any flag with probability "
-        "at most this. Split in quarters: global two-sample test, per-cluster drift, thumbs-down "
-        "hotspots, per-cluster regressions (latency, output length, cost, errors; the last "
-        "three Benjamini-Hochberg).",
+        "at most this. Split in fifths: global two-sample test, per-cluster drift, thumbs-down "
+        "hotspots, per-cluster regressions (latency, output length, cost, errors), rephrase "
+        "hotspots (the last four Benjamini-Hochberg).",
     )
     drift_min_ratio: float = Field(
         default=1.5,
@@ -299,6 +307,20 @@ class Settings(BaseSettings):
         le=1,
         description="A text whose cosine similarity to every cluster centroid is below this is "
         "novel: it joins the report's novel group, which gets its own drift test.",
+    )
+    rephrase_window_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A record is rephrased (or regenerated) only when the next turn of its "
+        "session (or of its user, without a session) comes within this many seconds.",
+    )
+    rephrase_min_similarity: float = Field(
+        default=0.55,
+        ge=-1,
+        le=1,
+        description="Cosine similarity of the prompt embeddings at or above which the next turn "
+        "asks the same question in other words (a rephrase). Measured on Banking77 and "
+        "CLINC150 paraphrase pairs; used when LLMSCOPE_EMBED_FIELD is prompt.",
     )
 
     # --- summaries and alerts ----------------------------------------------------------------
@@ -360,12 +382,13 @@ class Settings(BaseSettings):
         "cluster' as one of the previous run (and keeps its stable key).",
     )
     alert_rules: str = Field(
-        default="drift,new_cluster,hotspot,global_drift,eval_hotspot,regression",
+        default="drift,new_cluster,hotspot,global_drift,eval_hotspot,regression,rephrase_hotspot",
         description="Comma-separated alert rules that are on: drift (a cluster's share "
         "change is flagged), new_cluster (a flagged new cluster), hotspot (a flagged "
         "thumbs-down hotspot), global_drift (the global two-sample test is flagged), "
         "eval_hotspot (a flagged failure hotspot of an evaluator), regression (a cluster's "
-        "latency, output length, cost per call or error rate flagged).",
+        "latency, output length, cost per call or error rate flagged), rephrase_hotspot (a "
+        "cluster whose answers users rephrase more often than the rest's).",
     )
     alert_cooldown_hours: float = Field(
         default=24.0,
@@ -445,19 +468,19 @@ class Settings(BaseSettings):
 
     @property
     def hotspot_fdr(self) -> float:
-        """The hotspots' Benjamini-Hochberg level: their share of ``drift_alpha`` (a quarter).
+        """The hotspots' Benjamini-Hochberg level: their share of ``drift_alpha`` (a fifth).
 
         It was a setting of its own (``LLMSCOPE_HOTSPOT_FDR``) until the run's false alarms
         were bounded as a whole; now it follows from ``drift_alpha``.
         """
         # The same split as llmscope.analysis.stats.split_alpha (the base cannot import analysis).
-        return self.drift_alpha / 4
+        return self.drift_alpha / 5  # a run without conversations: / 4
 
     @model_validator(mode="after")
     def _retired_hotspot_fdr(self) -> Settings:
         if "LLMSCOPE_HOTSPOT_FDR" in os.environ:
             warnings.warn(
-                "LLMSCOPE_HOTSPOT_FDR is ignored: hotspots get a quarter of LLMSCOPE_DRIFT_ALPHA, "
+                "LLMSCOPE_HOTSPOT_FDR is ignored: hotspots get a fifth of LLMSCOPE_DRIFT_ALPHA, "
                 "the false-alarm level of the whole run",
                 UserWarning,
                 stacklevel=2,

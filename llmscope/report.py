@@ -60,10 +60,12 @@ __all__ = [
     "Hotspot",
     "HotspotKind",
     "HotspotTest",
+    "Implicit",
     "LatencySlice",
     "NovelGroup",
     "REGRESSION_METRICS",
     "Regression",
+    "RephraseRate",
     "ReportModel",
     "RunReport",
     "SampleInfo",
@@ -249,6 +251,36 @@ class EvaluationHotspot(ReportModel):
     flagged: bool = False
 
 
+class RephraseRate(ReportModel):
+    """How often the cluster's answers were followed by the same question in other words.
+
+    A record is *rephrased* when the next turn of its session (or user) within
+    ``LLMSCOPE_REPHRASE_WINDOW_SECONDS`` asks a different text at cosine similarity at least
+    ``LLMSCOPE_REPHRASE_MIN_SIMILARITY``. ``current``/``baseline``: rephrased records of the
+    cluster in each window; the rates divide them by the window's records in a conversation
+    (null: none). Tested like a thumbs-down hotspot (persistent and emerging) in the run's
+    implicit family; ``p_value``/``q_value`` of the kind flagged, else of the more significant.
+    """
+
+    current_rate: Number = None
+    baseline_rate: Number = None
+    current: int = Field(default=0, ge=0, description="rephrased records, current window")
+    baseline: int = Field(default=0, ge=0, description="rephrased records, baseline window")
+    p_value: Number = None
+    q_value: Number = None
+    flagged: bool = False
+    kind: HotspotKind | None = omitted_while_none("flagged: persistent|emerging")
+    lift: Number = Field(
+        default=None, description="current-window rate over the current window's overall rate"
+    )
+
+
+class Implicit(ReportModel):
+    """What users told without rating: for now, how often they rephrased."""
+
+    rephrase: RephraseRate
+
+
 class Agreement(ReportModel):
     """An evaluator's pass/fail against the users' thumbs (up = pass) on records with both."""
 
@@ -361,6 +393,9 @@ class ClusterEntry(ReportModel):
     evaluations: dict[str, EvaluationHotspot] = omitted_while_empty(
         "per evaluator: its failures in this cluster"
     )
+    implicit: Implicit | None = omitted_while_none(
+        "clusters of the cut, in a run whose records carry a session or user: rephrase rates"
+    )
     latency_ms: LatencySlice
     tokens: TokenSlice
     regressions: dict[str, Regression] = omitted_while_empty(
@@ -411,7 +446,10 @@ class Finding(ReportModel):
 class AlertEntry(ReportModel):
     """An alert the run raised and did not suppress (stored in ``alerts`` with its delivery)."""
 
-    kind: str = Field(description="drift|hotspot|new_cluster|global_drift|eval_hotspot|regression")
+    kind: str = Field(
+        description="drift|hotspot|new_cluster|global_drift|eval_hotspot|regression|"
+        "rephrase_hotspot"
+    )
     cluster_id: int | None = None
     message: str
 

@@ -12,6 +12,8 @@ the findings' order, most severe first:
   per cluster, naming each evaluator);
 - ``regression``: a cluster's median latency, median output length, mean cost per call or
   error rate flagged (one alert per metric, ``metric`` in the webhook);
+- ``rephrase_hotspot``: a cluster whose answers users rephrase (ask again in other words)
+  more often than the rest's, or than its own baseline;
 - ``global_drift``: the global two-sample test is flagged (no cluster).
 
 Each alert is stored in ``alerts``, logged, listed in the report's ``alerts`` and POSTed to the

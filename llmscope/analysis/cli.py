@@ -120,7 +120,7 @@ def export_clusters_command(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from llmscope.db import make_engine, make_sessionmaker
-    from llmscope.db.models import RunAssignment, RunCluster
+    from llmscope.db.models import Record, RunAssignment, RunCluster
     from llmscope.db.queries import LATEST, resolve_run_id
 
     engine = make_engine(settings.database_url)
@@ -132,20 +132,38 @@ def export_clusters_command(args: argparse.Namespace) -> int:
                     raise CommandError("no analysis run yet: run `llmscope analyze` first")
                 raise UsageError(f"--run: no analysis run {args.run!r}")
             rows = session.execute(
-                select(RunAssignment.record_id, RunAssignment.cluster_id, RunAssignment.window)
+                select(
+                    RunAssignment.record_id,
+                    RunAssignment.cluster_id,
+                    RunAssignment.window,
+                    Record.session_id,
+                )
+                .outerjoin(Record, Record.id == RunAssignment.record_id)
                 .where(RunAssignment.run_id == run_id)
                 .order_by(RunAssignment.record_id)
             ).all()
-            subclusters = _subcluster_of(
-                session.execute(
-                    select(RunCluster.cluster_id, RunCluster.stats).where(
-                        RunCluster.run_id == run_id
-                    )
-                ).all()
-            )
+            clusters = session.execute(
+                select(RunCluster.cluster_id, RunCluster.stats).where(RunCluster.run_id == run_id)
+            ).all()
     finally:
         engine.dispose()
-    data = _encode([(r[0], int(r[1]), r[2], subclusters.get(r[0])) for r in rows], args.format)
+    subclusters = _subcluster_of(clusters)
+    rephrased, regenerated = _turn_flags(clusters)
+    data = _encode(
+        [
+            (
+                r[0],
+                int(r[1]),
+                r[2],
+                subclusters.get(r[0]),
+                r[3],
+                r[0] in rephrased,
+                r[0] in regenerated,
+            )
+            for r in rows
+        ],
+        args.format,
+    )
     if args.output:
         with open(args.output, "wb") as out:
             out.write(data)
@@ -165,13 +183,39 @@ def _subcluster_of(clusters: Sequence[Any]) -> dict[str, int]:
     )
 
 
-def _encode(rows: list[tuple[str, int, str, int | None]], fmt: str) -> bytes:
-    columns = ("record_id", "cluster_id", "window", "subcluster_id")
+def _turn_flags(clusters: Sequence[Any]) -> tuple[set[str], set[str]]:
+    """The run's rephrased and regenerated record ids (runs before them: none)."""
+    rephrased: set[str] = set()
+    regenerated: set[str] = set()
+    for _, stats in clusters:
+        implicit = (stats or {}).get("implicit") or {}
+        rephrased.update(implicit.get("rephrased", {}))
+        regenerated.update(implicit.get("regenerated", {}))
+    return rephrased, regenerated
+
+
+Row = tuple[str, int, str, int | None, str | None, bool, bool]
+COLUMNS = (
+    "record_id",
+    "cluster_id",
+    "window",
+    "subcluster_id",
+    "session_id",
+    "rephrased",
+    "regenerated",
+)
+
+
+def _encode(rows: list[Row], fmt: str) -> bytes:
+    columns = COLUMNS
     if fmt == "csv":
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows(["" if v is None else v for v in row] for row in rows)
+        writer.writerows(
+            ["" if v is None else str(v).lower() if isinstance(v, bool) else v for v in row]
+            for row in rows
+        )
         return text.getvalue().encode()
     if fmt == "jsonl":
         lines = (json.dumps(dict(zip(columns, row, strict=True))) for row in rows)
@@ -185,6 +229,9 @@ def _encode(rows: list[tuple[str, int, str, int | None]], fmt: str) -> bytes:
             "cluster_id": pa.array([r[1] for r in rows], pa.int64()),
             "window": pa.array([r[2] for r in rows], pa.string()),
             "subcluster_id": pa.array([r[3] for r in rows], pa.int64()),
+            "session_id": pa.array([r[4] for r in rows], pa.string()),
+            "rephrased": pa.array([r[5] for r in rows], pa.bool_()),
+            "regenerated": pa.array([r[6] for r in rows], pa.bool_()),
         }
     )
     sink = io.BytesIO()

@@ -7,10 +7,11 @@ Pure functions on arrays, like ``stats.py``:
   the large-sample variance of Fleiss, Cohen and Everitt (1969), and the confusion table.
 - :func:`hotspot_levels`: the evaluators' failure hotspots are hotspots too (an outcome worse in
   a cluster than elsewhere), so they live inside the hotspot family's share of the run's alpha
-  (a quarter of ``LLMSCOPE_DRIFT_ALPHA``): when a run has evaluations, that share is split in
-  halves (Bonferroni) between the thumbs-down tests (``verdicts.window_tests``) and the
-  evaluators' tests; without evaluations the thumbs keep the whole share, exactly as before.
-  The run as a whole still flags anything with probability at most alpha under the null.
+  (a fifth of ``LLMSCOPE_DRIFT_ALPHA``, a quarter in a run without conversations): when a run
+  has evaluations, that share is split in halves (Bonferroni) between the thumbs-down tests
+  (``verdicts.window_tests``) and the evaluators' tests; without evaluations the thumbs keep
+  the whole share, exactly as before. The run as a whole still flags anything with probability
+  at most alpha under the null.
 - :func:`evaluation_tests`: per evaluator and cluster, ``stats.hotspots`` (one-sided Fisher's
   exact test of the cluster's current-window failures against every other evaluated record,
   minimum support and lift, empirical-Bayes shrunken rate for ranking), with one
@@ -105,9 +106,12 @@ def joint_hotspots(
     return out
 
 
-def hotspot_levels(alpha: float, with_evaluations: bool) -> tuple[float, float]:
-    """(thumbs-down level, evaluators' level) inside the hotspot family's share of ``alpha``."""
-    share = stats.split_alpha(alpha).hotspots
+def hotspot_levels(
+    alpha: float, with_evaluations: bool, *, implicit: bool = True
+) -> tuple[float, float]:
+    """(thumbs-down level, evaluators' level) inside the hotspot family's share of ``alpha``
+    (``implicit``: whether the run's implicit family is open, ``stats.split_alpha``)."""
+    share = stats.split_alpha(alpha, implicit=implicit).hotspots
     return (share / 2, share / 2) if with_evaluations else (share, 0.0)
 
 

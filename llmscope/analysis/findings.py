@@ -13,6 +13,9 @@ worse they are, in "calls made worse":
   hotspot, the cluster's own baseline for an emerging one), i.e. the extra thumbs-down answers
   to expect among those calls;
 - ``eval_hotspot``: the same with the evaluator's fail rate (the worst flagged evaluator);
+- ``rephrase_hotspot``: the same with the rephrase rate (``clusters[].implicit.rephrase``: the
+  share of answers whose user asked the same question again in other words), its excess over
+  the current window's overall rate (persistent) or over its own baseline rate (emerging);
 - ``regression``: the metric's current calls x the relative change, ``1 - min(r, 1/r)`` for a
   ratio ``r`` of medians or means (a doubled latency: half of each wait is extra; 1 when the
   baseline was 0), and for ``error_rate`` the current calls x the rise of the rate (the extra
@@ -124,6 +127,27 @@ def _eval_hotspot(cluster: ClusterEntry) -> Finding | None:
         cluster_id=cluster.id,
         severity=cluster.current_count * excess,
         message=f"Evaluator hotspot in {cluster_label(cluster)}: " + "; ".join(parts) + ".",
+    )
+
+
+def _rephrase_hotspot(cluster: ClusterEntry) -> Finding | None:
+    rephrase = cluster.implicit.rephrase if cluster.implicit is not None else None
+    if rephrase is None or not rephrase.flagged:
+        return None
+    rate, before, lift = rephrase.current_rate, rephrase.baseline_rate, rephrase.lift
+    if rephrase.kind == "emerging":
+        excess = max(float(rate or 0.0) - float(before or 0.0), 0.0)
+        against = f"up from {_pct(before)} in the baseline"
+    else:
+        excess = _excess(rate, lift)
+        against = f"{float(lift):.1f}x the rest" if isinstance(lift, int | float) else "the rest"
+    return Finding(
+        kind="rephrase_hotspot",
+        cluster_id=cluster.id,
+        severity=cluster.current_count * excess,
+        message=f"Rephrase hotspot in {cluster_label(cluster)}: users asked the same question "
+        f"again in other words after {rephrase.current} answers in the current window "
+        f"({_pct(rate)} of answers in a conversation, {against}; {_q(rephrase.q_value)}).",
     )
 
 
@@ -266,6 +290,9 @@ def _of_cluster(cluster: ClusterEntry, report: RunReport) -> list[Finding]:
     evaluated = _eval_hotspot(cluster)
     if evaluated is not None:
         found.append(evaluated)
+    rephrased = _rephrase_hotspot(cluster)
+    if rephrased is not None:
+        found.append(rephrased)
     found += [_regression(cluster, m, r) for m, r in cluster.regressions.items() if r.flagged]
     return found
 

@@ -175,7 +175,7 @@ def write_run(
             size=c.baseline_count + c.current_count,
             centroid=c.centroid.astype("<f4").tobytes(),
             keywords=c.keywords,
-            stats=cluster_stats(c, entry, records),
+            stats=cluster_stats(c, entry, records, result.turns),
         )
         for c, entry in zip(result.clusters, report.clusters, strict=True)
     )
@@ -294,11 +294,16 @@ def run_analysis(
                         "hotspot_min_rated",
                         "hotspot_min_lift",
                         "novel_max_similarity",
+                        "rephrase_window_seconds",
+                        "rephrase_min_similarity",
                     },
                 ),
                 "embedding_backend": encoder.backend,
                 # The level each family was tested at (the run's alpha, split).
-                "alpha_split": split_alpha(settings.drift_alpha).__dict__,
+                "alpha_split": split_alpha(
+                    settings.drift_alpha,
+                    implicit=result.turns is not None and result.turns.conversational,
+                ).__dict__,
             }
             warnings = run_warnings(
                 baseline,

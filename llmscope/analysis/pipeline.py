@@ -23,6 +23,7 @@ from llmscope.analysis.evaluations import (
     template_fail_rates,
 )
 from llmscope.analysis.hotspot_tests import HotspotVerdict
+from llmscope.analysis.implicit import RephraseVerdict, Turns, turns_of_records
 from llmscope.analysis.keywords import ctfidf_keywords, representatives
 from llmscope.analysis.reduce import Reduction, reduce
 from llmscope.analysis.regressions import CallMetrics, RegressionResult
@@ -82,6 +83,7 @@ class ClusterResult:
     parent: int | None = None  # a sub-cluster's parent (a cluster or a sub-cluster); else None
     evaluations: dict[str, stats.Hotspot] = field(default_factory=dict)  # per evaluator
     regressions: dict[str, RegressionResult] = field(default_factory=dict)  # clusters of the cut
+    rephrase: RephraseVerdict | None = None  # clusters of the cut, in a run with conversations
 
 
 @dataclass
@@ -110,6 +112,7 @@ class RunResult:
     subcluster: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     evaluators: dict[str, dict[str, Any]] = field(default_factory=dict)  # report-level summary
     routes: list[dict[str, Any]] = field(default_factory=list)  # traffic-split destinations
+    turns: Turns | None = None  # per record: rephrased, regenerated (None: prompts not embedded)
 
 
 def analyse(
@@ -174,11 +177,20 @@ def analyse(
         else None
     )
     passed = dict(evaluations or {})
-    thumbs_level, evals_level = hotspot_levels(settings.drift_alpha, bool(passed))
+    # Rephrases are read from the prompts' embeddings; other texts' say nothing about them.
+    turns = (
+        turns_of_records(records, text_index, embeddings, settings)
+        if settings.embed_field == "prompt"
+        else None
+    )
+    rephrased = turns.outcomes() if turns is not None else None
+    thumbs_level, evals_level = hotspot_levels(
+        settings.drift_alpha, bool(passed), implicit=turns is not None and turns.conversational
+    )
     verdicts = window_tests(
         labels, len(clusters), embeddings[text_index], is_current, down, settings,
         tree=tree, micro=micro, novel=novel, hotspot_level=thumbs_level,
-        calls=CallMetrics.from_records(records),
+        calls=CallMetrics.from_records(records), rephrased=rephrased,
     )  # fmt: skip
     by_evaluator, evaluators = evaluation_tests(
         labels,
@@ -195,6 +207,7 @@ def analyse(
     ):
         found.drift, found.hotspot, found.regressions = change, spot, moved
         found.evaluations = {name: spots[found.id] for name, spots in by_evaluator.items()}
+        found.rephrase = verdicts.rephrase[found.id] if verdicts.rephrase else None
 
     subcluster = np.full(len(labels), -1, dtype=np.int64)
     micro_of_text = clustering.micro_labels
@@ -260,6 +273,7 @@ def analyse(
         novel=novel_group,
         subcluster=subcluster,
         evaluators=evaluators,
+        turns=turns,
     )
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from llmscope.analysis import stats
 from llmscope.analysis.findings import build_findings
 from llmscope.analysis.hotspot_tests import KindResult
+from llmscope.analysis.implicit import RephraseVerdict, Turns
 from llmscope.analysis.pipeline import ClusterResult, RunResult
 from llmscope.analysis.regressions import RegressionResult
 from llmscope.analysis.windows import Window
@@ -36,10 +37,12 @@ from llmscope.report import (
     GlobalDrift,
     Hotspot,
     HotspotTest,
+    Implicit,
     LatencySlice,
     MixShare,
     NovelGroup,
     Regression,
+    RephraseRate,
     RouteDestinationRow,
     RunReport,
     TemplateVersionRow,
@@ -110,6 +113,7 @@ def cluster_entry(
             )
             for name, spot in sorted(c.evaluations.items())
         },
+        implicit=None if c.rephrase is None else Implicit(rephrase=_rephrase(c.rephrase)),
         latency_ms=LatencySlice(p50=_percentile(latencies, 50), p95=_percentile(latencies, 95)),
         tokens=TokenSlice(
             input_p50=_percentile(_column(records, c.members, "input_tokens"), 50),
@@ -120,6 +124,52 @@ def cluster_entry(
         templates=dict(templates),
         cost=_cost(_column(records, c.members, "cost_usd")),
     )
+
+
+def _rephrase(r: RephraseVerdict) -> RephraseRate:
+    return RephraseRate(
+        current_rate=r.current_rate,
+        baseline_rate=r.baseline_rate,
+        current=r.current,
+        baseline=r.baseline,
+        p_value=r.test.p_value,
+        q_value=r.test.q_value,
+        flagged=r.flagged,
+        kind=cast(Any, r.test.kind),
+        lift=r.test.lift if r.test.rated else None,
+    )
+
+
+EXAMPLE_PAIRS = 5
+
+
+def rephrase_flags(
+    c: ClusterResult, records: Sequence[Mapping[str, Any]], turns: Turns
+) -> dict[str, Any]:
+    """What ``run_clusters.stats`` keeps of a cluster's turns: per rephrased and per
+    regenerated record its next turn's id (the export and the record page read them), and up
+    to :data:`EXAMPLE_PAIRS` rephrased pairs ``[record id, its rephrase's id]``, the current
+    window's newest first (the cluster page shows them)."""
+
+    def next_of(flag: np.ndarray) -> dict[str, str]:
+        return {
+            str(records[i]["id"]): str(records[turns.next_turn[i]]["id"])
+            for i in c.members
+            if flag[i]
+        }
+
+    rephrased = [int(i) for i in c.members if turns.rephrased[i]]
+    newest = sorted(
+        rephrased, key=lambda i: (records[i].get("window") == "current", i), reverse=True
+    )
+    return {
+        "rephrased": next_of(turns.rephrased),
+        "regenerated": next_of(turns.regenerated),
+        "pairs": [
+            [str(records[i]["id"]), str(records[turns.next_turn[i]]["id"])]
+            for i in newest[:EXAMPLE_PAIRS]
+        ],
+    }
 
 
 def _regression(r: RegressionResult) -> Regression:
@@ -214,9 +264,13 @@ def novel_entry(result: RunResult, records: Sequence[Mapping[str, Any]]) -> Nove
 
 
 def cluster_stats(
-    c: ClusterResult, entry: ClusterEntry, records: Sequence[Mapping[str, Any]]
+    c: ClusterResult,
+    entry: ClusterEntry,
+    records: Sequence[Mapping[str, Any]],
+    turns: Turns | None = None,
 ) -> ClusterStats:
-    """What ``run_clusters.stats`` keeps: the report entry's numbers plus the wider slices."""
+    """What ``run_clusters.stats`` keeps: the report entry's numbers plus the wider slices
+    (and, for a cluster of the cut in a run with ``turns``, its rephrased records)."""
     assert c.hotspot is not None
     data = entry.to_json()
     stats: ClusterStats = {
@@ -238,6 +292,8 @@ def cluster_stats(
         "endpoints": _counts(records, c.members, "endpoint"),
         "models": _counts(records, c.members, "model"),
     }
+    if turns is not None and c.parent is None and c.rephrase is not None:
+        stats["implicit"] = {**data["implicit"], **rephrase_flags(c, records, turns)}
     if c.parent is not None:  # a sub-cluster keeps its parent and records (exports, the map)
         stats["parent"] = c.parent
         stats["members"] = [str(records[i]["id"]) for i in c.members]

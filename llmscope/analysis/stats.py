@@ -1,7 +1,7 @@
 """The statistics of a run, as pure functions: arrays in, dataclasses out.
 
 - ``split_alpha``: the run's false-alarm level split over its families of flags (Bonferroni
-  over families), so a run over two windows from one distribution flags nothing with
+  over families, a fifth each), so a run over two windows from one distribution flags nothing with
   probability at least 1 - alpha.
 - ``benjamini_hochberg``: false-discovery-rate adjusted q-values.
 - ``share_changes``: per cluster, did its share of traffic change between the windows (Fisher's
@@ -49,21 +49,31 @@ class AlphaSplit:
     cluster_drift: float  # BH level of the per-cluster share changes
     hotspots: float  # BH level of the thumbs-down hotspots
     regressions: float  # BH level of the per-cluster latency, length, cost and error tests
+    implicit: float  # BH level of the per-cluster rephrase-rate tests (``implicit.py``)
 
 
-def split_alpha(alpha: float) -> AlphaSplit:
-    """Bonferroni over the four families that raise flags: a quarter of ``alpha`` each.
+def split_alpha(alpha: float, *, implicit: bool = True) -> AlphaSplit:
+    """Bonferroni over the families that raise flags: a fifth of ``alpha`` each.
 
     Under the complete null the chance that any family flags is at most the sum of the
     families' chances (the union bound), and within a family Benjamini–Hochberg at level q
     flags anything with probability at most q when every hypothesis is null (independent or
-    positively dependent p-values). Equal quarters: no family is known in advance to matter more.
+    positively dependent p-values). Equal shares: no family is known in advance to matter more.
+
+    ``implicit`` False (a run with no record in a conversation, or whose embeddings are not of
+    the prompts, so no rephrase can be seen): the implicit family tests nothing and the other
+    four keep a quarter each, as before it joined. Whether it is open depends on which records
+    carry a session or user, never on what they did, so the bound holds either way.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    quarter = alpha / 4
+    share = alpha / (5 if implicit else 4)
     return AlphaSplit(
-        global_drift=quarter, cluster_drift=quarter, hotspots=quarter, regressions=quarter
+        global_drift=share,
+        cluster_drift=share,
+        hotspots=share,
+        regressions=share,
+        implicit=share if implicit else 0.0,
     )
 
 

@@ -1,17 +1,20 @@
 """Every test of a run that can raise a flag, and the one function that decides them all.
 
-Four families share the run's ``LLMSCOPE_DRIFT_ALPHA`` (Bonferroni, ``stats.split_alpha``):
+Five families share the run's ``LLMSCOPE_DRIFT_ALPHA`` (Bonferroni, ``stats.split_alpha``;
+a run with no record in a conversation has no implicit family and the other four get alpha/4):
 
-- **global drift**: one MMD permutation test on the embeddings (alpha/4);
+- **global drift**: one MMD permutation test on the embeddings (alpha/5);
 - **drift**: each cluster's share of the two windows, the ``novel`` group's share, and the
-  share of every Ward-tree node below each cluster (alpha/4, ``hierarchy.hierarchical_bh``);
+  share of every Ward-tree node below each cluster (alpha/5, ``hierarchy.hierarchical_bh``);
 - **hotspots**: for each cluster and each tree node below it, two thumbs-down tests in one
-  family (alpha/4, the same procedure): *persistent* (its rate over every rated record of
+  family (alpha/5, the same procedure): *persistent* (its rate over every rated record of
   both windows against all others) and *emerging* (its rate in the current window against
   its own rate in the baseline);
 - **regressions**: for each cluster, its median latency, median output length, mean cost per
-  call and error rate, baseline calls against current calls (alpha/4, Benjamini-Hochberg over
-  every cluster and metric; ``regressions.py``).
+  call and error rate, baseline calls against current calls (alpha/5, Benjamini-Hochberg over
+  every cluster and metric; ``regressions.py``);
+- **implicit**: for each cluster, the persistent and emerging tests of its rephrase rate
+  (alpha/5, Benjamini-Hochberg over both kinds and every cluster; ``implicit.py``).
 
 A cluster with too few ratings is tested, pooled with the other clusters that have too few,
 at the lowest node above it in the tree where that pool has enough (its ``hotspot.level`` is
@@ -23,8 +26,8 @@ Under the null of a false alarm (windows from one distribution, thumbs independe
 and window) each family flags anything with probability at most its level, so the report
 flags anything with probability at most alpha; ``hierarchy.py`` gives the argument. For the
 regressions the null is the same: a cluster's calls in the two windows draw their figures from
-one distribution. The
-thumbs-down tests of one group live in ``hotspot_tests.py``.
+one distribution; for the implicit family, whether an answer is rephrased is independent of
+its cluster and window. The thumbs-down tests of one group live in ``hotspot_tests.py``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from llmscope.analysis.hotspot_tests import (
     group_sums,
     hotspot_verdict,
 )
+from llmscope.analysis.implicit import RephraseVerdict, rephrase_tests
 from llmscope.analysis.regressions import CallMetrics, RegressionResult, regression_tests
 from llmscope.analysis.tree import Tree
 from llmscope.config import Settings
@@ -82,6 +86,8 @@ class Verdicts:
     subclusters: list[SubVerdict] = field(default_factory=list)
     # per cluster, per metric (empty: the run had no per-call figures to test)
     regressions: list[dict[str, RegressionResult]] = field(default_factory=list)
+    # per cluster (empty: no record of the run is in a conversation)
+    rephrase: list[RephraseVerdict] = field(default_factory=list)
 
     @property
     def flagged(self) -> bool:
@@ -93,6 +99,7 @@ class Verdicts:
             or bool(self.novel and self.novel.flagged)
             or any(s.drift.flagged or s.hotspot.flagged for s in self.subclusters)
             or any(r.flagged for metrics in self.regressions for r in metrics.values())
+            or any(r.flagged for r in self.rephrase)
         )
 
 
@@ -185,6 +192,7 @@ def window_tests(
     novel: np.ndarray | None = None,
     hotspot_level: float | None = None,
     calls: CallMetrics | None = None,
+    rephrased: Sequence[bool | None] | None = None,
 ) -> Verdicts:
     """The flagging statistics of a run, given each record's cluster, window and thumb.
 
@@ -195,9 +203,12 @@ def window_tests(
     cluster and the window) raise any flag with probability at most alpha. ``hotspot_level``
     (default: the hotspot family's whole share) is the thumbs' part of that share when the
     run's evaluator hotspots take the rest (``evaluations.hotspot_levels``). ``calls`` holds
-    each record's latency, output tokens, cost and status for the regression tests.
+    each record's latency, output tokens, cost and status for the regression tests;
+    ``rephrased[i]`` whether record i's answer was rephrased (None: in no conversation;
+    ``implicit.Turns.outcomes``) for the implicit family, open when any record has a value.
     """
-    levels = stats.split_alpha(settings.drift_alpha)
+    implicit = rephrased is not None and any(r is not None for r in rephrased)
+    levels = stats.split_alpha(settings.drift_alpha, implicit=implicit)
     hot_level = levels.hotspots if hotspot_level is None else hotspot_level
     rows = count_rows(is_current, down)
     totals = rows.sum(axis=0) if len(rows) else np.zeros(6, dtype=np.int64)
@@ -352,7 +363,12 @@ def window_tests(
         if calls is not None
         else []
     )
-    return Verdicts(changes, verdicts, global_drift, novel_change, subs, regressions)
+    rephrase = (
+        rephrase_tests(labels, n_clusters, is_current, rephrased, settings, level=levels.implicit)
+        if implicit and rephrased is not None
+        else []
+    )
+    return Verdicts(changes, verdicts, global_drift, novel_change, subs, regressions, rephrase)
 
 
 def _subclusters(

@@ -1,10 +1,11 @@
 """What ``run_clusters.stats`` holds: :class:`ClusterStats`, one cluster's figures in a run.
 
 The analysis writes it (``analysis/report.py``'s ``cluster_stats``): the report entry's
-numbers, as JSON, plus what the report leaves out (shrunken rates, endpoint and model counts)
-and, for a sub-cluster, its ``parent`` and its ``members`` (the run's assignments hold only the
-clusters of the cut). The experiments' dataset, the dashboard and the exports read it back;
-rows of older runs may lack keys added since, so readers of those use ``.get``.
+numbers, as JSON, plus what the report leaves out (shrunken rates, endpoint and model counts,
+the rephrased and regenerated records of a cluster of the cut) and, for a sub-cluster, its
+``parent`` and its ``members`` (the run's assignments hold only the clusters of the cut). The
+experiments' dataset, the dashboard and the exports read it back; rows of older runs may lack
+keys added since, so readers of those use ``.get``.
 """
 
 from __future__ import annotations
@@ -31,5 +32,8 @@ class ClusterStats(TypedDict):
     templates: dict[str, int]  # calls per "name@version"
     endpoints: dict[str, int]  # calls per endpoint
     models: dict[str, int]  # calls per model
+    # clusters of the cut in a run with conversations: the report entry's ``implicit`` plus
+    # ``rephrased``/``regenerated`` (record id -> its next turn's id) and example ``pairs``
+    implicit: NotRequired[dict[str, Any]]
     parent: NotRequired[int]  # sub-clusters only: the cluster or sub-cluster above
     members: NotRequired[list[str]]  # sub-clusters only: their record ids

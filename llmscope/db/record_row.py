@@ -41,6 +41,8 @@ class RecordRow(TypedDict):
     output_tokens: int | None
     latency_ms: float | None
     cost_usd: float | None
+    user_id: str | None
+    session_id: str | None
 
 
 # The columns of RecordRow, in its order: select(*RECORD_ROW, ...).

@@ -2,7 +2,7 @@
 
 Calls the flagging statistics the job uses (``pipeline.window_tests``) on synthetic draws, so
 no embedding model is needed. The null test is seeded (no flakiness); its bounds are 99.9%
-binomial quantiles at the nominal levels (alpha for the report, alpha/4 per family), tight
+binomial quantiles at the nominal levels (alpha for the report, alpha/5 per family), tight
 enough that the old allocation (alpha/2 + alpha/2 for drift and a separate alpha for hotspots,
 2 alpha in all) fails it. The per-call figures of the regression family are drawn skewed, as
 they are in production: log-normal latencies, integer output lengths with ties, costs from
@@ -49,13 +49,18 @@ def _null_calls(rng: np.random.Generator, n: int) -> CallMetrics:
 
 def test_split_alpha_sums_to_alpha() -> None:
     split = stats.split_alpha(0.08)
-    assert (split.global_drift, split.cluster_drift, split.hotspots, split.regressions) == (
-        0.02,
-        0.02,
-        0.02,
-        0.02,
+    families = (
+        split.global_drift,
+        split.cluster_drift,
+        split.hotspots,
+        split.regressions,
+        split.implicit,
     )
-    assert Settings(database_url="sqlite://", drift_alpha=0.08).hotspot_fdr == 0.02
+    assert families == pytest.approx((0.016,) * 5)
+    # No record in a conversation: no implicit family, the other four share alpha.
+    closed = stats.split_alpha(0.08, implicit=False)
+    assert (closed.global_drift, closed.hotspots, closed.implicit) == (0.02, 0.02, 0.0)
+    assert Settings(database_url="sqlite://", drift_alpha=0.08).hotspot_fdr == pytest.approx(0.016)
 
 
 @pytest.mark.slow
@@ -74,23 +79,34 @@ def test_null_report_false_alarm_rate_is_at_most_alpha() -> None:
         regression_min_error_rise=0.0,
     )
     rng = np.random.default_rng(1)
-    alarms = {"report": 0, "global drift": 0, "cluster drift": 0, "hotspots": 0, "regressions": 0}
+    alarms = dict.fromkeys(
+        ("report", "global drift", "cluster drift", "hotspots", "regressions", "rephrases"), 0
+    )
     for _ in range(draws):
         labels, vectors, is_current, down = _null_draw(rng, n=300, k=3)
         calls = _null_calls(rng, 300)
-        verdicts = window_tests(labels, 3, vectors, is_current, down, settings, calls=calls)
+        # Rephrased or not (None: in no conversation), independent of cluster and window.
+        kept = rng.random(300) < 0.8
+        rephrased = [
+            bool(r) if c else None for r, c in zip(rng.random(300) < 0.2, kept, strict=True)
+        ]
+        verdicts = window_tests(
+            labels, 3, vectors, is_current, down, settings, calls=calls, rephrased=rephrased
+        )
         alarms["report"] += verdicts.flagged
         alarms["global drift"] += verdicts.global_drift.flagged
         alarms["cluster drift"] += any(d.flagged for d in verdicts.drift)
         alarms["hotspots"] += any(h.flagged for h in verdicts.hotspots)
         alarms["regressions"] += any(r.flagged for c in verdicts.regressions for r in c.values())
-    # The whole report within alpha, and each family within its quarter (what makes the
-    # report's bound hold at any alpha, not just on these draws): 115 and 37 of 300.
-    bounds = {name: int(binom.ppf(0.999, draws, alpha / 4)) for name in alarms}
+        alarms["rephrases"] += any(r.flagged for r in verdicts.rephrase)
+    # The whole report within alpha, and each family within its fifth (what makes the
+    # report's bound hold at any alpha, not just on these draws): 115 and 31 of 300.
+    bounds = {name: int(binom.ppf(0.999, draws, alpha / 5)) for name in alarms}
     bounds["report"] = int(binom.ppf(0.999, draws, alpha))
     assert all(alarms[name] <= bounds[name] for name in alarms), (alarms, bounds)
     assert alarms["report"] > 0  # the draws do exercise the tests: a dead test flags nothing
     assert alarms["regressions"] > 0
+    assert alarms["rephrases"] > 0
 
 
 def test_planted_drift_and_hotspot_are_flagged_at_the_default_alpha() -> None:

@@ -46,7 +46,15 @@ def test_analyze_json_then_export_every_format(
     assert main(["export", "clusters", "--format", "csv", "-o", str(tmp_path / "a.csv"), *url]) == 0
     with open(tmp_path / "a.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["record_id", "cluster_id", "window", "subcluster_id"]
+    assert list(rows[0]) == [
+        "record_id",
+        "cluster_id",
+        "window",
+        "subcluster_id",
+        "session_id",
+        "rephrased",
+        "regenerated",
+    ]
     assert {(r["record_id"], int(r["cluster_id"]), r["window"]) for r in rows} == expected
     # subcluster_id: empty, or a sub-cluster of the report lying inside the record's cluster.
     parent = {c["id"]: c.get("parent") for c in report["clusters"]}

@@ -105,11 +105,12 @@ def test_evaluation_tests_count_the_current_window_and_agreement_on_both() -> No
 
 
 def test_the_hotspot_share_is_split_only_when_there_are_evaluations() -> None:
-    assert hotspot_levels(0.05, False) == (0.05 / 4, 0.0)  # thumbs: the family's whole share
+    assert hotspot_levels(0.05, False) == (0.05 / 5, 0.0)  # thumbs: the family's whole share
+    assert hotspot_levels(0.05, False, implicit=False) == (0.05 / 4, 0.0)
     thumbs, evals = hotspot_levels(0.05, True)
-    assert thumbs == evals == pytest.approx(0.05 / 8)
+    assert thumbs == evals == pytest.approx(0.05 / 10)
     levels = stats.split_alpha(0.05)
-    shares = levels.global_drift + levels.cluster_drift + levels.regressions
+    shares = levels.global_drift + levels.cluster_drift + levels.regressions + levels.implicit
     assert shares + thumbs + evals == pytest.approx(0.05)
 
 

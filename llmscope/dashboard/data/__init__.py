@@ -28,6 +28,7 @@ from llmscope.dashboard.data.evaluations import (
     failing_examples,
 )
 from llmscope.dashboard.data.evidence import down_by, down_by_day, down_tags, tool_failures
+from llmscope.dashboard.data.implicit import rephrase_pairs, turn_flags
 from llmscope.dashboard.data.overview import (
     RunInfo,
     StoreStatus,
@@ -82,6 +83,7 @@ __all__ = [
     "record_detail",
     "session_turns",
     "record_trace",
+    "rephrase_pairs",
     "record_subclusters",
     "record_text",
     "run_report",
@@ -94,4 +96,5 @@ __all__ = [
     "totals",
     "traffic",
     "traffic_summary",
+    "turn_flags",
 ]

@@ -1,6 +1,6 @@
 """One cluster (``/clusters/<id>``): its summary and who wrote it, keywords, share over time,
-thumbs-down rate as the report gives it, latency and token distributions, template versions,
-example records, and a CSV export of all its records."""
+thumbs-down and rephrase rates as the report gives them, answers users rephrased, latency and
+token distributions, template versions, example records, and a CSV export of all its records."""
 
 from __future__ import annotations
 
@@ -83,6 +83,8 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
     )
     regressions = _regressions(cluster)
     regressed = any(r.flagged for r in cluster.regressions.values())
+    rephrases = _rephrases(cluster, data.rephrase_pairs(engine, run.id, cluster_id), state)
+    rephrased = cluster.implicit is not None and cluster.implicit.rephrase.flagged
     tags = down_tags(engine, run.id, cluster_id, _key(members))
     down = down_by(engine, run.id, cluster_id, _key(members))
     return page(
@@ -97,6 +99,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                 evaluations if failing else None,
                 regressions if regressed else None,
                 _tool_failures(tool_failures(engine, run.id, cluster_id, _key(members))),
+                rephrases if rephrased else None,
                 card(
                     _down_tables(down, report, cluster),
                     title="Thumbs-down by template version, endpoint and model",
@@ -144,6 +147,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                 subclusters.children_card(report, cluster, state),
                 evaluations if not failing else None,
                 regressions if not regressed else None,
+                rephrases if not rephrased else None,
                 card(_templates(cluster), title="Template versions (calls)"),
                 html.Div(
                     [
@@ -445,6 +449,7 @@ def _stats(c: ClusterEntry) -> html.Div:
                 else "no rated answer in the current window",
                 tone="bad" if hotspot.flagged else "",
             ),
+            _rephrase_stat(c),
             stat(
                 "Hotspot lift",
                 f"×{fmt_num(hotspot.lift, 2)}" if untested(c) is None else NOT_ENOUGH_RATINGS,
@@ -465,6 +470,73 @@ def _stats(c: ClusterEntry) -> html.Div:
         ],
         className="stats",
         id="cluster-stats",
+    )
+
+
+def _rephrase_stat(c: ClusterEntry) -> html.Div | None:
+    """The rephrase rate beside the thumbs-down rate: what users said without rating."""
+    if c.implicit is None:
+        return None
+    r = c.implicit.rephrase
+    return stat(
+        "Rephrased",
+        fmt_pct(r.current_rate) if r.current_rate is not None else "no conversations",
+        [
+            f"{fmt_int(r.current)} answers asked again in other words (current) · "
+            f"baseline {fmt_pct(r.baseline_rate)} · q={fmt_p(r.q_value)} ",
+            badge(f"flagged ({r.kind})", "bad") if r.flagged else badge("not flagged", "neutral"),
+        ],
+        tone="bad" if r.flagged else "",
+    )
+
+
+def _rephrases(
+    c: ClusterEntry, pairs: list[dict[str, Any]], state: ViewState
+) -> html.Section | None:
+    """Answers the user followed with the same question in other words (answer → rephrase)."""
+    if c.implicit is None:
+        return None
+    if not pairs:
+        return card(
+            html.P("No answer of this cluster was followed by a rephrased question."),
+            title="Answers users rephrased",
+        )
+    items = [
+        html.Li(
+            [
+                html.Div(
+                    [
+                        dcc.Link(html.Code(p["id"]), href=state.href(f"/records/{p['id']}")),
+                        html.Span(" asked: "),
+                        text_block(p["question"]),
+                    ],
+                    className="pair-question",
+                ),
+                html.Div([html.Span("answer: "), text_block(p["answer"])]),
+                html.Div(
+                    [
+                        html.Span("→ then asked again: "),
+                        dcc.Link(
+                            html.Code(p["rephrase_id"]),
+                            href=state.href(f"/records/{p['rephrase_id']}"),
+                        ),
+                        html.Span(" "),
+                        text_block(p["rephrase"]),
+                    ],
+                    className="pair-rephrase",
+                ),
+            ],
+            className="rephrase-pair",
+        )
+        for p in pairs
+    ]
+    return card(
+        html.P(
+            "The next turn of the same session (or user) asked the same question in other "
+            "words: the answer did not help."
+        ),
+        html.Ul(items, className="rephrase-pairs", id="cluster-rephrases"),
+        title="Answers users rephrased",
     )
 
 

@@ -37,6 +37,8 @@ def render(engine: Engine, state: ViewState, record_id: str) -> html.Div:
             card(html.P(["No record with id ", html.Code(record_id), " is stored."])),
         )
     latest = record["feedback"][-1] if record["feedback"] else None
+    newest_run = record["clusters"][0]["run_id"] if record["clusters"] else None
+    turns = data.turn_flags(engine, newest_run, record_id) if newest_run else {}
     return page(
         "Record",
         back,
@@ -65,8 +67,28 @@ def render(engine: Engine, state: ViewState, record_id: str) -> html.Div:
             html.Code(record["id"], id="record-id"),
             " ",
             thumb_badge(latest["thumb"] if latest else None),
+            *_turn_badges(turns, state),
         ],
     )
+
+
+TURN_LABELS = {
+    "rephrased": "rephrased: the user asked again in other words",
+    "regenerated": "regenerated: the same prompt was sent again",
+}
+
+
+def _turn_badges(turns: dict[str, str], state: ViewState) -> list[Any]:
+    """What the newest run found about the next turn of the record's conversation."""
+    out: list[Any] = []
+    for flag, next_id in turns.items():
+        out += [
+            " ",
+            badge(TURN_LABELS[flag], "bad"),
+            " ",
+            dcc.Link("next turn", href=state.href(f"/records/{next_id}"), id=f"record-{flag}"),
+        ]
+    return out
 
 
 def _meta(r: dict[str, Any]) -> html.Dl:
