@@ -251,7 +251,7 @@ def _table(
                             if c.parent is not None
                             else None,
                             dcc.Link(
-                                [html.Span(f"#{c.id} ", className="muted"), title],
+                                f"#{c.id} {title}",
                                 href=state.href(
                                     f"/clusters/{c.id}", sort="severity", color="finding"
                                 ),
@@ -260,11 +260,9 @@ def _table(
                         ],
                         style={"paddingLeft": f"{1.5 * depth:.1f}em"} if depth else None,
                     ),
-                    html.Td(
-                        [badge(w, "bad") for w in words]
-                        or html.Span("not flagged", className="muted small"),
-                        className="flags",
-                    ),
+                    html.Td([badge(w, "bad") for w in words], className="flags")
+                    if words
+                    else html.Td("not flagged", className="flags muted small"),
                     html.Td(", ".join(c.keywords[:KEYWORDS_SHOWN]), className="keywords"),
                     html.Td(fmt_int(c.size), className="num"),
                     *([html.Td(fmt_int(counts.get(c.id, 0)), className="num")] if filtered else []),
@@ -278,32 +276,22 @@ def _table(
                                 drift.kind,
                                 "bad" if drift.flagged else DRIFT_TONES.get(drift.kind, "neutral"),
                             ),
-                            html.Span(f" {fmt_num(drift.score, 2)}"),
-                            html.Div(f"q={fmt_p(drift.q_value)}", className="muted small"),
+                            f" {fmt_num(drift.score, 2)}\nq={fmt_p(drift.q_value)}",
                         ],
-                        className="num",
+                        className="num two-line",
                     ),
                     html.Td(
-                        [
-                            html.Span(f"×{fmt_num(hotspot.lift, 2)}"),
-                            html.Div(f"q={fmt_p(hotspot.q_value)}", className="muted small"),
-                        ]
-                        if untested(c) is None
-                        else html.Span(NOT_ENOUGH_RATINGS, className="muted small"),
-                        className="num",
-                    ),
+                        f"×{fmt_num(hotspot.lift, 2)}\nq={fmt_p(hotspot.q_value)}",
+                        className="num two-line",
+                    )
+                    if untested(c) is None
+                    else html.Td(NOT_ENOUGH_RATINGS, className="num muted small"),
                     html.Td(
-                        [
-                            fmt_pct(fb.down_rate),
-                            html.Div(
-                                f"{fmt_int(fb.down)}/{fmt_int(fb.rated)} rated",
-                                className="muted small",
-                            ),
-                        ]
-                        if fb.rated
-                        else html.Span(NOT_ENOUGH_RATINGS, className="muted small"),
-                        className="num",
-                    ),
+                        f"{fmt_pct(fb.down_rate)}\n{fmt_int(fb.down)}/{fmt_int(fb.rated)} rated",
+                        className="num two-line",
+                    )
+                    if fb.rated
+                    else html.Td(NOT_ENOUGH_RATINGS, className="num muted small"),
                 ],
                 className=" ".join(
                     (["subcluster-row"] if c.parent is not None else [])
