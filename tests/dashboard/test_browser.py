@@ -137,6 +137,29 @@ def test_a_pasted_deep_link_opens_the_same_view(
     assert seeded.old_run_id in selected
 
 
+def test_a_first_visit_draws_the_page_from_the_layout_without_a_callback(
+    served: tuple[str, SeededStore], browser: WebDriver
+) -> None:
+    """The page comes with Dash's layout answer: no router callback, and none of the callbacks
+    its controls would fire if the page were inserted by one, is asked of the server."""
+    base, _ = served
+    browser.get(f"{base}/clusters?color=window")
+    wait_for(browser, "#clusters-table")
+    wait_for(browser, "#cluster-map .main-svg")
+    asked = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    assert any(name.endswith("/_dash-layout") for name in asked)
+    assert [name for name in asked if "_dash-update-component" in name] == []
+    names = browser.execute_script(
+        "return document.getElementById('cluster-map').querySelector('.js-plotly-plot')"
+        ".data.map(t => t.name)"
+    )
+    assert names[:2] == ["baseline", "current"]  # the view in the link
+    browser.find_element(By.CSS_SELECTOR, "#clusters-table .cluster-link").click()
+    wait_for(browser, "#cluster-stats")  # and the next page comes from the router, as before
+
+
 def test_subclusters_nest_under_their_parent_on_the_list_the_map_and_the_pages(
     served: tuple[str, SeededStore], browser: WebDriver
 ) -> None:
