@@ -62,6 +62,22 @@ def preload_plotly(app: Dash) -> None:
     app.index_string = app.index_string.replace("{%css%}", "{%css%}\n" + _PRELOAD % url, 1)
 
 
+# Dash's renderer asks for the layout (and the callbacks) only once its scripts have run; asked
+# from the page's head, the server renders the page (which comes with the layout, see ``shell``)
+# while the browser loads and compiles them. The renderer's own ``fetch`` of the same URL, mode
+# and credentials then takes the preloaded answer instead of asking again.
+_PRELOAD_LAYOUT = """<link rel="preload" href="%s_dash-layout" as="fetch" crossorigin="anonymous">
+<link rel="preload" href="%s_dash-dependencies" as="fetch" crossorigin="anonymous">"""
+
+
+def preload_layout(app: Dash) -> None:
+    """Ask for the layout and the callbacks from the page's head (see ``_PRELOAD_LAYOUT``)."""
+    prefix = app.config.requests_pathname_prefix
+    app.index_string = app.index_string.replace(
+        "{%css%}", "{%css%}\n" + _PRELOAD_LAYOUT % (prefix, prefix), 1
+    )
+
+
 def render_path(engine: Engine, pathname: str | None, search: str | None) -> Any:
     """The layout of the page at ``pathname`` with the state in ``search``."""
     state = parse(search)
@@ -156,6 +172,7 @@ def create_app(settings: Settings | None = None) -> Dash:
         serve_locally=True,
     )
     preload_plotly(app)
+    preload_layout(app)
     # Once API keys exist, every page and callback needs a signed-in read or admin key.
     login = Login(app.server, make_sessionmaker(engine), revealed(settings.dashboard_secret_key))
     app.layout = lambda: shell(engine, opened_url())
