@@ -360,9 +360,7 @@ def main() -> None:
     if args.baseline_src:
         codes.append(Code("baseline", args.baseline_src.resolve()))
     wanted = set(args.stores.split(","))
-    heads = "   ".join(
-        f"{c.name + ': server, cpu, chromium, cpu, main, js s':48}" for c in codes
-    )
+    heads = "   ".join(f"{c.name + ': server, cpu, chromium, cpu, main, js s':48}" for c in codes)
     print(f"load average {os.getloadavg()}")
     print(f"{'store':10} {'page':18} {heads}")
     with tempfile.TemporaryDirectory(prefix="llmscope-dashboard-bench-") as tmp:

@@ -176,6 +176,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     # Once API keys exist, every page and callback needs a signed-in read or admin key.
     login = Login(app.server, make_sessionmaker(engine), revealed(settings.dashboard_secret_key))
     app.layout = lambda: shell(engine, opened_url())
+
     @app.callback(
         Output("page", "children"),
         Output("nav", "children"),

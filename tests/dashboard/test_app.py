@@ -274,6 +274,8 @@ def test_the_first_page_comes_with_the_layout_not_a_callback(
     assert url == {**url, "pathname": "/clusters", "search": "?color=window", "hash": ""}
     assert url["href"] == opened
     assert "clusters-table" in json.dumps(page) and '"window"' in json.dumps(page)
+    head = index.get_data(as_text=True).split("</head>", 1)[0]  # asked while the scripts load
+    assert '<link rel="preload" href="/_dash-layout" as="fetch" crossorigin="anonymous">' in head
     router = next(d for d in client.get("/_dash-dependencies").get_json() if "page" in d["output"])
     assert router["prevent_initial_call"] is True
 
