@@ -211,6 +211,11 @@ def _sort_header(label: str, key: str, state: ViewState, *, numeric: bool = True
     )
 
 
+# The table is most of the page's components, and Dash's renderer (4.x) runs every mounted
+# component's selector for each component it mounts: the first render grows with their square.
+# So a cell is one element where it can be: a figure and its muted detail are two lines of one
+# cell (``two-line`` in style.css), plain text needs no span. A third fewer components here
+# halved the renderer's time on the demo's 37 rows (benchmarks/dashboard.py).
 def _table(
     clusters: list[tuple[ClusterEntry, int]],
     counts: dict[int, int],
