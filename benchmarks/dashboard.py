@@ -30,11 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -213,16 +215,36 @@ class Drawn:
     script: float  # of which running JavaScript (DevTools' ScriptDuration)
 
 
-def browser_first_render(driver: Any, base: str, page: Page) -> Drawn:
+def profile_summary(profile: dict[str, Any], shown: int = 6) -> str:
+    """Where a DevTools CPU profile's samples fell, by script file (self time, ms), e.g.
+    ``plotly.min.js 355, dash_renderer.min.js 310, (idle) 290, (program) 270``."""
+    frames = {node["id"]: node["callFrame"] for node in profile["nodes"]}
+    spent: Counter[str] = Counter()
+    for sample, delta in zip(profile["samples"], profile["timeDeltas"], strict=True):
+        frame = frames[sample]
+        where = frame["url"].rsplit("/", 1)[-1].split("?")[0] or frame["functionName"]
+        spent[re.sub(r"\.v[0-9_]+m[0-9]+", "", where)] += delta
+    return ", ".join(f"{where} {us / 1000:.0f}" for where, us in spent.most_common(shown))
+
+
+def browser_first_render(
+    driver: Any, base: str, page: Page, profile_to: Path | None = None
+) -> Drawn:
     """Seconds from navigation start to the page drawn, in Chromium, the CPU seconds
     Chromium's processes spent meanwhile (up to when the probe was read), and the page's own
     main-thread and JavaScript seconds as DevTools counts them (its thread time, so they
-    stretch less than the wall clock on a busy machine)."""
+    stretch less than the wall clock on a busy machine). With ``profile_to``, the page's
+    JavaScript CPU profile up to the page drawn is written there (open it in DevTools'
+    Performance panel) and summed up by script on stdout."""
     driver.get(base + "/health")  # same origin, to set the probe's selector
     driver.execute_script(
         "window.localStorage.setItem('llmscope-bench-selector', arguments[0])", page.selector
     )
     driver.execute_cdp_cmd("Performance.enable", {"timeDomain": "threadTicks"})
+    if profile_to is not None:
+        driver.execute_cdp_cmd("Profiler.enable", {})
+        driver.execute_cdp_cmd("Profiler.setSamplingInterval", {"interval": 500})
+        driver.execute_cdp_cmd("Profiler.start", {})
     browser = driver.service.process.pid
     cpu = tree_cpu_seconds(browser)
     driver.get(base + page.path)
@@ -231,6 +253,10 @@ def browser_first_render(driver: Any, base: str, page: Page) -> Drawn:
         drawn = driver.execute_script("return window.__drawnAt")
         if drawn is not None:
             used = tree_cpu_seconds(browser) - cpu
+            if profile_to is not None:
+                profile = driver.execute_cdp_cmd("Profiler.stop", {})["profile"]
+                profile_to.write_text(json.dumps(profile))
+                print(f"  {profile_to.name}: {profile_summary(profile)}", flush=True)
             metrics = driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
             counted = {m["name"]: float(m["value"]) for m in metrics}
             return Drawn(
@@ -248,6 +274,7 @@ def measure(
     browser: bool,
     repeat: int,
     only: str | None,
+    profiles: Path | None = None,
 ) -> list[dict[str, Any]]:
     from tests.dashboard.chromium import chromium
 
@@ -264,15 +291,19 @@ def measure(
         for page in pages:
             row: dict[str, Any] = {"store": store, "page": page.label, "path": page.path}
             for code in codes:
-                walls, cpus, drawn = [], [], []
+                walls: list[float] = []
+                cpus: list[float] = []
+                drawn: list[Drawn] = []
                 for _ in range(repeat):
                     with dashboard(code, url, port) as (base, pid):
                         wall, cpu = server_first_render(base, pid, page.path)
                     walls.append(wall)
                     cpus.append(cpu)
                     if driver is not None:
+                        name = re.sub(r"\W+", "-", f"{store} {page.label} {code.name} {len(drawn)}")
+                        to = profiles / f"{name}.cpuprofile" if profiles else None
                         with dashboard(code, url, port) as (base, _):
-                            drawn.append(browser_first_render(driver, base, page))
+                            drawn.append(browser_first_render(driver, base, page, to))
                 row[code.name] = {
                     "server": statistics.median(walls),
                     "cpu": statistics.median(cpus),
@@ -352,9 +383,16 @@ def main() -> None:
     parser.add_argument("--sqlite-url", help="an existing seeded SQLite store instead of seeding")
     parser.add_argument("--pages", help="only pages whose label holds one of these words")
     parser.add_argument(
+        "--cpu-profile",
+        type=Path,
+        help="with --browser: write each page's DevTools CPU profile to this directory",
+    )
+    parser.add_argument(
         "--stores", default="demo,sqlite,postgresql", help="which stores (comma-separated)"
     )
     args = parser.parse_args()
+    if args.cpu_profile:
+        args.cpu_profile.mkdir(parents=True, exist_ok=True)
 
     codes = [Code("new", ROOT)]
     if args.baseline_src:
@@ -363,23 +401,22 @@ def main() -> None:
     heads = "   ".join(f"{c.name + ': server, cpu, chromium, cpu, main, js s':48}" for c in codes)
     print(f"load average {os.getloadavg()}")
     print(f"{'store':10} {'page':18} {heads}")
+    options = (codes, args.browser, args.repeat, args.pages, args.cpu_profile)
     with tempfile.TemporaryDirectory(prefix="llmscope-dashboard-bench-") as tmp:
         workdir = Path(tmp)
         if "demo" in wanted:
             url = args.demo_url or demo_store(workdir)
-            measure("demo", url, DEMO_TARGET_S, codes, args.browser, args.repeat, args.pages)
+            measure("demo", url, DEMO_TARGET_S, *options)
         if "sqlite" in wanted:
             if args.sqlite_url:
                 url, cleanup = args.sqlite_url, None
             else:
                 url, cleanup = seeded_store("sqlite", None, workdir, args.records)
-            measure("sqlite", url, LARGE_TARGET_S, codes, args.browser, args.repeat, args.pages)
+            measure("sqlite", url, LARGE_TARGET_S, *options)
         if "postgresql" in wanted and args.postgres_url:
             url, cleanup = seeded_store("postgresql", args.postgres_url, workdir, args.records)
             try:
-                measure(
-                    "postgresql", url, LARGE_TARGET_S, codes, args.browser, args.repeat, args.pages
-                )
+                measure("postgresql", url, LARGE_TARGET_S, *options)
             finally:
                 cleanup()
     print(f"load average {os.getloadavg()}")
