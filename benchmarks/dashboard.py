@@ -4,12 +4,15 @@
 Every measurement starts a fresh ``llmscope dashboard`` process (nothing imported, nothing
 memoised: what the first person after a restart waits) on a free port and asks it for one page:
 
-* server: what a browser asks for on a first visit (``/``, ``/_dash-layout``,
-  ``/_dash-dependencies`` and the router callback that renders the page), wall seconds and the
-  process's CPU seconds;
+* server: what a browser asks for on a first visit (``/``, ``/_dash-layout`` with the page as
+  its Referer, ``/_dash-dependencies``, and the router callback when the layout leaves the page
+  to it, as the code before the layout-first render did), wall seconds and the process's CPU
+  seconds;
 * chromium (``--browser``): Debian's headless Chromium navigates to the page; the time is from
   navigation start to the page drawn (its title present, every chart of the page drawn, no
-  spinner), read in the page with ``performance.now()``. The browser's cache holds the
+  spinner), read in the page with ``performance.now()``, with the CPU seconds of Chromium's
+  processes and the page's main-thread and JavaScript seconds as DevTools counts them
+  (``Performance.getMetrics``: TaskDuration, ScriptDuration). The browser's cache holds the
   JavaScript bundles from an earlier visit, as a returning user's does.
 
 Stores: the demo (``llmscope demo --no-dashboard``, 3,000 calls, ``--now`` pinned) and N seeded
@@ -27,11 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -143,45 +148,94 @@ def dashboard(code: Code, url: str, port: int) -> Iterator[tuple[str, int]]:
         proc.wait(timeout=60)
 
 
+def _page_children(layout: Any) -> Any:
+    """The children of the layout's ``page`` element (None: the page is left to a callback)."""
+    stack = [layout]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            props = node.get("props", {})
+            if props.get("id") == "page":
+                return props.get("children")
+            stack.append(props.get("children"))
+    return None
+
+
 def server_first_render(base: str, pid: int, path: str) -> tuple[float, float]:
-    """Wall and CPU seconds of a first visit's requests to a fresh process, up to the page's
-    layout from the router callback."""
+    """Wall and CPU seconds of a first visit's requests to a fresh process, as a browser sends
+    them (the layout request names its page by its Referer), up to the page's layout: in the
+    layout answer, or else from the router callback."""
     pathname, _, search = path.partition("?")
     search = f"?{search}" if search else ""
     cpu = tree_cpu_seconds(pid)
     start = time.perf_counter()
     with httpx.Client(base_url=base, timeout=300) as http:
         assert http.get(path).status_code == 200
-        assert http.get("/_dash-layout").status_code == 200
+        layout = http.get("/_dash-layout", headers={"Referer": base + path})
+        assert layout.status_code == 200
         dependencies = http.get("/_dash-dependencies").json()
-        router = next(d for d in dependencies if "page.children" in d["output"])
-        answer = http.post(
-            "/_dash-update-component",
-            json={
-                "output": router["output"],
-                "outputs": [
-                    {"id": "page", "property": "children"},
-                    {"id": "nav", "property": "children"},
-                ],
-                "inputs": [
-                    {"id": "url", "property": "pathname", "value": pathname},
-                    {"id": "url", "property": "search", "value": search},
-                ],
-                "changedPropIds": ["url.pathname"],
-                "state": [],
-            },
-        )
-        assert answer.status_code in (200, 204), answer.text[:300]
+        if _page_children(layout.json()) is None:
+            router = next(d for d in dependencies if "page.children" in d["output"])
+            answer = http.post(
+                "/_dash-update-component",
+                json={
+                    "output": router["output"],
+                    "outputs": [
+                        {"id": "page", "property": "children"},
+                        {"id": "nav", "property": "children"},
+                    ],
+                    "inputs": [
+                        {"id": "url", "property": "pathname", "value": pathname},
+                        {"id": "url", "property": "search", "value": search},
+                    ],
+                    "changedPropIds": ["url.pathname"],
+                    "state": [],
+                },
+            )
+            assert answer.status_code in (200, 204), answer.text[:300]
     return time.perf_counter() - start, tree_cpu_seconds(pid) - cpu
 
 
-def browser_first_render(driver: Any, base: str, page: Page) -> tuple[float, float]:
-    """Seconds from navigation start to the page drawn, in Chromium, and the CPU seconds
-    Chromium's processes spent meanwhile (up to when the probe was read)."""
+@dataclass
+class Drawn:
+    seconds: float  # navigation start to the page drawn
+    cpu: float  # CPU seconds of Chromium's processes meanwhile
+    task: float  # the page's main-thread busy seconds (DevTools' TaskDuration)
+    script: float  # of which running JavaScript (DevTools' ScriptDuration)
+
+
+def profile_summary(profile: dict[str, Any], shown: int = 6) -> str:
+    """Where a DevTools CPU profile's samples fell, by script file (self time, ms), e.g.
+    ``plotly.min.js 355, dash_renderer.min.js 310, (idle) 290, (program) 270``."""
+    frames = {node["id"]: node["callFrame"] for node in profile["nodes"]}
+    spent: Counter[str] = Counter()
+    for sample, delta in zip(profile["samples"], profile["timeDeltas"], strict=True):
+        frame = frames[sample]
+        where = frame["url"].rsplit("/", 1)[-1].split("?")[0] or frame["functionName"]
+        spent[re.sub(r"\.v[0-9_]+m[0-9]+", "", where)] += delta
+    return ", ".join(f"{where} {us / 1000:.0f}" for where, us in spent.most_common(shown))
+
+
+def browser_first_render(
+    driver: Any, base: str, page: Page, profile_to: Path | None = None
+) -> Drawn:
+    """Seconds from navigation start to the page drawn, in Chromium, the CPU seconds
+    Chromium's processes spent meanwhile (up to when the probe was read), and the page's own
+    main-thread and JavaScript seconds as DevTools counts them (its thread time, so they
+    stretch less than the wall clock on a busy machine). With ``profile_to``, the page's
+    JavaScript CPU profile up to the page drawn is written there (open it in DevTools'
+    Performance panel) and summed up by script on stdout."""
     driver.get(base + "/health")  # same origin, to set the probe's selector
     driver.execute_script(
         "window.localStorage.setItem('llmscope-bench-selector', arguments[0])", page.selector
     )
+    driver.execute_cdp_cmd("Performance.enable", {"timeDomain": "threadTicks"})
+    if profile_to is not None:
+        driver.execute_cdp_cmd("Profiler.enable", {})
+        driver.execute_cdp_cmd("Profiler.setSamplingInterval", {"interval": 500})
+        driver.execute_cdp_cmd("Profiler.start", {})
     browser = driver.service.process.pid
     cpu = tree_cpu_seconds(browser)
     driver.get(base + page.path)
@@ -189,7 +243,16 @@ def browser_first_render(driver: Any, base: str, page: Page) -> tuple[float, flo
     while time.monotonic() < deadline:
         drawn = driver.execute_script("return window.__drawnAt")
         if drawn is not None:
-            return float(drawn) / 1000, tree_cpu_seconds(browser) - cpu
+            used = tree_cpu_seconds(browser) - cpu
+            if profile_to is not None:
+                profile = driver.execute_cdp_cmd("Profiler.stop", {})["profile"]
+                profile_to.write_text(json.dumps(profile))
+                print(f"  {profile_to.name}: {profile_summary(profile)}", flush=True)
+            metrics = driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
+            counted = {m["name"]: float(m["value"]) for m in metrics}
+            return Drawn(
+                float(drawn) / 1000, used, counted["TaskDuration"], counted["ScriptDuration"]
+            )
         time.sleep(0.02)
     raise RuntimeError(f"{page.path} was not drawn within 120 s")
 
@@ -202,6 +265,7 @@ def measure(
     browser: bool,
     repeat: int,
     only: str | None,
+    profiles: Path | None = None,
 ) -> list[dict[str, Any]]:
     from tests.dashboard.chromium import chromium
 
@@ -218,22 +282,26 @@ def measure(
         for page in pages:
             row: dict[str, Any] = {"store": store, "page": page.label, "path": page.path}
             for code in codes:
-                walls, cpus, drawn, browser_cpus = [], [], [], []
+                walls: list[float] = []
+                cpus: list[float] = []
+                drawn: list[Drawn] = []
                 for _ in range(repeat):
                     with dashboard(code, url, port) as (base, pid):
                         wall, cpu = server_first_render(base, pid, page.path)
                     walls.append(wall)
                     cpus.append(cpu)
                     if driver is not None:
+                        name = re.sub(r"\W+", "-", f"{store} {page.label} {code.name} {len(drawn)}")
+                        to = profiles / f"{name}.cpuprofile" if profiles else None
                         with dashboard(code, url, port) as (base, _):
-                            seconds, used = browser_first_render(driver, base, page)
-                        drawn.append(seconds)
-                        browser_cpus.append(used)
+                            drawn.append(browser_first_render(driver, base, page, to))
                 row[code.name] = {
                     "server": statistics.median(walls),
                     "cpu": statistics.median(cpus),
-                    "chromium": statistics.median(drawn) if drawn else None,
-                    "chromium_cpu": statistics.median(browser_cpus) if drawn else None,
+                    "chromium": statistics.median(d.seconds for d in drawn) if drawn else None,
+                    "chromium_cpu": statistics.median(d.cpu for d in drawn) if drawn else None,
+                    "main_thread": statistics.median(d.task for d in drawn) if drawn else None,
+                    "script": statistics.median(d.script for d in drawn) if drawn else None,
                 }
             rows.append(row)
             print_row(row, codes, target)
@@ -250,9 +318,10 @@ def print_row(row: dict[str, Any], codes: list[Code], target: float) -> None:
     for code in codes:
         got = row[code.name]
         chromium = (
-            f"{got['chromium']:6.2f} {got['chromium_cpu']:6.2f}"
+            f"{got['chromium']:6.2f} {got['chromium_cpu']:6.2f} {got['main_thread']:6.2f} "
+            f"{got['script']:6.2f}"
             if got["chromium"] is not None
-            else "     -      -"
+            else "     -      -      -      -"
         )
         cells.append(f"{got['server']:6.2f} {got['cpu']:6.2f} {chromium}")
     judged = row[codes[0].name]
@@ -305,34 +374,40 @@ def main() -> None:
     parser.add_argument("--sqlite-url", help="an existing seeded SQLite store instead of seeding")
     parser.add_argument("--pages", help="only pages whose label holds one of these words")
     parser.add_argument(
+        "--cpu-profile",
+        type=Path,
+        help="with --browser: write each page's DevTools CPU profile to this directory",
+    )
+    parser.add_argument(
         "--stores", default="demo,sqlite,postgresql", help="which stores (comma-separated)"
     )
     args = parser.parse_args()
+    if args.cpu_profile:
+        args.cpu_profile.mkdir(parents=True, exist_ok=True)
 
     codes = [Code("new", ROOT)]
     if args.baseline_src:
         codes.append(Code("baseline", args.baseline_src.resolve()))
     wanted = set(args.stores.split(","))
-    heads = "   ".join(f"{c.name + ': server, cpu, chromium, cpu s':34}" for c in codes)
+    heads = "   ".join(f"{c.name + ': server, cpu, chromium, cpu, main, js s':48}" for c in codes)
     print(f"load average {os.getloadavg()}")
     print(f"{'store':10} {'page':18} {heads}")
+    options = (codes, args.browser, args.repeat, args.pages, args.cpu_profile)
     with tempfile.TemporaryDirectory(prefix="llmscope-dashboard-bench-") as tmp:
         workdir = Path(tmp)
         if "demo" in wanted:
             url = args.demo_url or demo_store(workdir)
-            measure("demo", url, DEMO_TARGET_S, codes, args.browser, args.repeat, args.pages)
+            measure("demo", url, DEMO_TARGET_S, *options)
         if "sqlite" in wanted:
             if args.sqlite_url:
                 url, cleanup = args.sqlite_url, None
             else:
                 url, cleanup = seeded_store("sqlite", None, workdir, args.records)
-            measure("sqlite", url, LARGE_TARGET_S, codes, args.browser, args.repeat, args.pages)
+            measure("sqlite", url, LARGE_TARGET_S, *options)
         if "postgresql" in wanted and args.postgres_url:
             url, cleanup = seeded_store("postgresql", args.postgres_url, workdir, args.records)
             try:
-                measure(
-                    "postgresql", url, LARGE_TARGET_S, codes, args.browser, args.repeat, args.pages
-                )
+                measure("postgresql", url, LARGE_TARGET_S, *options)
             finally:
                 cleanup()
     print(f"load average {os.getloadavg()}")

@@ -12,12 +12,12 @@ import json
 import os
 import re
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 import plotly
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.fingerprint import build_fingerprint
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, abort, has_request_context, request
 from sqlalchemy import Engine
 
 from llmscope.config import Settings, get_settings, revealed
@@ -69,6 +69,22 @@ def preload_plotly(app: Dash) -> None:
     app.registered_paths["plotly"].add(PLOTLY_JS)
     url = f"{app.config.requests_pathname_prefix}_dash-component-suites/plotly/{fingerprint}"
     app.index_string = app.index_string.replace("{%css%}", "{%css%}\n" + _PRELOAD % url, 1)
+
+
+# Dash's renderer asks for the layout (and the callbacks) only once its scripts have run; asked
+# from the page's head, the server renders the page (which comes with the layout, see ``shell``)
+# while the browser loads and compiles them. The renderer's own ``fetch`` of the same URL, mode
+# and credentials then takes the preloaded answer instead of asking again.
+_PRELOAD_LAYOUT = """<link rel="preload" href="%s_dash-layout" as="fetch" crossorigin="anonymous">
+<link rel="preload" href="%s_dash-dependencies" as="fetch" crossorigin="anonymous">"""
+
+
+def preload_layout(app: Dash) -> None:
+    """Ask for the layout and the callbacks from the page's head (see ``_PRELOAD_LAYOUT``)."""
+    prefix = app.config.requests_pathname_prefix
+    app.index_string = app.index_string.replace(
+        "{%css%}", "{%css%}\n" + _PRELOAD_LAYOUT % (prefix, prefix), 1
+    )
 
 
 def render_path(engine: Engine, pathname: str | None, search: str | None) -> Any:
@@ -167,42 +183,17 @@ def create_app(settings: Settings | None = None) -> Dash:
         serve_locally=True,
     )
     preload_plotly(app)
+    preload_layout(app)
     # Once API keys exist, every page and callback needs a signed-in read or admin key.
     login = Login(app.server, make_sessionmaker(engine), revealed(settings.dashboard_secret_key))
-    app.layout = html.Div(
-        [
-            dcc.Location(id="url", refresh="callback-nav"),
-            html.Header(
-                [
-                    dcc.Link(
-                        [html.Span("◎", className="logo-mark"), " llmscope"],
-                        href="/",
-                        className="logo",
-                    ),
-                    html.Nav(id="nav", className="nav"),
-                ],
-                className="topbar",
-            ),
-            html.Main(
-                # Only a new page shows the spinner: a panel's own callbacks (Try a fix polling
-                # every half second) would otherwise hide the whole page while they run. (Dash
-                # types target_components as an empty TypedDict, hence the ignore.)
-                dcc.Loading(
-                    html.Div(id="page"),
-                    delay_show=400,
-                    type="dot",
-                    target_components={"page": "children"},  # type: ignore[arg-type]
-                ),
-                className="main",
-            ),
-        ]
-    )
+    app.layout = lambda: shell(engine, opened_url())
 
     @app.callback(
         Output("page", "children"),
         Output("nav", "children"),
         Input("url", "pathname"),
         Input("url", "search"),
+        prevent_initial_call=True,  # the first page comes with the layout (see ``shell``)
     )
     def _route(pathname: str | None, search: str | None) -> tuple[Any, list[Any]]:
         return render_path(engine, pathname, search), nav(pathname, search)
@@ -252,6 +243,13 @@ def create_app(settings: Settings | None = None) -> Dash:
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
+    @server.after_request
+    def _same_origin_referrer(response: Response) -> Response:
+        # The layout request names the page it is for by its Referer (see ``opened_url``);
+        # other sites learn nothing of the dashboard's URLs.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
     @server.route("/health")
     def _health() -> dict[str, str]:
         return {"status": "ok"}
@@ -259,6 +257,63 @@ def create_app(settings: Settings | None = None) -> Dash:
     tryfix.register(app, engine, settings, login)
     app.server.config["LLMSCOPE_ENGINE"] = engine
     return app
+
+
+def opened_url() -> str | None:
+    """The address of the page whose layout is being asked for: the Referer of Dash's
+    ``/_dash-layout`` request (the dashboard's pages send it, see ``Referrer-Policy``), else
+    None (not that request, or a browser that sends no Referer)."""
+    if not has_request_context() or not request.path.endswith("/_dash-layout"):
+        return None
+    referrer = request.referrer
+    if not referrer or urlsplit(referrer).netloc != request.host:
+        return None
+    return referrer
+
+
+def shell(engine: Engine, url: str | None) -> html.Div:
+    """The app's layout: navigation, the URL and the page. With the ``url`` being opened, the
+    page is rendered into it, so the browser draws it from the layout answer, without a second
+    round trip for the router callback (and without the callbacks a page's new controls would
+    fire as they are inserted). ``url``'s parts are given to ``dcc.Location`` as they stand in
+    the browser, which then reports no change on mount; without ``url`` the page is empty and
+    the Location's first report renders it through the router."""
+    location: dict[str, Any] = {}
+    page_children: Any = None
+    nav_children: Any = None
+    if url is not None:
+        parts = urlsplit(url)
+        pathname, search = parts.path or "/", f"?{parts.query}" if parts.query else ""
+        location = {"pathname": pathname, "search": search, "hash": "", "href": url}
+        page_children, nav_children = render_path(engine, pathname, search), nav(pathname, search)
+    return html.Div(
+        [
+            dcc.Location(id="url", refresh="callback-nav", **location),
+            html.Header(
+                [
+                    dcc.Link(
+                        [html.Span("◎", className="logo-mark"), " llmscope"],
+                        href="/",
+                        className="logo",
+                    ),
+                    html.Nav(nav_children, id="nav", className="nav"),
+                ],
+                className="topbar",
+            ),
+            html.Main(
+                # Only a new page shows the spinner: a panel's own callbacks (Try a fix polling
+                # every half second) would otherwise hide the whole page while they run. (Dash
+                # types target_components as an empty TypedDict, hence the ignore.)
+                dcc.Loading(
+                    html.Div(page_children, id="page"),
+                    delay_show=400,
+                    type="dot",
+                    target_components={"page": "children"},  # type: ignore[arg-type]
+                ),
+                className="main",
+            ),
+        ]
+    )
 
 
 def point_record(click: dict[str, Any] | None) -> str | None:

@@ -216,6 +216,14 @@ COLOURED = len(PALETTE) - 1  # one palette colour stays free: at most 10 colours
 FEEDBACK_ORDER = {None: 0, "up": 1, "down": 2}  # thumbs-down drawn last: on top
 
 
+# Up to this many points the map is SVG, above it WebGL. Creating a WebGL context and compiling
+# its shaders costs a fixed few hundred milliseconds (most of a second where Chromium draws
+# without a GPU), which SVG does not pay; SVG's cost grows with the points instead, and 20,000
+# of them took about twice as long to draw as in WebGL (benchmarks/dashboard.py).
+SVG_POINTS = 5_000
+COORDINATE_DIGITS = 4  # a map coordinate's decimals: finer than a pixel, and a smaller page
+
+
 def _label(text: str, limit: int = 34) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -229,8 +237,8 @@ def cluster_map(
     ranked: list[int] | None = None,
     flagged: set[int] | None = None,
 ) -> dict[str, Any]:
-    """The 2-D map as one WebGL trace per colour group (a plain dict: 20k points need no
-    validation pass).
+    """The 2-D map as one trace per colour group, SVG up to ``SVG_POINTS`` points and WebGL
+    above (a plain dict: 20k points need no validation pass).
 
     ``ranked`` lists the clusters most severe first (the report's findings order) and
     ``flagged`` the ones a finding names. Coloured by ``finding``, the first flagged ones get
@@ -263,6 +271,7 @@ def cluster_map(
             return (FEEDBACK_ORDER.get(key, 0), str(key))
         return (0, str(key))  # baseline, then current
 
+    kind = "scatter" if len(points) <= SVG_POINTS else "scattergl"
     traces = []
     for key in sorted(groups, key=order):
         pts = groups[key]
@@ -280,12 +289,12 @@ def cluster_map(
             name, marker_color = FEEDBACK_NAMES.get(key, str(key)), FEEDBACK_COLORS.get(key, NOISE)
         traces.append(
             {
-                "type": "scattergl",
+                "type": kind,
                 "mode": "markers",
                 "name": name,
                 "legendrank": legendrank,
-                "x": [p["x"] for p in pts],
-                "y": [p["y"] for p in pts],
+                "x": [round(p["x"], COORDINATE_DIGITS) for p in pts],
+                "y": [round(p["y"], COORDINATE_DIGITS) for p in pts],
                 "customdata": [p["record_id"] for p in pts],
                 "text": [_hover(p, held.get(p["record_id"])) for p in pts],
                 "hovertemplate": "%{text}<extra></extra>",
@@ -303,14 +312,14 @@ def cluster_map(
             continue
         traces.append(
             {
-                "type": "scattergl",
+                "type": kind,
                 "mode": "markers",
                 "name": _label(
                     f"sub-cluster {sub} of {parents.get(sub, '?')}: {titles.get(sub, '')}", 48
                 ),
                 "legendrank": 999,
-                "x": [p["x"] for p in pts],
-                "y": [p["y"] for p in pts],
+                "x": [round(p["x"], COORDINATE_DIGITS) for p in pts],
+                "y": [round(p["y"], COORDINATE_DIGITS) for p in pts],
                 "customdata": [p["record_id"] for p in pts],
                 "text": [_hover(p, held.get(p["record_id"])) for p in pts],
                 "hovertemplate": "%{text}<extra></extra>",

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from llmscope.config import Settings
+from llmscope.dashboard import charts
 from llmscope.dashboard.app import (
     create_app,
     merge_query,
@@ -113,7 +114,7 @@ def test_clusters_page_table_sorted_and_map_coloured(engine: Engine, seeded: See
     assert set(names[:2]) == {"baseline", "current"}
     assert names[2].startswith(f"sub-cluster {slow} of {refund}: Refunds slow")
     assert names[3].startswith(f"sub-cluster {today} of {slow}: Refund delays")
-    assert all(t["type"] == "scattergl" for t in figure["data"])
+    assert all(t["type"] == "scatter" for t in figure["data"])  # SVG: a few hundred points
     assert sum(len(t["x"]) for t in figure["data"][:2]) == len(seeded.record_ids)
     # A sub-cluster's trace draws its members again, as rings, over the parent's points.
     assert sorted(figure["data"][2]["customdata"]) == sorted(seeded.subclusters[slow])
@@ -242,6 +243,61 @@ def test_router_callback_over_http(app: Dash, client: FlaskClient, seeded: Seede
     )
     assert json.dumps(XSS_PROMPT) in json.dumps(response["page"]["children"])
     assert f"/clusters?run={seeded.run_id}" in json.dumps(response["nav"]["children"])
+
+
+def _layout_page(layout: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The props of the layout's ``url`` Location and the children of its ``page``."""
+    found: dict[str, Any] = {}
+    stack: list[Any] = [layout]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            props = node.get("props", {})
+            if props.get("id") in ("url", "page"):
+                found[props["id"]] = props
+            stack.append(props.get("children"))
+    return found["url"], found["page"].get("children")
+
+
+def test_the_first_page_comes_with_the_layout_not_a_callback(
+    app: Dash, client: FlaskClient, seeded: SeededStore
+) -> None:
+    """The layout answer holds the page its request came from (its Referer), with the URL's
+    parts as the browser has them, so no router callback runs on a first visit."""
+    index = client.get("/clusters?color=window")
+    assert index.headers["Referrer-Policy"] == "same-origin"  # the layout request names its page
+    opened = "http://localhost/clusters?color=window"
+    layout = client.get("/_dash-layout", headers={"Referer": opened}).get_json()
+    url, page = _layout_page(layout)
+    assert url == {**url, "pathname": "/clusters", "search": "?color=window", "hash": ""}
+    assert url["href"] == opened
+    assert "clusters-table" in json.dumps(page) and '"window"' in json.dumps(page)
+    head = index.get_data(as_text=True).split("</head>", 1)[0]  # asked while the scripts load
+    assert '<link rel="preload" href="/_dash-layout" as="fetch" crossorigin="anonymous">' in head
+    router = next(d for d in client.get("/_dash-dependencies").get_json() if "page" in d["output"])
+    assert router["prevent_initial_call"] is True
+
+    # No Referer (or another site's): the shell alone; the Location's first report renders it.
+    for headers in ({}, {"Referer": "http://elsewhere.example/clusters"}):
+        url, page = _layout_page(client.get("/_dash-layout", headers=headers).get_json())
+        assert page is None and "pathname" not in url
+
+
+def test_the_map_is_svg_up_to_a_few_thousand_points_then_webgl() -> None:
+    def points(n: int) -> list[dict[str, Any]]:
+        return [
+            {"record_id": f"r{i}", "cluster_id": 0, "window": "current", "x": i / 7, "y": -i / 3,
+             "thumb": None, "text": ""}
+            for i in range(n)
+        ]  # fmt: skip
+
+    few = charts.cluster_map(points(charts.SVG_POINTS), "window", {0: "t"})
+    assert {t["type"] for t in few["data"]} == {"scatter"}
+    assert few["data"][0]["x"][:3] == [0.0, 0.1429, 0.2857]  # four decimals: finer than a pixel
+    many = charts.cluster_map(points(charts.SVG_POINTS + 1), "window", {0: "t"})
+    assert {t["type"] for t in many["data"]} == {"scattergl"}
 
 
 def test_control_change_rewrites_the_url_over_http(

@@ -4,6 +4,7 @@ cluster → one of its records. Screenshots land in ``test-artifacts/``."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
+from werkzeug.serving import make_server
 
+from llmscope.config import Settings
+from llmscope.dashboard.app import create_app
 from llmscope.db import make_engine, upgrade
 from tests.conftest import cli_server
 from tests.dashboard.chromium import chromium
@@ -135,6 +139,66 @@ def test_a_pasted_deep_link_opens_the_same_view(
     assert "in filter" in browser.find_element(By.ID, "clusters-table").text
     selected = browser.find_element(By.CSS_SELECTOR, ".page-actions").text
     assert seeded.old_run_id in selected
+
+
+def test_a_first_visit_draws_the_page_from_the_layout_without_a_callback(
+    served: tuple[str, SeededStore], browser: WebDriver
+) -> None:
+    """The page comes with Dash's layout answer: no router callback, and none of the callbacks
+    its controls would fire if the page were inserted by one, is asked of the server."""
+    base, _ = served
+    browser.get(f"{base}/clusters?color=window")
+    wait_for(browser, "#clusters-table")
+    wait_for(browser, "#cluster-map .main-svg")
+    asked = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    # Asked once, from the page's head: the renderer took that answer rather than asking again.
+    assert len([name for name in asked if name.endswith("/_dash-layout")]) == 1
+    assert [name for name in asked if "_dash-update-component" in name] == []
+    names = browser.execute_script(
+        "return document.getElementById('cluster-map').querySelector('.js-plotly-plot')"
+        ".data.map(t => t.name)"
+    )
+    assert names[:2] == ["baseline", "current"]  # the view in the link
+    browser.find_element(By.CSS_SELECTOR, "#clusters-table .cluster-link").click()
+    wait_for(browser, "#cluster-stats")  # and the next page comes from the router, as before
+
+
+def test_without_a_referer_the_router_renders_the_first_page(
+    tmp_path: Path, browser: WebDriver
+) -> None:
+    """A browser (or proxy) that sends no Referer gets the shell alone from the layout request,
+    and the page from the router callback, as before the layout-first render."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    seed_store(engine, records=200)
+    engine.dispose()
+    app = create_app(Settings(database_url=url, data_dir=tmp_path / "data"))
+    app.index_string = app.index_string.replace(
+        "<head>", '<head><meta name="referrer" content="no-referrer">', 1
+    )
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        browser.get(f"http://127.0.0.1:{server.server_port}/clusters?color=window")
+        wait_for(browser, "#clusters-table")
+        wait_for(browser, "#cluster-map .main-svg")
+        asked = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
+        assert [name for name in asked if "_dash-update-component" in name]  # the router
+        names = browser.execute_script(
+            "return document.getElementById('cluster-map').querySelector('.js-plotly-plot')"
+            ".data.map(t => t.name)"
+        )
+        assert names[:2] == ["baseline", "current"]
+    finally:
+        server.shutdown()
+        thread.join()
+        app.server.config["LLMSCOPE_ENGINE"].dispose()
 
 
 def test_subclusters_nest_under_their_parent_on_the_list_the_map_and_the_pages(

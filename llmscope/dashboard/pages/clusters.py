@@ -214,6 +214,11 @@ def _sort_header(label: str, key: str, state: ViewState, *, numeric: bool = True
     )
 
 
+# The table is most of the page's components, and Dash's renderer (4.x) runs every mounted
+# component's selector for each component it mounts: the first render grows with their square.
+# So a cell is one element where it can be: a figure and its muted detail are two lines of one
+# cell (``two-line`` in style.css), plain text needs no span. A third fewer components here
+# halved the renderer's time on the demo's 37 rows (benchmarks/dashboard.py).
 def _table(
     clusters: list[tuple[ClusterEntry, int]],
     counts: dict[int, int],
@@ -254,7 +259,7 @@ def _table(
                             if c.parent is not None
                             else None,
                             dcc.Link(
-                                [html.Span(f"#{c.id} ", className="muted"), title],
+                                f"#{c.id} {title}",
                                 href=state.href(
                                     f"/clusters/{c.id}", sort="severity", color="finding"
                                 ),
@@ -263,11 +268,9 @@ def _table(
                         ],
                         style={"paddingLeft": f"{1.5 * depth:.1f}em"} if depth else None,
                     ),
-                    html.Td(
-                        [badge(w, "bad") for w in words]
-                        or html.Span("not flagged", className="muted small"),
-                        className="flags",
-                    ),
+                    html.Td([badge(w, "bad") for w in words], className="flags")
+                    if words
+                    else html.Td("not flagged", className="flags muted small"),
                     html.Td(", ".join(c.keywords[:KEYWORDS_SHOWN]), className="keywords"),
                     html.Td(fmt_int(c.size), className="num"),
                     *([html.Td(fmt_int(counts.get(c.id, 0)), className="num")] if filtered else []),
@@ -281,32 +284,22 @@ def _table(
                                 drift.kind,
                                 "bad" if drift.flagged else DRIFT_TONES.get(drift.kind, "neutral"),
                             ),
-                            html.Span(f" {fmt_num(drift.score, 2)}"),
-                            html.Div(f"q={fmt_p(drift.q_value)}", className="muted small"),
+                            f" {fmt_num(drift.score, 2)}\nq={fmt_p(drift.q_value)}",
                         ],
-                        className="num",
+                        className="num two-line",
                     ),
                     html.Td(
-                        [
-                            html.Span(f"×{fmt_num(hotspot.lift, 2)}"),
-                            html.Div(f"q={fmt_p(hotspot.q_value)}", className="muted small"),
-                        ]
-                        if untested(c) is None
-                        else html.Span(NOT_ENOUGH_RATINGS, className="muted small"),
-                        className="num",
-                    ),
+                        f"×{fmt_num(hotspot.lift, 2)}\nq={fmt_p(hotspot.q_value)}",
+                        className="num two-line",
+                    )
+                    if untested(c) is None
+                    else html.Td(NOT_ENOUGH_RATINGS, className="num muted small"),
                     html.Td(
-                        [
-                            fmt_pct(fb.down_rate),
-                            html.Div(
-                                f"{fmt_int(fb.down)}/{fmt_int(fb.rated)} rated",
-                                className="muted small",
-                            ),
-                        ]
-                        if fb.rated
-                        else html.Span(NOT_ENOUGH_RATINGS, className="muted small"),
-                        className="num",
-                    ),
+                        f"{fmt_pct(fb.down_rate)}\n{fmt_int(fb.down)}/{fmt_int(fb.rated)} rated",
+                        className="num two-line",
+                    )
+                    if fb.rated
+                    else html.Td(NOT_ENOUGH_RATINGS, className="num muted small"),
                 ],
                 className=" ".join(
                     (["subcluster-row"] if c.parent is not None else [])
