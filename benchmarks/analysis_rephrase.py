@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--intents", type=int, default=40)
     parser.add_argument("--per-intent", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--sessions", type=int, default=4000)
+    parser.add_argument("--sessions", type=int, default=20_000)
     parser.add_argument("--follow-up", type=float, default=0.5)
     parser.add_argument("--planted", type=int, default=3)
     parser.add_argument("--hot", type=float, default=0.4)
