@@ -172,7 +172,8 @@ def turns_of_records(
     with the settings' window and similarity."""
     return detect_turns(
         conversation_keys(records),
-        np.array([_seconds(r["timestamp"]) for r in records], dtype=float),
+        # a record without a time (never one the job loads) is in no order: 0
+        np.array([_seconds(r.get("timestamp") or 0.0) for r in records], dtype=float),
         text_index,
         embeddings,
         window_seconds=settings.rephrase_window_seconds,

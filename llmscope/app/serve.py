@@ -66,6 +66,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.otlp_grpc_port is not None:
         os.environ["LLMSCOPE_OTLP_GRPC_PORT"] = str(args.otlp_grpc_port)  # workers inherit it
     settings = settings_from(args)
+    names: list[str] | None = None
     if settings.gateway_config:
         from llmscope.collector.gateway.config import ConfigError, load_config
 
@@ -74,6 +75,12 @@ def serve_command(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise UsageError(f"--config: {exc}") from None
         names = [e.name for e in loaded.endpoints] + [r.name for r in loaded.routes]
+    prepare_store(settings)
+    refuse_open_bind(args.host, args.insecure, settings.database_url)
+    if settings.otlp_grpc_port:
+        check_grpc_port(args.host, args.port, settings.otlp_grpc_port)
+    # Said once the command will start: a refusal stays one line.
+    if names is not None:
         print(
             f"llmscope serve: gateway config {settings.gateway_config}: "
             f"{len(names)} endpoint{'s' if len(names) != 1 else ''}: {', '.join(names) or '-'}",
@@ -81,10 +88,6 @@ def serve_command(args: argparse.Namespace) -> int:
             flush=True,
         )
     announce_store(settings, "serve")
-    prepare_store(settings)
-    refuse_open_bind(args.host, args.insecure, settings.database_url)
-    if settings.otlp_grpc_port:
-        check_grpc_port(args.host, args.port, settings.otlp_grpc_port)
     # The worker processes' app factory reads these (grpc_bind_from_env).
     os.environ[SERVE_HOST] = args.host
     os.environ[SERVE_WORKERS] = str(args.workers)

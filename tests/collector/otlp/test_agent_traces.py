@@ -127,6 +127,6 @@ def test_steps_are_masked_like_records(
 
 def test_trace_errors(collector: tuple[str, FastAPI]) -> None:
     base, _ = collector
-    assert httpx.get(f"{base}/api/v1/traces/not-hex", timeout=10).status_code == 422
+    assert httpx.get(f"{base}/api/v1/traces/not-hex", timeout=10).status_code == 400
     missing = httpx.get(f"{base}/api/v1/traces/{'ab' * 16}", timeout=10)
     assert missing.status_code == 404 and "ab" * 16 in missing.json()["detail"]

@@ -33,7 +33,7 @@ def get_session(
     """The session's records, oldest first (by the call's timestamp), each with its feedback;
     ``truncated`` says that more turns exist than ``limit``."""
     if len(session_id) > limits.NAME:
-        raise HTTPException(422, f"session_id: at most {limits.NAME} characters")
+        raise HTTPException(400, f"session_id: at most {limits.NAME} characters")
     rows = session.scalars(
         select(Record)
         .where(Record.session_id == session_id)

@@ -22,7 +22,7 @@ def get_trace(trace_id: str, session: SessionDep) -> dict[str, Any]:
     ``retriever``, ``agent``, ``chain``, ...), ``status``, ``error`` and ``attributes``."""
     wanted = trace_id.lower()
     if not _TRACE_ID.match(wanted):
-        raise HTTPException(422, "trace_id: 32 hexadecimal characters (the W3C trace id)")
+        raise HTTPException(400, "trace_id: 32 hexadecimal characters (the W3C trace id)")
     tree = trace_tree(session.connection(), wanted)
     if tree is None:
         raise HTTPException(404, f"nothing of trace {wanted} is stored")
