@@ -30,7 +30,6 @@ Bonferroni gate, ``previous_decision.bonferroni_gate``) and by the decision befo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections import Counter
@@ -38,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from clinc import clinc_intents, embed_cached  # sibling benchmarks module
 from previous_decision import bonferroni_gate, previous_decision  # sibling benchmarks module
 from scipy.stats import binomtest
 
-from llmscope.analysis.embedding import load_model
 from llmscope.analysis.keywords import representatives
 from llmscope.analysis.pipeline import (
     Verdicts,
@@ -175,24 +174,11 @@ def main() -> None:
     parser.add_argument("--cache", help="an .npy file to keep the embeddings in across runs")
     args = parser.parse_args()
 
-    data = json.loads((Path(args.data) / "clinc150" / "data_full.json").read_text())
-    pool: dict[str, list[str]] = {}
-    for text, intent in data["train"]:
-        pool.setdefault(intent, []).append(text)
-    chosen = sorted(np.random.default_rng(2024).choice(sorted(pool), args.intents, replace=False))
-    texts = [t for i in chosen for t in pool[i][: args.per_intent]]
-    intent_of = np.array([n for n, i in enumerate(chosen) for _ in pool[i][: args.per_intent]])
+    chosen, texts, intent_of = clinc_intents(args.data, args.intents, args.per_intent, seed=2024)
     settings = Settings(database_url="sqlite://", drift_alpha=args.alpha)
 
     started = time.perf_counter()
-    cache = Path(args.cache) if args.cache else None
-    if cache and cache.exists():
-        vectors = np.load(cache)
-    else:
-        model = load_model(settings.embedding_model)
-        vectors = model.encode(texts, batch_size=64, normalize_embeddings=True)
-        if cache:
-            np.save(cache, vectors)
+    vectors = embed_cached(texts, settings.embedding_model, args.cache)
     _, clustering = cluster_embeddings(vectors, settings)
     labels, k = clustering.labels, clustering.n_clusters
     tree, micro = build_tree(clustering), clustering.micro_labels

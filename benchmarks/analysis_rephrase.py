@@ -30,7 +30,6 @@ same process.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections import Counter
@@ -38,9 +37,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from clinc import clinc_intents, embed_cached  # sibling benchmarks module
 
 from llmscope.analysis import stats
-from llmscope.analysis.embedding import load_model
 from llmscope.analysis.implicit import detect_turns, rephrase_tests, turns_of_records
 from llmscope.analysis.pipeline import analyse, cluster_embeddings
 from llmscope.config import Settings
@@ -102,26 +101,13 @@ def main() -> None:
     parser.add_argument("--cache", help="an .npy file to keep the embeddings in across runs")
     args = parser.parse_args()
 
-    data = json.loads((Path(args.data) / "clinc150" / "data_full.json").read_text())
-    pool: dict[str, list[str]] = {}
-    for text, intent in data["train"]:
-        pool.setdefault(intent, []).append(text)
-    chosen = sorted(np.random.default_rng(7).choice(sorted(pool), args.intents, replace=False))
-    texts = [t for i in chosen for t in pool[i][: args.per_intent]]
-    intent_of = np.array([n for n, i in enumerate(chosen) for _ in pool[i][: args.per_intent]])
+    chosen, texts, intent_of = clinc_intents(args.data, args.intents, args.per_intent, seed=7)
     by_intent = [np.flatnonzero(intent_of == i) for i in range(len(chosen))]
     settings = Settings(database_url="sqlite://")
     level = stats.split_alpha(settings.drift_alpha).implicit
 
     started = time.perf_counter()
-    cache = Path(args.cache) if args.cache else None
-    if cache and cache.exists():
-        vectors = np.load(cache)
-    else:
-        model = load_model(settings.embedding_model)
-        vectors = model.encode(texts, batch_size=64, normalize_embeddings=True)
-        if cache:
-            np.save(cache, vectors)
+    vectors = embed_cached(texts, settings.embedding_model, args.cache)
     _, clustering = cluster_embeddings(vectors, settings)
     text_labels, k = clustering.labels, clustering.n_clusters
     home = [Counter(text_labels[m].tolist()).most_common(1)[0][0] for m in by_intent]
@@ -217,8 +203,12 @@ def main() -> None:
     turns = turns_of_records(records, text_index, vectors, settings)
     rephrase_tests(labels, k, is_current, turns.outcomes(), settings, level=level)
     step_small = time.perf_counter() - started
+    # a run's texts are its records' texts: the queries no record asked are left out
+    used, run_index = np.unique(text_index, return_inverse=True)
+    run_texts = [texts[t] for t in used]
     started = time.perf_counter()
-    analyse(records, texts, vectors, text_index, is_current, [None] * len(records), settings)
+    analyse(records, run_texts, vectors[used], run_index, is_current, [None] * len(records),
+            settings)  # fmt: skip
     whole_small = time.perf_counter() - started
     print(f"\ncost (load average {load_big:.1f} -> {os.getloadavg()[0]:.1f})")
     print("| records | rephrase step | whole analysis (embeddings cached) | step share |")

@@ -150,7 +150,19 @@ def post_all(
                 if response.status_code >= 300:
                     errors.append(f"{response.status_code} {response.text[:200]}")
 
-    threads = [threading.Thread(target=worker, args=(bodies[k::clients],)) for k in range(clients)]
+    return split_among_threads(bodies, clients, worker, errors, "requests")
+
+
+def split_among_threads(
+    items: list[bytes],
+    clients: int,
+    worker: Callable[[list[bytes]], None],
+    errors: list[str],
+    what: str,
+) -> float:
+    """Run ``worker`` on ``clients`` threads, each with every ``clients``-th item; seconds
+    taken. Raises when the workers appended to ``errors``."""
+    threads = [threading.Thread(target=worker, args=(items[k::clients],)) for k in range(clients)]
     start = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -158,7 +170,7 @@ def post_all(
         thread.join()
     elapsed = time.perf_counter() - start
     if errors:
-        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+        raise RuntimeError(f"{len(errors)} failed {what}, first: {errors[0]}")
     return elapsed
 
 

@@ -19,7 +19,6 @@ import argparse
 import gzip
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from common import (  # the sibling benchmarks' helpers
     free_port,
     fresh_database,
     post_all,
+    split_among_threads,
     tree_cpu_seconds,
 )
 from ingest import make_records
@@ -57,18 +57,7 @@ def export_all(target: str, messages: list[bytes], clients: int) -> float:
                             break
                         time.sleep(1)
 
-    threads = [
-        threading.Thread(target=worker, args=(messages[k::clients],)) for k in range(clients)
-    ]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise RuntimeError(f"{len(errors)} failed exports, first: {errors[0]}")
-    return elapsed
+    return split_among_threads(messages, clients, worker, errors, "exports")
 
 
 def main() -> None:
