@@ -90,6 +90,7 @@ def map_export(request: ExportTraceServiceRequest, writer: RecordWriter) -> Expo
                         own=record is not None,
                     )
                     response_id = response_id_of(attrs) if record else None
+                    step = step_row(span, attrs) if record is None else None
                 except BadAttribute as exc:
                     batch.rejected += 1
                     batch.errors.append(f"span {ids.span_id or '?'}: {exc}")
@@ -106,7 +107,6 @@ def map_export(request: ExportTraceServiceRequest, writer: RecordWriter) -> Expo
                 batch.feedback.extend(feedback)
                 batch.evaluations.extend(evaluations)
                 if record is None:
-                    step = step_row(span, attrs)
                     if step is not None and (step["trace_id"], step["span_id"]) not in kept:
                         kept.add((step["trace_id"], step["span_id"]))
                         batch.steps.append(step)

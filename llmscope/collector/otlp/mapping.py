@@ -28,6 +28,7 @@ __all__ = [
     "is_llm_call",
     "record_id_for",
     "response_id_of",
+    "span_error",
     "span_ids",
     "span_record",
 ]
@@ -84,7 +85,9 @@ def _time(nanos: int) -> datetime | None:
     return datetime.fromtimestamp(nanos / 1e9, UTC) if nanos > 0 else None
 
 
-def _error_text(span: Span, attrs: Attrs, fields: dict[str, Any]) -> str | None:
+def span_error(span: Span, attrs: Attrs, fields: dict[str, Any] | None = None) -> str:
+    """Why a failed span failed: its status message, else its exception event's message, else
+    the convention's error field or ``error.type``, else "error"."""
     if span.status.message:
         return span.status.message
     for event in span.events:
@@ -92,7 +95,7 @@ def _error_text(span: Span, attrs: Attrs, fields: dict[str, Any]) -> str | None:
             message = attributes_of(event.attributes).text("exception.message")
             if message:
                 return message
-    return fields.get("error") or attrs.text("error.type") or "error"
+    return str((fields or {}).get("error") or attrs.text("error.type") or "error")
 
 
 def _first_token_ms(span: Span) -> float | None:
@@ -131,7 +134,7 @@ def span_record(span: Span, attrs: Attrs, service_name: str | None) -> RecordIn 
         raise BadAttribute("span", "a span needs a 16-byte trace id and an 8-byte span id")
     fields = _merged_fields(attrs)
     failed = span.status.code == Status.STATUS_CODE_ERROR
-    fields["error"] = _error_text(span, attrs, fields) if failed else None
+    fields["error"] = span_error(span, attrs, fields) if failed else None
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     latency = (end - start) / 1e6 if start > 0 and end >= start else None
     user_id = fields.pop("user_id", None) or attrs.text("user.id") or attrs.text("enduser.id")

@@ -27,7 +27,7 @@ LLM_SPAN_TYPES = {"CHAT_MODEL", "LLM"}
 _LANGCHAIN_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 
 
-def _decoded(attrs: Attrs, key: str) -> Any:
+def decoded(attrs: Attrs, key: str) -> Any:
     """An MLflow attribute's value: JSON-decoded when it is JSON text, else as it came."""
     value = attrs.raw(key)
     if isinstance(value, str):
@@ -154,7 +154,7 @@ def _outputs(outputs: Any) -> tuple[str | None, list[dict[str, Any]]]:
 
 
 def _tool_names(attrs: Attrs, inputs: Any) -> list[str] | None:
-    tools = _decoded(attrs, "mlflow.chat.tools")
+    tools = decoded(attrs, "mlflow.chat.tools")
     if not isinstance(tools, list) and isinstance(inputs, dict):
         tools = inputs.get("tools")
     if not isinstance(tools, list):
@@ -171,7 +171,7 @@ def _tool_names(attrs: Attrs, inputs: Any) -> list[str] | None:
 
 
 def _usage(attrs: Attrs) -> tuple[int | None, int | None]:
-    usage = _decoded(attrs, "mlflow.chat.tokenUsage")
+    usage = decoded(attrs, "mlflow.chat.tokenUsage")
     if not isinstance(usage, dict):
         return None, None
     used, made = usage.get("input_tokens"), usage.get("output_tokens")
@@ -192,7 +192,7 @@ class MLflowTracing:
     name = "mlflow"
 
     def verdict(self, attrs: Attrs) -> bool | None:
-        kind = _decoded(attrs, "mlflow.spanType")
+        kind = decoded(attrs, "mlflow.spanType")
         if kind is None:
             return None
         return str(kind).upper() in LLM_SPAN_TYPES
@@ -200,32 +200,32 @@ class MLflowTracing:
     def fields(self, attrs: Attrs) -> dict[str, Any]:
         if "mlflow.spanType" not in attrs:
             return {}
-        inputs = _decoded(attrs, "mlflow.spanInputs")
-        response, calls = _outputs(_decoded(attrs, "mlflow.spanOutputs"))
+        inputs = decoded(attrs, "mlflow.spanInputs")
+        response, calls = _outputs(decoded(attrs, "mlflow.spanOutputs"))
         used, made = _usage(attrs)
-        model = _short(_decoded(attrs, "mlflow.llm.model"))
+        model = _short(decoded(attrs, "mlflow.llm.model"))
         if model is None and isinstance(inputs, dict):
             model = _short(inputs.get("model"))
         template = None
-        linked = _decoded(attrs, "mlflow.linkedPrompts")
+        linked = decoded(attrs, "mlflow.linkedPrompts")
         if isinstance(linked, list) and linked and isinstance(linked[0], dict):
             name = _short(linked[0].get("name"))
             if name:
                 template = {"name": name, "version": _short(linked[0].get("version"))}
-        request_id = _short(_decoded(attrs, "mlflow.traceRequestId"))
+        request_id = _short(decoded(attrs, "mlflow.traceRequestId"))
         fields: dict[str, Any] = {
-            "provider": _short(_decoded(attrs, "mlflow.llm.provider"))
-            or _short(_decoded(attrs, "mlflow.message.format")),
+            "provider": _short(decoded(attrs, "mlflow.llm.provider"))
+            or _short(decoded(attrs, "mlflow.message.format")),
             "model": model,
             "input_tokens": used,
             "output_tokens": made,
             "messages": _input_messages(inputs),
             "response": response,
             "template": template,
-            "session_id": _short(_decoded(attrs, "session.id"))
-            or _short(_decoded(attrs, "mlflow.trace.session")),
-            "user_id": _short(_decoded(attrs, "user.id"))
-            or _short(_decoded(attrs, "mlflow.trace.user")),
+            "session_id": _short(decoded(attrs, "session.id"))
+            or _short(decoded(attrs, "mlflow.trace.session")),
+            "user_id": _short(decoded(attrs, "user.id"))
+            or _short(decoded(attrs, "mlflow.trace.user")),
             "tags": {"mlflow.request_id": request_id} if request_id else None,
             "tool_calls": calls or None,
             "tools": _tool_names(attrs, inputs),

@@ -15,7 +15,6 @@ trace's tree (``GET /api/v1/traces/{trace_id}``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +23,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from llmscope import limits
 from llmscope.collector.otlp.attributes import Attrs
-from llmscope.collector.otlp.mapping import span_ids
+from llmscope.collector.otlp.mapping import span_error, span_ids
+from llmscope.collector.otlp.mlflow import decoded
 
 __all__ = ["MAX_ATTRIBUTES", "MAX_ITEMS", "MAX_VALUE", "step_kind", "step_row"]
 
@@ -48,10 +48,7 @@ _NAMED = {
 
 
 def _mlflow_type(attrs: Attrs) -> str | None:
-    value = attrs.raw("mlflow.spanType")
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = json.loads(value)  # MLflow JSON-encodes its attribute values
+    value = decoded(attrs, "mlflow.spanType")  # MLflow JSON-encodes its attribute values
     return value.upper() if isinstance(value, str) else None
 
 
@@ -83,26 +80,10 @@ def _bounded(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _error(span: Span, attrs: Attrs) -> str | None:
-    if span.status.code != Status.STATUS_CODE_ERROR:
-        return None
-    text = span.status.message
-    if not text:
-        for event in span.events:
-            if event.name == "exception":
-                for pair in event.attributes:
-                    if pair.key == "exception.message" and pair.value.string_value:
-                        text = pair.value.string_value
-                        break
-    if not text:
-        raw = attrs.raw("error.type")
-        text = raw if isinstance(raw, str) and raw else "error"
-    return text[: limits.ERROR_TEXT]
-
-
 def step_row(span: Span, attrs: Attrs) -> dict[str, Any] | None:
     """The ``spans`` row of a step, or None when the span is no step (or has no usable ids or
-    start time)."""
+    start time). Raises ``BadAttribute`` like a record's mapping: the caller rejects that span
+    alone."""
     kind = step_kind(attrs)
     if kind is None:
         return None
@@ -111,6 +92,7 @@ def step_row(span: Span, attrs: Attrs) -> dict[str, Any] | None:
     if len(ids.trace_id) != 32 or len(ids.span_id) != 16 or start <= 0:
         return None
     parent = ids.parent_span_id if len(ids.parent_span_id or "") == 16 else None
+    failed = span.status.code == Status.STATUS_CODE_ERROR
     keys = sorted(attrs.keys())[:MAX_ATTRIBUTES]
     return {
         "trace_id": ids.trace_id,
@@ -120,7 +102,7 @@ def step_row(span: Span, attrs: Attrs) -> dict[str, Any] | None:
         "kind": kind,
         "start": datetime.fromtimestamp(start / 1e9, UTC),
         "duration_ms": (end - start) / 1e6 if end >= start else None,
-        "status": "error" if span.status.code == Status.STATUS_CODE_ERROR else "ok",
-        "error": _error(span, attrs),
+        "status": "error" if failed else "ok",
+        "error": span_error(span, attrs)[: limits.ERROR_TEXT] if failed else None,
         "attributes": {key: _bounded(attrs.raw(key)) for key in keys} or None,
     }

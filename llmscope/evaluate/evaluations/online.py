@@ -218,7 +218,7 @@ class OnlineJudge:
                 )
 
         found = await asyncio.to_thread(read)
-        todo = await asyncio.to_thread(unjudged_sessions, self.judging, evaluator, found)
+        _, todo = await asyncio.to_thread(unjudged_sessions, self.judging, evaluator, found)
         for idle in todo:
             await self.queue.put((evaluator, idle.first, idle.session_id))
         self.session_marks[key] = before

@@ -351,11 +351,12 @@ def selects_session(evaluator: LLMJudge, idle: IdleSession) -> bool:
 
 def unjudged_sessions(
     judging: Judging, evaluator: LLMJudge, found: Sequence[IdleSession]
-) -> list[IdleSession]:
-    """Of ``found``, the sessions ``evaluator`` selects that lack its verdict (or a live claim)."""
+) -> tuple[int, list[IdleSession]]:
+    """How many of ``found`` ``evaluator`` selects, and those of them that lack its verdict (or
+    a live claim)."""
     chosen = [idle for idle in found if selects_session(evaluator, idle)]
     done = settled_ids(judging, evaluator, [idle.first["id"] for idle in chosen])
-    return [idle for idle in chosen if idle.first["id"] not in done]
+    return len(chosen), [idle for idle in chosen if idle.first["id"] not in done]
 
 
 def selects(evaluator: Evaluator, candidate: Candidate) -> bool:
@@ -404,8 +405,8 @@ async def _queue_sessions(
         if not ids:
             return
         after_id = ids[-1]
-        todo = await asyncio.to_thread(unjudged_sessions, judging, evaluator, found)
-        tally.already += sum(selects_session(evaluator, idle) for idle in found) - len(todo)
+        chosen, todo = await asyncio.to_thread(unjudged_sessions, judging, evaluator, found)
+        tally.already += chosen - len(todo)
         for idle in todo:
             await queue.put((evaluator, idle.first, idle.session_id))
         if progress is not None:

@@ -96,13 +96,19 @@ def first_records(session: Session, session_ids: Sequence[str]) -> list[IdleSess
     firsts: dict[str, Candidate] = {}
     for start in range(0, len(session_ids), PAGE):
         chunk = list(session_ids[start : start + PAGE])
-        rows: Any = session.execute(
-            select(*RECORD_ROW, Record.session_id)
+        # the turns' ids first (light), then only the first turns' whole rows
+        first_id: dict[str, str] = {}
+        for sid, record_id in session.execute(
+            select(Record.session_id, Record.id)
             .where(_own(), Record.session_id.in_(chunk))
             .order_by(Record.session_id, Record.timestamp, Record.id)
-        )
+        ):
+            if sid is not None:
+                first_id.setdefault(sid, record_id)
+        owner = {record_id: sid for sid, record_id in first_id.items()}
+        rows: Any = session.execute(select(*RECORD_ROW).where(Record.id.in_(list(owner))))
         for row in rows:
-            firsts.setdefault(row.session_id, candidate_of(row))
+            firsts[owner[row.id]] = candidate_of(row)
     return [IdleSession(sid, firsts[sid]) for sid in session_ids if sid in firsts]
 
 
