@@ -1,7 +1,7 @@
 """Do clusters keep their stable keys from one day to the next? Daily runs over the demo's store.
 
 The demo's store (``llmscope demo --records N --seed 7 --now T --no-dashboard``) is made once;
-then, for the code of a git ref (the before) and for this checkout (the after), each on its own
+then, for the code of git refs (the befores) and for this checkout (the after), each on its own
 copy of the store, ``llmscope analyze`` runs once a day over sliding windows: the current
 window is one day, ending at T minus ``days - 1``, ..., T, and the baseline the seven days
 before it (the command's default). Each run's clusters inherit keys from the run before
@@ -107,7 +107,9 @@ def retention(keys: list[list[str]]) -> tuple[list[str], float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--against", default="main", help="git ref of the before ('' to skip)")
+    parser.add_argument(
+        "--against", default="main", help="git refs of the befores, comma-separated ('' to skip)"
+    )
     parser.add_argument("--records", type=int, default=3000)
     parser.add_argument("--days", type=int, default=5)
     args = parser.parse_args()
@@ -116,16 +118,17 @@ def main() -> None:
         demo = Path(workdir) / "demo.db"
         make_demo(demo, args.records)
         print(f"demo store, {args.records} calls: {time.perf_counter() - started:.0f}s")
-        trees = [("after (this checkout)", ROOT)]
-        if args.against:
-            before = Path(workdir) / "before"
+        trees = []
+        for number, ref in enumerate(r for r in args.against.split(",") if r):
+            before = Path(workdir) / f"before-{number}"
             before.mkdir()
-            trees.insert(0, (f"before ({args.against})", code_of(args.against, before)))
+            trees.append((f"before ({ref})", code_of(ref, before)))
+        trees.append(("after (this checkout)", ROOT))
         header = " | ".join(f"day {d} → {d + 1}" for d in range(1, args.days))
         print(f"\n| code | {header} | kept |")
         print("|---|" + "---|" * args.days)
-        for name, code in trees:
-            store = Path(workdir) / f"{len(name)}-{name[:6]}.db"
+        for number, (name, code) in enumerate(trees):
+            store = Path(workdir) / f"store-{number}.db"
             shutil.copyfile(demo, store)
             cells, share = retention(daily_keys(code, store, args.days))
             print(f"| {name} | {' | '.join(cells)} | {share:.1%} |", flush=True)
