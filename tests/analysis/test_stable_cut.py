@@ -1,5 +1,5 @@
 """Clusters that hold still: float noise in the embeddings does not move the kNN graph or the cut,
-and a small reduction neither imports torch nor compiles UMAP's code twice."""
+and a small reduction skips torch and keeps UMAP's compiled code on disk."""
 
 from __future__ import annotations
 
