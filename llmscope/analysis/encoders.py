@@ -62,20 +62,15 @@ class TorchEncoder:
         return self.model_name
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        from llmscope.analysis.embedding import BUNDLED_NAMES, load_model, model_loaded
+        from llmscope.analysis.embedding import BUNDLED_NAMES, load_model
 
-        if (
-            self.device == "cpu"
-            and self.model_name in BUNDLED_NAMES
-            and len(texts) <= LIGHT_MAX_TEXTS
-            and not model_loaded(self.model_name, self.device)
-        ):
+        if self.device == "cpu" and self.model_name in BUNDLED_NAMES:
             # The same vectors to float32 rounding (tests/analysis/test_minilm.py), so the
             # same cache key, without importing torch.
             from llmscope.analysis.embedding import model_location
             from llmscope.analysis.minilm import load_minilm
 
-            return load_minilm(model_location(self.model_name)).encode(texts, self.batch_size)
+            return load_minilm(model_location(self.model_name)).encode(texts)
         vectors = load_model(self.model_name, self.device).encode(
             list(texts),
             batch_size=self.batch_size,
