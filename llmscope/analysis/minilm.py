@@ -147,7 +147,11 @@ def _batches(lengths: Sequence[int], budget: int) -> Iterator[list[int]]:
 
 
 def _cores() -> int:
-    """The cores this process may run on."""
+    """The threads to run on: ``OMP_NUM_THREADS`` when set (Ray sets it for its workers, as
+    people do to share a machine), else the cores this process may run on."""
+    asked = os.environ.get("OMP_NUM_THREADS", "")
+    if asked.isdigit() and int(asked) > 0:
+        return int(asked)
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
@@ -261,7 +265,8 @@ class MiniLM:
         """One unit-length float32 row per text, in order.
 
         Batches of about ``batch_tokens`` padded tokens run on ``threads`` threads (default:
-        the cores this process may use), BLAS on one thread each while this runs.
+        ``OMP_NUM_THREADS``, else the cores this process may use), BLAS on one thread each
+        while this runs.
         """
         out = np.empty((len(texts), self.width), np.float32)
         if not texts:
