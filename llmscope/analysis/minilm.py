@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ HEADS = 12
 LAYER_NORM_EPS = np.float32(1e-12)
 # Tokens (padding included) per batch: 128 to 512 are within a few percent of each other.
 BATCH_TOKENS = 256
+# One encode at a time per process: each uses every core already, and the BLAS thread limit is
+# process-wide (two overlapping limits could restore each other's).
+_ENCODING = threading.Lock()
 # Elements of a GELU input handled at a time.
 GELU_CHUNK = 65536
 
@@ -289,7 +293,7 @@ class MiniLM:
         workers = max(1, min(threads or _cores(), len(batches)))
         # One BLAS thread per batch, whatever ``threads`` is: the products (and so the vectors)
         # are then the same however many threads run them.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _ENCODING, threadpool_limits(limits=1, user_api="blas"):
             if workers == 1:
                 for chosen in batches:
                     run(chosen)
