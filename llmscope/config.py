@@ -194,6 +194,12 @@ class Settings(BaseSettings):
         "'onnx-int8-mixed' (int8 except the feed-forward down-projections, closer to torch). "
         "Vectors are cached per model and backend.",
     )
+    embedding_numpy: bool = Field(
+        default=True,
+        description="With the 'torch' backend on the CPU, run the bundled all-MiniLM-L6-v2 in "
+        "numpy (no torch import, batches of ~256 tokens across the cores; the same vectors to "
+        "float32 rounding and the same cache). false: sentence-transformers.",
+    )
     embedding_gateway_max_tokens: int = Field(
         default=5_000_000,
         ge=1,
@@ -207,7 +213,10 @@ class Settings(BaseSettings):
         "'prompt' embeds the variable part (the template's variables), not the fixed text.",
     )
     embed_batch_size: int = Field(
-        default=64, gt=0, description="Texts per forward pass of the embedding model."
+        default=64,
+        gt=0,
+        description="Texts per forward pass of the embedding model (the numpy all-MiniLM-L6-v2 "
+        "batches ~256 tokens instead).",
     )
     analysis_seed: int = Field(
         default=42, description="Seed of every random step of an analysis run (reproducible runs)."
