@@ -230,3 +230,33 @@ def test_the_cluster_stats_keep_examples_of_sessions_that_ended_badly(
     examples = [sid for s in stats for sid in s["sessions"]["examples"]]
     # only sessions that ended badly: rephrased (r) or rated down (d), never s, p or b
     assert examples and all(sid[0] in "rd" for sid in examples)
+
+
+def test_the_cluster_page_says_how_its_sessions_ended(
+    analysed: tuple[Settings, RunReport, dict[str, int]],
+) -> None:
+    from dash import dcc
+
+    from llmscope.dashboard.app import render_path
+    from tests.dashboard.test_app import by_id, text_of, walk
+
+    settings, report, _ = analysed
+    worst = max(
+        (c for c in report.clusters if c.parent is None and c.sessions is not None),
+        key=lambda c: c.sessions.ended_badly if c.sessions else 0,
+    )
+    s = worst.sessions
+    assert s is not None and s.ended_badly > 0
+    engine = make_engine(settings.database_url)
+    try:
+        layout = render_path(engine, f"/clusters/{worst.id}", f"?run={report.run_id}")
+    finally:
+        engine.dispose()
+    line = by_id(layout, "cluster-sessions")
+    assert text_of(line).startswith(
+        f"{s.ended_badly} of its {s.sessions} sessions ended badly: "
+        f"{s.ended_thumbs_down} with a thumbs-down, {s.ended_rephrase} with a rephrase"
+    )
+    links = [c.href for c in walk(line) if isinstance(c, dcc.Link)]
+    assert links and all(h.startswith("/sessions/") for h in links)
+    assert all(h.split("?")[0].split("/")[-1][0] in "rd" for h in links)
