@@ -4,6 +4,8 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 from llmscope.app.cli import main
 from llmscope.app.worker import Worker
 from llmscope.config import Settings
+from llmscope.db import make_engine
 from llmscope.db.models import (
     AnalysisRun,
     Base,
@@ -286,3 +289,35 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0], err
     assert _count(engine) == 2
+
+
+def test_a_running_worker_prunes_at_start(database_url: str, tmp_path: Path) -> None:
+    # Relative to the clock the worker reads, with wide margins: a call a year old goes, one 20
+    # days old stays (and lies outside the analysis windows, so the first run is skipped fast).
+    now = datetime.now(UTC)
+    settings = Settings(database_url=database_url, data_dir=tmp_path, retention_days=30)
+    worker = Worker(settings, analyze_every=3600, embed_every=3600)
+    with Session(worker.engine) as session:
+        session.add_all(
+            [
+                Record(id="year-old", timestamp=now - timedelta(days=365), prompt="a"),
+                Record(id="kept", timestamp=now - timedelta(days=20), prompt="b"),
+            ]
+        )
+        session.commit()
+    thread = threading.Thread(target=worker.run_forever)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while _count(worker.engine) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        worker.stopping.set()
+        thread.join(timeout=60)
+        worker.engine.dispose()
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert list(conn.scalars(select(Record.id))) == ["kept"]
+    finally:
+        engine.dispose()

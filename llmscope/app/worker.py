@@ -284,7 +284,7 @@ class Worker:
             return None
         try:
             done = prune(self.engine, cutoff_before(days, now))
-        except SQLAlchemyError:
+        except Exception:  # the store may be down for a while: the worker goes on
             log.exception("prune failed")
             return None
         log.info(
