@@ -98,7 +98,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                 problems_banner(state),
                 _findings(found_here, cluster),
                 _stats(cluster),
-                _sessions(cluster, data.ended_badly(engine, run.id, cluster_id), state),
+                _sessions(cluster, _ended_badly(engine, run.id, cluster), state),
                 evaluations if failing else None,
                 regressions if regressed else None,
                 _tool_failures(tool_failures(engine, run.id, cluster_id, _key(members))),
@@ -474,6 +474,12 @@ def _stats(c: ClusterEntry) -> html.Div:
         className="stats",
         id="cluster-stats",
     )
+
+
+def _ended_badly(engine: Engine, run_id: str, c: ClusterEntry) -> list[str]:
+    if c.sessions is None or not c.sessions.ended_badly:
+        return []  # nothing to link to: no read
+    return data.ended_badly(engine, run_id, c.id)
 
 
 def _sessions(c: ClusterEntry, examples: list[str], state: ViewState) -> html.P | None:
