@@ -4,6 +4,7 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -321,3 +322,60 @@ def test_a_running_worker_prunes_at_start(database_url: str, tmp_path: Path) -> 
             assert list(conn.scalars(select(Record.id))) == ["kept"]
     finally:
         engine.dispose()
+
+
+def _random_store(engine: Engine, seed: int) -> None:
+    """200 calls around the cutoff on a few shared traces, some merged into others (or into a
+    record never stored; one level deep, as the collector's nesting makes them), with feedback,
+    and spans on those traces and on traces of their own."""
+    rng = random.Random(seed)
+    ids = [f"r{i}" for i in range(200)]
+    survivors: list[str] = []
+    with Session(engine) as session:
+        for rid in ids:
+            merged = None
+            if survivors and rng.random() < 0.2:
+                merged = rng.choice([*survivors, "never-stored"])
+            else:
+                survivors.append(rid)
+            session.add(
+                Record(
+                    id=rid,
+                    timestamp=CUTOFF + timedelta(days=rng.uniform(-20, 20)),
+                    prompt="x",
+                    trace_id=f"t{rng.randrange(40)}" if rng.random() < 0.7 else None,
+                    merged_into=merged,
+                )
+            )
+        session.flush()
+        for rid in rng.sample(ids, 80):
+            session.add(Feedback(record_id=rid, thumb="down"))
+        for k in range(120):
+            start = CUTOFF + timedelta(days=rng.uniform(-20, 20))
+            session.add(_span(f"t{rng.randrange(60)}", f"s{k}", start))
+        session.commit()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_dry_run_counts_what_the_prune_then_deletes(engine: Engine, seed: int) -> None:
+    _random_store(engine, seed)
+    with Session(engine) as session:
+        before = {r.id: r for r in session.scalars(select(Record))}
+    counted = prune(engine, CUTOFF, dry_run=True).rows
+    assert prune(engine, CUTOFF, batch=7).rows == counted
+    assert counted["records"] > 0 and counted["spans"] > 0
+    with Session(engine) as session:
+        kept = {r.id: r for r in session.scalars(select(Record))}
+        spans = list(session.scalars(select(StoredSpan)))
+    gone = set(before) - set(kept)
+    for rid, r in kept.items():  # an old record stays only inside a call that stays
+        if r.timestamp < CUTOFF:
+            assert r.merged_into in kept, rid
+    for rid in gone:  # a new record goes only with the old call it was merged into
+        r = before[rid]
+        if r.timestamp >= CUTOFF:
+            assert r.merged_into in gone and before[r.merged_into].timestamp < CUTOFF, rid
+    traces_left = {r.trace_id for r in kept.values()}
+    traces_gone = {before[rid].trace_id for rid in gone} - traces_left
+    for s in spans:
+        assert s.start >= CUTOFF and s.trace_id not in traces_gone

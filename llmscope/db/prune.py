@@ -5,7 +5,8 @@ What goes, for a cutoff (``LLMSCOPE_RETENTION_DAYS`` or ``llmscope prune --older
 - **records** whose ``timestamp`` is before the cutoff. A call traced at several levels is one
   record and the rows merged into it (``merged_into``, ``collector/ingest/nesting.py``): they
   go with it and stay with it, decided by the surviving record's timestamp; a merged row whose
-  record is gone goes by its own timestamp;
+  record is gone goes by its own timestamp (merged rows name their survivor directly, one level
+  deep, as the nesting makes them);
 - what names those records: their ``feedback``, ``evaluations``, ``trace_spans`` rows and their
   places in analysis runs (``run_assignments``: a run's clusters would otherwise list records
   that no longer exist);
