@@ -4,9 +4,12 @@ llmscope's default (not told k) vs the BERTopic default pipeline (UMAP n_neighbo
 min_dist 0, cosine; HDBSCAN min_cluster_size 10) vs KMeans told the true k on the same 5-d
 UMAP. Prints NMI, ARI, number of clusters, noise share and seconds for each, side by side,
 and the load average. Also the default's cut without the k <= sqrt(n) bound (the rule before
-granularity fitted n, on the same reduction) as the baseline of that change.
+granularity fitted n, on the same reduction) as the baseline of that change, and the default
+on the exact kNN graph unrounded (the reduction before the quantised graph) as the baseline of
+that one.
 
     python benchmarks/analysis_clustering.py [--data ../shared/data] [--embeddings FILE.npy]
+        [--no-references]
 
 ``--embeddings``: read the texts' embeddings from FILE.npy if it exists, else embed and
 write them there (embedding 10,003 texts is most of the run on a loaded machine).
@@ -28,6 +31,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from llmscope.analysis.cluster import cluster
 from llmscope.analysis.embedding import load_model
 from llmscope.analysis.pipeline import cluster_embeddings
+from llmscope.analysis.reduce import reduce
 from llmscope.config import Settings
 
 
@@ -37,6 +41,9 @@ def main() -> None:
         "--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data")
     )
     parser.add_argument("--embeddings", type=Path, help="cache of the embeddings (.npy)")
+    parser.add_argument(
+        "--no-references", action="store_true", help="skip BERTopic's pipeline and KMeans"
+    )
     args = parser.parse_args()
     with open(Path(args.data) / "banking77" / "train.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -77,7 +84,25 @@ def main() -> None:
         clusters_per_sqrt_n=None,
     )
     report("  same, k not bounded by sqrt(n)", unbounded.labels, time.perf_counter() - started)
+    started = time.perf_counter()
+    exact = reduce(
+        embeddings,
+        dims=settings.reduce_dims,
+        neighbors=settings.reduce_neighbors,
+        sample=settings.reduce_sample,
+        seed=settings.analysis_seed,
+        quantum=None,
+    )
+    before = cluster(
+        exact.reduced,
+        max_clusters=settings.cluster_max,
+        min_size=settings.cluster_min_size,
+        seed=settings.analysis_seed,
+    )
+    report("  same, exact kNN graph (unrounded)", before.labels, time.perf_counter() - started)
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.no_references:
+        return
 
     import umap
 

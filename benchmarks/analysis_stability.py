@@ -5,10 +5,16 @@ then, on each of several seeded samples of 2,000 queries, the default pipeline (
 the silhouette's cut) run on both, and the agreement of the two labelings (ARI). The rows
 separate where the disagreement enters:
 
-- ``default``: UMAP seed 42 on each backend's vectors, the cut of each;
+- ``default``: the pipeline as shipped: UMAP seed 42 on each backend's vectors over the
+  quantised kNN graph (``reduce.quantised_knn``), the cut of each;
+- ``before: exact graph``: the same with the kNN graph unrounded (the rule before, measured in
+  the same run as the baseline);
+- ``torch: UMAP seed 42 vs 43``: torch's vectors twice, only the layout's seed changed;
+
+and with ``--explore`` the rows that located where the disagreement enters:
+
 - ``same layout, +1e-6``: the cut of torch's layout against the cut of that layout with 1e-6
   Gaussian noise added (the cut's own sensitivity, UMAP held fixed);
-- ``UMAP seed 42 vs 43``: torch's vectors twice, only the layout's seed changed;
 - ``5 layouts concatenated``: five seeded UMAP layouts side by side (a consensus space) on each
   backend;
 - ``raw 384-d``: the cut made on the embeddings themselves, no UMAP;
@@ -17,12 +23,13 @@ separate where the disagreement enters:
   dimensions, rows scaled to unit length, then the same cut. An eigenvector problem is a
   continuous function of the graph, where UMAP's stochastic optimisation is not.
 
-With ``--full``, also the whole train set (10,003 queries), torch's vectors: the default and the
-spectral reduction against the 77 intents.
+With ``--full``, also the whole train set (10,003 queries), torch's vectors: the default, the
+exact graph and (with ``--explore``) the spectral reduction against the 77 intents.
 
 Each row also gives NMI/ARI against the 77 intents (torch's labeling, then onnx's).
 
-    python benchmarks/analysis_stability.py [--samples 3] [--torch-cache T.npy] [--onnx-cache O.npy]
+    python benchmarks/analysis_stability.py [--samples 5] [--full] [--explore] \
+        [--torch-cache T.npy] [--onnx-cache O.npy]
 
 The caches hold the 10,003 vectors of each backend (embedded and written when missing).
 """
@@ -97,15 +104,35 @@ def _row(name: str, a: Clustering, b: Clustering, truth: np.ndarray) -> str:
     )
 
 
+def _explore(t: np.ndarray, o: np.ndarray, truth: np.ndarray) -> None:
+    layouts_t = [reduce(t, seed=42 + i).reduced for i in range(CONSENSUS_LAYOUTS)]
+    layouts_o = [reduce(o, seed=42 + i).reduced for i in range(CONSENSUS_LAYOUTS)]
+    default_t = cluster(layouts_t[0])
+    jitter = np.random.default_rng(1).normal(0, 1e-6, layouts_t[0].shape)
+    jittered = cluster((layouts_t[0] + jitter).astype(np.float32))
+    print(_row("torch: same layout, +1e-6 (the cut alone)", default_t, jittered, truth))
+    print(
+        _row(
+            f"{CONSENSUS_LAYOUTS} layouts concatenated",
+            cluster(np.hstack(layouts_t)),
+            cluster(np.hstack(layouts_o)),
+            truth,
+        )
+    )
+    print(_row("raw 384-d (no UMAP)", cluster(t), cluster(o), truth))
+    print(_row(f"spectral {SPECTRAL_DIMS}-d", cluster(spectral(t)), cluster(spectral(o)), truth))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data")
     )
-    parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--torch-cache", type=Path)
     parser.add_argument("--onnx-cache", type=Path)
     parser.add_argument("--full", action="store_true", help="also the whole train set")
+    parser.add_argument("--explore", action="store_true", help="also the exploratory rows")
     args = parser.parse_args()
     with open(Path(args.data) / "banking77" / "train.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -124,37 +151,32 @@ def main() -> None:
         print(f"\nsample {sample} ({SAMPLE} queries)\n")
         print("| clustering | k torch/onnx | ARI torch vs onnx | NMI/ARI torch | NMI/ARI onnx |")
         print("|---|---|---|---|---|")
-        layouts_t = [reduce(t, seed=42 + i).reduced for i in range(CONSENSUS_LAYOUTS)]
-        layouts_o = [reduce(o, seed=42 + i).reduced for i in range(CONSENSUS_LAYOUTS)]
-        default_t, default_o = cluster(layouts_t[0]), cluster(layouts_o[0])
-        print(_row("default (UMAP seed 42, silhouette's cut)", default_t, default_o, truth))
-        jitter = np.random.default_rng(1).normal(0, 1e-6, layouts_t[0].shape)
-        jittered = cluster((layouts_t[0] + jitter).astype(np.float32))
-        print(_row("torch: same layout, +1e-6 (the cut alone)", default_t, jittered, truth))
-        print(_row("torch: UMAP seed 42 vs 43", default_t, cluster(layouts_t[1]), truth))
+        default_t, default_o = cluster(reduce(t).reduced), cluster(reduce(o).reduced)
+        print(_row("default (quantised kNN graph, UMAP seed 42)", default_t, default_o, truth))
+        exact_t = cluster(reduce(t, quantum=None).reduced)
+        exact_o = cluster(reduce(o, quantum=None).reduced)
+        print(_row("before: exact graph (unrounded)", exact_t, exact_o, truth))
         print(
-            _row(
-                f"{CONSENSUS_LAYOUTS} layouts concatenated",
-                cluster(np.hstack(layouts_t)),
-                cluster(np.hstack(layouts_o)),
-                truth,
-            )
+            _row("torch: UMAP seed 42 vs 43", default_t, cluster(reduce(t, seed=43).reduced), truth)
         )
-        print(_row("raw 384-d (no UMAP)", cluster(t), cluster(o), truth))
-        print(
-            _row(f"spectral {SPECTRAL_DIMS}-d", cluster(spectral(t)), cluster(spectral(o)), truth)
-        )
+        if args.explore:
+            _explore(t, o, truth)
     if args.full:
         print(f"\nwhole train set ({len(texts)} queries, torch), against the 77 intents\n")
-        for name in ("default", f"spectral {SPECTRAL_DIMS}-d"):
+        names = ["default", "before: exact graph"] + (
+            [f"spectral {SPECTRAL_DIMS}-d"] if args.explore else []
+        )
+        for name in names:
             begun = time.perf_counter()
             if name == "default":
                 points = reduce(torch_vectors, seed=42).reduced
+            elif name == "before: exact graph":
+                points = reduce(torch_vectors, seed=42, quantum=None).reduced
             else:
                 points = spectral(torch_vectors)
             labels = cluster(points).labels
             print(
-                f"{name:14s} NMI {normalized_mutual_info_score(intents, labels):.3f}  "
+                f"{name:20s} NMI {normalized_mutual_info_score(intents, labels):.3f}  "
                 f"ARI {adjusted_rand_score(intents, labels):.3f}  "
                 f"clusters {labels.max() + 1}  {time.perf_counter() - begun:.0f}s"
             )

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
         description="Where llmscope keeps local files: the default SQLite store and the "
         "gateway's spool of records waiting for the store.",
     )
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Keep records this many days (by their timestamp): `llmscope prune` and, "
+        "hourly, `llmscope worker` delete older ones with everything hanging off them (feedback, "
+        "evaluations, trace rows, agent spans). Analysis runs' reports are kept. Unset: keep "
+        "everything.",
+    )
 
     gateway_config: Path | None = Field(
         default=None,
