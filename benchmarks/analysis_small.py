@@ -46,13 +46,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from analysis_speed import code_of  # noqa: E402
 
-from llmscope.db import make_engine, upgrade  # noqa: E402
-from llmscope.db.models import Record  # noqa: E402
+from llmscope.db import make_engine  # noqa: E402
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 BASELINE = f"{(NOW - timedelta(days=8)).isoformat()}/{(NOW - timedelta(days=1)).isoformat()}"
@@ -72,30 +70,41 @@ def questions(data: Path) -> list[str]:
     return [o + q for qs in TOPICS.values() for q in qs for o in OPENINGS]
 
 
-def make_store(path: Path, n: int, texts: list[str]) -> str:
-    """A migrated SQLite store with ``n`` records, half per window, seeded."""
-    url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    upgrade(engine)
+STORE = """
+import json, sys
+from datetime import datetime, timedelta
+from sqlalchemy.orm import Session
+from llmscope.db import make_engine, upgrade
+from llmscope.db.models import Record
+url, now, rows = sys.argv[1], datetime.fromisoformat(sys.argv[2]), json.load(open(sys.argv[3]))
+engine = make_engine(url)
+upgrade(engine)
+with Session(engine) as session:
+    for i, (prompt, hours, latency) in enumerate(rows):
+        session.add(Record(id=f"r{i}", timestamp=now - timedelta(hours=hours), endpoint="support",
+                           model="m", prompt=prompt, response="ok", latency_ms=latency))
+    session.commit()
+engine.dispose()
+"""
+
+
+def make_store(code: Path, path: Path, n: int, texts: list[str]) -> str:
+    """A SQLite store with ``n`` records, half per window, seeded: migrated and filled by the
+    llmscope in ``code`` (each version reads only the schema it knows)."""
     rng = random.Random(n)
     chosen = rng.sample(texts, min(n, len(texts)))
-    with Session(engine) as session:
-        for i in range(n):
-            current = i % 2 == 1
-            hours = rng.uniform(0.1, 23.5) if current else rng.uniform(25, 190)
-            session.add(
-                Record(
-                    id=f"r{i}",
-                    timestamp=NOW - timedelta(hours=hours),
-                    endpoint="support",
-                    model="m",
-                    prompt=chosen[i % len(chosen)],
-                    response="ok",
-                    latency_ms=200.0 + rng.uniform(0, 100),
-                )
-            )
-        session.commit()
-    engine.dispose()
+    rows = []
+    for i in range(n):
+        hours = rng.uniform(0.1, 23.5) if i % 2 == 1 else rng.uniform(25, 190)
+        rows.append((chosen[i % len(chosen)], hours, 200.0 + rng.uniform(0, 100)))
+    listed = path.with_suffix(".json")
+    listed.write_text(json.dumps(rows))
+    url = f"sqlite:///{path}"
+    env = {**os.environ, "PYTHONPATH": f"{code}{os.pathsep}{code / 'sdk' / 'src'}"}
+    subprocess.run(
+        [sys.executable, "-c", STORE, url, NOW.isoformat(), str(listed)],
+        env=env, check=True, cwd=code,
+    )  # fmt: skip
     return url
 
 
@@ -299,7 +308,7 @@ def main() -> None:
             for n in sizes:
                 for name, code in trees:
                     store = Path(workdir) / f"{name[:6]}-{n}-{repeat}.db"
-                    figures = one_run(code, make_store(store, n, texts))
+                    figures = one_run(code, make_store(code, store, n, texts))
                     rows.append((name, n, figures))
                     print(
                         f"{name:>16} records={n:<4} wall={figures['wall']:5.1f}s "

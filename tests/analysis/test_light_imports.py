@@ -15,13 +15,11 @@ from tests.analysis.traffic import BASELINE, CURRENT, seed_traffic
 HEAVY = {"torch", "sentence_transformers", "transformers", "openai"}
 
 
-def analyze(
-    tmp_path: Path, url: str, **settings: str
-) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """``python -X importtime -m llmscope analyze --json`` on ``url`` with ``settings``
-    (``LLMSCOPE_`` variables): the process and the top-level packages it imported."""
+def analyze(tmp_path: Path, url: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """``python -X importtime -m llmscope analyze --json`` on ``url`` with the default
+    settings: the process and the top-level packages it imported."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMSCOPE_")}
-    env |= {"LLMSCOPE_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1", **settings}
+    env |= {"LLMSCOPE_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "llmscope", "analyze", "--json",
          "--database-url", url, "--baseline", BASELINE, "--current", CURRENT],
@@ -45,16 +43,15 @@ def test_an_empty_store_imports_no_model_and_no_llm_client(tmp_path: Path) -> No
 
 
 def test_a_small_run_embeds_in_numpy_without_torch_or_openai(tmp_path: Path) -> None:
-    """The embedding and summary steps of a 40-record run (reduced by PCA: UMAP's kNN graph is
-    another step's business)."""
+    """A 40-record run with the default settings: UMAP's kNN graph is numpy's at this size."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     engine = make_engine(url)
     upgrade(engine)
     seed_traffic(engine, per_window=20)
     engine.dispose()
-    done, imported = analyze(tmp_path, url, LLMSCOPE_REDUCE_SMALL_MAX="500")
+    done, imported = analyze(tmp_path, url)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["params"]["embedding_backend"] == "torch" and report["clusters"]
-    assert "tokenizers" in imported and "safetensors" in imported
+    assert {"tokenizers", "safetensors", "umap"} <= imported
     assert not imported & HEAVY
