@@ -323,7 +323,7 @@ class Settings(BaseSettings):
         "CLINC150 paraphrase pairs; used when LLMSCOPE_EMBED_FIELD is prompt.",
     )
     rephrase_cluster_ratio: float = Field(
-        default=0.8,
+        default=0.4,
         ge=0,
         le=1,
         description="A next turn the run put in the same cluster as the record is a rephrase "
