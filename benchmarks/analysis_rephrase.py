@@ -20,6 +20,7 @@ times, a run's traffic is built from them as sessions, and not one record is rat
   allowance).
 
 Target: >= 95% of planted hotspots found over the seeds, <= 1 false flag per run.
+``--planted 0`` is a null: every intent's answers are rephrased alike, so every flag is false.
 
 Cost: the step (detection on the run's records and embeddings, plus the tests) is timed on
 ``--cost-records`` records (default 100,000: sessions drawn from the same queries) and set
@@ -70,9 +71,14 @@ class Tally:
         self.calm.append(calm)
 
     def row(self) -> str:
-        share = f" = {self.found / self.planted:.1%}" if self.planted else ""
+        if not self.planted:  # a null run (--planted 0): every flag is false
+            runs = sum(f > 0 for f in self.false)
+            return (
+                f"- | {sum(self.false)}, {max(self.false)} (runs with any: {runs}/"
+                f"{len(self.false)}) | - / {np.mean(self.calm):.1%}"
+            )
         return (
-            f"{self.found}/{self.planted}{share} | {sum(self.false)}, "
+            f"{self.found}/{self.planted} = {self.found / self.planted:.1%} | {sum(self.false)}, "
             f"{max(self.false)} | {np.mean(self.hot):.1%} / {np.mean(self.calm):.1%}"
         )
 
@@ -183,7 +189,10 @@ def main() -> None:
                 labels, k, is_current, turns.outcomes(), settings, level=level
             )
             flagged = {c for c, v in enumerate(verdicts) if v.flagged}
-            found_rate = (float(turns.rephrased[hot].mean()), float(turns.rephrased[~hot].mean()))
+            found_rate = tuple(
+                float(turns.rephrased[part].mean()) if part.any() else float("nan")
+                for part in (hot, ~hot)
+            )
             tally[name].add(
                 len(targets & flagged), len(targets), len(flagged - targets), *found_rate
             )
