@@ -22,7 +22,12 @@ from sqlalchemy.orm import Session
 from llmscope.analysis import stats
 from llmscope.analysis.embedding import load_model
 from llmscope.analysis.findings import build_findings
-from llmscope.analysis.implicit import conversation_keys, detect_turns, rephrase_tests
+from llmscope.analysis.implicit import (
+    conversation_keys,
+    detect_turns,
+    rephrase_tests,
+    turns_of_records,
+)
 from llmscope.analysis.job import run_analysis
 from llmscope.analysis.verdicts import window_tests
 from llmscope.analysis.windows import parse_interval
@@ -107,6 +112,24 @@ def test_a_next_turn_in_the_same_cluster_needs_only_the_ratio_of_the_threshold()
         window_seconds=600, min_similarity=0.6, labels=np.array([4, 5]), cluster_ratio=0.8,
     )  # fmt: skip
     assert turns.rephrased.tolist() == [True, False]
+
+
+def test_a_run_reads_the_ratio_from_its_settings_and_the_clusters_from_its_labels() -> None:
+    records = [
+        {"id": "a", "session_id": "s", "timestamp": NOW},
+        {"id": "b", "session_id": "s", "timestamp": NOW + timedelta(seconds=30)},
+    ]
+    texts = np.array([0, 3])  # cosine 0.5: below 0.55, above the default 0.4 x 0.55
+    settings = Settings(database_url="sqlite://")
+    one, two = np.array([7, 7]), np.array([7, 8])
+    assert turns_of_records(records, texts, VECTORS, settings, one).rephrased.tolist() == [
+        True,
+        False,
+    ]
+    assert not turns_of_records(records, texts, VECTORS, settings, two).rephrased.any()
+    assert not turns_of_records(records, texts, VECTORS, settings).rephrased.any()
+    plain = Settings(database_url="sqlite://", rephrase_cluster_ratio=1.0)
+    assert not turns_of_records(records, texts, VECTORS, plain, one).rephrased.any()
 
 
 def test_the_user_stands_in_for_a_missing_session_and_no_key_is_no_conversation() -> None:
