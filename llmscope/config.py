@@ -339,6 +339,15 @@ class Settings(BaseSettings):
         "asks the same question in other words (a rephrase). Measured on Banking77 and "
         "CLINC150 paraphrase pairs; used when LLMSCOPE_EMBED_FIELD is prompt.",
     )
+    rephrase_cluster_ratio: float = Field(
+        default=0.4,
+        ge=0,
+        le=1,
+        description="A next turn the run put in the same cluster as the record is a rephrase "
+        "from this fraction of LLMSCOPE_REPHRASE_MIN_SIMILARITY on (the clustering has already "
+        "judged the two one topic); other next turns need the full threshold. 1: no allowance. "
+        "Measured on Banking77 and CLINC150 paraphrase pairs.",
+    )
 
     # --- summaries and alerts ----------------------------------------------------------------
     summary_llm_url: str | None = Field(

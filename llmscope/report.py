@@ -257,7 +257,8 @@ class RephraseRate(ReportModel):
 
     A record is *rephrased* when the next turn of its session (or user) within
     ``LLMSCOPE_REPHRASE_WINDOW_SECONDS`` asks a different text at cosine similarity at least
-    ``LLMSCOPE_REPHRASE_MIN_SIMILARITY``. ``current``/``baseline``: rephrased records of the
+    ``LLMSCOPE_REPHRASE_MIN_SIMILARITY`` (times ``LLMSCOPE_REPHRASE_CLUSTER_RATIO`` when the run
+    put the next turn in the record's cluster). ``current``/``baseline``: rephrased records of the
     cluster in each window; the rates divide them by the window's records in a conversation
     (null: none). Tested like a thumbs-down hotspot (persistent and emerging) in the run's
     implicit family; ``p_value``/``q_value`` of the kind flagged, else of the more significant.

@@ -296,6 +296,7 @@ def run_analysis(
                         "novel_max_similarity",
                         "rephrase_window_seconds",
                         "rephrase_min_similarity",
+                        "rephrase_cluster_ratio",
                     },
                 ),
                 "embedding_backend": encoder.backend,

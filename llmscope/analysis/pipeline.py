@@ -181,7 +181,7 @@ def analyse(
     passed = dict(evaluations or {})
     # Rephrases are read from the prompts' embeddings; other texts' say nothing about them.
     turns = (
-        turns_of_records(records, text_index, embeddings, settings)
+        turns_of_records(records, text_index, embeddings, settings, labels)
         if settings.embed_field == "prompt"
         else None
     )
