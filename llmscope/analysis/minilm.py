@@ -18,8 +18,9 @@ What makes it fast, each measured on 2 cores (``benchmarks/analysis_small.py``):
   loops and in BLAS, so every core works on its own batch instead of sharing small products.
 
 The vectors agree with sentence-transformers' to float32 rounding (a test holds them to it), so
-they share its cache key, as GPU-computed vectors do: see ``encoders.py``. A text's vector does
-not depend on its batch nor on the number of threads.
+they share its cache key, as GPU-computed vectors do: see ``encoders.py``. A text's vector
+depends on its batch only by float32 rounding, and on the number of threads not at all (to the
+bit: each batch's products run on one BLAS thread, whichever thread runs it).
 """
 
 from __future__ import annotations
