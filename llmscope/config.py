@@ -97,6 +97,14 @@ class Settings(BaseSettings):
         description="Where llmscope keeps local files: the default SQLite store and the "
         "gateway's spool of records waiting for the store.",
     )
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Keep records this many days (by their timestamp): `llmscope prune` and, "
+        "hourly, `llmscope worker` delete older ones with everything hanging off them (feedback, "
+        "evaluations, trace rows, agent spans). Analysis runs' reports are kept. Unset: keep "
+        "everything.",
+    )
 
     gateway_config: Path | None = Field(
         default=None,
@@ -194,6 +202,12 @@ class Settings(BaseSettings):
         "'onnx-int8-mixed' (int8 except the feed-forward down-projections, closer to torch). "
         "Vectors are cached per model and backend.",
     )
+    embedding_numpy: bool = Field(
+        default=True,
+        description="With the 'torch' backend on the CPU, run the bundled all-MiniLM-L6-v2 in "
+        "numpy (no torch import, batches of ~256 tokens across the cores; the same vectors to "
+        "float32 rounding and the same cache). false: sentence-transformers.",
+    )
     embedding_gateway_max_tokens: int = Field(
         default=5_000_000,
         ge=1,
@@ -207,7 +221,10 @@ class Settings(BaseSettings):
         "'prompt' embeds the variable part (the template's variables), not the fixed text.",
     )
     embed_batch_size: int = Field(
-        default=64, gt=0, description="Texts per forward pass of the embedding model."
+        default=64,
+        gt=0,
+        description="Texts per forward pass of the embedding model (the numpy all-MiniLM-L6-v2 "
+        "batches ~256 tokens instead).",
     )
     analysis_seed: int = Field(
         default=42, description="Seed of every random step of an analysis run (reproducible runs)."
@@ -321,6 +338,15 @@ class Settings(BaseSettings):
         description="Cosine similarity of the prompt embeddings at or above which the next turn "
         "asks the same question in other words (a rephrase). Measured on Banking77 and "
         "CLINC150 paraphrase pairs; used when LLMSCOPE_EMBED_FIELD is prompt.",
+    )
+    rephrase_cluster_ratio: float = Field(
+        default=0.4,
+        ge=0,
+        le=1,
+        description="A next turn the run put in the same cluster as the record is a rephrase "
+        "from this fraction of LLMSCOPE_REPHRASE_MIN_SIMILARITY on (the clustering has already "
+        "judged the two one topic); other next turns need the full threshold. 1: no allowance. "
+        "Measured on Banking77 and CLINC150 paraphrase pairs.",
     )
 
     # --- summaries and alerts ----------------------------------------------------------------

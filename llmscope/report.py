@@ -69,6 +69,7 @@ __all__ = [
     "ReportModel",
     "RunReport",
     "SampleInfo",
+    "SessionOutcomes",
     "TemplateVersionRow",
     "TokenSlice",
     "WindowInfo",
@@ -256,7 +257,8 @@ class RephraseRate(ReportModel):
 
     A record is *rephrased* when the next turn of its session (or user) within
     ``LLMSCOPE_REPHRASE_WINDOW_SECONDS`` asks a different text at cosine similarity at least
-    ``LLMSCOPE_REPHRASE_MIN_SIMILARITY``. ``current``/``baseline``: rephrased records of the
+    ``LLMSCOPE_REPHRASE_MIN_SIMILARITY`` (times ``LLMSCOPE_REPHRASE_CLUSTER_RATIO`` when the run
+    put the next turn in the record's cluster). ``current``/``baseline``: rephrased records of the
     cluster in each window; the rates divide them by the window's records in a conversation
     (null: none). Tested like a thumbs-down hotspot (persistent and emerging) in the run's
     implicit family; ``p_value``/``q_value`` of the kind flagged, else of the more significant.
@@ -279,6 +281,20 @@ class Implicit(ReportModel):
     """What users told without rating: for now, how often they rephrased."""
 
     rephrase: RephraseRate
+
+
+class SessionOutcomes(ReportModel):
+    """How the cluster's sessions ended. A session (the run's records with one ``session_id``)
+    belongs to the cluster of its last turn, counted when that turn lies in the current window;
+    it ended with a thumbs-down when that turn's latest thumb is down, with a rephrase when that
+    turn asks the turn before again in other words (the rephrase flags of the implicit feedback).
+    """
+
+    sessions: int = Field(ge=0, description="sessions whose last turn is in this cluster")
+    ended_thumbs_down: int = Field(ge=0, description="... whose last turn was rated thumbs-down")
+    ended_rephrase: int = Field(ge=0, description="... whose last turn rephrased the one before")
+    ended_badly: int = Field(ge=0, description="... either")
+    share: Number = Field(default=None, description="ended_badly / sessions; null: no session")
 
 
 class Agreement(ReportModel):
@@ -395,6 +411,9 @@ class ClusterEntry(ReportModel):
     )
     implicit: Implicit | None = omitted_while_none(
         "clusters of the cut, in a run whose records carry a session or user: rephrase rates"
+    )
+    sessions: SessionOutcomes | None = omitted_while_none(
+        "runs whose records carry a session id: the sessions that ended in this cluster, and how"
     )
     latency_ms: LatencySlice
     tokens: TokenSlice

@@ -2,7 +2,8 @@
 
 ``RecordIn`` is what a client may send (unknown fields are refused, token counts cannot be
 negative, timestamps must parse); ``RecordOut`` is what the API answers, with its feedback and
-its evaluations (``EvaluationOut``, also read by the dashboard). ``record_row`` turns an
+its evaluations (``EvaluationOut``, also read by the dashboard); ``RecordDetail`` adds, for one
+record, what the latest analysis run found about its next turn. ``record_row`` turns an
 accepted record into the column values of ``llmscope.db.models.Record``.
 
 What a client sends (``RecordIn``, ``RecordBatch``, ``FeedbackIn``, ``Message``, ``Template``) is
@@ -39,6 +40,7 @@ __all__ = [
     "NonNegativeFloat",
     "NonNegativeInt",
     "RecordBatch",
+    "RecordDetail",
     "RecordIn",
     "RecordOut",
     "ShortStr",
@@ -166,6 +168,22 @@ class RecordOut(BaseModel):
     evaluations: list[EvaluationOut] = Field(
         default_factory=list,
         description="Every evaluator's verdict on this record (each version), oldest first.",
+    )
+
+
+class RecordDetail(RecordOut):
+    """One record as ``GET /api/v1/records/{id}`` answers: ``RecordOut`` plus what the latest
+    analysis run found about its next turn."""
+
+    rephrased: bool = Field(
+        default=False,
+        description="The latest analysis run found the record's next turn asking the same "
+        "question in other words (its answer likely failed). False when no run analysed it.",
+    )
+    regenerated: bool = Field(
+        default=False,
+        description="The latest analysis run found the record's next turn sending the identical "
+        "prompt again (a retry). False when no run analysed it.",
     )
 
 

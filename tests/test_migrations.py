@@ -89,3 +89,16 @@ def test_spans_migration_goes_up_and_down(fresh_engine: Engine) -> None:
     _downgrade(fresh_engine, "0007")
     assert "spans" not in inspect(fresh_engine).get_table_names()
     assert "trace_spans" in inspect(fresh_engine).get_table_names()
+
+
+def test_records_trace_and_merged_indexes_migration_goes_up_and_down(fresh_engine: Engine) -> None:
+    upgrade(fresh_engine, "0009")
+    indexes = {i["name"] for i in inspect(fresh_engine).get_indexes("records")}
+    assert {"ix_records_trace_id", "ix_records_merged_into"} <= indexes
+    _downgrade(fresh_engine, "0008")
+    indexes = {i["name"] for i in inspect(fresh_engine).get_indexes("records")}
+    assert not {"ix_records_trace_id", "ix_records_merged_into"} & indexes
+    upgrade(fresh_engine)
+    assert "ix_records_trace_id" in {
+        i["name"] for i in inspect(fresh_engine).get_indexes("records")
+    }

@@ -5,7 +5,9 @@ backend is never served for another) and ``encode``. :func:`encoder_for` picks o
 settings:
 
 - ``torch`` (sentence-transformers): the key is the model name alone, as before backends
-  existed, so caches filled by earlier versions stay valid;
+  existed, so caches filled by earlier versions stay valid. The bundled model on the CPU runs
+  in numpy instead (``minilm.py``: the same vectors to float32 rounding, no torch import) unless
+  ``LLMSCOPE_EMBEDDING_NUMPY`` is false;
 - ``onnx`` / ``onnx-int8`` / ``onnx-int8-mixed``: the model exported once with ``torch.onnx``
   into the data directory and run by onnxruntime (``onnx_backend.py``); key ``MODEL@<backend>``;
 - ``LLMSCOPE_EMBEDDING_MODEL=gateway:<endpoint>``: an embeddings endpoint of llmscope's gateway
@@ -22,10 +24,6 @@ import numpy as np
 from llmscope.config import Settings
 
 GATEWAY_PREFIX = "gateway:"
-# At most this many texts in one call, the bundled model runs in numpy (``minilm.py``) unless
-# sentence-transformers is loaded already: importing and loading it costs about as much CPU as
-# encoding ~1,300 short texts, and numpy's forward pass is ~1.2x torch's per text.
-LIGHT_MAX_TEXTS = 1000
 
 
 class Encoder(Protocol):
@@ -45,37 +43,36 @@ class Encoder(Protocol):
 
 
 class TorchEncoder:
-    """sentence-transformers on the CPU (the reference every other backend is measured against);
-    a small batch of the bundled model runs through its numpy twin (``minilm.py``)."""
+    """sentence-transformers (the reference every other backend is measured against); on the
+    CPU the bundled model runs through its numpy twin (``minilm.py``) unless ``numpy`` is
+    false: measured faster at every size, and a run that uses it never imports torch."""
 
     backend = "torch"
 
-    def __init__(self, model_name: str, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(
+        self, model_name: str, batch_size: int = 64, device: str = "cpu", numpy: bool = True
+    ) -> None:
         self.model_name = model_name
         self.batch_size = batch_size
         # ``cuda`` only in a Ray actor given a GPU: the key stays the model's, as the vectors
         # agree with the CPU's to float precision.
         self.device = device
+        self.numpy = numpy
 
     @property
     def key(self) -> str:
         return self.model_name
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        from llmscope.analysis.embedding import BUNDLED_NAMES, load_model, model_loaded
+        from llmscope.analysis.embedding import BUNDLED_NAMES, load_model
 
-        if (
-            self.device == "cpu"
-            and self.model_name in BUNDLED_NAMES
-            and len(texts) <= LIGHT_MAX_TEXTS
-            and not model_loaded(self.model_name, self.device)
-        ):
+        if self.numpy and self.device == "cpu" and self.model_name in BUNDLED_NAMES:
             # The same vectors to float32 rounding (tests/analysis/test_minilm.py), so the
             # same cache key, without importing torch.
             from llmscope.analysis.embedding import model_location
             from llmscope.analysis.minilm import load_minilm
 
-            return load_minilm(model_location(self.model_name)).encode(texts, self.batch_size)
+            return load_minilm(model_location(self.model_name)).encode(texts)
         vectors = load_model(self.model_name, self.device).encode(
             list(texts),
             batch_size=self.batch_size,
@@ -94,7 +91,7 @@ def encoder_for(settings: Settings) -> Encoder:
 
         return GatewayEncoder(model.removeprefix(GATEWAY_PREFIX), settings)
     if settings.embedding_backend == "torch":
-        return TorchEncoder(model, settings.embed_batch_size)
+        return TorchEncoder(model, settings.embed_batch_size, numpy=settings.embedding_numpy)
     from llmscope.analysis.onnx_backend import OnnxEncoder
 
     return OnnxEncoder(

@@ -15,13 +15,21 @@ whether its answers are rephrased more often than the rest's.
   record's: the user asked the same question again, before any other topic (a next turn on
   another topic ends the chance). The embeddings are the ones the run already computed for
   clustering, one per distinct text: nothing is embedded twice.
+- A next turn that the run put in the **same cluster** as the record needs only
+  ``cluster_ratio * min_similarity``: the clustering has already judged the two texts one
+  topic from every text of the run, not from the pair alone, so a looser cosine is enough
+  there. Real rewordings are often further apart than the plain threshold (on CLINC150 most
+  are), while a topic change rarely lands in the record's own cluster; the ratio recovers the
+  former at little cost in the latter. Other next turns (another cluster, or noise) keep the
+  plain threshold.
 - A record is **regenerated** when its next turn within the window sends the identical text
   again (the "regenerate" button, or a retry): the same signal of a failed answer, but not a
   rephrase, and counted apart.
 
-The defaults (``LLMSCOPE_REPHRASE_MIN_SIMILARITY``, ``LLMSCOPE_REPHRASE_WINDOW_SECONDS``) and how
-they were chosen are on the statistics page of the docs: the similarity from Banking77 and
-CLINC150 paraphrase pairs (``benchmarks/rephrase_threshold.py``).
+The defaults (``LLMSCOPE_REPHRASE_MIN_SIMILARITY``, ``LLMSCOPE_REPHRASE_CLUSTER_RATIO``,
+``LLMSCOPE_REPHRASE_WINDOW_SECONDS``) and how they were chosen are on the statistics page of the
+docs: the similarity and the ratio from Banking77 and CLINC150 paraphrase pairs
+(``benchmarks/rephrase_threshold.py``).
 
 **Tests** (:func:`rephrase_tests`): the rephrase rate of a cluster is its rephrased records over
 its records in a conversation. It is tested exactly like a thumbs-down hotspot
@@ -118,12 +126,17 @@ def detect_turns(
     *,
     window_seconds: float,
     min_similarity: float,
+    labels: np.ndarray | None = None,
+    cluster_ratio: float = 1.0,
 ) -> Turns:
     """Rephrased and regenerated records (module docstring).
 
     ``keys[i]`` is record i's conversation (None: none), ``seconds[i]`` its time (any epoch),
     ``text_index[i]`` its row of ``embeddings`` (one row per distinct text, unit length).
     Records given in the run's order (timestamp, then id) keep that order among equal times.
+    ``labels[i]`` is record i's cluster (-1: none); a next turn in the record's cluster is a
+    rephrase from ``cluster_ratio * min_similarity`` on (never a stricter bar than the plain
+    one). Without labels every next turn needs ``min_similarity``.
     """
     n = len(keys)
     codes = np.full(n, -1, dtype=np.int64)
@@ -154,7 +167,12 @@ def detect_turns(
                 "ij,ij->i", embeddings[text_index[a]], embeddings[text_index[b]]
             ).astype(float)
             similarity[a] = cosine
-            rephrased[a] = cosine >= min_similarity
+            bar = np.full(len(a), float(min_similarity))
+            if labels is not None:
+                labels = np.asarray(labels, dtype=np.int64)
+                together = (labels[a] == labels[b]) & (labels[a] >= 0)
+                bar[together] = min(float(min_similarity), cluster_ratio * min_similarity)
+            rephrased[a] = cosine >= bar
     return Turns(present, next_turn, similarity, rephrased, regenerated)
 
 
@@ -167,9 +185,11 @@ def turns_of_records(
     text_index: np.ndarray,
     embeddings: np.ndarray,
     settings: Settings,
+    labels: np.ndarray | None = None,
 ) -> Turns:
     """:func:`detect_turns` on a run's records (``session_id``, ``user_id``, ``timestamp``)
-    with the settings' window and similarity."""
+    with the settings' window, similarity and same-cluster ratio (``labels[i]``: record i's
+    cluster of the cut)."""
     return detect_turns(
         conversation_keys(records),
         # a record without a time (never one the job loads) is in no order: 0
@@ -178,6 +198,8 @@ def turns_of_records(
         embeddings,
         window_seconds=settings.rephrase_window_seconds,
         min_similarity=settings.rephrase_min_similarity,
+        labels=labels,
+        cluster_ratio=settings.rephrase_cluster_ratio,
     )
 
 

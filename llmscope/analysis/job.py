@@ -175,7 +175,7 @@ def write_run(
             size=c.baseline_count + c.current_count,
             centroid=c.centroid.astype("<f4").tobytes(),
             keywords=c.keywords,
-            stats=cluster_stats(c, entry, records, result.turns),
+            stats=cluster_stats(c, entry, records, result.turns, result.sessions),
         )
         for c, entry in zip(result.clusters, report.clusters, strict=True)
     )
@@ -296,6 +296,7 @@ def run_analysis(
                         "novel_max_similarity",
                         "rephrase_window_seconds",
                         "rephrase_min_similarity",
+                        "rephrase_cluster_ratio",
                     },
                 ),
                 "embedding_backend": encoder.backend,

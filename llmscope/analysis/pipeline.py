@@ -28,6 +28,7 @@ from llmscope.analysis.keywords import ctfidf_keywords, representatives
 from llmscope.analysis.reduce import Reduction, reduce
 from llmscope.analysis.regressions import CallMetrics, RegressionResult
 from llmscope.analysis.routes import route_destinations
+from llmscope.analysis.session_outcomes import SessionEnds, session_ends
 from llmscope.analysis.timings import stage
 from llmscope.analysis.tree import build_tree
 from llmscope.analysis.verdicts import Verdicts, window_tests
@@ -113,6 +114,7 @@ class RunResult:
     evaluators: dict[str, dict[str, Any]] = field(default_factory=dict)  # report-level summary
     routes: list[dict[str, Any]] = field(default_factory=list)  # traffic-split destinations
     turns: Turns | None = None  # per record: rephrased, regenerated (None: prompts not embedded)
+    sessions: SessionEnds | None = None  # per record: the last turns of sessions, how they ended
 
 
 def analyse(
@@ -179,7 +181,7 @@ def analyse(
     passed = dict(evaluations or {})
     # Rephrases are read from the prompts' embeddings; other texts' say nothing about them.
     turns = (
-        turns_of_records(records, text_index, embeddings, settings)
+        turns_of_records(records, text_index, embeddings, settings, labels)
         if settings.embed_field == "prompt"
         else None
     )
@@ -274,6 +276,7 @@ def analyse(
         subcluster=subcluster,
         evaluators=evaluators,
         turns=turns,
+        sessions=session_ends(records, is_current, down, turns),
     )
 
 

@@ -23,6 +23,7 @@ from llmscope.analysis.hotspot_tests import KindResult
 from llmscope.analysis.implicit import RephraseVerdict, Turns
 from llmscope.analysis.pipeline import ClusterResult, RunResult
 from llmscope.analysis.regressions import RegressionResult
+from llmscope.analysis.session_outcomes import SessionEnds, session_outcomes
 from llmscope.analysis.windows import Window
 from llmscope.db.cluster_stats import ClusterStats
 from llmscope.db.models import AnalysisRun
@@ -45,6 +46,7 @@ from llmscope.report import (
     RephraseRate,
     RouteDestinationRow,
     RunReport,
+    SessionOutcomes,
     TemplateVersionRow,
     TokenSlice,
     WindowInfo,
@@ -114,6 +116,7 @@ def cluster_entry(
             for name, spot in sorted(c.evaluations.items())
         },
         implicit=None if c.rephrase is None else Implicit(rephrase=_rephrase(c.rephrase)),
+        sessions=_sessions(c, result),
         latency_ms=LatencySlice(p50=_percentile(latencies, 50), p95=_percentile(latencies, 95)),
         tokens=TokenSlice(
             input_p50=_percentile(_column(records, c.members, "input_tokens"), 50),
@@ -123,6 +126,19 @@ def cluster_entry(
         mix=_mix(records, c.members) if c.parent is None else {},
         templates=dict(templates),
         cost=_cost(_column(records, c.members, "cost_usd")),
+    )
+
+
+def _sessions(c: ClusterResult, result: RunResult) -> SessionOutcomes | None:
+    if result.sessions is None or not result.sessions.any:
+        return None
+    found = session_outcomes(result.sessions, c.members)
+    return SessionOutcomes(
+        sessions=found.sessions,
+        ended_thumbs_down=found.ended_thumbs_down,
+        ended_rephrase=found.ended_rephrase,
+        ended_badly=found.ended_badly,
+        share=found.share,
     )
 
 
@@ -268,9 +284,11 @@ def cluster_stats(
     entry: ClusterEntry,
     records: Sequence[Mapping[str, Any]],
     turns: Turns | None = None,
+    result_sessions: SessionEnds | None = None,
 ) -> ClusterStats:
     """What ``run_clusters.stats`` keeps: the report entry's numbers plus the wider slices
-    (and, for a cluster of the cut in a run with ``turns``, its rephrased records)."""
+    (and, for a cluster of the cut in a run with ``turns``, its rephrased records; with the
+    run's ``result_sessions``, a few sessions that ended badly in it)."""
     assert c.hotspot is not None
     data = entry.to_json()
     stats: ClusterStats = {
@@ -294,6 +312,10 @@ def cluster_stats(
     }
     if turns is not None and c.parent is None and c.rephrase is not None:
         stats["implicit"] = {**data["implicit"], **rephrase_flags(c, records, turns)}
+    if data.get("sessions") is not None and result_sessions is not None:
+        # the cluster page links to a few of the sessions that ended badly
+        examples = session_outcomes(result_sessions, c.members).examples
+        stats["sessions"] = {**data["sessions"], "examples": examples}
     if c.parent is not None:  # a sub-cluster keeps its parent and records (exports, the map)
         stats["parent"] = c.parent
         stats["members"] = [str(records[i]["id"]) for i in c.members]

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "llmscope.evaluate.experiments.cli",
     "llmscope.analysis.cli",
     "llmscope.keys_cli",
+    "llmscope.prune_cli",
     "llmscope.dashboard.cli",
     "llmscope.app.demo.cli",
     "llmscope.app.worker",

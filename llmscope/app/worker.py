@@ -12,7 +12,9 @@ Every ``--embed-every`` the worker embeds the texts of records received since it
 (``analysis.incremental.embed_new_records``), so a scheduled run mostly clusters. Every
 ``--analyze-every`` it runs one analysis with the contract's default windows relative to now
 (current = the last 24 h, baseline = the 7 days before) and stores it with its summaries and
-alerts, exactly as ``llmscope analyze`` does.
+alerts, exactly as ``llmscope analyze`` does. With ``LLMSCOPE_RETENTION_DAYS`` set, it prunes at
+start and then every hour: the records older than the retention go with everything hanging off
+them, as ``llmscope prune`` deletes them (``llmscope.db.prune``).
 
 **One analysis at a time**, however many workers run: a run happens under a lock held for its
 whole length, a PostgreSQL session advisory lock, or an exclusive ``flock`` on a file beside a
@@ -70,6 +72,7 @@ __all__ = ["AnalysisLock", "Worker", "interval", "register"]
 
 log = logging.getLogger("llmscope.worker")
 ANALYSIS_LOCK_ID = 7731002  # pg advisory lock key (migrations use 7731001)
+PRUNE_EVERY = 3600.0  # seconds between retention passes (with LLMSCOPE_RETENTION_DAYS)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -213,15 +216,20 @@ class Worker:
     def run_forever(self) -> None:
         next_analysis = self.clock()  # a first run at start, then every interval
         next_embed = self.clock()
+        # without a retention there is nothing to prune, ever
+        next_prune = self.clock() if self.settings.retention_days is not None else float("inf")
         while not self.stopping.is_set():
             now = self.clock()
             if now >= next_analysis:
                 self.analysis_turn()
                 next_analysis = self.clock() + self.analyze_every
+            elif now >= next_prune:
+                self.prune_turn()
+                next_prune = self.clock() + PRUNE_EVERY
             elif now >= next_embed:
                 self.embed_turn()
                 next_embed = self.clock() + self.embed_every
-            wait = min(next_analysis, next_embed) - self.clock()
+            wait = min(next_analysis, next_embed, next_prune) - self.clock()
             if wait > 0:
                 self.stopping.wait(wait)
 
@@ -265,6 +273,26 @@ class Worker:
         if newest.tzinfo is None:
             newest = newest.replace(tzinfo=UTC)
         return bool(datetime.now(UTC) - newest < timedelta(seconds=self.analyze_every / 2))
+
+    def prune_turn(self, now: datetime | None = None) -> dict[str, int] | None:
+        """One retention pass (``LLMSCOPE_RETENTION_DAYS``): the rows deleted per table; None
+        without a retention or when the pass failed (logged; the next one tries again)."""
+        from llmscope.db.prune import cutoff_before, prune
+
+        days = self.settings.retention_days
+        if days is None:
+            return None
+        try:
+            done = prune(self.engine, cutoff_before(days, now))
+        except Exception:  # the store may be down for a while: the worker goes on
+            log.exception("prune failed")
+            return None
+        log.info(
+            "pruned cutoff=%s %s",
+            f"{done.cutoff:%Y-%m-%dT%H:%M:%SZ}",
+            " ".join(f"{table}={rows}" for table, rows in done.rows.items()),
+        )
+        return done.rows
 
     def embed_turn(self) -> int:
         """Embed the records received since the last pass; returns how many texts were new."""

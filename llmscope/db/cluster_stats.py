@@ -35,5 +35,8 @@ class ClusterStats(TypedDict):
     # clusters of the cut in a run with conversations: the report entry's ``implicit`` plus
     # ``rephrased``/``regenerated`` (record id -> its next turn's id) and example ``pairs``
     implicit: NotRequired[dict[str, Any]]
+    # runs with sessions: the report entry's ``sessions`` plus ``examples``, ids of sessions
+    # that ended badly in this cluster (newest first)
+    sessions: NotRequired[dict[str, Any]]
     parent: NotRequired[int]  # sub-clusters only: the cluster or sub-cluster above
     members: NotRequired[list[str]]  # sub-clusters only: their record ids

@@ -142,6 +142,8 @@ class Record(Base):
         Index("ix_records_session_id", "session_id"),
         Index("ix_records_received_at", "received_at"),
         Index("ix_records_response_id", "response_id"),
+        Index("ix_records_trace_id", "trace_id"),
+        Index("ix_records_merged_into", "merged_into"),
     )
 
 

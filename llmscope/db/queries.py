@@ -1,5 +1,5 @@
 """Reads every part shares, so each rule is written once: which feedback counts, which run is
-"the latest".
+"the latest", where a run keeps a record's turn flags.
 
 **The newest feedback event counts.** A record's feedback is a history (every event is kept);
 its newest event, by time and then by id (``FEEDBACK_NEWEST_FIRST``), is the record's verdict:
@@ -10,6 +10,10 @@ the rule through this module: the analysis (``newest_feedback``), the dashboard'
 
 **The latest run** is the one created last; runs created at the same moment are ordered by id
 (``NEWEST_RUN_FIRST``), so "latest" names one run on every backend, every time.
+
+**A record's turn flags** (rephrased, regenerated) are kept by the run with the record's cluster
+(``run_clusters.stats["implicit"]``, each flagged record with its next turn's id); the record API
+and the dashboard's record page read them with ``turn_flags``.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Subquery, func, select
+from sqlalchemy import ColumnElement, Connection, Select, Subquery, func, select
 from sqlalchemy.orm import Session
 
-from llmscope.db.models import AnalysisRun, Feedback, Record, analysable
+from llmscope.db.models import AnalysisRun, Feedback, Record, RunAssignment, RunCluster, analysable
 from llmscope.report import RunReport
 
 __all__ = [
@@ -28,6 +32,8 @@ __all__ = [
     "FEEDBACK_OLDEST_FIRST",
     "LATEST",
     "NEWEST_RUN_FIRST",
+    "TURN_FLAGS",
+    "cluster_implicit",
     "feedback_history",
     "load_run_report",
     "newest_feedback",
@@ -35,6 +41,7 @@ __all__ = [
     "newest_thumbs",
     "pick_run",
     "resolve_run_id",
+    "turn_flags",
 ]
 
 FEEDBACK_OLDEST_FIRST = (Feedback.created_at, Feedback.id)
@@ -127,3 +134,35 @@ def load_run_report(session: Session, run_id: str | None = None) -> RunReport | 
     None when there is no such run."""
     stored = session.scalars(pick_run(select(AnalysisRun.report), run_id)).first()
     return None if stored is None else RunReport.from_stored(stored)
+
+
+TURN_FLAGS = ("rephrased", "regenerated")
+
+
+def cluster_implicit(db: Session | Connection, run_id: str, cluster_id: int) -> dict[str, Any]:
+    """What run ``run_id`` keeps of the cluster's turns (``ClusterStats.implicit``); ``{}`` for
+    a cluster or run without them."""
+    stats = db.scalar(
+        select(RunCluster.stats).where(
+            RunCluster.run_id == run_id, RunCluster.cluster_id == cluster_id
+        )
+    )
+    return dict((stats or {}).get("implicit") or {})
+
+
+def turn_flags(db: Session | Connection, run_id: str, record_id: str) -> dict[str, str]:
+    """What run ``run_id`` found about the record's next turn: ``{"rephrased": next id}``,
+    ``{"regenerated": next id}`` or ``{}`` (not flagged, or not in the run)."""
+    cluster_id = db.scalar(
+        select(RunAssignment.cluster_id).where(
+            RunAssignment.run_id == run_id, RunAssignment.record_id == record_id
+        )
+    )
+    if cluster_id is None:
+        return {}
+    implicit = cluster_implicit(db, run_id, int(cluster_id))
+    return {
+        flag: str(implicit[flag][record_id])
+        for flag in TURN_FLAGS
+        if record_id in implicit.get(flag, {})
+    }

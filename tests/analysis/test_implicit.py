@@ -16,19 +16,25 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from llmscope.analysis import stats
 from llmscope.analysis.embedding import load_model
 from llmscope.analysis.findings import build_findings
-from llmscope.analysis.implicit import conversation_keys, detect_turns, rephrase_tests
+from llmscope.analysis.implicit import (
+    conversation_keys,
+    detect_turns,
+    rephrase_tests,
+    turns_of_records,
+)
 from llmscope.analysis.job import run_analysis
 from llmscope.analysis.verdicts import window_tests
 from llmscope.analysis.windows import parse_interval
 from llmscope.app.cli import main
 from llmscope.config import Settings
 from llmscope.db import make_engine, upgrade
-from llmscope.db.models import Record
+from llmscope.db.models import Record, RunCluster
 from llmscope.report import RunReport
 from tests.analysis.traffic import BASELINE, CURRENT, NOW, OPENINGS, TOPICS
 from tests.conftest import BACKENDS, _truncate_all
@@ -76,6 +82,54 @@ def test_turns_are_ordered_by_time_not_by_the_order_given() -> None:
     assert turns.next_turn.tolist() == [-1, 2, 0]
     # Equal times keep the order given (the run loads by timestamp, then id).
     assert detect(["s:a", "s:a"], [5, 5], [0, 1]).rephrased.tolist() == [True, False]
+
+
+def test_a_next_turn_in_the_same_cluster_needs_only_the_ratio_of_the_threshold() -> None:
+    # Texts 0 and 3 are at cosine 0.5: below the plain threshold 0.6, above 0.8 * 0.6 = 0.48.
+    def rule(labels: list[int], ratio: float = 0.8) -> list[bool]:
+        turns = detect_turns(
+            ["s:a", "s:a"],
+            np.array([0.0, 60.0]),
+            np.array([0, 3]),
+            VECTORS,
+            window_seconds=600,
+            min_similarity=0.6,
+            labels=np.array(labels),
+            cluster_ratio=ratio,
+        )
+        return turns.rephrased.tolist()
+
+    assert rule([4, 4]) == [True, False]  # one cluster: the clustering called it one topic
+    assert rule([4, 5]) == [False, False]  # another cluster: the plain threshold
+    assert rule([-1, -1]) == [False, False]  # noise is no cluster
+    assert rule([4, 4], ratio=1.0) == [False, False]  # ratio 1: no allowance
+    assert rule([4, 4], ratio=0.9) == [False, False]  # 0.54 > 0.5
+    # without labels (or at ratio 1) the rule is the plain threshold, as before
+    assert detect(["s:a", "s:a"], [0, 60], [0, 3]).rephrased.tolist() == [False, False]
+    # a pair above the plain threshold is a rephrase wherever the turns are
+    turns = detect_turns(
+        ["s:a", "s:a"], np.array([0.0, 60.0]), np.array([0, 1]), VECTORS,
+        window_seconds=600, min_similarity=0.6, labels=np.array([4, 5]), cluster_ratio=0.8,
+    )  # fmt: skip
+    assert turns.rephrased.tolist() == [True, False]
+
+
+def test_a_run_reads_the_ratio_from_its_settings_and_the_clusters_from_its_labels() -> None:
+    records = [
+        {"id": "a", "session_id": "s", "timestamp": NOW},
+        {"id": "b", "session_id": "s", "timestamp": NOW + timedelta(seconds=30)},
+    ]
+    texts = np.array([0, 3])  # cosine 0.5: below 0.55, above the default 0.4 x 0.55
+    settings = Settings(database_url="sqlite://")
+    one, two = np.array([7, 7]), np.array([7, 8])
+    assert turns_of_records(records, texts, VECTORS, settings, one).rephrased.tolist() == [
+        True,
+        False,
+    ]
+    assert not turns_of_records(records, texts, VECTORS, settings, two).rephrased.any()
+    assert not turns_of_records(records, texts, VECTORS, settings).rephrased.any()
+    plain = Settings(database_url="sqlite://", rephrase_cluster_ratio=1.0)
+    assert not turns_of_records(records, texts, VECTORS, plain, one).rephrased.any()
 
 
 def test_the_user_stands_in_for_a_missing_session_and_no_key_is_no_conversation() -> None:
@@ -323,3 +377,33 @@ def _links(node: Any) -> list[Any]:
     from tests.dashboard.test_app import walk
 
     return [c for c in walk(node) if isinstance(c, dcc.Link)]
+
+
+def test_the_record_api_says_what_the_latest_run_found_about_the_next_turn(
+    analysed: tuple[Settings, RunReport],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from llmscope.app.server import create_app
+
+    settings, report = analysed
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            stats = session.scalars(
+                select(RunCluster.stats).where(RunCluster.run_id == report.run_id)
+            ).all()
+    finally:
+        engine.dispose()
+    rephrased = {r for s in stats for r in ((s or {}).get("implicit") or {}).get("rephrased", {})}
+    assert rephrased and "b0-1" not in rephrased
+    with TestClient(create_app(settings)) as client:
+        flags = {
+            record_id: (body["rephrased"], body["regenerated"])
+            for record_id in (*sorted(rephrased)[:3], "b0-1", "regen")
+            for body in [client.get(f"/api/v1/records/{record_id}").json()]
+        }
+        assert client.get("/api/v1/records/nobody").status_code == 404
+    assert flags.pop("b0-1") == (False, True)  # its prompt was sent again: regenerated
+    assert flags.pop("regen") == (False, False)  # the last turn: nothing follows it
+    assert set(flags.values()) == {(True, False)}

@@ -18,7 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from llmscope.analysis.findings import build_findings
-from llmscope.collector.api.routes.metrics import cluster_gauges, evaluator_gauges
+from llmscope.collector.api.routes.metrics import (
+    StoreCollector,
+    cluster_gauges,
+    evaluator_gauges,
+)
 from llmscope.db import make_engine, make_sessionmaker
 from llmscope.db.models import AnalysisRun, Feedback, Record, RunCluster
 from llmscope.db.queries import load_run_report
@@ -32,8 +36,10 @@ from llmscope.report import (
     FeedbackCounts,
     GlobalDrift,
     Hotspot,
+    Implicit,
     LatencySlice,
     Regression,
+    RephraseRate,
     RunReport,
     TokenSlice,
     WindowInfo,
@@ -219,7 +225,7 @@ def test_metrics_off_serves_nothing_and_costs_nothing() -> None:
     assert b"llmscope_calls" not in metrics.render()
 
 
-def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
+def test_cluster_gauges_come_from_the_latest_run(database_url: str, tmp_path: Path) -> None:
     engine = make_engine(database_url)
     factory = make_sessionmaker(engine)
 
@@ -241,6 +247,19 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
                     evaluated=8, failed=6, fail_rate=0.75, lift=3.0, flagged=cid == 2
                 )
             },
+            implicit=Implicit(
+                rephrase=RephraseRate(
+                    current_rate=0.4,
+                    baseline_rate=0.1,
+                    current=8,
+                    baseline=2,
+                    p_value=1e-4,
+                    q_value=1e-3,
+                    flagged=cid == 0,
+                    kind="emerging",
+                    lift=3.0,
+                )  # fmt: skip
+            ),
             regressions={
                 "latency_ms": Regression(
                     baseline=200,
@@ -315,7 +334,23 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
         assert latest is not None
         found = cluster_gauges(session, latest, cap=2)
         evaluators = evaluator_gauges(latest, cap=1)
+    flagged = {
+        (sample.labels["cluster"], sample.labels["signal"]): sample.value
+        for family in StoreCollector(factory, tmp_path, cap=2).collect()
+        if family.name == "llmscope_cluster_flagged"
+        for sample in family.samples
+    }
     engine.dispose()
+    # exported as llmscope_cluster_flagged{signal="rephrase"}, beside the other signals
+    assert flagged[("k0", "rephrase")] == 1.0 and flagged[(OTHER, "rephrase")] == 0.0
+    assert flagged[("k0", "drift")] == 1.0 and flagged[(OTHER, "regression")] == 1.0
+    assert {signal for _, signal in flagged} == {
+        "drift",
+        "hotspot",
+        "evaluation",
+        "regression",
+        "rephrase",
+    }
     assert [c["key"] for c in found] == ["k0", OTHER]
     assert found[0]["current"] == pytest.approx(0.3) and found[0]["down_rate"] == 0.25
     assert found[0]["drift"] is True
@@ -324,6 +359,8 @@ def test_cluster_gauges_come_from_the_latest_run(database_url: str) -> None:
     assert (found[0]["evaluation"], found[1]["evaluation"]) == (False, True)
     # cluster 1's latency regression is a finding: its signal too
     assert (found[0]["regression"], found[1]["regression"]) == (False, True)
+    # cluster 0's answers were rephrased more than the rest's: its rephrase signal
+    assert (found[0]["rephrase"], found[1]["rephrase"]) == (True, False)
     assert evaluators == [("correctness", 80, 0.25)]  # the most evaluated, within the cap
 
 

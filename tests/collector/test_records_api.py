@@ -58,6 +58,8 @@ def test_single_record_round_trips_every_field(client: TestClient) -> None:
     ):
         assert got[field] == sent[field], field
     assert got["timestamp"] == "2026-11-20T12:00:00Z"
+    # no analysis run has seen it: neither rephrased nor regenerated
+    assert (got["rephrased"], got["regenerated"]) == (False, False)
     assert got["template"] == {
         "name": "support",
         "version": "2",

@@ -4,6 +4,7 @@ Calls go to the OpenAI-compatible ``Settings.summary_llm_url`` with
 ``X-LLMScope-Internal: true``. A bad answer is shown back to the model once with what was wrong;
 two transport failures in a row mark the endpoint broken for the rest of the run. Answers are
 cached in ``summaries`` by a hash of the prompt version, the model and the rendered prompt.
+``openai`` is imported when a writer is made (only runs that call an LLM pay its ~1 s import).
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import openai
-from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy.orm import Session
 
 from llmscope.analysis.prompts import SUMMARY_PROMPT_VERSION, ClusterBrief, render_summary_prompt
@@ -23,6 +22,9 @@ from llmscope.analysis.summaries.parse import SummaryError, parse_summary
 from llmscope.config import Settings, revealed
 from llmscope.db.models import Summary
 from llmscope.report import ClusterSummary
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 __all__ = ["INTERNAL_HEADER", "LLMWriter", "llm_summary"]
 
@@ -35,6 +37,8 @@ class LLMWriter:
     """Asks the configured LLM for summaries within the run's token budget."""
 
     def __init__(self, settings: Settings) -> None:
+        import openai
+
         self.model = str(settings.summary_llm_model)
         self.max_output = settings.summary_max_output_tokens
         self.budget = settings.summary_max_tokens_per_run
@@ -48,6 +52,8 @@ class LLMWriter:
             max_retries=0,  # the retry policy is ours: once, then extractive
             default_headers=INTERNAL_HEADER,
         )
+        # What a failed call raises: counted as the endpoint's failure, not the answer's.
+        self.transport_errors: tuple[type[Exception], ...] = (openai.APIError, OSError)
 
     def close(self) -> None:
         self.client.close()
@@ -60,7 +66,7 @@ class LLMWriter:
         estimate = self._estimate(messages)
         response = self.client.chat.completions.create(
             model=self.model,
-            messages=cast(list[ChatCompletionMessageParam], messages),
+            messages=cast("list[ChatCompletionMessageParam]", messages),
             max_tokens=self.max_output,
             temperature=0,
             response_format={"type": "json_object"},
@@ -83,7 +89,7 @@ class LLMWriter:
                 return None, reason or "summary token budget of the run is spent"
             try:
                 content = self._call(conversation)
-            except (openai.APIError, OSError) as exc:
+            except self.transport_errors as exc:
                 transport_failures += 1
                 reason = f"LLM call failed: {type(exc).__name__}: {short(str(exc))}"
                 log.warning("summary call failed model=%s error=%s", self.model, reason)

@@ -39,7 +39,7 @@ from llmscope.dashboard.data.overview import (
     store_status,
 )
 from llmscope.dashboard.data.records import record_detail, record_trace
-from llmscope.dashboard.data.sessions import SessionTurns, Turn, session_turns
+from llmscope.dashboard.data.sessions import SessionTurns, Turn, ended_badly, session_turns
 from llmscope.dashboard.data.subclusters import (
     members_of,
     record_subclusters,
@@ -58,6 +58,7 @@ __all__ = [
     "Traffic",
     "Turn",
     "breakdown",
+    "ended_badly",
     "bucket_unit",
     "cluster_counts",
     "cluster_records",

@@ -12,19 +12,16 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from llmscope.dashboard.data.common import record_text
-from llmscope.db.models import Record, RunAssignment, RunCluster
+from llmscope.db import queries
+from llmscope.db.models import Record
+from llmscope.db.queries import cluster_implicit
 
 __all__ = ["rephrase_pairs", "turn_flags"]
 
 
 def _implicit(engine: Engine, run_id: str, cluster_id: int) -> dict[str, Any]:
     with engine.connect() as conn:
-        stats = conn.scalar(
-            select(RunCluster.stats).where(
-                RunCluster.run_id == run_id, RunCluster.cluster_id == cluster_id
-            )
-        )
-    return dict((stats or {}).get("implicit") or {})
+        return cluster_implicit(conn, run_id, cluster_id)
 
 
 def rephrase_pairs(engine: Engine, run_id: str, cluster_id: int) -> list[dict[str, Any]]:
@@ -60,18 +57,6 @@ def rephrase_pairs(engine: Engine, run_id: str, cluster_id: int) -> list[dict[st
 
 def turn_flags(engine: Engine, run_id: str, record_id: str) -> dict[str, str]:
     """What run ``run_id`` found about the record's next turn: ``{"rephrased": next id}``,
-    ``{"regenerated": next id}`` or ``{}``."""
+    ``{"regenerated": next id}`` or ``{}`` (``queries.turn_flags``)."""
     with engine.connect() as conn:
-        cluster_id = conn.scalar(
-            select(RunAssignment.cluster_id).where(
-                RunAssignment.run_id == run_id, RunAssignment.record_id == record_id
-            )
-        )
-    if cluster_id is None:
-        return {}
-    implicit = _implicit(engine, run_id, int(cluster_id))
-    return {
-        flag: str(implicit[flag][record_id])
-        for flag in ("rephrased", "regenerated")
-        if record_id in implicit.get(flag, {})
-    }
+        return queries.turn_flags(conn, run_id, record_id)

@@ -1,5 +1,6 @@
 """Reads for the session view: a conversation's turns in order, each with what the user said of
-its answer, the evaluators' verdicts and its cluster in the run being looked at."""
+its answer, the evaluators' verdicts and its cluster in the run being looked at; and, for a
+cluster's page, the sessions the analysis kept as examples of those that ended badly in it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,22 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 
 from llmscope.dashboard.data.common import LATEST_FEEDBACK, THUMB, record_text, with_feedback
-from llmscope.db.models import AnalysisRun, Evaluation, Record, RunAssignment
+from llmscope.db.models import AnalysisRun, Evaluation, Record, RunAssignment, RunCluster
 from llmscope.db.queries import pick_run
 
 TURN_LIMIT = 500
+
+
+def ended_badly(engine: Engine, run_id: str, cluster_id: int) -> list[str]:
+    """Ids of a few sessions that ended badly in the cluster, newest first, as the run stored
+    them (``run_clusters.stats["sessions"]["examples"]``; none in runs from before it)."""
+    with engine.connect() as conn:
+        stats = conn.scalar(
+            select(RunCluster.stats).where(
+                RunCluster.run_id == run_id, RunCluster.cluster_id == cluster_id
+            )
+        )
+    return [str(s) for s in ((stats or {}).get("sessions") or {}).get("examples", [])]
 
 
 @dataclass

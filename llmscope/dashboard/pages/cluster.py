@@ -1,10 +1,12 @@
 """One cluster (``/clusters/<id>``): its summary and who wrote it, keywords, share over time,
-thumbs-down and rephrase rates as the report gives them, answers users rephrased, latency and
-token distributions, template versions, example records, and a CSV export of all its records."""
+thumbs-down and rephrase rates as the report gives them, how its sessions ended, answers users
+rephrased, latency and token distributions, template versions, example records, and a CSV
+export of all its records."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from dash import dcc, html
 from sqlalchemy import Engine
@@ -96,6 +98,7 @@ def render(engine: Engine, state: ViewState, cluster_id: int) -> html.Div:
                 problems_banner(state),
                 _findings(found_here, cluster),
                 _stats(cluster),
+                _sessions(cluster, _ended_badly(engine, run.id, cluster), state),
                 evaluations if failing else None,
                 regressions if regressed else None,
                 _tool_failures(tool_failures(engine, run.id, cluster_id, _key(members))),
@@ -471,6 +474,34 @@ def _stats(c: ClusterEntry) -> html.Div:
         className="stats",
         id="cluster-stats",
     )
+
+
+def _ended_badly(engine: Engine, run_id: str, c: ClusterEntry) -> list[str]:
+    if c.sessions is None or not c.sessions.ended_badly:
+        return []  # nothing to link to: no read
+    return data.ended_badly(engine, run_id, c.id)
+
+
+def _sessions(c: ClusterEntry, examples: list[str], state: ViewState) -> html.P | None:
+    """One line on how the sessions that ended in this cluster ended, with links to a few of
+    those that ended badly."""
+    s = c.sessions
+    if s is None or not s.sessions:
+        return None
+    line: list[Any] = [
+        f"{fmt_int(s.ended_badly)} of its {plural(s.sessions, 'session')} ended badly: "
+        f"{fmt_int(s.ended_thumbs_down)} with a thumbs-down, "
+        f"{fmt_int(s.ended_rephrase)} with a rephrase"
+    ]
+    if examples:
+        line.append(" (")
+        for i, sid in enumerate(examples):
+            line += [
+                ", " if i else "",
+                dcc.Link(sid, href=state.href(f"/sessions/{quote(sid, safe='')}")),
+            ]
+        line.append(")")
+    return html.P(line, className="session-outcomes", id="cluster-sessions")
 
 
 def _rephrase_stat(c: ClusterEntry) -> html.Div | None:

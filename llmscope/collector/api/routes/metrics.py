@@ -8,7 +8,8 @@ costs the store little:
 - ``llmscope_cluster_share{cluster,window}``, ``llmscope_cluster_down_rate{cluster}``,
   ``llmscope_cluster_flagged{cluster,signal}`` (signal: drift, hotspot, evaluation: an
   evaluator's failures flagged in the cluster, regression: its latency, output length, cost
-  per call or error rate; read from the run's ``findings``): the latest analysis run, one series per
+  per call or error rate, rephrase: its answers asked again in other words more often than the
+  rest's; read from the run's ``findings``): the latest analysis run, one series per
   cluster's stable key (the identity that survives re-clustering; at most ``max_label_values``
   clusters, the largest, the rest summed into ``other``);
 - ``llmscope_evaluator_fail_rate{evaluator}`` / ``llmscope_evaluator_evaluated{evaluator}``: each
@@ -66,12 +67,13 @@ SIGNALS = {
     "hotspot": ("hotspot",),
     "evaluation": ("eval_hotspot",),
     "regression": ("regression",),
+    "rephrase": ("rephrase_hotspot",),
 }
 
 
 def cluster_gauges(session: Session, report: RunReport, cap: int) -> list[dict[str, Any]]:
     """The run's clusters as ``{key, size, baseline, current, down_rate, drift, hotspot,
-    evaluation, regression}`` (the signals: does a finding of the run name the cluster);
+    evaluation, regression, rephrase}`` (the signals: does a finding of the run name the cluster);
     beyond ``cap`` clusters the smallest are folded into one ``other`` entry."""
     keys = dict(
         session.execute(
@@ -179,7 +181,7 @@ class StoreCollector:
         flagged = GaugeMetricFamily(
             "llmscope_cluster_flagged",
             "1 when the latest run flagged the cluster for the signal "
-            "(drift, hotspot, evaluation, regression).",
+            "(drift, hotspot, evaluation, regression, rephrase).",
             labels=("cluster", "signal"),
         )
         clusters, evaluators = self._clusters.get()

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 from llmscope.collector.api.deps import SessionDep, SettingsDep, WriterDep, encodable_body
 from llmscope.collector.ingest import ExternalEvaluation, FeedbackEvent
 from llmscope.db.models import Evaluation, Feedback, Record
-from llmscope.db.queries import feedback_history
+from llmscope.db.queries import feedback_history, resolve_run_id, turn_flags
 from llmscope.schema import (
     EvaluationIn,
     EvaluationOut,
     FeedbackIn,
     FeedbackOut,
     RecordBatch,
+    RecordDetail,
     RecordIn,
     RecordOut,
 )
@@ -76,18 +77,19 @@ def ingest_records(
     return IngestResult(ids=[row["id"] for row in rows])
 
 
-@router.get("/{record_id}", response_model=RecordOut)
-def get_record(record_id: str, session: SessionDep) -> RecordOut:
-    """One record with its feedback history and its evaluations."""
+@router.get("/{record_id}", response_model=RecordDetail)
+def get_record(record_id: str, session: SessionDep) -> RecordDetail:
+    """One record with its feedback history, its evaluations and its latest run's turn flags."""
     out = read_record(session, record_id)
     if out is None:
         raise HTTPException(404, f"no record with id {record_id!r}")
     return out
 
 
-def read_record(session: Session, record_id: str) -> RecordOut | None:
-    """The record ``record_id`` as the API shows it, with its feedback history and its
-    evaluations (oldest first); None if there is no such record."""
+def read_record(session: Session, record_id: str) -> RecordDetail | None:
+    """The record ``record_id`` as the API shows it, with its feedback history, its
+    evaluations (oldest first) and whether the latest analysis run found it rephrased or
+    regenerated; None if there is no such record."""
     record = session.get(Record, record_id)
     if record is None:
         return None
@@ -98,7 +100,11 @@ def read_record(session: Session, record_id: str) -> RecordOut | None:
         .order_by(Evaluation.created_at, Evaluation.id)
     ).all()
     out.evaluations = [EvaluationOut.model_validate(row) for row in rows]
-    return out
+    run_id = resolve_run_id(session)
+    flags = turn_flags(session, run_id, record_id) if run_id is not None else {}
+    return RecordDetail(
+        **dict(out), rephrased="rephrased" in flags, regenerated="regenerated" in flags
+    )
 
 
 @router.get("", response_model=RecordPage)
