@@ -24,10 +24,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-from fastapi import Request
 from starlette.responses import Response
 
 from llmscope.collector.ingest.encodable import might_hold_surrogates, replace_unencodable
@@ -35,6 +34,7 @@ from llmscope.collector.ingest.encodable import might_hold_surrogates, replace_u
 __all__ = [
     "MAX_DEPTH",
     "BodyRefused",
+    "CallRequest",
     "dump_json",
     "is_json_type",
     "json_answer",
@@ -115,7 +115,17 @@ def parse_json(raw: bytes | str, what: str, limit: int = MAX_DEPTH) -> Any:
     return replace_unencodable(value) if might_hold_surrogates(data) else value
 
 
-async def read_body(request: Request) -> dict[str, Any]:
+class CallRequest(Protocol):
+    """What the gateway reads of a call's HTTP request: a Starlette ``Request`` (the FastAPI
+    routes), or the fast path's lighter one (``fast.py``)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def body(self) -> bytes: ...
+
+
+async def read_body(request: CallRequest) -> dict[str, Any]:
     """The call's JSON object; BodyRefused (415 for another content type, else 400)."""
     if not is_json_type(request.headers.get("content-type")):
         raise BodyRefused(415, "Content-Type must be application/json")
