@@ -242,7 +242,9 @@ def start_gateway(
     data = tmp / name
     data.mkdir()
     database_url = f"sqlite:///{data / 'bench.db'}"
+    # OTLP/gRPC off: several gateways (and other collectors on the machine) would all want 4317
     env = {**os.environ, "BENCH_OPENAI_KEY": OPENAI_KEY, "LLMSCOPE_DATA_DIR": str(data),
+           "LLMSCOPE_OTLP_GRPC_PORT": "0",
            "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'sdk' / 'src'}", **extra}  # fmt: skip
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen(
