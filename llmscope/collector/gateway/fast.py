@@ -13,7 +13,7 @@ anything they do not handle propagates, as it would from a route.
 
 The call's request is read straight off ASGI (:class:`_Incoming`): its headers decoded once into
 a dict and its body gathered from ``receive``, instead of a Starlette ``Request`` whose headers
-are searched from the start at every lookup (a call looks up a dozen); with four workers at 200
+are searched from the start at every lookup (a call makes about ten); with four workers at 200
 in flight this and the rest of the hot path's per-call costs decide whether a call costs under
 half a millisecond of CPU (``docs/benchmarks/gateway.md``).
 """
