@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from starlette.requests import ClientDisconnect, Request
 
+from llmscope.collector.gateway.body import parse_json
 from llmscope.collector.gateway.choices import StreamAssembler, answer_choices, offered_tools
 from llmscope.collector.gateway.fast import _Incoming
 from llmscope.collector.gateway.media import media_references, part_reference
@@ -187,3 +188,17 @@ def test_the_fast_path_reads_headers_and_body_as_starlette_does() -> None:
 
     with pytest.raises(ClientDisconnect):
         asyncio.run(left())
+
+
+def test_long_numbers_parse_exactly_and_short_ones_as_before() -> None:
+    big = 123456789012345678901234567890
+    doc = b'{"a": %d, "b": -%d, "c": 9223372036854775807, "d": 0.12345678901234567890123}'
+    parsed = parse_json(doc % (big, big), "body")
+    assert parsed["a"] == big and parsed["b"] == -big and isinstance(parsed["a"], int)
+    assert parsed["c"] == 2**63 - 1 and parsed["d"] == json.loads(b"0.12345678901234567890123")
+    assert parse_json(b'{"n": 18446744073709551615}', "body") == {"n": 2**64 - 1}
+    assert parse_json(b'[1e5, 12.5, "12345678901234567890 in a string"]', "body") == [
+        100000.0,
+        12.5,
+        "12345678901234567890 in a string",
+    ]
