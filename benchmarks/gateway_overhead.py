@@ -15,6 +15,8 @@ the gateway's CPU per call (all its processes), calls/s, and the records stored.
 - ``--masking``: one more gateway of this tree with ``LLMSCOPE_REDACT_PII=true``, so masking's
   own cost shows against the plain one.
 - ``--no-metrics``: one more gateway of this tree with ``LLMSCOPE_METRICS=false``.
+- ``--otlp-grpc``: the gateways keep the OTLP/gRPC receiver ``serve`` starts by default (off
+  otherwise: several gateways, and other collectors on the machine, would all want port 4317).
 - ``--scenario route|tools``: calls to a 50/50 traffic-split route with a fallback, or offering a
   function tool (every answer is a tool call the gateway passes through and records).
 
@@ -242,7 +244,9 @@ def start_gateway(
     data = tmp / name
     data.mkdir()
     database_url = f"sqlite:///{data / 'bench.db'}"
+    # OTLP/gRPC off: several gateways (and other collectors on the machine) would all want 4317
     env = {**os.environ, "BENCH_OPENAI_KEY": OPENAI_KEY, "LLMSCOPE_DATA_DIR": str(data),
+           "LLMSCOPE_OTLP_GRPC_PORT": "0",
            "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'sdk' / 'src'}", **extra}  # fmt: skip
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen(
@@ -280,6 +284,10 @@ def main() -> int:
     parser.add_argument("--stream", action="store_true", help="streaming calls; latency = TTFT")
     parser.add_argument("--masking", action="store_true", help="add this tree with PII masking")
     parser.add_argument("--no-metrics", action="store_true", help="add this tree, metrics off")
+    parser.add_argument(
+        "--otlp-grpc", action="store_true",
+        help="gateways keep their OTLP/gRPC receiver (each on a port of its own); default off",
+    )  # fmt: skip
     parser.add_argument("--scenario", choices=("plain", "route", "tools"), default="plain")
     parser.add_argument(
         "--compare", action="append", default=[], metavar="NAME=TREE",
@@ -311,13 +319,17 @@ def main() -> int:
         model = "split" if args.scenario == "route" else "chat"
         paths = [Path_("direct", f"{fake_url}/v1/chat/completions", "gpt-4o-mini",
                        {"Authorization": f"Bearer {OPENAI_KEY}"}, fake)]  # fmt: skip
+
+        def grpc() -> dict[str, str]:
+            return {"LLMSCOPE_OTLP_GRPC_PORT": str(free_port())} if args.otlp_grpc else {}
+
         for name, tree in trees.items():
-            paths.append(start_gateway(name, tree, config, tmp, args.workers, {}))
+            paths.append(start_gateway(name, tree, config, tmp, args.workers, grpc()))
         if args.masking:
-            masked = {"LLMSCOPE_REDACT_PII": "true"}
+            masked = {"LLMSCOPE_REDACT_PII": "true", **grpc()}
             paths.append(start_gateway("this+masking", REPO, config, tmp, args.workers, masked))
         if args.no_metrics:
-            plain = {"LLMSCOPE_METRICS": "false"}
+            plain = {"LLMSCOPE_METRICS": "false", **grpc()}
             paths.append(start_gateway("this-metrics", REPO, config, tmp, args.workers, plain))
         for path in paths[1:]:
             path.model = model

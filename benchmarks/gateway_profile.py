@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import process_cpu_seconds  # the sibling benchmarks module
+from common import tree_cpu_seconds  # the sibling benchmarks module
 from gateway_overhead import REPO, run_load, start_fake, start_gateway, wait_ready
 
 # (step, what a frame's "function (file:line)" text must contain), innermost match wins.
@@ -70,17 +70,19 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers (all sampled)")
     parser.add_argument("--tree", type=Path, default=REPO, help="the source tree to profile")
     parser.add_argument("--masking", action="store_true", help="with LLMSCOPE_REDACT_PII=true")
+    parser.add_argument("--stacks", type=Path, help="keep py-spy's raw stacks in this file")
     parser.add_argument("--detail", type=int, default=0, help="print the N commonest leaves")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         fake, fake_url, config = start_fake(tmp, args.delay_ms)
         extra = {"LLMSCOPE_REDACT_PII": "true"} if args.masking else {}
-        gateway = start_gateway("profiled", args.tree.resolve(), config, tmp, 1, extra)
+        gateway = start_gateway("profiled", args.tree.resolve(), config, tmp, args.workers, extra)
         assert gateway.proc is not None
-        raw = tmp / "stacks.txt"
+        raw = args.stacks or tmp / "stacks.txt"
         try:
             asyncio.run(wait_ready(fake_url, fake))
             asyncio.run(wait_ready(gateway.url.replace("/v1/chat/completions", "/health"),
@@ -90,17 +92,17 @@ def main() -> int:
             spy = subprocess.Popen(
                 ["py-spy", "record", "--format", "raw", "--output", str(raw), "--gil",
                  "--rate", str(args.rate), "--duration", str(int(args.seconds)),
-                 "--pid", str(gateway.proc.pid)],
+                 "--pid", str(gateway.proc.pid), "--subprocesses"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1.0)  # py-spy attaches
-            cpu = process_cpu_seconds(gateway.proc.pid)
+            cpu = tree_cpu_seconds(gateway.proc.pid)
             deadline = time.monotonic() + args.seconds - 2
             while time.monotonic() < deadline:
                 asyncio.run(
                     run_load(gateway, 20 * args.concurrency, args.concurrency, False, False)
                 )
-            cpu = process_cpu_seconds(gateway.proc.pid) - cpu
+            cpu = tree_cpu_seconds(gateway.proc.pid) - cpu
             calls = gateway.calls
             spy.wait(args.seconds + 60)
             samples: Counter[str] = Counter()
@@ -117,8 +119,9 @@ def main() -> int:
             fake.wait(60)
     total = sum(samples.values()) or 1
     per_call = cpu / calls * 1000
-    print(f"{calls} calls at {args.concurrency} in flight, provider delay {args.delay_ms:g} ms, "
-          f"tree {args.tree}, masking {'on' if args.masking else 'off'}")  # fmt: skip
+    print(f"{calls} calls at {args.concurrency} in flight, {args.workers} worker(s), "
+          f"provider delay {args.delay_ms:g} ms, tree {args.tree}, "
+          f"masking {'on' if args.masking else 'off'}")  # fmt: skip
     print(f"gateway CPU per call: {per_call:.3f} ms; {total} samples")
     print(f"{'step':28} {'share':>7} {'ms/call':>8}")
     for step, count in samples.most_common():

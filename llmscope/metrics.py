@@ -117,6 +117,24 @@ class _Group:
         self.ttfts: list[float] = []
 
 
+class _Children:
+    """The children of the call metrics for one label set; the rarer ones made when first
+    needed (a child, once made, is a series shown at 0)."""
+
+    __slots__ = ("calls", "key", "more")
+
+    def __init__(self, key: tuple[str, str], calls: Any) -> None:
+        self.key = key
+        self.calls = calls
+        self.more: dict[str, Any] = {}
+
+    def child(self, name: str, metric: Any, *extra: str) -> Any:
+        found = self.more.get(name)
+        if found is None:
+            found = self.more[name] = metric.labels(*self.key, *extra)
+        return found
+
+
 class Metrics:
     """The process's metrics; see the module docstring for names, modes and bounds."""
 
@@ -124,6 +142,7 @@ class Metrics:
         self.enabled = enabled
         self.bound = _Bounded(max_label_values)
         self.multiprocess = multiprocess_dir() is not None
+        self._children: dict[tuple[Any, ...], _Children] = {}  # raw labels -> (see _label)
         if not enabled:
             return
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -269,27 +288,36 @@ class Metrics:
             group.tokens_in += get("input_tokens") or 0
             group.tokens_out += get("output_tokens") or 0
             group.cost += get("cost_usd") or 0.0
-        b = self.bound
-        for (source, endpoint, model, name, version, status), group in groups.items():
-            key = (b("endpoint", endpoint), b("model", model))
-            template = "" if name is None else f"{name}@{version or ''}"
-            labels = (
-                b("source", source),
-                *key,
-                b("template", template),
-                b("status", status or "ok"),
-            )
-            self.calls.labels(*labels).inc(group.calls)
+        for raw, group in groups.items():
+            children = self._children.get(raw)
+            if children is None:
+                children = self._label(raw)
+            children.calls.inc(group.calls)
             if group.latencies:
-                _observe_many(self.latency.labels(*key), group.latencies)
+                _observe_many(children.child("latency", self.latency), group.latencies)
             if group.ttfts:
-                _observe_many(self.ttft.labels(*key), group.ttfts)
+                _observe_many(children.child("ttft", self.ttft), group.ttfts)
             if group.tokens_in > 0:
-                self.tokens.labels(*key, "input").inc(group.tokens_in)
+                children.child("input", self.tokens, "input").inc(group.tokens_in)
             if group.tokens_out > 0:
-                self.tokens.labels(*key, "output").inc(group.tokens_out)
+                children.child("output", self.tokens, "output").inc(group.tokens_out)
             if group.cost > 0:
-                self.cost.labels(*key).inc(group.cost)
+                children.child("cost", self.cost).inc(group.cost)
+
+    def _label(self, raw: tuple[Any, ...]) -> _Children:
+        """The metric children of one raw label set, kept (a bounded label maps the same way
+        for good: its first ``cap`` values stay, the rest stay ``other``), so a call's counting
+        skips prometheus-client's label lookup, about half of its cost."""
+        source, endpoint, model, name, version, status = raw
+        b = self.bound
+        key = (b("endpoint", endpoint), b("model", model))
+        template = "" if name is None else f"{name}@{version or ''}"
+        labels = (b("source", source), *key, b("template", template), b("status", status or "ok"))
+        children = _Children(key, self.calls.labels(*labels))
+        if len(self._children) >= 10_000:  # bounded: the raw values come from clients
+            self._children.clear()
+        self._children[raw] = children
+        return children
 
     def feedback(self, endpoint: str | None, thumb: str | None) -> None:
         """Count one stored feedback event on a record of ``endpoint``."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from llmscope.collector.api.admission import Admission
+from llmscope.collector.api.admission import GAUGE_INTERVAL, Admission
+from llmscope.metrics import Metrics
 
 
 def slow_app(release: asyncio.Event, entered: list[int]) -> Starlette:
@@ -68,3 +70,49 @@ def test_body_bytes_in_flight_are_bounded() -> None:
 def test_a_single_large_body_is_always_admitted_alone() -> None:
     answers = asyncio.run(_flood(100, 1_000, [b"z" * 5_000]))
     assert [a.status_code for a in answers] == [200]
+
+
+def _gauge(metrics: Metrics, name: str) -> float:
+    text = metrics.render().decode()
+    return next(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    )
+
+
+async def _gauges_while_held() -> tuple[float, float, float, float]:
+    release = asyncio.Event()
+    entered: list[int] = []
+    metrics = Metrics()
+    app = Admission(
+        slow_app(release, entered),
+        max_requests=10,
+        max_body_bytes=10_000_000,
+        largest_body=1_000_000,
+        metrics=metrics,
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
+        tasks = [asyncio.create_task(client.post("/work", content=b"x" * 10)) for _ in range(3)]
+        while len(entered) < 3:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(GAUGE_INTERVAL * 3)
+        held = (
+            _gauge(metrics, "llmscope_inflight_requests"),
+            _gauge(metrics, "llmscope_inflight_body_bytes"),
+        )
+        release.set()
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(GAUGE_INTERVAL * 3)
+        after = (
+            _gauge(metrics, "llmscope_inflight_requests"),
+            _gauge(metrics, "llmscope_inflight_body_bytes"),
+        )
+    return (*held, *after)
+
+
+def test_the_inflight_gauges_follow_the_counts_within_the_interval() -> None:
+    # written by a timer, not per request: the held calls show, and so does their end
+    assert asyncio.run(_gauges_while_held()) == (3, 30, 0, 0)

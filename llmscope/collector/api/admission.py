@@ -5,10 +5,16 @@ bound. A request is admitted while fewer than ``max_requests`` are in flight and
 in flight (by Content-Length; a body without one counts as the largest allowed) stay under
 ``max_body_bytes``, so memory stays bounded whatever the traffic. Clients (the SDK, OTLP
 exporters, HTTP clients of the gateway) retry on 503 with backoff.
+
+The ``llmscope_inflight_*`` gauges are written at most once per :data:`GAUGE_INTERVAL`
+(a timer writes the latest counts), not twice per request: with ``serve --workers N`` every
+write is a locked write to a memory-mapped file, and a scrape every few seconds cannot tell
+the difference. The counts that admit or refuse a request are exact at all times.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -16,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from llmscope.metrics import Metrics
 
 EXEMPT_PATHS = {"/health", "/metrics"}  # answered even under a flood
+GAUGE_INTERVAL = 0.05  # seconds between writes of the in-flight gauges
 
 
 class Admission:
@@ -40,6 +47,7 @@ class Admission:
         self.body_bytes = 0
         self.refused = 0
         self.metrics = metrics if metrics is not None and metrics.enabled else None
+        self._gauge_timer: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
@@ -65,6 +73,13 @@ class Admission:
             self._gauges()
 
     def _gauges(self) -> None:
+        """Have the gauges written within GAUGE_INTERVAL (one timer for any number of calls)."""
+        if self.metrics is not None and self._gauge_timer is None:
+            loop = asyncio.get_running_loop()
+            self._gauge_timer = loop.call_later(GAUGE_INTERVAL, self._write_gauges)
+
+    def _write_gauges(self) -> None:
+        self._gauge_timer = None
         if self.metrics is not None:
             self.metrics.inflight_requests.set(self.requests)
             self.metrics.inflight_body_bytes.set(self.body_bytes)

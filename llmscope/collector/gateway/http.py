@@ -156,11 +156,19 @@ class _Connection(asyncio.Protocol):
             else:
                 waiter.set_exception(error)
 
-    async def exchange(self, request: bytes) -> Answer:
+    async def exchange(self, request: bytes, timeout: float | None = None) -> Answer:
+        """Send ``request``; its whole answer, or TimeoutError past ``timeout`` seconds."""
         assert self.transport is not None
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
         self.transport.write(request)
-        await self._waiter
+        # one timer, not an ``asyncio.timeout`` block: a few microseconds less of every call
+        timer = None if timeout is None else loop.call_later(timeout, _time_out, waiter)
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
         return self.answered()
 
     def answered(self) -> Answer:
@@ -183,6 +191,11 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class StreamedAnswer:
@@ -318,14 +331,29 @@ class Upstream:
         return found
 
     async def post(
-        self, url: str, data: bytes, headers: dict[str, str], *, connect_timeout: float
+        self,
+        url: str,
+        data: bytes,
+        headers: dict[str, str],
+        *,
+        connect_timeout: float,
+        timeout: float | None = None,
     ) -> Answer:
         """POST ``data``; the whole answer. Raises UpstreamUnreachable when no connection
-        could be made, UpstreamBroken when it failed before the answer was complete."""
+        could be made, UpstreamBroken when it failed before the answer was complete, and
+        TimeoutError when the whole exchange (connecting included) took past ``timeout``."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         origin, request = self._request(url, data, headers)
-        connection = await self._acquire(origin, connect_timeout)
+        connection = self._take_idle(origin)
+        if connection is None and timeout is None:
+            connection = await self._connect(origin, connect_timeout)
+        elif connection is None:
+            async with asyncio.timeout(timeout):  # the call's time limit cuts connecting short
+                connection = await self._connect(origin, connect_timeout)
+        left = None if timeout is None else timeout - (loop.time() - started)
         try:
-            answer = await connection.exchange(request)
+            answer = await connection.exchange(request, left)
         except BaseException:
             connection.close()
             raise
@@ -385,6 +413,13 @@ class Upstream:
         return origin, b"".join(lines)
 
     async def _acquire(self, origin: tuple[str, int, bool], connect_timeout: float) -> _Connection:
+        connection = self._take_idle(origin)
+        if connection is not None:
+            return connection
+        return await self._connect(origin, connect_timeout)
+
+    def _take_idle(self, origin: tuple[str, int, bool]) -> _Connection | None:
+        """The most recently used idle connection to ``origin`` that is still usable."""
         idle = self._idle.get(origin)
         now = time.monotonic()
         while idle:
@@ -396,6 +431,9 @@ class Upstream:
                 connection.close()
                 continue
             return connection
+        return None
+
+    async def _connect(self, origin: tuple[str, int, bool], connect_timeout: float) -> _Connection:
         host, port, secure = origin
         loop = asyncio.get_running_loop()
         try:

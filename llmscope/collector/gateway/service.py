@@ -22,10 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
 from fastapi.responses import Response
 
-from llmscope.collector.gateway.body import BodyRefused, json_answer, read_body, relayed_answer
+from llmscope.collector.gateway.body import (
+    BodyRefused,
+    CallRequest,
+    json_answer,
+    read_body,
+    relayed_answer,
+)
 from llmscope.collector.gateway.choices import answer_choices, offered_tools
 from llmscope.collector.gateway.config import (
     ConfigError,
@@ -65,6 +70,7 @@ KINDS = {
 }
 
 
+_RECORD_HEADER = RECORD_HEADER.lower().encode()
 FALLBACK_STATUSES = frozenset({408, 429})  # and every 5xx (504 is a provider timeout)
 
 
@@ -194,7 +200,7 @@ class Gateway:
         return route, [e for e in endpoints if e is not None]
 
     async def invoke(
-        self, request: Request, name: str | None, kind: str | None, flavor: str
+        self, request: CallRequest, name: str | None, kind: str | None, flavor: str
     ) -> Response:
         """Serve one call (``flavor``: ``mlflow``, ``openai`` or ``responses``) and record it."""
         state = self.state
@@ -331,7 +337,7 @@ class Gateway:
         return json_answer(error_body(flavor, status, message), status, headers)
 
     async def _finish(self, call: Call, response: Response) -> Response:
-        response.headers[RECORD_HEADER] = call.id
+        response.raw_headers.append((_RECORD_HEADER, call.id.encode()))  # set nowhere else
         finishing = self._record(call)
         if finishing is not None:
             await finishing  # journaled before the answer leaves, as without masking

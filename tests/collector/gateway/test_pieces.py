@@ -1,13 +1,24 @@
-"""Pure pieces on hand-made inputs: media references, stream assembly, MLflow span formats."""
+"""Pure pieces on hand-made inputs: media references, stream assembly, MLflow span formats,
+record ids, the fast path's request."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import threading
+import uuid
+from typing import Any
 
+import pytest
+from starlette.requests import ClientDisconnect, Request
+
+from llmscope.collector.gateway.body import parse_json
 from llmscope.collector.gateway.choices import StreamAssembler, answer_choices, offered_tools
+from llmscope.collector.gateway.fast import _Incoming
 from llmscope.collector.gateway.media import media_references, part_reference
+from llmscope.collector.gateway.recording import new_id
 from llmscope.collector.otlp.attributes import Attrs
 from llmscope.collector.otlp.mlflow import MLflowTracing
 
@@ -119,3 +130,75 @@ def test_mlflow_langchain_and_responses_outputs() -> None:
     assert fields["messages"][0] == {"role": "system", "content": "Be kind."}
     assert adapter.verdict(_attrs({"mlflow.spanType": "TOOL"})) is False
     assert adapter.verdict(Attrs({"gen_ai.system": "openai"})) is None
+
+
+def test_record_ids_are_distinct_version_4_uuids_across_threads() -> None:
+    found: list[str] = []
+
+    def take() -> None:
+        found.extend(new_id() for _ in range(5_000))  # several pools' worth each
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(found)) == len(found) == 20_000
+    parsed = [uuid.UUID(i) for i in found]
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert [str(u) for u in parsed] == found  # canonical text: lower case, dashes in place
+    # the bits that are not fixed are random: every hex digit shows up in the last group
+    assert set("".join(i[-12:] for i in found[:200])) == set("0123456789abcdef")
+
+
+def _asgi(headers: list[tuple[bytes, bytes]], messages: list[dict[str, Any]]) -> tuple[Any, Any]:
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions",
+             "headers": headers, "query_string": b""}  # fmt: skip
+    pending = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0)
+
+    return scope, receive
+
+
+def test_the_fast_path_reads_headers_and_body_as_starlette_does() -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"x-llmscope-tags", b'{"team": "web"}'),
+        (b"x-llmscope-tags", b'{"team": "ignored"}'),  # repeated: the first one counts
+        (b"x-llmscope-user-id", "Zo\xe9".encode("latin-1")),
+    ]
+    parts = [
+        {"type": "http.request", "body": b'{"model": ', "more_body": True},
+        {"type": "http.request", "body": b'"chat"}', "more_body": False},
+    ]
+
+    async def read(kind: type) -> tuple[dict[str, str], bytes]:
+        request = kind(*_asgi(headers, parts))
+        names = ("content-type", "x-llmscope-tags", "x-llmscope-user-id", "traceparent")
+        return {n: request.headers.get(n) for n in names}, await request.body()
+
+    assert asyncio.run(read(_Incoming)) == asyncio.run(read(Request))
+    fast_headers, body = asyncio.run(read(_Incoming))
+    assert fast_headers["x-llmscope-tags"] == '{"team": "web"}' and body == b'{"model": "chat"}'
+
+    async def left() -> bytes:
+        return await _Incoming(*_asgi(headers, [{"type": "http.disconnect"}])).body()
+
+    with pytest.raises(ClientDisconnect):
+        asyncio.run(left())
+
+
+def test_long_numbers_parse_exactly_and_short_ones_as_before() -> None:
+    big = 123456789012345678901234567890
+    doc = b'{"a": %d, "b": -%d, "c": 9223372036854775807, "d": 0.12345678901234567890123}'
+    parsed = parse_json(doc % (big, big), "body")
+    assert parsed["a"] == big and parsed["b"] == -big and isinstance(parsed["a"], int)
+    assert parsed["c"] == 2**63 - 1 and parsed["d"] == json.loads(b"0.12345678901234567890123")
+    assert parse_json(b'{"n": 18446744073709551615}', "body") == {"n": 2**64 - 1}
+    assert parse_json(b'[1e5, 12.5, "12345678901234567890 in a string"]', "body") == [
+        100000.0,
+        12.5,
+        "12345678901234567890 in a string",
+    ]

@@ -41,6 +41,8 @@ class Scripted(asyncio.Protocol):
         self.server.requests.append(head + sep + rest[:length])
         self.buffer = rest[length:]
         answer, close = self.server.script.pop(0)
+        if not answer:
+            return  # a provider that never answers
         self.transport.write(answer)  # type: ignore[attr-defined]
         if close:
             self.transport.close()
@@ -194,6 +196,26 @@ async def _a_stream_left_early_or_stalled_closes_its_connection(server: Server) 
     stalled.release()
     upstream.close()
     assert server.connections == 2
+
+
+async def _a_whole_answer_past_its_time_limit(server: Server) -> None:
+    server.script = [(answer(b'{"n": 1}'), False), (b"", False), (answer(b'{"n": 3}'), False)]
+    upstream = Upstream(ssl.create_default_context())
+    quick = await upstream.post(server.url, b"{}", {}, connect_timeout=5, timeout=0.3)
+    await asyncio.sleep(0.5)  # the answered call's timer is gone: nothing fires on the idle one
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await upstream.post(server.url, b"{}", {}, connect_timeout=5, timeout=0.3)
+    waited = asyncio.get_running_loop().time() - started
+    after = await upstream.post(server.url, b"{}", {}, connect_timeout=5, timeout=5)
+    upstream.close()
+    assert quick.body == b'{"n": 1}' and after.body == b'{"n": 3}'
+    assert 0.25 <= waited < 2.0
+    assert server.connections == 2  # the timed-out connection was closed, not reused
+
+
+def test_a_whole_answer_past_its_time_limit_is_a_timeout() -> None:
+    run(_a_whole_answer_past_its_time_limit)
 
 
 def test_streams_line_by_line_and_reuse_the_connection() -> None:

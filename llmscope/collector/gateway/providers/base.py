@@ -323,8 +323,9 @@ class Provider:
                     opened.release()
                 return opened.status, opened.reason, opened.headers, content
         elif not stream and upstream.handles(url):
-            async with asyncio.timeout(self.endpoint.timeout_seconds):
-                answer = await upstream.post(url, data, headers, connect_timeout=connect)
+            answer = await upstream.post(
+                url, data, headers, connect_timeout=connect, timeout=self.endpoint.timeout_seconds
+            )
             if answer.status not in REDIRECTS:  # the lean client follows none: aiohttp, below
                 return answer.status, answer.reason, answer.headers, answer.body
         response = await self.http.session.post(
